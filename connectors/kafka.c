@@ -1,0 +1,777 @@
+/*
+ * kafka.c - consumer, idempotent producer and mock cluster (see kafka.h).
+ *
+ * Consumer: enable.auto.offset.store=false, so only offsets the engine
+ * stores (after the batch's outputs are acknowledged) are ever committed;
+ * auto-commit then commits stored offsets in the background, and the
+ * revoke path commits synchronously.  partition.assignment.strategy
+ * defaults to cooperative-sticky; the eager protocol is handled too.
+ *
+ * Producer: enable.idempotence=true (acks=all, ordered retries).  Each
+ * output carries its batch as the message opaque; the delivery report
+ * acknowledges it.  A retriable failure (the delivery timeout expired
+ * while brokers were away) is produced again with the same bytes, so
+ * the batch never completes without its output.  A permanent failure
+ * (MSG_SIZE_TOO_LARGE, INVALID_RECORD, authorization) sends the record to
+ * the DLQ with the reason, once; if that fails too the batch is marked
+ * failed and the engine stops without committing it.
+ *
+ * Engine thread only.
+ */
+#include "kafka.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KCOMP "kafka"
+
+const struct sp_cfg_key sp_kafka_keys[] = {
+    {"kafka.embedded", SP_CFG_BOOL, "false", 0, 0,
+     "Start librdkafka's mock cluster in-process and use it (demo, tests); "
+     "kafka.brokers is then ignored", 0, NULL},
+    {"kafka.embedded_brokers", SP_CFG_INT, "1", 1, 5,
+     "Brokers of the embedded mock cluster", 0, NULL},
+    {"kafka.embedded_partitions", SP_CFG_INT, "4", 1, 256,
+     "Partitions of each topic the embedded mock cluster creates", 0, NULL},
+    {"kafka.brokers", SP_CFG_STR, "localhost:9092", 0, 0,
+     "Bootstrap servers (Event Hubs: <namespace>.servicebus.windows.net:9093)",
+     0, NULL},
+    {"kafka.group", SP_CFG_STR, "socpilot", 0, 0,
+     "Consumer group id shared by all instances", 0, NULL},
+    {"kafka.client_id", SP_CFG_STR, "socpilot", 0, 0, "Kafka client.id", 0,
+     NULL},
+    {"kafka.client", SP_CFG_MAP, NULL, 0, 0,
+     "librdkafka properties for both consumer and producer (security.protocol, "
+     "sasl.*, ssl.*)", 0, NULL},
+    {"kafka.consumer", SP_CFG_MAP, NULL, 0, 0,
+     "librdkafka consumer properties, passed through (override kafka.client)",
+     0, NULL},
+    {"kafka.producer", SP_CFG_MAP, NULL, 0, 0,
+     "librdkafka producer properties, passed through (override kafka.client)",
+     0, NULL},
+};
+const size_t sp_kafka_n_keys = SP_ARRAY_SIZE(sp_kafka_keys);
+
+struct sp_mock {
+    rd_kafka_t *rk;                  /* hosts the cluster's threads */
+    rd_kafka_mock_cluster_t *mc;
+    char *bootstraps;
+};
+
+struct sp_kafka {
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    rd_kafka_queue_t *cq;            /* consumer queue */
+    struct sp_mock *mock;
+    char *bootstraps;
+    char *dlq_topic;
+    struct sp_kafka_hooks hooks;
+    struct sp_sink sink;
+    bool paused;
+    bool shut;
+    int assigned;
+    bool cooperative;
+    struct sp_counter *c_produced, *c_delivered, *c_redelivered,
+        *c_delivery_failed, *c_dlq_publish_failed, *c_consumed,
+        *c_consume_errors, *c_rebalances;
+};
+
+enum sp_err sp_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
+                              const char *value, struct sp_error *err)
+{
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, name, value, errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK)
+        return sp_error_set(err, SP_ERR_CONFIG, "kafka property %s: %s", name,
+                            errstr);
+    return SP_OK;
+}
+
+/* ---- logging bridge ------------------------------------------------------ */
+
+static void kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                         const char *buf)
+{
+    SP_UNUSED(rk);
+    if (level <= 3)
+        sp_log_error(KCOMP, "%s: %s", fac, buf);
+    else if (level <= 4)
+        sp_log_warn(KCOMP, "%s: %s", fac, buf);
+    else if (level <= 6)
+        sp_log_info(KCOMP, "%s: %s", fac, buf);
+    else
+        sp_log_debug(KCOMP, "%s: %s", fac, buf);
+}
+
+static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
+                           void *opaque)
+{
+    static struct sp_log_rl rl;
+    SP_UNUSED(opaque);
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf[512];
+        rd_kafka_resp_err_t orig = rd_kafka_fatal_error(rk, buf, sizeof(buf));
+        sp_log_error(KCOMP, "fatal error %s: %s", rd_kafka_err2name(orig), buf);
+        return;
+    }
+    sp_log_warn_rl(&rl, 5000, KCOMP, "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* ---- configuration ------------------------------------------------------- */
+
+struct conf_apply {
+    rd_kafka_conf_t *conf;
+    struct sp_error *err;
+    const char *map;
+    enum sp_err rc;
+};
+
+static int conf_apply_cb(const char *name, const char *value, void *ud)
+{
+    struct conf_apply *ca = ud;
+    char errstr[512];
+    if (rd_kafka_conf_set(ca->conf, name, value, errstr, sizeof(errstr)) !=
+        RD_KAFKA_CONF_OK) {
+        ca->rc = sp_error_set(ca->err, SP_ERR_CONFIG, "%s.%s: %s", ca->map,
+                              name, errstr);
+        return 1;
+    }
+    return 0;
+}
+
+static enum sp_err conf_apply_map(rd_kafka_conf_t *conf,
+                                  const struct sp_config *cfg, const char *map,
+                                  struct sp_error *err)
+{
+    struct conf_apply ca = {conf, err, map, SP_OK};
+    sp_config_map_each(cfg, map, conf_apply_cb, &ca);
+    return ca.rc;
+}
+
+/*
+ * Builds a handle's conf in three layers: our defaults, then the user's
+ * kafka.client and role maps (so they can tune anything), then the
+ * settings our delivery semantics depend on, which always win.
+ */
+static rd_kafka_conf_t *build_conf(const struct sp_kafka *k,
+                                   const struct sp_config *cfg,
+                                   const char *const (*defaults)[2],
+                                   const char *role_map,
+                                   const char *const (*forced)[2],
+                                   struct sp_error *err)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (sp_kafka_conf_set(conf, "bootstrap.servers", k->bootstraps, err) ||
+        sp_kafka_conf_set(conf, "client.id",
+                          sp_config_str(cfg, "kafka.client_id"), err))
+        goto fail;
+    for (size_t i = 0; defaults[i][0]; i++)
+        if (sp_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err))
+            goto fail;
+    if (conf_apply_map(conf, cfg, "kafka.client", err) ||
+        conf_apply_map(conf, cfg, role_map, err))
+        goto fail;
+    for (size_t i = 0; forced[i][0]; i++)
+        if (sp_kafka_conf_set(conf, forced[i][0], forced[i][1], err))
+            goto fail;
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
+    rd_kafka_conf_set_opaque(conf, (void *)k);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+/* ---- producer ------------------------------------------------------------ */
+
+static bool permanent_delivery_error(rd_kafka_resp_err_t err)
+{
+    switch (err) {
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+    case RD_KAFKA_RESP_ERR_INVALID_MSG:
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+    case RD_KAFKA_RESP_ERR__INVALID_ARG:
+    case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static rd_kafka_resp_err_t produce_raw(struct sp_kafka *k,
+                                       struct sp_batch *batch,
+                                       const char *topic, const void *key,
+                                       size_t klen, const void *val,
+                                       size_t vlen, rd_kafka_headers_t *hdrs)
+{
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        k->producer, RD_KAFKA_V_TOPIC(topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_KEY((void *)key, klen), RD_KAFKA_V_VALUE((void *)val, vlen),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(batch), RD_KAFKA_V_END);
+    return err;
+}
+
+/* Produces, waiting out a full local queue (QUEUE_FULL) by serving
+ * delivery reports: this is where backpressure from the brokers reaches
+ * the engine. */
+static rd_kafka_resp_err_t produce_wait(struct sp_kafka *k,
+                                        struct sp_batch *batch,
+                                        const char *topic, const void *key,
+                                        size_t klen, const void *val,
+                                        size_t vlen, rd_kafka_headers_t *hdrs)
+{
+    for (;;) {
+        rd_kafka_resp_err_t err =
+            produce_raw(k, batch, topic, key, klen, val, vlen, hdrs);
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return err;
+        rd_kafka_poll(k->producer, 50);
+    }
+}
+
+static void dlq_after_delivery_failure(struct sp_kafka *k,
+                                       const rd_kafka_message_t *rkm,
+                                       struct sp_batch *batch)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    rd_kafka_headers_t *hdrs = NULL;
+    rd_kafka_headers_t *orig = NULL;
+    if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        orig)
+        hdrs = rd_kafka_headers_copy(orig);
+    if (!hdrs)
+        hdrs = rd_kafka_headers_new(4);
+    const char *reason = "publish_failed";
+    const char *detail = rd_kafka_err2str(rkm->err);
+    rd_kafka_header_remove(hdrs, "socpilot-error-reason");
+    rd_kafka_header_add(hdrs, "socpilot-error-reason", -1, reason, -1);
+    rd_kafka_header_add(hdrs, "socpilot-error-detail", -1, detail, -1);
+    rd_kafka_header_add(hdrs, "socpilot-error-stage", -1, "publish", -1);
+    rd_kafka_header_add(hdrs, "socpilot-output-topic", -1, topic, -1);
+    batch->pending++;
+    rd_kafka_resp_err_t err =
+        produce_wait(k, batch, k->dlq_topic, rkm->key, rkm->key_len,
+                     rkm->payload, rkm->len, hdrs);
+    if (err) {
+        rd_kafka_headers_destroy(hdrs);
+        batch->pending--;
+        sp_counter_add(k->c_dlq_publish_failed, 1);
+        sp_batch_ack(batch, false);
+        return;
+    }
+    sp_batch_ack(batch, true);   /* the original output is settled */
+}
+
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
+                      void *opaque)
+{
+    static struct sp_log_rl rl_retry, rl_perm;
+    struct sp_kafka *k = opaque;
+    struct sp_batch *batch = rkm->_private;
+    SP_UNUSED(rk);
+    if (!batch)
+        return;
+    if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        sp_counter_add(k->c_delivered, 1);
+        sp_batch_ack(batch, true);
+        return;
+    }
+    if (rkm->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+        rkm->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        /* Shutting down past the timeout: left unacknowledged on purpose,
+         * so the batch is not committed and will be replayed. */
+        sp_batch_ack(batch, false);
+        return;
+    }
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    bool to_dlq = k->dlq_topic && strcmp(topic, k->dlq_topic) == 0;
+    if (!permanent_delivery_error(rkm->err)) {
+        /* Same bytes again; the batch stays pending. */
+        sp_log_warn_rl(&rl_retry, 5000, KCOMP,
+                       "delivery to %s failed (%s); producing again", topic,
+                       rd_kafka_err2name(rkm->err));
+        sp_counter_add(k->c_redelivered, 1);
+        rd_kafka_headers_t *hdrs = NULL, *orig = NULL;
+        if (rd_kafka_message_headers(rkm, &orig) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            orig)
+            hdrs = rd_kafka_headers_copy(orig);
+        rd_kafka_resp_err_t err =
+            produce_wait(k, batch, topic, rkm->key, rkm->key_len,
+                         rkm->payload, rkm->len, hdrs);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            return;
+        if (hdrs)
+            rd_kafka_headers_destroy(hdrs);
+        sp_log_error(KCOMP, "producing to %s again failed: %s", topic,
+                     rd_kafka_err2str(err));
+        sp_counter_add(k->c_delivery_failed, 1);
+        sp_batch_ack(batch, false);
+        return;
+    }
+    sp_counter_add(k->c_delivery_failed, 1);
+    sp_log_warn_rl(&rl_perm, 5000, KCOMP,
+                   "output to %s rejected permanently (%s)%s", topic,
+                   rd_kafka_err2name(rkm->err),
+                   to_dlq ? "" : "; sending it to the DLQ");
+    if (to_dlq || !k->dlq_topic) {
+        sp_batch_ack(batch, false);
+        return;
+    }
+    dlq_after_delivery_failure(k, rkm, batch);
+}
+
+static enum sp_err sink_produce(struct sp_sink *sink, struct sp_batch *batch,
+                                const char *topic, const void *key,
+                                size_t klen, const void *val, size_t vlen,
+                                const struct sp_header *hdrs, size_t n_hdrs)
+{
+    struct sp_kafka *k = sink->ctx;
+    rd_kafka_headers_t *h = NULL;
+    if (n_hdrs) {
+        h = rd_kafka_headers_new(n_hdrs);
+        for (size_t i = 0; i < n_hdrs; i++)
+            rd_kafka_header_add(h, hdrs[i].name, -1, hdrs[i].value,
+                                (ssize_t)hdrs[i].len);
+    }
+    batch->pending++;
+    rd_kafka_resp_err_t err =
+        produce_wait(k, batch, topic, key, klen, val, vlen, h);
+    if (err) {
+        batch->pending--;
+        if (h)
+            rd_kafka_headers_destroy(h);
+        sp_log_error(KCOMP, "produce to %s: %s", topic, rd_kafka_err2str(err));
+        return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? SP_ERR_LIMIT
+                                                           : SP_ERR_RETRY;
+    }
+    sp_counter_add(k->c_produced, 1);
+    return SP_OK;
+}
+
+/* ---- consumer and rebalances --------------------------------------------- */
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct sp_kafka *k = opaque;
+    k->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    sp_counter_add(k->c_rebalances, 1);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        sp_log_info(KCOMP, "assigned %d partition(s) (%s)", parts->cnt,
+                    k->cooperative ? "cooperative" : "eager");
+        rd_kafka_error_t *e = NULL;
+        if (k->cooperative)
+            e = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+        if (e) {
+            sp_log_error(KCOMP, "assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        k->assigned = k->cooperative ? k->assigned + parts->cnt : parts->cnt;
+        if (k->paused)
+            rd_kafka_pause_partitions(rk, parts);
+        if (k->hooks.on_assign)
+            k->hooks.on_assign(k->hooks.ud, parts);
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        sp_log_info(KCOMP, "revoking %d partition(s)", parts->cnt);
+        if (k->hooks.on_revoke)
+            k->hooks.on_revoke(k->hooks.ud, parts);
+        /* Stored offsets of the revoked partitions go out now, before
+         * another member can start on them. */
+        rd_kafka_commit(rk, NULL, 0);
+        if (k->cooperative) {
+            rd_kafka_error_t *e = rd_kafka_incremental_unassign(rk, parts);
+            if (e)
+                rd_kafka_error_destroy(e);
+            k->assigned -= parts->cnt;
+        } else {
+            rd_kafka_assign(rk, NULL);
+            k->assigned = 0;
+        }
+        if (k->assigned < 0)
+            k->assigned = 0;
+        return;
+    }
+    sp_log_error(KCOMP, "rebalance error: %s", rd_kafka_err2str(err));
+    rd_kafka_assign(rk, NULL);
+    k->assigned = 0;
+}
+
+static enum sp_err open_consumer(struct sp_kafka *k,
+                                 const struct sp_config *cfg,
+                                 struct sp_error *err)
+{
+    static const char *const defaults[][2] = {
+        {"partition.assignment.strategy", "cooperative-sticky"},
+        {"auto.offset.reset", "earliest"},
+        {"enable.auto.commit", "true"},
+        {NULL, NULL}};
+    /* Only offsets the engine stores (after acknowledgement) are
+     * committed: not negotiable. */
+    static const char *const forced[][2] = {
+        {"enable.auto.offset.store", "false"},
+        {"enable.partition.eof", "false"},
+        {NULL, NULL}};
+    rd_kafka_conf_t *conf =
+        build_conf(k, cfg, defaults, "kafka.consumer", forced, err);
+    if (!conf)
+        return SP_ERR_CONFIG;
+    if (sp_kafka_conf_set(conf, "group.id", sp_config_str(cfg, "kafka.group"),
+                          err)) {
+        rd_kafka_conf_destroy(conf);
+        return SP_ERR_CONFIG;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    char errstr[512];
+    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    if (!k->consumer) {
+        rd_kafka_conf_destroy(conf);
+        return sp_error_set(err, SP_ERR_CONFIG, "kafka consumer: %s", errstr);
+    }
+    rd_kafka_poll_set_consumer(k->consumer);
+    k->cq = rd_kafka_queue_get_consumer(k->consumer);
+
+    const char *const *topics;
+    size_t n = sp_config_list(cfg, "topics.input", &topics);
+    if (n == 0)
+        return sp_error_set(err, SP_ERR_CONFIG,
+                            "topics.input: at least one input topic needed");
+    rd_kafka_topic_partition_list_t *sub =
+        rd_kafka_topic_partition_list_new((int)n);
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(sub, topics[i],
+                                          RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(k->consumer, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    if (e)
+        return sp_error_set(err, SP_ERR_CONFIG, "subscribe: %s",
+                            rd_kafka_err2str(e));
+    return SP_OK;
+}
+
+static enum sp_err open_producer(struct sp_kafka *k,
+                                 const struct sp_config *cfg,
+                                 struct sp_error *err)
+{
+    static const char *const defaults[][2] = {
+        {"linger.ms", "5"},
+        {NULL, NULL}};
+    static const char *const forced[][2] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {NULL, NULL}};
+    rd_kafka_conf_t *conf =
+        build_conf(k, cfg, defaults, "kafka.producer", forced, err);
+    if (!conf)
+        return SP_ERR_CONFIG;
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    char errstr[512];
+    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!k->producer) {
+        rd_kafka_conf_destroy(conf);
+        return sp_error_set(err, SP_ERR_CONFIG, "kafka producer: %s", errstr);
+    }
+    return SP_OK;
+}
+
+static void register_metrics(struct sp_kafka *k, struct sp_metrics *m)
+{
+    if (!m)
+        return;
+    k->c_produced = sp_metrics_counter(m, "kafka_produced_total",
+                                       "Records handed to the producer", NULL);
+    k->c_delivered = sp_metrics_counter(
+        m, "kafka_delivered_total", "Records acknowledged by the brokers", NULL);
+    k->c_redelivered = sp_metrics_counter(
+        m, "kafka_reproduced_total",
+        "Records produced again after a retriable delivery failure", NULL);
+    k->c_delivery_failed = sp_metrics_counter(
+        m, "kafka_delivery_failures_total", "Failed delivery reports", NULL);
+    k->c_dlq_publish_failed = sp_metrics_counter(
+        m, "kafka_dlq_publish_failures_total",
+        "Records that could not be delivered even to the DLQ", NULL);
+    k->c_consumed = sp_metrics_counter(m, "kafka_consumed_total",
+                                       "Messages consumed", NULL);
+    k->c_consume_errors = sp_metrics_counter(
+        m, "kafka_consume_errors_total", "Consumer error events", NULL);
+    k->c_rebalances = sp_metrics_counter(m, "kafka_rebalances_total",
+                                         "Rebalance callbacks", NULL);
+}
+
+struct sp_kafka *sp_kafka_open(const struct sp_config *cfg,
+                               struct sp_metrics *m,
+                               const struct sp_kafka_hooks *hooks,
+                               bool consume, struct sp_error *err)
+{
+    struct sp_kafka *k = calloc(1, sizeof(*k));
+    if (!k) {
+        sp_error_set(err, SP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (hooks)
+        k->hooks = *hooks;
+    k->sink.produce = sink_produce;
+    k->sink.ctx = k;
+    register_metrics(k, m);
+    const char *dlq = sp_config_str(cfg, "topics.dlq");
+    k->dlq_topic = dlq && *dlq ? strdup(dlq) : NULL;
+
+    if (sp_config_bool(cfg, "kafka.embedded")) {
+        const char *names[4];
+        size_t nn = 0;
+        const char *const *in;
+        size_t n_in = sp_config_list(cfg, "topics.input", &in);
+        const char *outs[] = {"topics.alerts", "topics.incidents", "topics.dlq"};
+        for (size_t i = 0; i < SP_ARRAY_SIZE(outs); i++) {
+            const char *t = sp_config_str(cfg, outs[i]);
+            if (t && *t)
+                names[nn++] = t;
+        }
+        int parts = (int)sp_config_int(cfg, "kafka.embedded_partitions");
+        k->mock = sp_mock_start((int)sp_config_int(cfg, "kafka.embedded_brokers"),
+                                names, nn, parts, err);
+        if (!k->mock)
+            goto fail;
+        for (size_t i = 0; i < n_in; i++)
+            sp_mock_topic(k->mock, in[i], parts);
+        k->bootstraps = strdup(sp_mock_bootstraps(k->mock));
+        sp_log_info(KCOMP, "embedded mock cluster at %s", k->bootstraps);
+    } else {
+        k->bootstraps = strdup(sp_config_str(cfg, "kafka.brokers"));
+    }
+    if (open_producer(k, cfg, err))
+        goto fail;
+    if (consume && open_consumer(k, cfg, err))
+        goto fail;
+    return k;
+fail:
+    sp_kafka_close(k);
+    return NULL;
+}
+
+void sp_kafka_shutdown(struct sp_kafka *k, int timeout_ms)
+{
+    if (!k || k->shut)
+        return;
+    k->shut = true;
+    if (k->producer) {
+        sp_kafka_flush(k, timeout_ms);
+        rd_kafka_purge(k->producer,
+                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(k->producer, 0);
+    }
+    if (k->consumer)
+        rd_kafka_consumer_close(k->consumer);
+}
+
+void sp_kafka_close(struct sp_kafka *k)
+{
+    if (!k)
+        return;
+    sp_kafka_shutdown(k, 2000);
+    if (k->consumer) {
+        if (k->cq)
+            rd_kafka_queue_destroy(k->cq);
+        rd_kafka_destroy(k->consumer);
+    }
+    if (k->producer)
+        rd_kafka_destroy(k->producer);
+    sp_mock_stop(k->mock);
+    free(k->bootstraps);
+    free(k->dlq_topic);
+    free(k);
+}
+
+struct sp_sink *sp_kafka_sink(struct sp_kafka *k)
+{
+    return &k->sink;
+}
+
+const char *sp_kafka_bootstraps(const struct sp_kafka *k)
+{
+    return k->bootstraps;
+}
+
+rd_kafka_mock_cluster_t *sp_kafka_mock(struct sp_kafka *k)
+{
+    return k->mock ? k->mock->mc : NULL;
+}
+
+size_t sp_kafka_consume(struct sp_kafka *k, rd_kafka_message_t **msgs,
+                        size_t max, int timeout_ms)
+{
+    static struct sp_log_rl rl;
+    if (!k->cq)
+        return 0;
+    ssize_t n = rd_kafka_consume_batch_queue(k->cq, timeout_ms, msgs, max);
+    if (n <= 0)
+        return 0;
+    size_t out = 0;
+    for (ssize_t i = 0; i < n; i++) {
+        rd_kafka_message_t *rkm = msgs[i];
+        if (rkm->err) {
+            sp_counter_add(k->c_consume_errors, 1);
+            if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                sp_log_warn_rl(&rl, 5000, KCOMP, "consume: %s",
+                               rd_kafka_message_errstr(rkm));
+            rd_kafka_message_destroy(rkm);
+            continue;
+        }
+        msgs[out++] = rkm;
+    }
+    sp_counter_add(k->c_consumed, out);
+    return out;
+}
+
+void sp_kafka_poll(struct sp_kafka *k, int timeout_ms)
+{
+    rd_kafka_poll(k->producer, timeout_ms);
+}
+
+int sp_kafka_outstanding(struct sp_kafka *k)
+{
+    return rd_kafka_outq_len(k->producer);
+}
+
+int sp_kafka_flush(struct sp_kafka *k, int timeout_ms)
+{
+    int64_t deadline = sp_now_ms() + timeout_ms;
+    while (rd_kafka_outq_len(k->producer) > 0) {
+        int64_t left = deadline - sp_now_ms();
+        if (left <= 0)
+            break;
+        rd_kafka_poll(k->producer, (int)SP_MIN(left, 100));
+    }
+    return rd_kafka_outq_len(k->producer);
+}
+
+void sp_kafka_store(struct sp_kafka *k, const char *topic, int32_t partition,
+                    int64_t offset)
+{
+    if (!k->consumer)
+        return;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, partition)->offset = offset + 1;
+    rd_kafka_offsets_store(k->consumer, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+enum sp_err sp_kafka_commit(struct sp_kafka *k)
+{
+    if (!k->consumer)
+        return SP_OK;
+    rd_kafka_resp_err_t e = rd_kafka_commit(k->consumer, NULL, 0);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        sp_log_warn(KCOMP, "commit: %s", rd_kafka_err2str(e));
+        return SP_ERR_RETRY;
+    }
+    return SP_OK;
+}
+
+void sp_kafka_pause(struct sp_kafka *k, bool pause)
+{
+    if (!k->consumer || k->paused == pause)
+        return;
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (rd_kafka_assignment(k->consumer, &parts) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        parts) {
+        if (pause)
+            rd_kafka_pause_partitions(k->consumer, parts);
+        else
+            rd_kafka_resume_partitions(k->consumer, parts);
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    k->paused = pause;
+}
+
+bool sp_kafka_is_paused(const struct sp_kafka *k)
+{
+    return k->paused;
+}
+
+int sp_kafka_assigned(const struct sp_kafka *k)
+{
+    return k->assigned;
+}
+
+/* ---- mock cluster -------------------------------------------------------- */
+
+struct sp_mock *sp_mock_start(int brokers, const char *const *topics,
+                              size_t n_topics, int partitions,
+                              struct sp_error *err)
+{
+    struct sp_mock *mk = calloc(1, sizeof(*mk));
+    if (!mk) {
+        sp_error_set(err, SP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
+    char errstr[512];
+    mk->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!mk->rk) {
+        rd_kafka_conf_destroy(conf);
+        sp_error_set(err, SP_ERR_CONFIG, "mock cluster handle: %s", errstr);
+        free(mk);
+        return NULL;
+    }
+    mk->mc = rd_kafka_mock_cluster_new(mk->rk, brokers);
+    if (!mk->mc) {
+        sp_error_set(err, SP_ERR_IO, "could not start the mock cluster");
+        sp_mock_stop(mk);
+        return NULL;
+    }
+    mk->bootstraps = strdup(rd_kafka_mock_cluster_bootstraps(mk->mc));
+    for (size_t i = 0; i < n_topics; i++) {
+        if (sp_mock_topic(mk, topics[i], partitions) != SP_OK) {
+            sp_error_set(err, SP_ERR_INVALID, "mock topic %s", topics[i]);
+            sp_mock_stop(mk);
+            return NULL;
+        }
+    }
+    return mk;
+}
+
+enum sp_err sp_mock_topic(struct sp_mock *mk, const char *topic,
+                          int partitions)
+{
+    rd_kafka_resp_err_t e =
+        rd_kafka_mock_topic_create(mk->mc, topic, partitions, 1);
+    if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        return SP_ERR_INVALID;
+    return SP_OK;
+}
+
+const char *sp_mock_bootstraps(const struct sp_mock *mk)
+{
+    return mk->bootstraps;
+}
+
+rd_kafka_mock_cluster_t *sp_mock_cluster(struct sp_mock *mk)
+{
+    return mk->mc;
+}
+
+void sp_mock_stop(struct sp_mock *mk)
+{
+    if (!mk)
+        return;
+    if (mk->mc)
+        rd_kafka_mock_cluster_destroy(mk->mc);
+    if (mk->rk)
+        rd_kafka_destroy(mk->rk);
+    free(mk->bootstraps);
+    free(mk);
+}

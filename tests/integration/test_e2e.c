@@ -1,0 +1,315 @@
+/*
+ * test_e2e.c - the pipeline end to end through a real Kafka-protocol
+ * broker (librdkafka's mock cluster, in-process): 10,000 mixed messages
+ * (Graph alerts and list pages, Sentinel rows, Event Hubs envelopes, ~5%
+ * malformed of every kind) in; then
+ *   - every valid alert is on the alerts topic exactly once, keyed by its
+ *     id, with the right tenant, severity and canonical entity keys;
+ *   - every malformed message is on the DLQ with the right reason, its
+ *     original bytes and key, and its source partition/offset;
+ *   - the group's committed offsets cover every input message.
+ * Outputs are also written to build/e2e_alerts.jsonl for the schema check.
+ *
+ * E2E_MESSAGES overrides the message count.
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "engine.h"
+#include "gen.h"
+#include "json.h"
+#include "kafka.h"
+#include "kit.h"
+#include "log.h"
+#include "t.h"
+
+#define IN_TOPIC "e2e.input"
+#define PARTS 16
+
+static size_t n_msgs = 10000;
+static struct sp_mock *mock;
+static const char *brokers;
+static struct kit_where *where;
+
+static void *engine_thread(void *arg)
+{
+    struct sp_engine *eng = arg;
+    enum sp_err *rc = malloc(sizeof(*rc));
+    *rc = sp_engine_run(eng);
+    return rc;
+}
+
+static struct sp_config *make_config(const char *group)
+{
+    char b[256], g[128];
+    snprintf(b, sizeof(b), "kafka.brokers=%s", brokers);
+    snprintf(g, sizeof(g), "kafka.group=%s", group);
+    const char *sets[] = {
+        b, g, "topics.input=" IN_TOPIC, "topics.alerts=e2e.alerts",
+        "topics.dlq=e2e.dlq", "topics.incidents=e2e.incidents",
+        "pipeline.stages=decode,publish", "http.enabled=false",
+        "log.level=warn", "decode.max_message_size=64KiB",
+        "kafka.producer.message.max.bytes=8000000",
+        "kafka.consumer.fetch.message.max.bytes=8000000",
+    };
+    struct sp_cli_common co = {0};
+    return sp_cli_config(&co, sets, SP_ARRAY_SIZE(sets));
+}
+
+static void produce_all(void)
+{
+    struct kit_producer kp;
+    T_OK(kit_producer_open(&kp, brokers, n_msgs) == 0);
+    struct gen_opts o;
+    gen_opts_default(&o);
+    struct gen_item it;
+    memset(&it, 0, sizeof(it));
+    sp_buf_init(&it.buf, 0);
+    for (size_t i = 0; i < n_msgs; i++) {
+        gen_make(&it, i, &o);
+        char key[32];
+        snprintf(key, sizeof(key), "m%zu", i);
+        T_OK(kit_produce(&kp, IN_TOPIC, i, key, it.buf.data, it.buf.len) == 0);
+        rd_kafka_poll(kp.rk, 0);
+    }
+    rd_kafka_flush(kp.rk, 60000);
+    T_EQ_INT(kp.acked, (long)n_msgs);
+    where = kp.where;
+    kp.where = NULL;
+    kit_producer_close(&kp);
+    sp_buf_fini(&it.buf);
+}
+
+struct expect_totals {
+    size_t alerts;
+    size_t rejects;
+};
+
+static struct expect_totals expected_totals(void)
+{
+    struct expect_totals t = {0, 0};
+    struct gen_opts o;
+    gen_opts_default(&o);
+    struct gen_item it;
+    memset(&it, 0, sizeof(it));
+    sp_buf_init(&it.buf, 0);
+    for (size_t i = 0; i < n_msgs; i++) {
+        gen_make(&it, i, &o);
+        if (it.reason)
+            t.rejects++;
+        else
+            t.alerts += (size_t)it.n_ids;
+    }
+    sp_buf_fini(&it.buf);
+    return t;
+}
+
+static bool has_entity_key(const struct sp_json *doc, const char *key)
+{
+    sp_json_foreach(sp_json_get(doc, "entities"), e)
+    {
+        const char *k = sp_json_str(e, "key");
+        if (k && strcmp(k, key) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void test_pipeline_end_to_end(void)
+{
+    struct expect_totals want = expected_totals();
+    printf("e2e: %zu messages -> expecting %zu alerts and %zu DLQ records\n",
+           n_msgs, want.alerts, want.rejects);
+    produce_all();
+
+    struct sp_config *cfg = make_config("e2e-group");
+    T_OK(cfg != NULL);
+    if (!cfg)
+        return;
+    struct sp_error err = {0};
+    struct sp_engine *eng = sp_engine_new(cfg, &err);
+    T_OK(eng != NULL);
+    if (!eng) {
+        fprintf(stderr, "engine: %s\n", err.msg);
+        sp_config_free(cfg);
+        return;
+    }
+    pthread_t th;
+    int64_t t0 = sp_now_ms();
+    pthread_create(&th, NULL, engine_thread, eng);
+
+    /* Read outputs until everything expected is there (or a deadline). */
+    const char *topics[] = {"e2e.alerts", "e2e.dlq"};
+    rd_kafka_t *rd = kit_reader(brokers, topics, 2);
+    struct kit_table alerts, dlq;
+    kit_table_init(&alerts, want.alerts + 16);
+    kit_table_init(&dlq, want.rejects + 16);
+    size_t seen_alerts = 0, seen_dlq = 0;
+    FILE *out = fopen("build/e2e_alerts.jsonl", "w");
+    int64_t deadline = sp_now_ms() + 180000;
+    while ((seen_alerts < want.alerts || seen_dlq < want.rejects) &&
+           sp_now_ms() < deadline) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rd, 100);
+        if (!m)
+            continue;
+        if (!m->err) {
+            const char *t = rd_kafka_topic_name(m->rkt);
+            bool is_alert = strcmp(t, "e2e.alerts") == 0;
+            struct kit_entry *e = kit_table_get(is_alert ? &alerts : &dlq,
+                                                m->key ? m->key : "",
+                                                m->key_len, true);
+            if (e) {
+                e->count++;
+                free(e->value);
+                e->value = malloc(m->len + 1);
+                memcpy(e->value, m->payload, m->len);
+                e->value[m->len] = '\0';
+                e->value_len = m->len;
+                if (!is_alert) {
+                    char buf[64];
+                    /* remember reason & source offset for the checks */
+                    kit_header(m, "socpilot-source-offset", buf, sizeof(buf));
+                    e->aux = atoll(buf);
+                    char *r = malloc(64);
+                    kit_header(m, "socpilot-error-reason", r, 64);
+                    char *tmp = e->value;
+                    /* stash "reason\0value": value first for byte compare */
+                    size_t rl = strlen(r);
+                    e->value = malloc(m->len + rl + 2);
+                    memcpy(e->value, tmp, m->len);
+                    e->value[m->len] = '\0';
+                    memcpy(e->value + m->len + 1, r, rl + 1);
+                    free(tmp);
+                    free(r);
+                }
+            }
+            if (is_alert) {
+                seen_alerts++;
+                if (out) {
+                    fwrite(m->payload, 1, m->len, out);
+                    fputc('\n', out);
+                }
+            } else {
+                seen_dlq++;
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    if (out)
+        fclose(out);
+    int64_t elapsed = sp_now_ms() - t0;
+    printf("e2e: %zu alerts, %zu DLQ records in %lld ms (%.0f msgs/s)\n",
+           seen_alerts, seen_dlq, (long long)elapsed,
+           elapsed ? n_msgs * 1000.0 / (double)elapsed : 0.0);
+    rd_kafka_consumer_close(rd);
+    rd_kafka_destroy(rd);
+
+    sp_engine_stop(eng);
+    void *rcp;
+    pthread_join(th, &rcp);
+    T_EQ_INT(*(enum sp_err *)rcp, SP_OK);
+    free(rcp);
+    struct sp_engine_stats stats;
+    sp_engine_stats(eng, &stats);
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+    T_EQ_INT(stats.messages, n_msgs);
+
+    /* Every expectation, message by message. */
+    struct gen_opts o;
+    gen_opts_default(&o);
+    struct gen_item it;
+    memset(&it, 0, sizeof(it));
+    sp_buf_init(&it.buf, 0);
+    struct sp_arena a;
+    sp_arena_init(&a, 0);
+    size_t bad_alerts = 0, bad_dlq = 0, dupes = 0, missing = 0;
+    for (size_t i = 0; i < n_msgs; i++) {
+        gen_make(&it, i, &o);
+        if (it.reason) {
+            char key[32];
+            snprintf(key, sizeof(key), "m%zu", i);
+            struct kit_entry *e = kit_table_get(&dlq, key, strlen(key), false);
+            if (!e) {
+                if (missing++ < 5)
+                    T_FAILF("message %zu (%s) not on the DLQ", i, it.reason);
+                continue;
+            }
+            const char *reason = e->value + e->value_len + 1;
+            bool ok = e->count == 1 && e->value_len == it.buf.len &&
+                      memcmp(e->value, it.buf.data, it.buf.len) == 0 &&
+                      strcmp(reason, it.reason) == 0 &&
+                      e->aux == where[i].offset;
+            if (!ok && bad_dlq++ < 5)
+                T_FAILF("DLQ record of message %zu: count %d, reason %s "
+                        "(want %s), len %zu (want %zu), offset %lld (want %lld)",
+                        i, e->count, reason, it.reason, e->value_len,
+                        it.buf.len, (long long)e->aux,
+                        (long long)where[i].offset);
+            continue;
+        }
+        for (int k = 0; k < it.n_ids; k++) {
+            const struct gen_expect *x = &it.exp[k];
+            struct kit_entry *e = kit_table_get(&alerts, x->id, strlen(x->id), false);
+            if (!e) {
+                if (missing++ < 5)
+                    T_FAILF("alert %s (message %zu) missing", x->id, i);
+                continue;
+            }
+            if (e->count != 1)
+                dupes++;
+            sp_arena_reset(&a);
+            struct sp_json *doc = sp_json_parse(&a, e->value, e->value_len, NULL, NULL);
+            bool ok = doc && strcmp(sp_json_str(doc, "id") ? sp_json_str(doc, "id") : "", x->id) == 0 &&
+                      sp_json_str(doc, "tenant") &&
+                      strcmp(sp_json_str(doc, "tenant"), x->tenant) == 0 &&
+                      sp_json_str(doc, "severity") &&
+                      strcmp(sp_json_str(doc, "severity"), x->severity) == 0 &&
+                      has_entity_key(doc, x->host_key) &&
+                      has_entity_key(doc, x->account_key);
+            if (!ok && bad_alerts++ < 5)
+                T_FAILF("alert %s: fields differ from expectations (tenant %s, "
+                        "severity %s, %s, %s): %.400s", x->id, x->tenant,
+                        x->severity, x->host_key, x->account_key, e->value);
+        }
+    }
+    sp_arena_fini(&a);
+    sp_buf_fini(&it.buf);
+    T_EQ_INT(missing, 0);
+    T_EQ_INT(dupes, 0);
+    T_EQ_INT(bad_alerts, 0);
+    T_EQ_INT(bad_dlq, 0);
+    T_EQ_INT(alerts.n, want.alerts);
+    T_EQ_INT(dlq.n, want.rejects);
+    kit_table_free(&alerts);
+    kit_table_free(&dlq);
+
+    long lag = 0;
+    int behind = kit_committed_lag(brokers, "e2e-group", IN_TOPIC, PARTS, &lag);
+    T_EQ_INT(behind, 0);
+    T_EQ_INT(lag, 0);
+    printf("e2e: committed offsets cover all %zu input messages\n", n_msgs);
+}
+
+int main(void)
+{
+    t_prog = "e2e";
+    const char *env = getenv("E2E_MESSAGES");
+    if (env && atol(env) > 0)
+        n_msgs = (size_t)atol(env);
+    sp_log_setup(SP_LOG_WARN, SP_LOG_TEXT, stderr);
+    struct sp_error err = {0};
+    /* The mock keeps ~5 MB per partition: spread the outputs wider. */
+    const char *topics[] = {IN_TOPIC, "e2e.dlq", "e2e.incidents"};
+    mock = sp_mock_start(1, topics, SP_ARRAY_SIZE(topics), PARTS, &err);
+    if (!mock || sp_mock_topic(mock, "e2e.alerts", 2 * PARTS) != SP_OK) {
+        fprintf(stderr, "mock cluster: %s\n", err.msg);
+        return 1;
+    }
+    brokers = sp_mock_bootstraps(mock);
+    T_RUN(test_pipeline_end_to_end);
+    free(where);
+    sp_mock_stop(mock);
+    return t_done();
+}

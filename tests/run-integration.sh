@@ -1,0 +1,43 @@
+#!/bin/sh
+# run-integration.sh BUILD - the integration suites: every
+# BUILD/integration/test_* program (mock Kafka cluster, real redis-server,
+# fake HTTP services), the CLI checks, the schema check of everything the
+# pipeline produced, and the fuzz corpus replay.  One total line at the end.
+set -u
+build=${1:-build}
+export SOCPILOT_BIN="$build/socpilot"
+pass=0; fail=0; skip=0
+
+count() {   # name rc output-line
+    if [ "$2" -eq 0 ]; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAILED: $1"; fi
+}
+
+for t in "$build"/integration/test_*; do
+    [ -x "$t" ] || continue
+    name=$(basename "$t")
+    start=$(date +%s)
+    "$t"; rc=$?
+    echo "  ($name: $(( $(date +%s) - start ))s)"
+    count "$name" $rc
+done
+
+for s in tests/integration/*.sh; do
+    [ -f "$s" ] || continue
+    sh "$s" "$build"; rc=$?
+    count "$(basename "$s")" $rc
+done
+
+for f in build/e2e_alerts.jsonl build/normalized_samples.jsonl; do
+    if [ -s "$f" ]; then
+        python3 tests/tools/schema_check.py schema/alert.schema.json "$f"; rc=$?
+        count "schema $(basename "$f")" $rc
+    fi
+done
+
+if [ -x tests/fuzz/replay.sh ] || [ -f tests/fuzz/replay.sh ]; then
+    sh tests/fuzz/replay.sh; rc=$?
+    count "fuzz corpus replay" $rc
+fi
+
+echo "integration: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]

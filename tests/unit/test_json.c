@@ -1,0 +1,185 @@
+/*
+ * test_json.c - the hot-path JSON parser and writer: grammar, limits,
+ * error kinds, escapes, raw spans, round trips, timestamps.
+ */
+#include "json.h"
+#include "t.h"
+
+static struct sp_arena A;
+
+static struct sp_json *parse(const char *s, struct sp_json_error *err)
+{
+    return sp_json_parse(&A, s, strlen(s), NULL, err);
+}
+
+static enum sp_json_errcode code_of(const char *s)
+{
+    struct sp_json_error err;
+    struct sp_json *v = sp_json_parse(&A, s, strlen(s), NULL, &err);
+    return v ? SP_JSON_OK : err.code;
+}
+
+static void test_values(void)
+{
+    struct sp_json_error err;
+    struct sp_json *v = parse(" {\"a\": [1, -2.5e3, true, false, null, \"x\"],"
+                              " \"b\": {}, \"c\": []} ", &err);
+    T_OK(v != NULL);
+    T_EQ_INT(v->type, SP_JSON_OBJECT);
+    T_EQ_INT(v->n, 3);
+    struct sp_json *a = sp_json_get(v, "a");
+    T_EQ_INT(a->type, SP_JSON_ARRAY);
+    T_EQ_INT(a->n, 6);
+    int64_t i;
+    T_OK(sp_json_int(a->u.child, &i) && i == 1);
+    double d;
+    T_OK(sp_json_double(a->u.child->next, &d) && d == -2500.0);
+    T_OK(!sp_json_int(a->u.child->next, &i));
+    T_EQ_STR(sp_json_scalar(a->u.child->next->next), "true");
+    T_EQ_STR(sp_json_str(v, "zz") ? "x" : "absent", "absent");
+    T_EQ_INT(sp_json_get(v, "b")->n, 0);
+    /* raw span of a member value */
+    T_OK(strncmp(a->src, "[1, -2.5e3", 10) == 0);
+    T_EQ_INT(a->src[a->src_len - 1], ']');
+    T_OK(sp_json_iget(v, "A") == a);
+}
+
+static void test_strings(void)
+{
+    struct sp_json *v = parse("\"a\\\"b\\\\c\\/\\n\\u00e9\\ud83d\\ude00\\u0000x\"", NULL);
+    T_OK(v != NULL);
+    T_EQ_STR(v->u.s, "a\"b\\c/\n\xc3\xa9\xf0\x9f\x98\x80\xef\xbf\xbdx");
+    /* lone surrogate becomes U+FFFD */
+    v = parse("\"\\ud800z\"", NULL);
+    T_EQ_STR(v->u.s, "\xef\xbf\xbdz");
+    T_EQ_INT(code_of("\"\\x\""), SP_JSON_E_SYNTAX);
+    T_EQ_INT(code_of("\"a\tb\""), SP_JSON_E_SYNTAX);
+}
+
+static void test_errors(void)
+{
+    T_EQ_INT(code_of("not json"), SP_JSON_E_SYNTAX);
+    T_EQ_INT(code_of("{\"a\": 1"), SP_JSON_E_TRUNCATED);
+    T_EQ_INT(code_of("{\"a\": \"xx"), SP_JSON_E_TRUNCATED);
+    T_EQ_INT(code_of("[1, 2,"), SP_JSON_E_TRUNCATED);
+    T_EQ_INT(code_of("{\"a\": tr"), SP_JSON_E_TRUNCATED);
+    T_EQ_INT(code_of("{\"a\": 1} x"), SP_JSON_E_SYNTAX);
+    T_EQ_INT(code_of("{\"a\" 1}"), SP_JSON_E_SYNTAX);
+    T_EQ_INT(code_of("[01]"), SP_JSON_E_SYNTAX);
+    T_EQ_INT(code_of("[1.]"), SP_JSON_E_SYNTAX);
+    T_EQ_INT(code_of("   "), SP_JSON_E_EMPTY);
+    T_EQ_INT(code_of("\"\xff\""), SP_JSON_E_UTF8);
+    T_EQ_INT(code_of("\"\xc0\xaf\""), SP_JSON_E_UTF8);        /* overlong */
+    T_EQ_INT(code_of("\"\xed\xa0\x80\""), SP_JSON_E_UTF8);    /* surrogate */
+    struct sp_json_limits lim = {16, 4, 100};
+    struct sp_json_error err;
+    T_OK(!sp_json_parse(&A, "[[[[[1]]]]]", 11, &lim, &err));
+    T_EQ_INT(err.code, SP_JSON_E_DEPTH);
+    T_OK(!sp_json_parse(&A, "[1,2,3,4,5,6,7,8,9,10]", 22, &lim, &err));
+    T_EQ_INT(err.code, SP_JSON_E_SIZE);
+    lim.max_bytes = 1000;
+    lim.max_nodes = 5;
+    T_OK(!sp_json_parse(&A, "[1,2,3,4,5,6]", 13, &lim, &err));
+    T_EQ_INT(err.code, SP_JSON_E_NODES);
+    T_EQ_STR(sp_json_errname(SP_JSON_E_TRUNCATED), "truncated");
+}
+
+static void test_deep_nesting_is_bounded(void)
+{
+    /* 100k open brackets: must fail cleanly, not blow the stack. */
+    size_t n = 100000;
+    char *s = malloc(n);
+    memset(s, '[', n);
+    struct sp_json_error err;
+    T_OK(!sp_json_parse(&A, s, n, NULL, &err));
+    T_EQ_INT(err.code, SP_JSON_E_DEPTH);
+    free(s);
+}
+
+static void test_prefix(void)
+{
+    const char *s = "{\"a\":1}\n{\"b\":2}\n";
+    size_t used = 0;
+    struct sp_json *v = sp_json_parse_prefix(&A, s, strlen(s), NULL, &used, NULL);
+    T_OK(v && sp_json_get(v, "a"));
+    v = sp_json_parse_prefix(&A, s + used, strlen(s) - used, NULL, &used, NULL);
+    T_OK(v && sp_json_get(v, "b"));
+}
+
+static void test_writer(void)
+{
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    struct sp_jw w;
+    sp_jw_init(&w, &b);
+    sp_jw_obj_open(&w);
+    sp_jw_kstr(&w, "s", "q\"\\\n\x01\xff end");
+    sp_jw_kint(&w, "i", -42);
+    sp_jw_key(&w, "a");
+    sp_jw_arr_open(&w);
+    sp_jw_bool(&w, true);
+    sp_jw_null(&w);
+    sp_jw_double(&w, 0.1);
+    sp_jw_raw(&w, "{\"r\":1}", 7);
+    sp_jw_arr_close(&w);
+    sp_jw_kstr_opt(&w, "none", NULL);
+    sp_jw_ktime(&w, "t", 1700000000123000LL);
+    sp_jw_obj_close(&w);
+    T_OK(sp_jw_ok(&w));
+    T_EQ_STR(b.data, "{\"s\":\"q\\\"\\\\\\n\\u0001\xef\xbf\xbd end\",\"i\":-42,"
+                     "\"a\":[true,null,0.1,{\"r\":1}],"
+                     "\"t\":\"2023-11-14T22:13:20.123Z\"}");
+    /* and it parses back */
+    T_OK(sp_json_parse(&A, b.data, b.len, NULL, NULL) != NULL);
+    /* unbalanced use is reported */
+    sp_buf_reset(&b);
+    sp_jw_init(&w, &b);
+    sp_jw_obj_open(&w);
+    T_OK(!sp_jw_ok(&w));
+    /* bounded buffer */
+    struct sp_buf small;
+    sp_buf_init(&small, 8);
+    sp_jw_init(&w, &small);
+    sp_jw_str(&w, "much longer than eight bytes");
+    T_OK(!sp_jw_ok(&w));
+    sp_buf_fini(&small);
+    sp_buf_fini(&b);
+}
+
+static void test_time(void)
+{
+    int64_t us;
+    char out[32];
+    T_OK(sp_time_parse("2021-04-27T12:19:27.7211305Z", &us));
+    sp_time_format(us, out);
+    T_EQ_STR(out, "2021-04-27T12:19:27.721130Z");
+    T_OK(sp_time_parse("2022-05-07 12:27:10.171000+00:00", &us));
+    sp_time_format(us, out);
+    T_EQ_STR(out, "2022-05-07T12:27:10.171Z");
+    T_OK(sp_time_parse("2022-05-07T14:27:10+02:00", &us));
+    sp_time_format(us, out);
+    T_EQ_STR(out, "2022-05-07T12:27:10Z");
+    T_OK(sp_time_parse("1969-12-31T23:59:59.5Z", &us));
+    T_EQ_INT(us, -500000);
+    sp_time_format(us, out);
+    T_EQ_STR(out, "1969-12-31T23:59:59.500Z");
+    T_OK(sp_time_parse("2024-02-29", &us));
+    T_OK(!sp_time_parse("2024-13-01T00:00:00Z", &us));
+    T_OK(!sp_time_parse("yesterday", &us));
+    T_OK(!sp_time_parse("2024-01-01T00:00:00Zjunk", &us));
+}
+
+int main(void)
+{
+    t_prog = "json";
+    sp_arena_init(&A, 0);
+    T_RUN(test_values);
+    T_RUN(test_strings);
+    T_RUN(test_errors);
+    T_RUN(test_deep_nesting_is_bounded);
+    T_RUN(test_prefix);
+    T_RUN(test_writer);
+    T_RUN(test_time);
+    sp_arena_fini(&A);
+    return t_done();
+}
