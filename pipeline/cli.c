@@ -154,6 +154,8 @@ int sp_cmd_run(int argc, char **argv)
         fputs(run_usage, stdout);
         return 0;
     }
+    /* Handlers first: a SIGTERM during start-up still means a clean stop. */
+    install_signals();
     struct sp_cli_common co = {0};
     argc = sp_cli_parse_common(argc, argv, &co);
     if (argc != 1) {
@@ -168,7 +170,6 @@ int sp_cmd_run(int argc, char **argv)
     if (!cfg)
         return 1;
     struct sp_error err = {0};
-    install_signals();
     struct sp_engine *eng = sp_engine_new(cfg, &err);
     if (!eng) {
         sp_log_error("main", "start-up failed: %s", err.msg);

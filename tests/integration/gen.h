@@ -49,7 +49,7 @@ static inline void gen_opts_default(struct gen_opts *o)
 {
     o->seed = 42;
     o->bad_per_100 = 5;
-    o->too_large = (size_t)70 << 10;
+    o->too_large = (size_t)140 << 10;
     o->hosts = 200;
     o->users = 100;
     o->tenants = 3;

@@ -25,7 +25,7 @@
 #include "t.h"
 
 #define IN_TOPIC "e2e.input"
-#define PARTS 16
+#define PARTS 32
 
 static size_t n_msgs = 10000;
 static struct sp_mock *mock;
@@ -49,7 +49,7 @@ static struct sp_config *make_config(const char *group)
         b, g, "topics.input=" IN_TOPIC, "topics.alerts=e2e.alerts",
         "topics.dlq=e2e.dlq", "topics.incidents=e2e.incidents",
         "pipeline.stages=decode,publish", "http.enabled=false",
-        "log.level=warn", "decode.max_message_size=64KiB",
+        "log.level=warn", "decode.max_bytes=128KiB",
         "kafka.producer.message.max.bytes=8000000",
         "kafka.consumer.fetch.message.max.bytes=8000000",
     };
@@ -66,8 +66,10 @@ static void produce_all(void)
     struct gen_item it;
     memset(&it, 0, sizeof(it));
     sp_buf_init(&it.buf, 0);
+    size_t bytes = 0;
     for (size_t i = 0; i < n_msgs; i++) {
         gen_make(&it, i, &o);
+        bytes += it.buf.len;
         char key[32];
         snprintf(key, sizeof(key), "m%zu", i);
         T_OK(kit_produce(&kp, IN_TOPIC, i, key, it.buf.data, it.buf.len) == 0);
@@ -75,6 +77,8 @@ static void produce_all(void)
     }
     rd_kafka_flush(kp.rk, 60000);
     T_EQ_INT(kp.acked, (long)n_msgs);
+    printf("e2e: produced %zu messages, %.1f MB (%.1f MB per partition; the "
+           "mock keeps ~5 MB)\n", n_msgs, bytes / 1e6, bytes / 1e6 / PARTS);
     where = kp.where;
     kp.where = NULL;
     kit_producer_close(&kp);
@@ -303,7 +307,7 @@ int main(void)
     /* The mock keeps ~5 MB per partition: spread the outputs wider. */
     const char *topics[] = {IN_TOPIC, "e2e.dlq", "e2e.incidents"};
     mock = sp_mock_start(1, topics, SP_ARRAY_SIZE(topics), PARTS, &err);
-    if (!mock || sp_mock_topic(mock, "e2e.alerts", 2 * PARTS) != SP_OK) {
+    if (!mock || sp_mock_topic(mock, "e2e.alerts", PARTS) != SP_OK) {
         fprintf(stderr, "mock cluster: %s\n", err.msg);
         return 1;
     }
