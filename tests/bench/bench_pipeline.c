@@ -255,6 +255,7 @@ int main(void)
     const char *env = getenv("BENCH_MESSAGES");
     if (env && atol(env) > 0)
         n_msgs = (size_t)atol(env);
+    setvbuf(stdout, NULL, _IOLBF, 0);
     sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
     const char *bin = getenv("SOCPILOT_BIN") ? getenv("SOCPILOT_BIN")
                                              : "build/socpilot";
