@@ -33,6 +33,7 @@
 
 #include "http.h"
 #include "log.h"
+#include "redis_server.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -80,6 +81,10 @@ const struct sp_cfg_key sp_engine_keys[] = {
      "Address the HTTP endpoint binds to", 0, NULL},
     {"http.port", SP_CFG_INT, "9464", 0, 65535,
      "HTTP port (0 = any free port)", 0, NULL},
+    {"redis.embedded", SP_CFG_BOOL, "false", 0, 0,
+     "Start a private redis-server (Debian package) on a free loopback port "
+     "and use it, no persistence (the demo); redis.host/port are then ignored",
+     0, NULL},
 };
 const size_t sp_engine_n_keys = SP_ARRAY_SIZE(sp_engine_keys);
 
@@ -87,6 +92,7 @@ struct sp_engine {
     struct sp_config *cfg;
     struct sp_metrics *metrics;
     struct sp_http *http;
+    struct sp_redis_server redis;       /* redis.embedded */
     struct sp_kafka *kafka;
     struct sp_env env;
     struct sp_stage **stages;
@@ -469,6 +475,25 @@ static enum sp_err build_chain(struct sp_engine *eng, struct sp_error *err)
     return SP_OK;
 }
 
+/* redis.embedded: a private redis-server; the redis.* keys are pointed
+ * at it before any stage reads them. */
+static enum sp_err start_embedded_redis(struct sp_engine *eng,
+                                        struct sp_error *err)
+{
+    enum sp_err e = sp_redis_server_start(&eng->redis, false, err);
+    if (e)
+        return e;
+    char port[32];
+    snprintf(port, sizeof(port), "redis.port=%d", eng->redis.port);
+    if (sp_config_set(eng->cfg, "redis.host=127.0.0.1", err) ||
+        sp_config_set(eng->cfg, port, err) ||
+        sp_config_set(eng->cfg, "redis.unix_socket=", err) ||
+        sp_config_validate(eng->cfg, err))
+        return SP_ERR_CONFIG;
+    sp_log_info(ECOMP, "embedded redis-server on 127.0.0.1:%d", eng->redis.port);
+    return SP_OK;
+}
+
 struct sp_engine *sp_engine_new(struct sp_config *cfg, struct sp_error *err)
 {
     struct sp_engine *eng = calloc(1, sizeof(*eng));
@@ -527,6 +552,8 @@ struct sp_engine *sp_engine_new(struct sp_config *cfg, struct sp_error *err)
     eng->env.topic_alerts = sp_config_str(cfg, "topics.alerts");
     eng->env.topic_incidents = sp_config_str(cfg, "topics.incidents");
     eng->env.topic_dlq = sp_config_str(cfg, "topics.dlq");
+    if (sp_config_bool(cfg, "redis.embedded") && start_embedded_redis(eng, err))
+        goto fail;
     if (build_chain(eng, err))
         goto fail;
     if (sp_config_bool(cfg, "http.enabled")) {
@@ -641,12 +668,17 @@ static enum sp_err run(struct sp_engine *eng, int idle_ms, int max_ms)
 {
     int64_t start = sp_now_ms();
     int64_t last_msg = start;
+    int assigned = 0;
     update_readiness(eng);
     while (!eng->stop) {
         size_t n = loop_once(eng);
         int64_t now = sp_now_ms();
-        if (n)
+        /* Idle counts from the last message or the last assignment: a
+         * group join can take longer than idle_ms. */
+        int a = sp_kafka_assigned(eng->kafka);
+        if (n || a != assigned)
             last_msg = now;
+        assigned = a;
         if (idle_ms > 0 && !eng->head && !eng->stuck &&
             sp_kafka_assigned(eng->kafka) > 0 && now - last_msg >= idle_ms)
             break;
@@ -694,6 +726,7 @@ void sp_engine_free(struct sp_engine *eng)
     for (size_t i = 0; i < eng->n_stages; i++)
         sp_stage_free(eng->stages[i]);
     sp_kafka_close(eng->kafka);
+    sp_redis_server_stop(&eng->redis);
     free(eng->stages);
     free(eng->rkms);
     sp_metrics_free(eng->metrics);

@@ -233,11 +233,11 @@ struct sp_http *sp_http_start(const char *addr, int port, struct sp_metrics *m,
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, sp_http_handle, h,
+        MHD_OPTION_EXTERNAL_LOGGER, sp_http_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SP_HTTP_MAX_CONNS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)SP_HTTP_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_HTTP_CONN_MEMORY,
-        MHD_OPTION_EXTERNAL_LOGGER, sp_http_mhd_log, NULL,
         MHD_OPTION_END);
     char shown[INET6_ADDRSTRLEN] = "?";
     if (ss.ss_family == AF_INET)

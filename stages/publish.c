@@ -27,9 +27,10 @@
 struct publish_ctx {
     struct sp_buf buf;
     bool include_raw;
+    size_t dlq_max_value;
     size_t done_msgs;           /* progress within a batch, for retries */
     uint64_t batch_seq;
-    struct sp_counter *c_alerts, *c_dlq;
+    struct sp_counter *c_alerts, *c_dlq, *c_dlq_truncated;
 };
 
 static const struct sp_cfg_key publish_keys[] = {
@@ -38,6 +39,11 @@ static const struct sp_cfg_key publish_keys[] = {
      NULL},
     {"publish.max_record", SP_CFG_SIZE, "4MiB", 1024, (int64_t)1 << 30,
      "Largest serialised alert; a larger one goes to the DLQ", 0, NULL},
+    {"publish.dlq_max_value", SP_CFG_SIZE, "900KiB", 1024, (int64_t)1 << 30,
+     "Largest DLQ value: a longer rejected record is cut to this size, with "
+     "headers socpilot-truncated and socpilot-original-size (the original "
+     "stays in the input topic at the offset the headers name); keep it "
+     "under the producer's and the topic's message.max.bytes", 0, NULL},
 };
 
 static enum sp_err publish_init(struct sp_stage *st, struct sp_error *err)
@@ -46,6 +52,7 @@ static enum sp_err publish_init(struct sp_stage *st, struct sp_error *err)
     const struct sp_config *cfg = st->env->cfg;
     sp_buf_init(&ctx->buf, (size_t)sp_config_int(cfg, "publish.max_record"));
     ctx->include_raw = sp_config_bool(cfg, "publish.include_raw");
+    ctx->dlq_max_value = (size_t)sp_config_int(cfg, "publish.dlq_max_value");
     if (st->env->metrics) {
         ctx->c_alerts = sp_metrics_counter(st->env->metrics,
                                            "published_alerts_total",
@@ -54,6 +61,9 @@ static enum sp_err publish_init(struct sp_stage *st, struct sp_error *err)
         ctx->c_dlq = sp_metrics_counter(st->env->metrics,
                                         "published_dlq_total",
                                         "Records produced to the DLQ", NULL);
+        ctx->c_dlq_truncated = sp_metrics_counter(
+            st->env->metrics, "published_dlq_truncated_total",
+            "DLQ records cut to publish.dlq_max_value", NULL);
     }
     SP_UNUSED(err);
     return SP_OK;
@@ -63,9 +73,11 @@ static enum sp_err produce_reject(struct sp_stage *st, struct sp_batch *batch,
                                   const struct sp_msg *msg,
                                   const struct sp_reject *r)
 {
-    char part[16], off[24];
+    struct publish_ctx *ctx = st->ctx;
+    char part[16], off[24], size[24];
     snprintf(part, sizeof(part), "%d", (int)msg->partition);
     snprintf(off, sizeof(off), "%lld", (long long)msg->offset);
+    snprintf(size, sizeof(size), "%zu", r->len);
     const char *detail = r->detail ? r->detail : "";
     struct sp_header hdrs[] = {
         {"socpilot-error-reason", r->reason, strlen(r->reason)},
@@ -74,11 +86,21 @@ static enum sp_err produce_reject(struct sp_stage *st, struct sp_batch *batch,
         {"socpilot-source-topic", msg->topic, strlen(msg->topic)},
         {"socpilot-source-partition", part, strlen(part)},
         {"socpilot-source-offset", off, strlen(off)},
+        {"socpilot-original-size", size, strlen(size)},
+        {"socpilot-truncated", "true", 4},
     };
-    struct publish_ctx *ctx = st->ctx;
+    size_t n_hdrs = SP_ARRAY_SIZE(hdrs) - 2;
+    size_t len = r->len;
+    if (len > ctx->dlq_max_value) {
+        /* Bigger than the DLQ takes: keep a prefix, say so, and point at
+         * the original, which stays in the input topic at this offset. */
+        len = ctx->dlq_max_value;
+        n_hdrs += 2;
+        sp_counter_add(ctx->c_dlq_truncated, 1);
+    }
     enum sp_err e = st->env->sink->produce(
         st->env->sink, batch, st->env->topic_dlq, msg->key, msg->key_len,
-        r->bytes, r->len, hdrs, SP_ARRAY_SIZE(hdrs));
+        r->bytes, len, hdrs, n_hdrs);
     if (e == SP_OK)
         sp_counter_add(ctx->c_dlq, 1);
     return e;
@@ -145,6 +167,15 @@ static enum sp_err publish_process(struct sp_stage *st, struct sp_batch *batch)
         }
         for (size_t j = 0; j < msg->n_rejects; j++) {
             enum sp_err e = produce_reject(st, batch, msg, &msg->rejects[j]);
+            if (e == SP_ERR_LIMIT) {
+                /* The producer refuses even the cut record: the operator
+                 * must raise message.max.bytes or lower
+                 * publish.dlq_max_value; retrying cannot help. */
+                sp_log_error(st->log, "DLQ record of %s@%lld refused as too "
+                             "large; lower publish.dlq_max_value",
+                             msg->topic, (long long)msg->offset);
+                return SP_ERR_LIMIT;
+            }
             if (e)
                 return SP_ERR_RETRY;
         }

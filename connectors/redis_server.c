@@ -1,0 +1,199 @@
+/*
+ * redis_server.c - spawn, watch and remove a private redis-server (see
+ * redis_server.h).  fork + execv with a fixed argument vector; the child's
+ * output goes to a log file in its directory.
+ */
+#include "redis_server.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+bool sp_redis_server_find(char *out, size_t n)
+{
+    const char *env = getenv("REDIS_SERVER");
+    if (env && *env && access(env, X_OK) == 0) {
+        snprintf(out, n, "%s", env);
+        return true;
+    }
+    const char *path = getenv("PATH");
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s:/usr/bin:/usr/sbin:/usr/local/bin",
+             path ? path : "");
+    for (char *save = NULL, *d = strtok_r(buf, ":", &save); d;
+         d = strtok_r(NULL, ":", &save)) {
+        if (!*d)
+            continue;
+        snprintf(out, n, "%s/redis-server", d);
+        if (access(out, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+int sp_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof(a);
+    int port = -1;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
+
+static bool answers_ping(int port)
+{
+    struct timeval tv = {1, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!c)
+        return false;
+    bool ok = false;
+    if (!c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
+        if (r)
+            freeReplyObject(r);
+    }
+    redisFree(c);
+    return ok;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static bool spawn(struct sp_redis_server *rs)
+{
+    char port[16], log[600];
+    snprintf(port, sizeof(port), "%d", rs->port);
+    snprintf(log, sizeof(log), "%s/redis.log", rs->dir);
+    const char *argv[] = {
+        rs->bin, "--port", port, "--bind", "127.0.0.1", "--dir", rs->dir,
+        "--logfile", log, "--daemonize", "no", "--save", "",
+        "--appendonly", rs->persist ? "yes" : "no",
+        "--appendfsync", rs->persist ? "always" : "everysec", NULL};
+    pid_t pid = fork();
+    if (pid < 0)
+        return false;
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 0);
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+        }
+        execv(rs->bin, (char *const *)argv);
+        _exit(127);
+    }
+    rs->pid = pid;
+    for (int i = 0; i < 500; i++) {     /* up to 5 s */
+        if (answers_ping(rs->port))
+            return true;
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            rs->pid = 0;
+            return false;               /* the port was taken, say */
+        }
+        sleep_ms(10);
+    }
+    sp_redis_server_kill(rs, SIGKILL);
+    return false;
+}
+
+enum sp_err sp_redis_server_start(struct sp_redis_server *rs, bool persist,
+                                  struct sp_error *err)
+{
+    memset(rs, 0, sizeof(*rs));
+    rs->persist = persist;
+    if (!sp_redis_server_find(rs->bin, sizeof(rs->bin)))
+        return sp_error_set(err, SP_ERR_NOTFOUND,
+                            "redis-server not found (Debian package "
+                            "redis-server; or set REDIS_SERVER)");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(rs->dir, sizeof(rs->dir), "%s/socpilot-redis-XXXXXX",
+             tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(rs->dir)) {
+        rs->dir[0] = '\0';
+        return sp_error_set(err, SP_ERR_IO, "mkdtemp: %s", strerror(errno));
+    }
+    for (int attempt = 0; attempt < 5; attempt++) {
+        rs->port = sp_free_port();
+        if (rs->port > 0 && spawn(rs))
+            return SP_OK;
+    }
+    sp_redis_server_stop(rs);
+    return sp_error_set(err, SP_ERR_IO, "redis-server would not start");
+}
+
+bool sp_redis_server_restart(struct sp_redis_server *rs)
+{
+    for (int attempt = 0; attempt < 50; attempt++) {
+        if (spawn(rs))
+            return true;
+        sleep_ms(50);                   /* the old socket may linger */
+    }
+    return false;
+}
+
+void sp_redis_server_kill(struct sp_redis_server *rs, int sig)
+{
+    if (rs->pid > 0) {
+        kill(rs->pid, sig);
+        waitpid(rs->pid, NULL, 0);
+        rs->pid = 0;
+    }
+}
+
+/* Removes dir and what is in it, one level of subdirectories deep (the
+ * AOF directory of Redis 7). */
+static void remove_tree(const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            char p[1024];
+            snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+            struct stat sb;
+            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode) && depth < 2)
+                remove_tree(p, depth + 1);
+            else
+                unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+void sp_redis_server_stop(struct sp_redis_server *rs)
+{
+    if (!rs)
+        return;
+    sp_redis_server_kill(rs, SIGTERM);
+    if (rs->dir[0])
+        remove_tree(rs->dir, 0);
+    rs->dir[0] = '\0';
+}
