@@ -45,9 +45,10 @@ struct sp_ident {
 };
 
 struct sp_entity {
-    const char *type;        /* static: host, account, ip, url, domain, file,
+    const char *type;        /* host, account, ip, url, domain, file,
                                 process, mailbox, message, cloud-app,
-                                registry, registry-value, ... */
+                                registry, registry-value, ... (static, or
+                                arena for types kept generically) */
     const char *key;         /* canonical identity, or NULL if none */
     struct sp_ident *ids;
     uint16_t n_ids, cap_ids;
@@ -124,7 +125,7 @@ struct sp_alert *sp_alert_new(struct sp_arena *a);
 struct sp_entity *sp_alert_add_entity(struct sp_arena *a,
                                       struct sp_alert *alert,
                                       const char *type, uint32_t max_entities);
-/* Adds an identifier (value copied unless static_value).  Empty or NULL
+/* Adds an identifier (value copied into the arena).  Empty or NULL
  * values are skipped (SP_OK). */
 enum sp_err sp_entity_add_id(struct sp_arena *a, struct sp_entity *ent,
                              const char *name, const char *value);

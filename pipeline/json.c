@@ -40,6 +40,7 @@ static const char *const errnames[] = {
     [SP_JSON_E_SIZE] = "too_large",
     [SP_JSON_E_NODES] = "too_many_nodes",
     [SP_JSON_E_EMPTY] = "empty",
+    [SP_JSON_E_NOMEM] = "out_of_memory",
 };
 
 const char *sp_json_errname(enum sp_json_errcode code)
@@ -83,7 +84,7 @@ static struct sp_json *jp_node(struct jp *jp, uint8_t type, const char *src)
         return jp_fail(jp, SP_JSON_E_NODES, src, "too many values");
     struct sp_json *v = sp_arena_alloc(jp->a, sizeof(*v));
     if (!v)
-        return jp_fail(jp, SP_JSON_E_NODES, src, "out of memory");
+        return jp_fail(jp, SP_JSON_E_NOMEM, src, "out of memory");
     v->key = NULL;
     v->next = NULL;
     v->u.child = NULL;
@@ -158,7 +159,7 @@ static const char *jp_string(struct jp *jp, uint32_t *out_len)
             return jp_fail(jp, SP_JSON_E_SIZE, run, "string too long");
         char *s = sp_arena_strndup(jp->a, run, n);
         if (!s)
-            return jp_fail(jp, SP_JSON_E_NODES, run, "out of memory");
+            return jp_fail(jp, SP_JSON_E_NOMEM, run, "out of memory");
         *out_len = (uint32_t)n;
         jp->p = p + 1;
         return s;
@@ -181,7 +182,7 @@ static const char *jp_string(struct jp *jp, uint32_t *out_len)
         return jp_syntax(jp, e, "unterminated string");
     char *buf = sp_arena_alloc(jp->a, (size_t)(q - run) + 1);
     if (!buf)
-        return jp_fail(jp, SP_JSON_E_NODES, run, "out of memory");
+        return jp_fail(jp, SP_JSON_E_NOMEM, run, "out of memory");
     size_t pre = (size_t)(p - run);
     memcpy(buf, run, pre);
     char *o = buf + pre;
@@ -398,7 +399,7 @@ static struct sp_json *jp_value(struct jp *jp, uint32_t depth)
         v->n = (uint32_t)(jp->p - src);
         v->u.s = sp_arena_strndup(jp->a, src, v->n);
         if (!v->u.s)
-            return jp_fail(jp, SP_JSON_E_NODES, src, "out of memory");
+            return jp_fail(jp, SP_JSON_E_NOMEM, src, "out of memory");
         break;
     }
     if (!v)

@@ -56,6 +56,7 @@ enum sp_json_errcode {
     SP_JSON_E_SIZE,       /* input larger than max_bytes */
     SP_JSON_E_NODES,      /* more than max_nodes values, or arena full */
     SP_JSON_E_EMPTY,      /* nothing but white space */
+    SP_JSON_E_NOMEM,      /* the arena is exhausted */
 };
 
 struct sp_json_limits {
@@ -73,7 +74,8 @@ struct sp_json_error {
 };
 
 /* Short stable name for an error code ("not_json", "truncated",
- * "invalid_utf8", "too_deep", "too_large", "too_many_nodes", "empty"). */
+ * "invalid_utf8", "too_deep", "too_large", "too_many_nodes", "empty",
+ * "out_of_memory"). */
 const char *sp_json_errname(enum sp_json_errcode code);
 
 /*

@@ -490,7 +490,7 @@ static void test_hang_timeout(void)
     int64_t took = run_until(c, &out.done, 1, 5000);
     T_EQ_INT(out.err, SP_ERR_TIMEOUT);
     T_EQ_INT(out.fail, SP_LLM_FAIL_TIMEOUT);
-    T_OK(took >= 300 && took < 3000);
+    T_OK(took >= 300 && took < 4500);   /* well before the 5 s hang ends */
     sp_llm_free(c);
 }
 
