@@ -579,6 +579,21 @@ static void print_alert(const rd_kafka_message_t *rkm, void *ud)
     }
     if (ents && (int)ents->n > shown)
         printf("           ... %u entities in all\n", ents->n);
+    sp_json_foreach(sp_json_get(doc, "scripts"), sc)
+    {
+        int64_t risk = 0;
+        sp_json_int(sp_json_get(sc, "risk"), &risk);
+        struct sp_json *layers = sp_json_get(sc, "layers");
+        printf("           script risk %lld, %u layer(s):", (long long)risk,
+               layers ? layers->n : 0);
+        sp_json_foreach(sp_json_get(sc, "behaviours"), b)
+            printf(" %s", sp_json_str(b, "technique"));
+        const char *dec = sp_json_str(sc, "decoded");
+        if (dec && layers && layers->n > 1)
+            printf("\n             decoded: %.110s%s", dec,
+                   strlen(dec) > 110 ? "..." : "");
+        printf("\n");
+    }
     sp_arena_fini(&a);
 }
 

@@ -21,26 +21,15 @@ extern const struct sp_stage_type sp_stage_correlate;
 extern const struct sp_stage_type sp_stage_scripts;
 extern const struct sp_stage_type sp_stage_publish;
 
-/* Weak references: a stage whose file is not linked in (a minimal build)
- * simply is not offered. */
-#pragma weak sp_stage_correlate
-#pragma weak sp_stage_scripts
+static const struct sp_stage_type *const stage_types[] = {
+    &sp_stage_decode, &sp_stage_scripts, &sp_stage_correlate,
+    &sp_stage_publish,
+};
 
 const struct sp_stage_type *const *sp_stage_types(size_t *n)
 {
-    static const struct sp_stage_type *types[8];
-    static size_t count;
-    if (!count) {
-        const struct sp_stage_type *all[] = {
-            &sp_stage_decode, &sp_stage_correlate, &sp_stage_scripts,
-            &sp_stage_publish,
-        };
-        for (size_t i = 0; i < SP_ARRAY_SIZE(all); i++)
-            if (all[i])
-                types[count++] = all[i];
-    }
-    *n = count;
-    return types;
+    *n = SP_ARRAY_SIZE(stage_types);
+    return stage_types;
 }
 
 const struct sp_stage_type *sp_stage_type_find(const char *name)

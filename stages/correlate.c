@@ -1,0 +1,719 @@
+/*
+ * correlate.c - the correlate stage: every alert of a batch is
+ * deduplicated and grouped into an incident in Redis, and each incident
+ * that changed is published as a full snapshot.
+ *
+ * A batch costs a constant number of Redis round trips: one pipeline of
+ * EVALSHA calls (one Lua script per alert does dedupe + lookup + merge +
+ * write atomically, see correlate_lua.c), one pipeline of snapshot reads
+ * for the incidents that changed.  Snapshots go out in a detached batch;
+ * every change is also recorded in a per-tenant outbox inside the same
+ * script, and removed only once its snapshot is acknowledged, so a crash
+ * anywhere between Redis and Kafka republishes instead of losing it.
+ *
+ * Redis down: process() returns SP_ERR_RETRY (the engine pauses and calls
+ * again with the same batch; replays are duplicates to the scripts, which
+ * report whether the incident still waits in the outbox), /readyz says
+ * not ready, tick() reconnects with backoff.
+ *
+ * Owns: the Redis connection, the parsed rules, work memory, the queue of
+ * acks.  All callbacks run on the engine thread.
+ */
+#include "correlate_int.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct sp_cfg_key correlate_keys[] = {
+    {"correlate.key_prefix", SP_CFG_STR, "sp", 0, 0,
+     "Prefix of every Redis key the stage writes", 0, NULL},
+    {"correlate.default_tenant", SP_CFG_STR, "default", 0, 0,
+     "Tenant of alerts that carry none", 0, NULL},
+    {"correlate.window", SP_CFG_DURATION, "24h", 1000, 7 * 86400000LL,
+     "Alerts sharing a correlating entity within this time join one "
+     "incident (1s..7d)", 0, NULL},
+    {"correlate.mode", SP_CFG_ENUM, "any", 0, 0,
+     "Default grouping: any shared entity, all entities equal, or selected "
+     "entity types plus equal alert fields", 0, "any|all|selected"},
+    {"correlate.entity_types", SP_CFG_LIST,
+     "host,account,ip,file,url,domain,mailbox", 0, 0,
+     "Entity types that correlate by default", 0, NULL},
+    {"correlate.fields", SP_CFG_LIST, "", 0, 0,
+     "Alert fields that must be equal in modes all/selected (detector, "
+     "title, source, provider, category, severity)", 0, NULL},
+    {"correlate.rules", SP_CFG_MAP, NULL, 0, 0,
+     "Per source or detector grouping: \"source:<name>\" or "
+     "\"detector:<name>\" (or \"default\") -> \"mode=selected "
+     "types=host,account fields=detector window=2h\"", 0, NULL},
+    {"correlate.max_alerts", SP_CFG_INT, "150", 1, 10000,
+     "Alerts per incident; past it a new incident continues the story", 0,
+     NULL},
+    {"correlate.max_entities", SP_CFG_INT, "64", 1, 500,
+     "Entities per alert considered (kept in the incident, correlating)", 0,
+     NULL},
+    {"correlate.max_why", SP_CFG_INT, "500", 10, 100000,
+     "Decisions kept per incident for explain (oldest dropped)", 0, NULL},
+    {"correlate.flood.enabled", SP_CFG_BOOL, "true", 0, 0,
+     "Collapse floods of similar alerts into one overflow incident", 0, NULL},
+    {"correlate.flood.threshold", SP_CFG_INT, "50", 1, 10000000,
+     "More similar alerts than this within the flood window overflow", 0,
+     NULL},
+    {"correlate.flood.window", SP_CFG_DURATION, "10m", 1000, 86400000,
+     "Flood window", 0, NULL},
+    {"correlate.flood.key", SP_CFG_ENUM, "detector", 0, 0,
+     "What makes alerts similar: detector (title when none), title, or both",
+     0, "detector|title|detector_title"},
+    {"correlate.noisy.stoplist", SP_CFG_LIST, "", 0, 0,
+     "Entity keys (shell patterns, e.g. host:dc*.contoso.com) that never "
+     "correlate", 0, NULL},
+    {"correlate.noisy.threshold", SP_CFG_INT, "20", 0, 100000,
+     "An entity that glued more than this many unrelated groups within the "
+     "window stops correlating (0 = off)", 0, NULL},
+    {"correlate.close_on_resolved", SP_CFG_BOOL, "true", 0, 0,
+     "Close an incident when all its alerts are resolved (reopen when one "
+     "is active again), unless its status was set by the CLI", 0, NULL},
+    {"correlate.retention", SP_CFG_DURATION, "30d", 60000,
+     366 * 86400000LL,
+     "How long incidents, alert records and mappings stay in Redis after "
+     "their last change", 0, NULL},
+    {"correlate.pipeline_max", SP_CFG_INT, "4096", 1, 100000,
+     "Commands per Redis pipeline (a batch needs ceil(alerts/this) round "
+     "trips per step)", 0, NULL},
+    {"correlate.snapshot_max", SP_CFG_SIZE, "900KiB", 16384,
+     (int64_t)64 << 20,
+     "Largest incident snapshot; past it entities and why are cut", 0, NULL},
+    {"correlate.snapshot_why", SP_CFG_INT, "100", 0, 100000,
+     "Latest decisions included in each published snapshot (explain shows "
+     "all kept)", 0, NULL},
+    {"correlate.outbox.interval", SP_CFG_DURATION, "5s", 100, 3600000,
+     "How often unacknowledged incident changes are looked for", 0, NULL},
+    {"correlate.outbox.grace", SP_CFG_DURATION, "60s", 0, 86400000,
+     "Age after which an unacknowledged change is republished", 0, NULL},
+    {"correlate.outbox.batch", SP_CFG_INT, "200", 1, 100000,
+     "Incidents republished per tenant and interval at most", 0, NULL},
+    {"correlate.defender.settle", SP_CFG_DURATION, "30s", 0, 3600000,
+     "Defender AlertInfo/AlertEvidence rows are assembled this long after "
+     "an alert's first row", 0, NULL},
+    {"correlate.defender.max_wait", SP_CFG_DURATION, "10m", 0, 86400000,
+     "Evidence without its AlertInfo row is emitted anyway after this", 0,
+     NULL},
+    {"correlate.defender.lease", SP_CFG_DURATION, "60s", 1000, 3600000,
+     "An assembly taken for emission is due again after this unless its "
+     "output was acknowledged", 0, NULL},
+    {"correlate.defender.poll", SP_CFG_DURATION, "500ms", 10, 60000,
+     "How often due assemblies are looked for", 0, NULL},
+    {"correlate.defender.max_rows", SP_CFG_INT, "500", 1, 100000,
+     "Rows kept per Defender alert; more go to the DLQ", 0, NULL},
+    {"correlate.defender.batch", SP_CFG_INT, "200", 1, 100000,
+     "Assemblies emitted per tenant and poll at most", 0, NULL},
+    SP_REDIS_CFG_KEYS,
+};
+
+/* ---- metrics ------------------------------------------------------------- */
+
+static const char *const result_names[CORR_R__COUNT] = {
+    [CORR_R_NEW] = "new",         [CORR_R_JOINED] = "joined",
+    [CORR_R_UPDATED] = "updated", [CORR_R_DUP] = "duplicate",
+    [CORR_R_STALE] = "stale",     [CORR_R_FLOOD] = "flood",
+    [CORR_R_REJECTED] = "rejected", [CORR_R_ROW] = "defender_row",
+};
+
+static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
+{
+    struct sp_metrics *m = st->env ? st->env->metrics : NULL;
+    if (!m)
+        return;
+    char l[160];
+    for (int i = 0; i < CORR_R__COUNT; i++) {
+        snprintf(l, sizeof(l), "stage=\"%s\",result=\"%s\"", st->name,
+                 result_names[i]);
+        ctx->c_result[i] = sp_metrics_counter(
+            m, "correlate_alerts_total",
+            "Alerts correlated, by outcome", l);
+    }
+    struct {
+        struct sp_counter **c;
+        const char *how;
+    } hows[] = {
+        {&ctx->c_how_entity, "entity"},
+        {&ctx->c_how_provider, "provider"},
+        {&ctx->c_how_group, "group"},
+        {&ctx->c_how_continuation, "continuation"},
+        {&ctx->c_how_after_closed, "after_closed"},
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(hows); i++) {
+        snprintf(l, sizeof(l), "stage=\"%s\",how=\"%s\"", st->name,
+                 hows[i].how);
+        *hows[i].c = sp_metrics_counter(
+            m, "correlate_joins_total",
+            "Alerts placed by entity, provider incident, group, or into a "
+            "continuation / after-closed incident", l);
+    }
+    snprintf(l, sizeof(l), "stage=\"%s\"", st->name);
+    ctx->c_merges = sp_metrics_counter(m, "correlate_merges_total",
+                                       "Incidents merged into an older one", l);
+    ctx->c_merge_skips = sp_metrics_counter(
+        m, "correlate_merges_skipped_total",
+        "Bridges not merged because the result would pass max_alerts", l);
+    ctx->c_noisy_detected = sp_metrics_counter(
+        m, "correlate_noisy_entities_detected_total",
+        "Entities found noisy by the automatic rule", l);
+    ctx->c_published = sp_metrics_counter(
+        m, "correlate_incidents_published_total",
+        "Incident snapshots produced", l);
+    ctx->c_recovered = sp_metrics_counter(
+        m, "correlate_outbox_recovered_total",
+        "Snapshots republished from the outbox (lost ack or crash)", l);
+    ctx->c_assembled = sp_metrics_counter(
+        m, "correlate_defender_assembled_total",
+        "Defender alerts assembled from AlertInfo/AlertEvidence rows", l);
+    ctx->c_round_trips = sp_metrics_counter(
+        m, "correlate_redis_round_trips_total", "Redis round trips", l);
+    ctx->c_redis_errors = sp_metrics_counter(
+        m, "correlate_redis_errors_total",
+        "Redis failures that made the stage retry", l);
+    ctx->c_publish_errors = sp_metrics_counter(
+        m, "correlate_publish_errors_total",
+        "Snapshots or assembled alerts the sink refused (republished later)",
+        l);
+    ctx->g_redis_up = sp_metrics_gauge(m, "correlate_redis_up",
+                                       "1 while Redis is connected", l);
+    ctx->h_redis = sp_metrics_hist(m, "correlate_redis_seconds",
+                                   "Time of one pipelined Redis round", l,
+                                   NULL, 0);
+    snprintf(l, sizeof(l), "stage=\"%s\",reason=\"stoplist\"", st->name);
+    ctx->c_noisy_stop = sp_metrics_counter(
+        m, "correlate_noisy_skipped_total",
+        "Entity uses ignored for correlation because the entity is noisy", l);
+    snprintf(l, sizeof(l), "stage=\"%s\",reason=\"auto\"", st->name);
+    ctx->c_noisy_auto = sp_metrics_counter(
+        m, "correlate_noisy_skipped_total",
+        "Entity uses ignored for correlation because the entity is noisy", l);
+}
+
+void corr_redis_failed(struct corr_ctx *ctx, enum sp_err e, const char *what)
+{
+    static struct sp_log_rl rl;
+    char d[256];
+    sp_redis_describe(ctx->redis, d, sizeof(d));
+    sp_counter_inc(ctx->c_redis_errors);
+    sp_gauge_set(ctx->g_redis_up, sp_redis_is_up(ctx->redis) ? 1 : 0);
+    sp_log_warn_rl(&rl, 5000, ctx->st->log, "%s: %s (%s); will retry", what,
+                   sp_strerror(e), d);
+}
+
+/* ---- changed incidents ----------------------------------------------------- */
+
+enum sp_err corr_changed_add(struct corr_ctx *ctx, const char *prefix,
+                             const char *tenant, const char *id)
+{
+    /* A batch changes few incidents; a linear scan stays cheap and keeps
+     * snapshot order deterministic (first change first). */
+    for (size_t i = 0; i < ctx->n_changed; i++)
+        if (strcmp(ctx->changed[i].id, id) == 0 &&
+            strcmp(ctx->changed[i].prefix, prefix) == 0)
+            return SP_OK;
+    if (ctx->n_changed == ctx->cap_changed) {
+        size_t cap = ctx->cap_changed ? ctx->cap_changed * 2 : 64;
+        if (cap > 1000000)
+            return SP_ERR_LIMIT;
+        struct corr_changed *c = realloc(ctx->changed, cap * sizeof(*c));
+        if (!c)
+            return SP_ERR_NOMEM;
+        ctx->changed = c;
+        ctx->cap_changed = cap;
+    }
+    struct corr_changed *c = &ctx->changed[ctx->n_changed++];
+    snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    snprintf(c->tenant, sizeof(c->tenant), "%s", tenant);
+    return SP_OK;
+}
+
+/* ---- the Redis rounds ------------------------------------------------------ */
+
+static bool tenant_cached(struct corr_ctx *ctx, const char *set,
+                          const char *tenant, bool add)
+{
+    uint64_t h = corr_hash(corr_hash(CORR_HASH_INIT, set, strlen(set)),
+                           tenant, strlen(tenant));
+    if (!h)
+        h = 1;
+    uint64_t *slot = &ctx->tenant_cache[h % CORR_TENANT_CACHE];
+    if (*slot == h)
+        return true;
+    if (add)
+        *slot = h;
+    return false;
+}
+
+static void copy_str(char *dst, size_t n, const redisReply *r)
+{
+    if (r && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)) {
+        size_t l = SP_MIN(r->len, n - 1);
+        memcpy(dst, r->str, l);
+        dst[l] = '\0';
+    } else {
+        dst[0] = '\0';
+    }
+}
+
+/* Takes a correlate script reply apart into item and counters. */
+static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
+                               const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 10 ||
+        rep->element[5]->type != REDIS_REPLY_ARRAY ||
+        rep->element[6]->type != REDIS_REPLY_ARRAY) {
+        item->err = SP_ERR_REMOTE;
+        item->errmsg = "unexpected reply from the correlate script";
+        return SP_OK;
+    }
+    redisReply **e = rep->element;
+    copy_str(item->status, sizeof(item->status), e[0]);
+    copy_str(item->inc, sizeof(item->inc), e[1]);
+    item->version = e[2]->integer;
+    copy_str(item->how, sizeof(item->how), e[4]);
+    item->done = true;
+    const char *s = item->status;
+    enum corr_result r = strcmp(s, "new") == 0       ? CORR_R_NEW
+                         : strcmp(s, "joined") == 0  ? CORR_R_JOINED
+                         : strcmp(s, "updated") == 0 ? CORR_R_UPDATED
+                         : strcmp(s, "flood") == 0   ? CORR_R_FLOOD
+                         : strcmp(s, "stale") == 0   ? CORR_R_STALE
+                                                     : CORR_R_DUP;
+    sp_counter_inc(ctx->c_result[r]);
+    const char *how = item->how;
+    if (strcmp(how, "entity") == 0)
+        sp_counter_inc(ctx->c_how_entity);
+    else if (strcmp(how, "provider") == 0)
+        sp_counter_inc(ctx->c_how_provider);
+    else if (strcmp(how, "group") == 0)
+        sp_counter_inc(ctx->c_how_group);
+    else if (strcmp(how, "continuation") == 0)
+        sp_counter_inc(ctx->c_how_continuation);
+    else if (strcmp(how, "after_closed") == 0)
+        sp_counter_inc(ctx->c_how_after_closed);
+    enum sp_err err = SP_OK;
+    if (r == CORR_R_DUP || r == CORR_R_STALE) {
+        /* A replay: publish again only what never got acknowledged. */
+        if (e[3]->integer == 1)
+            err = corr_changed_add(ctx, item->prefix, item->tenant, item->inc);
+        return err;
+    }
+    if (item->n_stop)
+        sp_counter_add(ctx->c_noisy_stop, (uint64_t)item->n_stop);
+    sp_counter_add(ctx->c_noisy_auto, (uint64_t)e[7]->integer);
+    sp_counter_add(ctx->c_merges, (uint64_t)e[8]->integer);
+    sp_counter_add(ctx->c_merge_skips, (uint64_t)e[9]->integer);
+    for (size_t i = 0; i < e[6]->elements; i++) {
+        const redisReply *k = e[6]->element[i];
+        sp_counter_inc(ctx->c_noisy_detected);
+        if (k->type == REDIS_REPLY_STRING)
+            sp_log_info(ctx->st->log, "entity %.*s is noisy in tenant %s: it "
+                        "no longer correlates (noisy.threshold=%lld)",
+                        (int)SP_MIN(k->len, 300), k->str, item->tenant,
+                        (long long)ctx->noisy_k);
+    }
+    for (size_t i = 0; i < e[5]->elements && !err; i++) {
+        char id[80];
+        copy_str(id, sizeof(id), e[5]->element[i]);
+        if (id[0])
+            err = corr_changed_add(ctx, item->prefix, item->tenant, id);
+    }
+    return err;
+}
+
+static void take_row_result(struct corr_ctx *ctx, struct corr_item *item,
+                            const redisReply *rep)
+{
+    if (rep->type != REDIS_REPLY_INTEGER) {
+        item->err = SP_ERR_REMOTE;
+        item->errmsg = "unexpected reply from the assembly script";
+        return;
+    }
+    if (rep->integer < 0) {
+        item->err = SP_ERR_LIMIT;
+        item->errmsg = "more rows for this Defender alert than "
+                       "correlate.defender.max_rows";
+        return;
+    }
+    item->done = true;
+    sp_counter_inc(ctx->c_result[CORR_R_ROW]);
+}
+
+/* One pipeline: tenant registrations, then one script per item. */
+static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
+                             size_t n, int64_t now_ms, bool *noscript)
+{
+    enum sp_err e = SP_OK, fatal = SP_OK;
+    size_t extra = 0;
+    char setkey[2][80];
+    snprintf(setkey[0], sizeof(setkey[0]), "%s:tenants", ctx->key_prefix);
+    snprintf(setkey[1], sizeof(setkey[1]), "%s:tenants:asm", ctx->key_prefix);
+    sp_arena_reset(&ctx->work);
+    *noscript = false;
+    for (size_t i = 0; i < n; i++) {
+        struct corr_item *item = &items[i];
+        for (int s = 0; s < (item->row ? 2 : 1); s++) {
+            /* Marked at once so a chunk registers a tenant only once; a
+             * failed chunk forgets them all (below). */
+            if (tenant_cached(ctx, setkey[s], item->tenant, true))
+                continue;
+            const char *argv[] = {"SADD", setkey[s], item->tenant};
+            size_t lens[] = {4, strlen(setkey[s]), strlen(item->tenant)};
+            if ((e = sp_redis_append(ctx->redis, 3, argv, lens))) {
+                memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
+                return e;
+            }
+            extra++;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct corr_item *item = &items[i];
+        const char **argv;
+        size_t *lens;
+        int argc = item->row ? corr_asm_args(ctx, item, now_ms, &argv, &lens)
+                             : corr_build_args(ctx, item, now_ms, &argv, &lens);
+        if (argc < 0) {
+            /* Out of work memory: drain what was sent, then fail. */
+            fatal = SP_ERR_NOMEM;
+            n = i;
+            break;
+        }
+        e = sp_redis_append_evalsha(ctx->redis,
+                                    item->row ? &ctx->s_asm_add
+                                              : &ctx->s_correlate,
+                                    1, argc, argv, lens);
+        if (e)
+            return e;
+    }
+    int64_t t0 = sp_now_us();
+    for (size_t i = 0; i < extra; i++) {
+        redisReply *rep;
+        if ((e = sp_redis_read(ctx->redis, &rep)))
+            return e;
+        enum sp_err re = sp_redis_reply_err(rep);
+        freeReplyObject(rep);
+        if (re && !fatal)
+            fatal = re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct corr_item *item = &items[i];
+        redisReply *rep;
+        if ((e = sp_redis_read(ctx->redis, &rep)))
+            return e;
+        enum sp_err re = sp_redis_reply_err(rep);
+        if (re == SP_ERR_NOTFOUND) {
+            *noscript = true;
+        } else if (re == SP_ERR_REMOTE) {
+            item->err = SP_ERR_REMOTE;
+            item->errmsg = sp_arena_printf(item->arena, "redis: %.*s",
+                                           (int)SP_MIN(rep->len, 400),
+                                           rep->str ? rep->str : "");
+        } else if (re) {
+            if (!fatal)
+                fatal = re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
+        } else if (item->row) {
+            take_row_result(ctx, item, rep);
+        } else if ((re = take_result(ctx, item, rep)) && !fatal) {
+            fatal = re;
+        }
+        freeReplyObject(rep);
+    }
+    sp_hist_observe_since_us(ctx->h_redis, t0);
+    if (fatal)
+        memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
+    return fatal;
+}
+
+enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
+{
+    struct sp_redis_stats rs;
+    sp_redis_stats(ctx->redis, &rs);
+    if (rs.connects != ctx->connects_seen) {
+        /* A new connection may be a new (empty) server: register tenants
+         * again. */
+        memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
+        ctx->connects_seen = rs.connects;
+    }
+    int64_t now_ms = sp_wall_us() / 1000;
+    for (size_t start = 0; start < n; start += ctx->pipeline_max) {
+        size_t len = SP_MIN(ctx->pipeline_max, n - start);
+        for (int attempt = 0;; attempt++) {
+            for (size_t i = start; i < start + len; i++) {
+                items[i].done = false;
+                items[i].err = SP_OK;
+            }
+            bool noscript;
+            enum sp_err e = run_chunk(ctx, items + start, len, now_ms,
+                                      &noscript);
+            if (e)
+                return e;
+            if (!noscript)
+                break;
+            /* The server lost our scripts (SCRIPT FLUSH, failover): load
+             * them and run the chunk again; replays are duplicates. */
+            sp_log_warn(ctx->st->log, "NOSCRIPT from Redis: loading the "
+                        "scripts again");
+            if (attempt >= 2)
+                return SP_ERR_RETRY;
+            if ((e = sp_redis_load_scripts(ctx->redis)))
+                return e == SP_ERR_CONFIG ? SP_ERR_RETRY : e;
+        }
+    }
+    return SP_OK;
+}
+
+static void count_round_trips(struct corr_ctx *ctx, uint64_t before)
+{
+    struct sp_redis_stats rs;
+    sp_redis_stats(ctx->redis, &rs);
+    sp_counter_add(ctx->c_round_trips, rs.round_trips - before);
+}
+
+/* ---- process ------------------------------------------------------------- */
+
+static enum sp_err items_reserve(struct corr_ctx *ctx, size_t n)
+{
+    if (n <= ctx->cap_items)
+        return SP_OK;
+    size_t cap = SP_MAX(n, ctx->cap_items * 2);
+    struct corr_item *it = realloc(ctx->items, cap * sizeof(*it));
+    if (!it)
+        return SP_ERR_NOMEM;
+    ctx->items = it;
+    ctx->cap_items = cap;
+    return SP_OK;
+}
+
+/* Applies the results to the batch: incident id/version on alerts,
+ * Defender rows out of the alert list (they live in Redis until their
+ * assembly is emitted), failures to the DLQ. */
+static void commit(struct sp_stage *st, struct sp_batch *batch)
+{
+    struct corr_ctx *ctx = st->ctx;
+    size_t k = 0;
+    for (size_t m = 0; m < batch->n; m++) {
+        struct sp_msg *msg = &batch->msgs[m];
+        if (msg->dropped)
+            continue;
+        size_t out = 0;
+        for (size_t j = 0; j < msg->n_alerts; j++, k++) {
+            struct sp_alert *alert = msg->alerts[j];
+            struct corr_item *item = &ctx->items[k];
+            if (item->err) {
+                sp_counter_inc(ctx->c_result[CORR_R_REJECTED]);
+                const char *bytes = alert->raw ? alert->raw : msg->payload;
+                size_t len = alert->raw ? alert->raw_len : msg->len;
+                sp_msg_reject(msg, st->name,
+                              item->err == SP_ERR_LIMIT ? "too_many_rows"
+                                                        : "correlate_failed",
+                              item->errmsg, bytes, len);
+                continue;
+            }
+            if (item->row)
+                continue;
+            alert->incident_id = sp_arena_strdup(&msg->arena, item->inc);
+            alert->incident_version = item->version;
+            msg->alerts[out++] = alert;
+        }
+        msg->n_alerts = out;
+    }
+}
+
+static enum sp_err correlate_process(struct sp_stage *st,
+                                     struct sp_batch *batch)
+{
+    struct corr_ctx *ctx = st->ctx;
+    enum sp_err e = sp_redis_ensure(ctx->redis, sp_now_ms());
+    sp_gauge_set(ctx->g_redis_up, e == SP_OK ? 1 : 0);
+    if (e)
+        return e == SP_ERR_NOMEM ? e : SP_ERR_RETRY;
+    size_t n = 0;
+    for (size_t m = 0; m < batch->n; m++)
+        if (!batch->msgs[m].dropped)
+            n += batch->msgs[m].n_alerts;
+    if ((e = items_reserve(ctx, n)))
+        return e;
+    size_t k = 0;
+    for (size_t m = 0; m < batch->n; m++) {
+        struct sp_msg *msg = &batch->msgs[m];
+        if (msg->dropped)
+            continue;
+        for (size_t j = 0; j < msg->n_alerts; j++) {
+            struct corr_item *item = &ctx->items[k++];
+            memset(item, 0, sizeof(*item));
+            item->msg = msg;
+            item->alert = msg->alerts[j];
+            item->arena = &msg->arena;
+            item->tenant = corr_tenant(ctx, item->alert);
+            item->row = item->alert->part != SP_PART_WHOLE;
+            corr_prefix(ctx->key_prefix, item->tenant, item->prefix,
+                        sizeof(item->prefix));
+        }
+    }
+    struct sp_redis_stats rs;
+    sp_redis_stats(ctx->redis, &rs);
+    ctx->n_changed = 0;
+    e = corr_run(ctx, ctx->items, n);
+    struct corr_out *out = NULL;
+    if (e == SP_OK) {
+        out = corr_out_new(ctx);
+        e = out ? corr_out_snapshots(ctx, out) : SP_ERR_NOMEM;
+    }
+    count_round_trips(ctx, rs.round_trips);
+    if (e) {
+        if (out)
+            corr_out_abandon(ctx, out);
+        if (e == SP_ERR_NOMEM)
+            return e;
+        corr_redis_failed(ctx, e, "correlating a batch");
+        return SP_ERR_RETRY;
+    }
+    corr_out_seal(ctx, out);
+    commit(st, batch);
+    return SP_OK;
+}
+
+/* ---- timers, readiness ----------------------------------------------------- */
+
+static enum sp_err correlate_tick(struct sp_stage *st, int64_t now_ms)
+{
+    struct corr_ctx *ctx = st->ctx;
+    if (sp_redis_ensure(ctx->redis, now_ms) != SP_OK) {
+        sp_gauge_set(ctx->g_redis_up, 0);
+        return SP_OK;
+    }
+    sp_gauge_set(ctx->g_redis_up, 1);
+    struct sp_redis_stats rs;
+    sp_redis_stats(ctx->redis, &rs);
+    int64_t wall = sp_wall_us() / 1000;
+    enum sp_err e = corr_out_flush_acks(ctx);
+    if (e == SP_OK && now_ms >= ctx->next_asm_ms) {
+        ctx->next_asm_ms = now_ms + ctx->poll_ms;
+        e = corr_asm_tick(ctx, wall);
+    }
+    if (e == SP_OK && now_ms >= ctx->next_outbox_ms) {
+        ctx->next_outbox_ms = now_ms + ctx->outbox_interval_ms;
+        e = corr_out_recover(ctx, wall);
+    }
+    count_round_trips(ctx, rs.round_trips);
+    if (e && e != SP_ERR_NOMEM)
+        corr_redis_failed(ctx, e, "timer work");
+    return SP_OK;
+}
+
+static bool correlate_ready(struct sp_stage *st, char *reason, size_t n)
+{
+    struct corr_ctx *ctx = st->ctx;
+    if (sp_redis_is_up(ctx->redis))
+        return true;
+    sp_redis_describe(ctx->redis, reason, n);
+    return false;
+}
+
+static enum sp_err correlate_flush(struct sp_stage *st, int timeout_ms)
+{
+    struct corr_ctx *ctx = st->ctx;
+    SP_UNUSED(timeout_ms);
+    if (sp_redis_ensure(ctx->redis, sp_now_ms()) != SP_OK)
+        return SP_ERR_RETRY;
+    return corr_out_flush_acks(ctx);
+}
+
+/* ---- life cycle ------------------------------------------------------------ */
+
+static void script_init(struct sp_redis_script *s, const char *name,
+                        const char *src)
+{
+    memset(s, 0, sizeof(*s));
+    s->name = name;
+    s->src = src;
+}
+
+static enum sp_err correlate_init(struct sp_stage *st, struct sp_error *err)
+{
+    struct corr_ctx *ctx = st->ctx;
+    ctx->st = st;
+    sp_arena_init(&ctx->work, (size_t)512 << 20);
+    enum sp_err e = corr_config_load(ctx, st->env->cfg, err);
+    if (e)
+        return e;
+    sp_buf_init(&ctx->json, SP_MAX(ctx->snapshot_max, (size_t)4 << 20));
+    metrics_init(ctx, st);
+    ctx->acks = corr_acks_new();
+    if (!ctx->acks)
+        return sp_error_set(err, SP_ERR_NOMEM, "out of memory");
+    snprintf(ctx->scan_cursor, sizeof(ctx->scan_cursor), "0");
+
+    struct sp_redis_opts o;
+    sp_redis_opts_from_config(st->env->cfg, &o);
+    char comp[80];
+    snprintf(comp, sizeof(comp), "redis:%s", st->name);
+    o.log_comp = comp;
+    ctx->redis = sp_redis_new(&o);
+    if (!ctx->redis)
+        return sp_error_set(err, SP_ERR_NOMEM, "out of memory");
+    script_init(&ctx->s_correlate, "correlate", corr_lua_correlate);
+    script_init(&ctx->s_ack, "ack", corr_lua_ack);
+    script_init(&ctx->s_status, "status", corr_lua_status);
+    script_init(&ctx->s_asm_add, "asm_add", corr_lua_asm_add);
+    script_init(&ctx->s_asm_take, "asm_take", corr_lua_asm_take);
+    script_init(&ctx->s_asm_done, "asm_done", corr_lua_asm_done);
+    struct sp_redis_script *all[] = {
+        &ctx->s_correlate, &ctx->s_ack, &ctx->s_status,
+        &ctx->s_asm_add, &ctx->s_asm_take, &ctx->s_asm_done,
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(all); i++)
+        if ((e = sp_redis_add_script(ctx->redis, all[i])))
+            return sp_error_set(err, e, "redis: cannot register scripts");
+
+    /* Redis may come up after us: only refused credentials (or a bad db)
+     * are fatal here; anything else leaves the stage not ready. */
+    struct sp_error cerr = {0};
+    e = sp_redis_connect(ctx->redis, &cerr);
+    sp_gauge_set(ctx->g_redis_up, e == SP_OK ? 1 : 0);
+    if (e == SP_ERR_CONFIG)
+        return sp_error_set(err, e, "%s", cerr.msg);
+    if (e)
+        sp_log_warn(st->log, "%s; not ready until it answers", cerr.msg);
+    return SP_OK;
+}
+
+static void correlate_close(struct sp_stage *st)
+{
+    struct corr_ctx *ctx = st->ctx;
+    if (!ctx)
+        return;
+    if (ctx->redis && sp_redis_is_up(ctx->redis))
+        corr_out_flush_acks(ctx);
+    corr_acks_release(ctx->acks);
+    ctx->acks = NULL;
+    sp_redis_free(ctx->redis);
+    ctx->redis = NULL;
+    corr_config_free(ctx);
+    sp_arena_fini(&ctx->work);
+    sp_buf_fini(&ctx->json);
+    free(ctx->items);
+    free(ctx->changed);
+    ctx->items = NULL;
+    ctx->changed = NULL;
+}
+
+const struct sp_stage_type sp_stage_correlate = {
+    .name = "correlate",
+    .desc = "Deduplicate alerts and group them into incidents in Redis",
+    .keys = correlate_keys,
+    .n_keys = SP_ARRAY_SIZE(correlate_keys),
+    .ctx_size = sizeof(struct corr_ctx),
+    .init = correlate_init,
+    .process = correlate_process,
+    .tick = correlate_tick,
+    .flush = correlate_flush,
+    .close = correlate_close,
+    .ready = correlate_ready,
+};

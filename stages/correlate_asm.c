@@ -1,0 +1,559 @@
+/*
+ * correlate_asm.c - Defender XDR streaming rows (AlertInfo + one
+ * AlertEvidence row per entity) assembled into one alert per AlertId.
+ *
+ * Durability: process() stores each row in Redis (asm:<alert> hash, due
+ * time in the asmdue zset, see correlate_lua.c) before the input offset
+ * can be committed, and drops the row from the batch.  tick() leases due
+ * assemblies, rebuilds each alert, correlates it like any other, and
+ * produces the alert and its incident snapshots in a detached batch; only
+ * when that batch is acknowledged does asm_done remove the due entry (or
+ * schedule another emission when rows arrived meanwhile).  A crash or a
+ * refused output leaves the lease to expire and the alert is emitted
+ * again, which correlation sees as a duplicate.
+ *
+ * Rows are stored in a compact JSON of the normalized fields this file
+ * writes and reads itself (not the published alert schema).
+ *
+ * Engine thread.
+ */
+#include "correlate_int.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- rows: store ----------------------------------------------------------- */
+
+static void kus(struct sp_jw *w, const char *key, int64_t us)
+{
+    if (us != SP_TIME_NONE)
+        sp_jw_kint(w, key, us);
+}
+
+static void write_row(struct sp_jw *w, const struct sp_alert *alert)
+{
+    sp_jw_obj_open(w);
+    sp_jw_kstr_opt(w, "source", alert->source);
+    sp_jw_kstr_opt(w, "provider", alert->provider);
+    sp_jw_kstr_opt(w, "pa", alert->provider_alert_id);
+    sp_jw_kstr_opt(w, "pi", alert->provider_incident_id);
+    sp_jw_kstr_opt(w, "title", alert->title);
+    sp_jw_kstr_opt(w, "desc", alert->description);
+    sp_jw_kint(w, "sev", (int64_t)alert->severity);
+    sp_jw_kstr_opt(w, "sevo", alert->severity_original);
+    sp_jw_kstr_opt(w, "status", alert->status);
+    sp_jw_kstr_opt(w, "cat", alert->category);
+    sp_jw_kstr_opt(w, "det", alert->detector);
+    sp_jw_key(w, "tac");
+    sp_jw_arr_open(w);
+    for (size_t i = 0; i < alert->n_tactics; i++)
+        sp_jw_str(w, alert->tactics[i]);
+    sp_jw_arr_close(w);
+    sp_jw_key(w, "tec");
+    sp_jw_arr_open(w);
+    for (size_t i = 0; i < alert->n_techniques; i++)
+        sp_jw_str(w, alert->techniques[i]);
+    sp_jw_arr_close(w);
+    kus(w, "fa", alert->first_activity);
+    kus(w, "la", alert->last_activity);
+    kus(w, "cr", alert->created);
+    kus(w, "up", alert->updated);
+    sp_jw_key(w, "links");
+    sp_jw_arr_open(w);
+    for (size_t i = 0; i < alert->n_links; i++) {
+        sp_jw_arr_open(w);
+        sp_jw_str(w, alert->links[i].name);
+        sp_jw_str(w, alert->links[i].url);
+        sp_jw_arr_close(w);
+    }
+    sp_jw_arr_close(w);
+    sp_jw_key(w, "ents");
+    sp_jw_arr_open(w);
+    for (size_t i = 0; i < alert->n_entities; i++) {
+        const struct sp_entity *ent = &alert->entities[i];
+        sp_jw_obj_open(w);
+        sp_jw_kstr(w, "type", ent->type ? ent->type : "other");
+        sp_jw_kstr_opt(w, "key", ent->key);
+        sp_jw_key(w, "ids");
+        sp_jw_arr_open(w);
+        for (uint16_t j = 0; j < ent->n_ids; j++) {
+            sp_jw_arr_open(w);
+            sp_jw_str(w, ent->ids[j].name);
+            sp_jw_str(w, ent->ids[j].value);
+            sp_jw_arr_close(w);
+        }
+        sp_jw_arr_close(w);
+        sp_jw_key(w, "roles");
+        sp_jw_arr_open(w);
+        for (uint8_t j = 0; j < ent->n_roles; j++)
+            sp_jw_str(w, ent->roles[j]);
+        sp_jw_arr_close(w);
+        sp_jw_obj_close(w);
+    }
+    sp_jw_arr_close(w);
+    if (alert->raw && alert->raw_len) {
+        sp_jw_key(w, "raw");
+        sp_jw_raw(w, alert->raw, alert->raw_len);
+    }
+    sp_jw_obj_close(w);
+}
+
+enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
+                         const char **field, const char **value, size_t *vlen)
+{
+    sp_buf_reset(&ctx->json);
+    ctx->json.overflow = false;
+    struct sp_jw w;
+    sp_jw_init(&w, &ctx->json);
+    write_row(&w, alert);
+    if (!sp_jw_ok(&w))
+        return SP_ERR_LIMIT;
+    *vlen = ctx->json.len;
+    *value = sp_arena_strndup(&ctx->work, ctx->json.data, ctx->json.len);
+    if (alert->part == SP_PART_INFO) {
+        *field = "info";
+    } else {
+        /* One field per distinct evidence row: replays overwrite it. */
+        char hx[17];
+        snprintf(hx, sizeof(hx), "%016llx",
+                 (unsigned long long)corr_hash(CORR_HASH_INIT, ctx->json.data,
+                                               ctx->json.len));
+        *field = sp_arena_printf(&ctx->work, "ev:%s", hx);
+    }
+    return *value && *field ? SP_OK : SP_ERR_NOMEM;
+}
+
+int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
+                  int64_t now_ms, const char ***argvp, size_t **lensp)
+{
+    const char *field, *value;
+    size_t vlen;
+    if (corr_asm_row(ctx, item->alert, &field, &value, &vlen))
+        return -1;
+    const char **argv = sp_arena_alloc(&ctx->work, 12 * sizeof(*argv));
+    size_t *lens = sp_arena_alloc(&ctx->work, 12 * sizeof(*lens));
+    char *key = sp_arena_printf(&ctx->work, "%sasm:%s", item->prefix,
+                                item->alert->id);
+    char *now = sp_arena_printf(&ctx->work, "%lld", (long long)now_ms);
+    char *settle = sp_arena_printf(&ctx->work, "%lld", (long long)ctx->settle_ms);
+    char *rows = sp_arena_printf(&ctx->work, "%zu", ctx->asm_max_rows);
+    char *ttl = sp_arena_printf(&ctx->work, "%lld", (long long)ctx->retention_ms);
+    if (!argv || !lens || !key || !now || !settle || !rows || !ttl)
+        return -1;
+    const char *args[] = {key, item->prefix, item->alert->id, field, value,
+                          now, settle, rows, ttl};
+    int argc = 3;
+    for (size_t i = 0; i < SP_ARRAY_SIZE(args); i++) {
+        argv[argc] = args[i];
+        lens[argc] = args[i] == value ? vlen : strlen(args[i]);
+        argc++;
+    }
+    *argvp = argv;
+    *lensp = lens;
+    return argc;
+}
+
+/* ---- rows: rebuild --------------------------------------------------------- */
+
+static int64_t jint(const struct sp_json *obj, const char *key, int64_t def)
+{
+    int64_t v;
+    return sp_json_int(sp_json_get(obj, key), &v) ? v : def;
+}
+
+static const char **jstrings(struct sp_arena *a, const struct sp_json *list,
+                             size_t *n)
+{
+    *n = 0;
+    if (!list || list->type != SP_JSON_ARRAY || list->n == 0)
+        return NULL;
+    const char **v = sp_arena_alloc(a, list->n * sizeof(*v));
+    if (!v)
+        return NULL;
+    sp_json_foreach(list, it)
+        if (it->type == SP_JSON_STRING)
+            v[(*n)++] = it->u.s;
+    return v;
+}
+
+static void add_entities(struct sp_arena *a, struct sp_alert *alert,
+                         const struct sp_json *row, uint32_t max)
+{
+    sp_json_foreach(sp_json_get(row, "ents"), e) {
+        const char *type = sp_json_str(e, "type");
+        const char *key = sp_json_str(e, "key");
+        if (!type)
+            continue;
+        struct sp_entity *ent = key ? sp_alert_find_entity(alert, key) : NULL;
+        if (!ent) {
+            ent = sp_alert_add_entity(a, alert, type, max);
+            if (!ent)
+                return;
+            ent->key = key;
+        }
+        sp_json_foreach(sp_json_get(e, "ids"), id) {
+            if (id->type != SP_JSON_ARRAY || id->n != 2)
+                continue;
+            const struct sp_json *n = id->u.child, *v = n->next;
+            if (n->type == SP_JSON_STRING && v->type == SP_JSON_STRING)
+                sp_entity_add_id(a, ent, n->u.s, v->u.s);
+        }
+        sp_json_foreach(sp_json_get(e, "roles"), r)
+            if (r->type == SP_JSON_STRING)
+                sp_entity_add_role(ent, r->u.s);
+    }
+}
+
+struct ev_row {
+    const redisReply *field, *value;
+};
+
+static int cmp_field(const void *x, const void *y)
+{
+    const struct ev_row *a = x, *b = y;
+    return strcmp(a->field->str, b->field->str);
+}
+
+/*
+ * Builds the assembled alert from the asm hash (field/value pairs).
+ * *ready is false when there is no AlertInfo row yet and max_wait has not
+ * passed.  Returns NULL when nothing usable is stored (or no memory).
+ */
+static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
+                                 const char *alert_id, const redisReply *h,
+                                 int64_t wall_ms, int64_t *rev, bool *ready)
+{
+    struct sp_json_limits lim = {(size_t)16 << 20, 64, 1000000};
+    const struct sp_json *info = NULL;
+    size_t n_ev = 0;
+    struct ev_row *ev = sp_arena_alloc(a, (h->elements / 2 + 1) * sizeof(*ev));
+    int64_t t0 = wall_ms;
+    *rev = 0;
+    *ready = false;
+    if (!ev)
+        return NULL;
+    for (size_t i = 0; i + 1 < h->elements; i += 2) {
+        const redisReply *f = h->element[i], *v = h->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(f->str, "rev") == 0)
+            *rev = strtoll(v->str, NULL, 10);
+        else if (strcmp(f->str, "t0") == 0)
+            t0 = strtoll(v->str, NULL, 10);
+        else if (strcmp(f->str, "info") == 0) {
+            struct sp_json_error jerr;
+            info = sp_json_parse(a, v->str, v->len, &lim, &jerr);
+        } else if (strncmp(f->str, "ev:", 3) == 0) {
+            ev[n_ev].field = f;
+            ev[n_ev].value = v;
+            n_ev++;
+        }
+    }
+    if (!info && wall_ms - t0 < ctx->max_wait_ms)
+        return NULL;                /* wait for the AlertInfo row */
+    *ready = true;
+    /* Evidence in field order: the same rows give the same alert. */
+    qsort(ev, n_ev, sizeof(*ev), cmp_field);
+    const struct sp_json **rows = sp_arena_alloc(a, (n_ev + 1) * sizeof(*rows));
+    if (!rows)
+        return NULL;
+    size_t n_rows = 0;
+    for (size_t i = 0; i < n_ev; i++) {
+        const redisReply *v = ev[i].value;
+        struct sp_json_error jerr;
+        struct sp_json *d = sp_json_parse(a, v->str, v->len, &lim, &jerr);
+        if (d && d->type == SP_JSON_OBJECT)
+            rows[n_rows++] = d;
+    }
+    const struct sp_json *base = info ? info : (n_rows ? rows[0] : NULL);
+    if (!base || base->type != SP_JSON_OBJECT)
+        return NULL;
+    struct sp_alert *alert = sp_alert_new(a);
+    if (!alert)
+        return NULL;
+    alert->id = alert_id;
+    alert->source = sp_json_str(base, "source");
+    if (!alert->source)
+        alert->source = "defender-streaming";
+    alert->provider = sp_json_str(base, "provider");
+    alert->provider_alert_id = sp_json_str(base, "pa");
+    alert->provider_incident_id = sp_json_str(base, "pi");
+    alert->title = sp_json_str(base, "title");
+    if (!alert->title)
+        alert->title = sp_arena_printf(a, "Defender alert %s",
+                                       alert->provider_alert_id
+                                           ? alert->provider_alert_id
+                                           : alert_id);
+    alert->description = sp_json_str(base, "desc");
+    int64_t sev = jint(base, "sev", 0);
+    alert->severity = sev >= 0 && sev <= SP_SEV_HIGH ? (enum sp_severity)sev
+                                                     : SP_SEV_UNKNOWN;
+    alert->severity_original = sp_json_str(base, "sevo");
+    alert->status = sp_json_str(base, "status");
+    alert->category = sp_json_str(base, "cat");
+    alert->detector = sp_json_str(base, "det");
+    alert->tactics = jstrings(a, sp_json_get(base, "tac"), &alert->n_tactics);
+    alert->techniques = jstrings(a, sp_json_get(base, "tec"),
+                                 &alert->n_techniques);
+    alert->first_activity = jint(base, "fa", SP_TIME_NONE);
+    alert->last_activity = jint(base, "la", SP_TIME_NONE);
+    alert->created = jint(base, "cr", SP_TIME_NONE);
+    alert->updated = jint(base, "up", SP_TIME_NONE);
+    sp_json_foreach(sp_json_get(base, "links"), l) {
+        if (l->type != SP_JSON_ARRAY || l->n != 2)
+            continue;
+        if (!alert->links)
+            alert->links = sp_arena_calloc(a, sp_json_get(base, "links")->n *
+                                                  sizeof(*alert->links));
+        if (!alert->links)
+            break;
+        alert->links[alert->n_links].name = l->u.child->u.s;
+        alert->links[alert->n_links].url = l->u.child->next->u.s;
+        alert->n_links++;
+    }
+    uint32_t max = 500;
+    if (info)
+        add_entities(a, alert, info, max);
+    for (size_t i = 0; i < n_rows; i++) {
+        add_entities(a, alert, rows[i], max);
+        /* The latest row time is the alert's update time. */
+        int64_t up = jint(rows[i], "up", SP_TIME_NONE);
+        if (up != SP_TIME_NONE && (alert->updated == SP_TIME_NONE ||
+                                   up > alert->updated))
+            alert->updated = up;
+        if (!alert->provider_incident_id)
+            alert->provider_incident_id = sp_json_str(rows[i], "pi");
+    }
+    if (alert->first_activity == SP_TIME_NONE)
+        alert->first_activity = alert->created;
+    alert->part = SP_PART_WHOLE;
+
+    /* The original rows, as one document. */
+    struct sp_buf raw;
+    sp_buf_init(&raw, (size_t)8 << 20);
+    struct sp_jw w;
+    sp_jw_init(&w, &raw);
+    sp_jw_obj_open(&w);
+    sp_jw_key(&w, "info");
+    const struct sp_json *r = info ? sp_json_get(info, "raw") : NULL;
+    if (r)
+        sp_jw_raw(&w, r->src, r->src_len);
+    else
+        sp_jw_null(&w);
+    sp_jw_key(&w, "evidence");
+    sp_jw_arr_open(&w);
+    for (size_t i = 0; i < n_rows; i++)
+        if ((r = sp_json_get(rows[i], "raw")))
+            sp_jw_raw(&w, r->src, r->src_len);
+    sp_jw_arr_close(&w);
+    sp_jw_obj_close(&w);
+    if (sp_jw_ok(&w)) {
+        alert->raw = sp_arena_strndup(a, raw.data, raw.len);
+        alert->raw_len = alert->raw ? raw.len : 0;
+    }
+    sp_buf_fini(&raw);
+    return alert;
+}
+
+/* ---- tick ------------------------------------------------------------------ */
+
+struct asm_take {
+    char tenant[CORR_TENANT_MAX * 3 + 1];
+    char prefix[CORR_PREFIX_MAX];
+};
+
+static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
+                        const int64_t *revs, size_t n)
+{
+    ctx->n_changed = 0;
+    enum sp_err e = corr_run(ctx, items, n);
+    if (e)
+        return e;
+    struct corr_out *out = corr_out_new(ctx);
+    if (!out)
+        return SP_ERR_NOMEM;
+    size_t emitted = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct corr_item *item = &items[i];
+        if (item->err || !item->done) {
+            static struct sp_log_rl rl;
+            sp_log_warn_rl(&rl, 10000, ctx->st->log, "assembled alert %s: %s "
+                           "(tried again after the lease)", item->alert->id,
+                           item->errmsg ? item->errmsg : "not correlated");
+            continue;
+        }
+        item->alert->incident_id = item->inc;
+        item->alert->incident_version = item->version;
+        if (corr_out_alert(ctx, out, item->alert) == SP_OK &&
+            corr_out_expect_asm(out, item->prefix, item->alert->id,
+                                revs[i]) == SP_OK)
+            emitted++;
+    }
+    if ((e = corr_out_snapshots(ctx, out))) {
+        corr_out_abandon(ctx, out);
+        return e;
+    }
+    corr_out_seal(ctx, out);
+    sp_counter_add(ctx->c_assembled, emitted);
+    return SP_OK;
+}
+
+/* Queues "not yet" for an assembly still waiting for its AlertInfo row. */
+static void queue_wait(struct corr_ctx *ctx, const char *prefix,
+                       const char *alert_id)
+{
+    struct corr_acks *acks = ctx->acks;
+    if (acks->n >= CORR_ACKS_MAX)
+        return;                     /* the lease brings it back anyway */
+    if (acks->n == acks->cap) {
+        size_t c = acks->cap ? acks->cap * 2 : 64;
+        struct corr_ack *a = realloc(acks->items, c * sizeof(*a));
+        if (!a)
+            return;
+        acks->items = a;
+        acks->cap = c;
+    }
+    struct corr_ack *a = &acks->items[acks->n];
+    a->kind = 'a';
+    a->prefix = strdup(prefix);
+    a->id = strdup(alert_id);
+    a->num = -1;
+    if (!a->prefix || !a->id) {
+        free(a->prefix);
+        free(a->id);
+        return;
+    }
+    acks->n++;
+}
+
+enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
+{
+    char setkey[80];
+    snprintf(setkey, sizeof(setkey), "%s:tenants:asm", ctx->key_prefix);
+    const char *argv[] = {"SMEMBERS", setkey};
+    size_t lens[] = {8, strlen(setkey)};
+    redisReply *tenants = NULL;
+    enum sp_err e = sp_redis_call(ctx->redis, &tenants, 2, argv, lens);
+    if (e) {
+        freeReplyObject(tenants);
+        return e;
+    }
+    size_t nt = tenants->type == REDIS_REPLY_ARRAY
+                    ? SP_MIN(tenants->elements, (size_t)1000) : 0;
+    if (nt == 0) {
+        freeReplyObject(tenants);
+        return SP_OK;
+    }
+    struct asm_take *takes = calloc(nt, sizeof(*takes));
+    redisReply **reps = calloc(nt, sizeof(*reps));
+    struct sp_arena a;
+    sp_arena_init(&a, (size_t)256 << 20);
+    struct corr_item *items = NULL;
+    int64_t *revs = NULL;
+    size_t n = 0, cap = 0;
+    if (!takes || !reps) {
+        e = SP_ERR_NOMEM;
+        goto out;
+    }
+    char now[24], lease[24], limit[24];
+    snprintf(now, sizeof(now), "%lld", (long long)wall_ms);
+    snprintf(lease, sizeof(lease), "%lld", (long long)ctx->lease_ms);
+    snprintf(limit, sizeof(limit), "%zu", ctx->asm_batch);
+    for (size_t i = 0; i < nt && !e; i++) {
+        const redisReply *t = tenants->element[i];
+        if (t->type != REDIS_REPLY_STRING)
+            continue;
+        snprintf(takes[i].tenant, sizeof(takes[i].tenant), "%s", t->str);
+        corr_prefix(ctx->key_prefix, t->str, takes[i].prefix,
+                    sizeof(takes[i].prefix));
+        char key[CORR_PREFIX_MAX + 8];
+        snprintf(key, sizeof(key), "%sasmdue", takes[i].prefix);
+        const char *targv[] = {NULL, NULL, NULL, key, takes[i].prefix, now,
+                               lease, limit};
+        size_t tlens[] = {0, 0, 0, strlen(key), strlen(takes[i].prefix),
+                          strlen(now), strlen(lease), strlen(limit)};
+        e = sp_redis_append_evalsha(ctx->redis, &ctx->s_asm_take, 1, 8, targv,
+                                    tlens);
+    }
+    /* Every reply first: the connection must be idle before anything
+     * else (a script reload) is sent. */
+    bool noscript = false;
+    for (size_t i = 0; i < nt && !e; i++) {
+        if (!takes[i].prefix[0])
+            continue;
+        if ((e = sp_redis_read(ctx->redis, &reps[i])))
+            goto out;
+        enum sp_err re = sp_redis_reply_err(reps[i]);
+        if (re == SP_ERR_NOTFOUND)
+            noscript = true;
+        else if (re)
+            e = re == SP_ERR_REMOTE || re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
+    }
+    if (e)
+        goto out;
+    if (noscript && (e = sp_redis_load_scripts(ctx->redis)))
+        goto out;
+    for (size_t i = 0; i < nt && !e; i++) {
+        if (!reps[i] || reps[i]->type != REDIS_REPLY_ARRAY)
+            continue;
+        const redisReply *list = reps[i];
+        if (list->type != REDIS_REPLY_ARRAY)
+            continue;
+        for (size_t j = 0; j < list->elements; j++) {
+            const redisReply *it = list->element[j];
+            if (it->type != REDIS_REPLY_ARRAY || it->elements != 2 ||
+                it->element[0]->type != REDIS_REPLY_STRING ||
+                it->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            const char *alert_id = sp_arena_strdup(&a, it->element[0]->str);
+            int64_t rev = 0;
+            bool ready = false;
+            struct sp_alert *alert = alert_id
+                ? assemble(ctx, &a, alert_id, it->element[1], wall_ms, &rev,
+                           &ready)
+                : NULL;
+            if (!alert) {
+                if (!ready && alert_id)
+                    queue_wait(ctx, takes[i].prefix, alert_id);
+                continue;
+            }
+            alert->tenant = sp_arena_strdup(&a, takes[i].tenant);
+            if (n == cap) {
+                size_t c = cap ? cap * 2 : 32;
+                struct corr_item *ni = realloc(items, c * sizeof(*ni));
+                int64_t *nr = realloc(revs, c * sizeof(*nr));
+                if (ni)
+                    items = ni;
+                if (nr)
+                    revs = nr;
+                if (!ni || !nr) {
+                    e = SP_ERR_NOMEM;
+                    break;
+                }
+                cap = c;
+            }
+            struct corr_item *item = &items[n];
+            memset(item, 0, sizeof(*item));
+            item->alert = alert;
+            item->arena = &a;
+            item->tenant = alert->tenant;
+            snprintf(item->prefix, sizeof(item->prefix), "%s", takes[i].prefix);
+            revs[n++] = rev;
+        }
+    }
+    if (!e && n)
+        e = emit(ctx, items, revs, n);
+out:
+    for (size_t i = 0; i < nt && reps; i++)
+        freeReplyObject(reps[i]);
+    freeReplyObject(tenants);
+    free(takes);
+    free(reps);
+    free(items);
+    free(revs);
+    sp_arena_fini(&a);
+    return e;
+}

@@ -1,0 +1,291 @@
+/*
+ * correlate_int.h - private to the correlate stage (stages/correlate*.c):
+ * the stage context, the grouping rules, the per-alert work item, and the
+ * functions the files share.
+ *
+ *   correlate.c           stage type, config, process(), tick(), readiness
+ *   correlate_rules.c     rules, stop-list, per-alert script arguments
+ *   correlate_lua.c       the Lua scripts (the Redis side of every rule)
+ *   correlate_out.c       snapshot outputs, detached batches, outbox acks
+ *                         and recovery
+ *   correlate_incident.c  incident snapshot JSON and `explain` text
+ *   correlate_asm.c       Defender AlertInfo/AlertEvidence assembly
+ *   correlate_cli.c       `socpilot incident ...`
+ *
+ * Redis key layout (P = "<key_prefix>:{t:<tenant>}:", the hash tag keeps
+ * a tenant's keys in one cluster slot) is documented in
+ * docs/correlation.md and in correlate_lua.c.
+ *
+ * Engine thread only (one stage instance = one thread at a time).
+ */
+#ifndef SP_CORRELATE_INT_H
+#define SP_CORRELATE_INT_H
+
+#include "alert.h"
+#include "json.h"
+#include "metrics.h"
+#include "redis.h"
+#include "sp.h"
+#include "stage.h"
+
+#define CORR_MAX_RULES        64
+#define CORR_MAX_TYPES        24
+#define CORR_MAX_STOPLIST     1024
+#define CORR_PREFIX_MAX       600     /* "<prefix>:{t:<tenant>}:" */
+#define CORR_TENANT_MAX       128     /* tenant bytes before encoding */
+#define CORR_SCRIPT_ARGS      27      /* fixed ARGV of the correlate script */
+#define CORR_ACKS_MAX         100000  /* queued outbox/assembly acks */
+#define CORR_TENANT_CACHE     256
+
+enum corr_mode { CORR_ANY, CORR_ALL, CORR_SELECTED };
+
+/* Alert fields a rule may require to be equal. */
+enum corr_field {
+    CORR_F_DETECTOR = 1 << 0,
+    CORR_F_TITLE = 1 << 1,
+    CORR_F_SOURCE = 1 << 2,
+    CORR_F_PROVIDER = 1 << 3,
+    CORR_F_CATEGORY = 1 << 4,
+    CORR_F_SEVERITY = 1 << 5,
+};
+
+enum corr_rule_kind { CORR_RULE_DEFAULT, CORR_RULE_SOURCE, CORR_RULE_DETECTOR };
+
+/* How alerts of one source or detector group (docs/correlation.md). */
+struct corr_rule {
+    char name[160];                  /* "default", "source:x", "detector:y" */
+    enum corr_rule_kind kind;
+    const char *match;               /* into name: the source/detector */
+    enum corr_mode mode;
+    const char *types[CORR_MAX_TYPES];   /* correlating entity types */
+    size_t n_types;
+    unsigned fields;                 /* enum corr_field bits */
+    int64_t window_ms;
+    char *types_buf;                 /* owns the type strings */
+};
+
+enum corr_flood_key { CORR_FLOOD_DETECTOR, CORR_FLOOD_TITLE,
+                      CORR_FLOOD_DETECTOR_TITLE };
+
+/* Counted outcomes; index into ctx->c_result. */
+enum corr_result {
+    CORR_R_NEW, CORR_R_JOINED, CORR_R_UPDATED, CORR_R_DUP, CORR_R_STALE,
+    CORR_R_FLOOD, CORR_R_REJECTED, CORR_R_ROW, CORR_R__COUNT
+};
+
+/* Shared between the context and in-flight detached batches, so an
+ * on_done that runs after close() finds `dead` instead of freed memory. */
+struct corr_acks {
+    int refs;
+    bool dead;
+    /* Queued acks: "P\0id\0version" records for the outbox (kind 'o') and
+     * assemblies (kind 'a'), applied to Redis by the next tick/flush. */
+    struct corr_ack *items;
+    size_t n, cap;
+};
+
+struct corr_ack {
+    char kind;                       /* 'o' outbox, 'a' assembly */
+    char *prefix;                    /* malloc'd P */
+    char *id;                        /* incident id or alert id */
+    int64_t num;                     /* version or assembly revision */
+};
+
+/* One alert to correlate (or one Defender row to store). */
+struct corr_item {
+    struct sp_msg *msg;              /* NULL for tick-assembled alerts */
+    struct sp_alert *alert;
+    struct sp_arena *arena;          /* where results are copied */
+    char prefix[CORR_PREFIX_MAX];
+    const char *tenant;
+    bool row;                        /* Defender part: store, don't correlate */
+    int n_stop;                      /* stop-listed entities it carries */
+    /* Results. */
+    bool done;
+    enum sp_err err;                 /* SP_ERR_REMOTE: reject the alert */
+    const char *errmsg;
+    char status[16];                 /* new joined updated dup stale flood */
+    char how[16];
+    char inc[80];
+    int64_t version;
+};
+
+/* An incident to publish (deduplicated per process call / tick). */
+struct corr_changed {
+    char prefix[CORR_PREFIX_MAX];
+    char id[80];
+    char tenant[CORR_TENANT_MAX * 3 + 1];
+};
+
+struct corr_ctx {
+    struct sp_stage *st;
+    /* Config. */
+    char key_prefix[64];
+    char default_tenant[CORR_TENANT_MAX + 1];
+    struct corr_rule rules[CORR_MAX_RULES];
+    size_t n_rules;                  /* rules[0] is the default */
+    char **stoplist;
+    size_t n_stoplist;
+    int64_t max_alerts, max_entities, max_why;
+    int64_t noisy_k;
+    bool flood_on;
+    int64_t flood_n, flood_window_ms;
+    enum corr_flood_key flood_key;
+    bool close_on_resolved;
+    int64_t retention_ms, index_ttl_ms;
+    size_t pipeline_max;
+    size_t snapshot_max;
+    int64_t snapshot_why;
+    int64_t outbox_interval_ms, outbox_grace_ms;
+    size_t outbox_batch;
+    int64_t settle_ms, max_wait_ms, lease_ms, poll_ms;
+    size_t asm_max_rows, asm_batch;
+
+    /* Redis. */
+    struct sp_redis *redis;
+    struct sp_redis_script s_correlate, s_ack, s_status,
+        s_asm_add, s_asm_take, s_asm_done;
+    uint64_t connects_seen;          /* to notice reconnects */
+    uint64_t tenant_cache[CORR_TENANT_CACHE];
+
+    /* Work memory, reset per process()/tick. */
+    struct sp_arena work;
+    struct sp_buf json;              /* snapshot/alert serialisation */
+    struct corr_item *items;
+    size_t cap_items;
+    struct corr_changed *changed;
+    size_t n_changed, cap_changed;
+
+    struct corr_acks *acks;
+    int64_t next_outbox_ms, next_asm_ms;
+    char scan_cursor[32];            /* SSCAN cursor over tenants */
+
+    /* Metrics. */
+    struct sp_counter *c_result[CORR_R__COUNT];
+    struct sp_counter *c_how_entity, *c_how_provider, *c_how_group,
+        *c_how_continuation, *c_how_after_closed;
+    struct sp_counter *c_merges, *c_merge_skips, *c_noisy_auto,
+        *c_noisy_stop, *c_noisy_detected, *c_published, *c_recovered,
+        *c_assembled, *c_round_trips, *c_redis_errors, *c_publish_errors;
+    struct sp_gauge *g_redis_up;
+    struct sp_hist *h_redis;
+};
+
+/* ---- correlate_rules.c ---------------------------------------------------- */
+
+/* Reads every correlate.* key into ctx (rules, stop-list...).  Returns
+ * SP_ERR_CONFIG with err naming the key on a bad value. */
+enum sp_err corr_config_load(struct corr_ctx *ctx, const struct sp_config *cfg,
+                             struct sp_error *err);
+void corr_config_free(struct corr_ctx *ctx);
+/* The rule that applies to an alert (detector, then source, then default). */
+const struct corr_rule *corr_rule_for(const struct corr_ctx *ctx,
+                                      const struct sp_alert *alert);
+/* "<key_prefix>:{t:<encoded tenant>}:" into out (CORR_PREFIX_MAX). */
+void corr_prefix(const char *key_prefix, const char *tenant, char *out,
+                 size_t n);
+/* The tenant an alert belongs to (default_tenant when it has none). */
+const char *corr_tenant(const struct corr_ctx *ctx,
+                        const struct sp_alert *alert);
+/* Event time of an alert in ms (first activity, created, updated, now). */
+int64_t corr_alert_time_ms(const struct sp_alert *alert);
+/* Builds the correlate script's argv for item (allocated in ctx->work):
+ * returns argc (including the 3 reserved EVALSHA slots) or -1. */
+int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
+                    int64_t now_ms, const char ***argv, size_t **lens);
+/* 64-bit FNV-1a, for namespaces and content hashes. */
+uint64_t corr_hash(uint64_t h, const void *p, size_t n);
+#define CORR_HASH_INIT 0xcbf29ce484222325ULL
+bool corr_stoplisted(const struct corr_ctx *ctx, const char *key);
+
+/* ---- correlate_lua.c ------------------------------------------------------ */
+
+extern const char corr_lua_correlate[];
+extern const char corr_lua_ack[];
+extern const char corr_lua_status[];
+extern const char corr_lua_asm_add[];
+extern const char corr_lua_asm_take[];
+extern const char corr_lua_asm_done[];
+
+/* ---- correlate.c ---------------------------------------------------------- */
+
+/* Runs the correlate script for items[0..n) (pipelined, in chunks of
+ * pipeline_max) and fills their results and ctx->changed.  Nothing in a
+ * message is modified.  SP_ERR_RETRY when Redis is away (the caller
+ * repeats the whole call later: the scripts are idempotent). */
+enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n);
+/* Records incident (prefix, id) for publishing; deduplicated. */
+enum sp_err corr_changed_add(struct corr_ctx *ctx, const char *prefix,
+                             const char *tenant, const char *id);
+/* Counts a Redis failure and logs it (rate-limited). */
+void corr_redis_failed(struct corr_ctx *ctx, enum sp_err e, const char *what);
+
+/* ---- correlate_out.c ------------------------------------------------------ */
+
+/* A detached batch whose on_done queues the acks registered with
+ * corr_out_expect(). */
+struct corr_out;
+struct corr_out *corr_out_new(struct corr_ctx *ctx);
+/* Fetches snapshots of ctx->changed (one pipelined round) and produces
+ * them into out.  SP_ERR_RETRY when Redis failed (nothing produced). */
+enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out);
+/* Produces an alert (the assembled Defender alert) to the alerts topic. */
+enum sp_err corr_out_alert(struct corr_ctx *ctx, struct corr_out *out,
+                           const struct sp_alert *alert);
+/* Registers an assembly ack for on_done. */
+enum sp_err corr_out_expect_asm(struct corr_out *out, const char *prefix,
+                                const char *alert_id, int64_t rev);
+/* Seals the batch (on_done may run now, even inside this call) or frees
+ * it when nothing was produced.  Returns how many outputs it carries. */
+size_t corr_out_seal(struct corr_ctx *ctx, struct corr_out *out);
+/* Drops an unsealed batch (a failed tick): outputs already produced
+ * stay produced, no ack is queued (recovery publishes again). */
+void corr_out_abandon(struct corr_ctx *ctx, struct corr_out *out);
+/* Applies queued acks to Redis (one pipelined round). */
+enum sp_err corr_out_flush_acks(struct corr_ctx *ctx);
+/* Republishes incidents whose outbox entry is older than the grace
+ * period (crashed instance, lost ack); bounded per call. */
+enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms);
+struct corr_acks *corr_acks_new(void);
+void corr_acks_release(struct corr_acks *acks);
+
+/* ---- correlate_incident.c ------------------------------------------------- */
+
+/* Reading an incident atomically: MULTI, HGETALL meta, HGETALL alerts,
+ * LRANGE why (the last why_max entries; < 0 = all), EXEC.  Plain commands
+ * in a transaction rather than a script: large replies then skip the
+ * Lua conversion both ways. */
+#define CORR_SNAPSHOT_REPLIES 5
+enum sp_err corr_snapshot_append(struct sp_redis *r, const char *prefix,
+                                 const char *id, int64_t why_max);
+/* Reads the CORR_SNAPSHOT_REPLIES replies; *out is the EXEC reply
+ * {meta, alerts, why} (new reference).  Connection failures fail the
+ * call; an error reply returns its mapped code (and *out NULL). */
+enum sp_err corr_snapshot_read(struct sp_redis *r, redisReply **out);
+
+/* Writes the incident snapshot JSON for a corr_snapshot_read() reply
+ * (meta, alerts, why) into out, bounded by max_bytes (sections are cut
+ * and "truncated" set when needed).  *version gets the snapshot's
+ * version.  SP_ERR_NOTFOUND for an empty reply. */
+enum sp_err corr_incident_write(const redisReply *rep, const char *id,
+                                struct sp_buf *out, size_t max_bytes,
+                                int64_t *version);
+/* Human explanation of an incident for `socpilot incident explain`.
+ * noisy (may be NULL): the tenant's noisy-entity hash reply. */
+enum sp_err corr_incident_explain(const redisReply *rep, const char *id,
+                                  const redisReply *noisy, struct sp_buf *out);
+
+/* ---- correlate_asm.c ------------------------------------------------------ */
+
+/* Serialises a Defender row for storage in Redis (into ctx->work). */
+enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
+                         const char **field, const char **value,
+                         size_t *vlen);
+/* Builds the asm_add argv for a row item (3 reserved slots); returns argc
+ * or -1. */
+int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
+                  int64_t now_ms, const char ***argv, size_t **lens);
+/* Takes due assemblies, correlates and emits them.  Called from tick. */
+enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms);
+
+#endif /* SP_CORRELATE_INT_H */

@@ -1,0 +1,430 @@
+/*
+ * correlate_out.c - getting incident snapshots (and assembled Defender
+ * alerts) out, exactly as often as needed:
+ *
+ *   change in Lua ──► outbox entry (same script, atomic)
+ *        │
+ *        ▼ snapshot read (one pipelined round) ──► detached batch ──► sink
+ *                                                   │ all acknowledged
+ *   outbox entry removed ◄── ack script ◄── queued ack ◄─ on_done
+ *
+ * Snapshots ride in detached batches, so an input batch's offsets never
+ * wait for them; the outbox is what makes that safe.  An entry outlives a
+ * crash, a refused output or a lost ack, and corr_out_recover()
+ * republishes entries older than the grace period (any instance may:
+ * consumers keep the highest version per incident id, so duplicates are
+ * harmless).  The ack script removes an entry only if the incident did not
+ * change again after the published version.
+ *
+ * The ack queue (struct corr_acks) is shared by the stage and its batches
+ * in flight: on_done may run after the stage closed, and then only drops
+ * its references.
+ *
+ * Engine thread.
+ */
+#include "correlate_int.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct corr_out {
+    struct corr_acks *acks;          /* shared queue (one reference) */
+    struct sp_batch *batch;
+    struct corr_ack *pend;           /* acks this batch earns */
+    size_t n, cap;
+    size_t produced;
+    bool abandoned;
+};
+
+/* ---- the ack queue --------------------------------------------------------- */
+
+struct corr_acks *corr_acks_new(void)
+{
+    struct corr_acks *acks = calloc(1, sizeof(*acks));
+    if (acks)
+        acks->refs = 1;
+    return acks;
+}
+
+static void ack_free(struct corr_ack *a)
+{
+    free(a->prefix);
+    free(a->id);
+}
+
+void corr_acks_release(struct corr_acks *acks)
+{
+    if (!acks)
+        return;
+    acks->dead = true;              /* the stage's reference is the first */
+    if (--acks->refs > 0)
+        return;
+    for (size_t i = 0; i < acks->n; i++)
+        ack_free(&acks->items[i]);
+    free(acks->items);
+    free(acks);
+}
+
+static void acks_unref(struct corr_acks *acks)
+{
+    if (--acks->refs > 0)
+        return;
+    for (size_t i = 0; i < acks->n; i++)
+        ack_free(&acks->items[i]);
+    free(acks->items);
+    free(acks);
+}
+
+static enum sp_err ack_push(struct corr_ack **items, size_t *n, size_t *cap,
+                            char kind, const char *prefix, const char *id,
+                            int64_t num)
+{
+    if (*n >= CORR_ACKS_MAX)
+        return SP_ERR_LIMIT;
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 32;
+        struct corr_ack *a = realloc(*items, c * sizeof(*a));
+        if (!a)
+            return SP_ERR_NOMEM;
+        *items = a;
+        *cap = c;
+    }
+    struct corr_ack *a = &(*items)[*n];
+    a->kind = kind;
+    a->prefix = strdup(prefix);
+    a->id = strdup(id);
+    a->num = num;
+    if (!a->prefix || !a->id) {
+        ack_free(a);
+        return SP_ERR_NOMEM;
+    }
+    (*n)++;
+    return SP_OK;
+}
+
+/* ---- detached batches ----------------------------------------------------- */
+
+static void out_free(struct corr_out *out)
+{
+    for (size_t i = 0; i < out->n; i++)
+        ack_free(&out->pend[i]);
+    free(out->pend);
+    acks_unref(out->acks);
+    free(out);
+}
+
+static void out_done(struct sp_batch *batch, void *ud)
+{
+    struct corr_out *out = ud;
+    struct corr_acks *acks = out->acks;
+    if (!acks->dead && !out->abandoned && batch->failed == 0) {
+        /* Move the earned acks to the stage's queue; the next tick sends
+         * them.  A full queue drops them: recovery republishes. */
+        for (size_t i = 0; i < out->n; i++) {
+            if (acks->n >= CORR_ACKS_MAX)
+                break;
+            if (acks->n == acks->cap) {
+                size_t c = acks->cap ? acks->cap * 2 : 64;
+                struct corr_ack *a = realloc(acks->items, c * sizeof(*a));
+                if (!a)
+                    break;
+                acks->items = a;
+                acks->cap = c;
+            }
+            acks->items[acks->n++] = out->pend[i];
+            out->pend[i].prefix = out->pend[i].id = NULL;
+        }
+    }
+    out_free(out);
+}
+
+struct corr_out *corr_out_new(struct corr_ctx *ctx)
+{
+    struct corr_out *out = calloc(1, sizeof(*out));
+    if (!out)
+        return NULL;
+    out->batch = sp_batch_new(0);
+    if (!out->batch) {
+        free(out);
+        return NULL;
+    }
+    out->acks = ctx->acks;
+    ctx->acks->refs++;
+    out->batch->on_done = out_done;
+    out->batch->ud = out;
+    return out;
+}
+
+size_t corr_out_seal(struct corr_ctx *ctx, struct corr_out *out)
+{
+    SP_UNUSED(ctx);
+    size_t n = out->produced;
+    if (n == 0) {
+        sp_batch_free(out->batch);
+        out_free(out);
+        return 0;
+    }
+    sp_batch_seal(out->batch);      /* may run out_done right here */
+    return n;
+}
+
+void corr_out_abandon(struct corr_ctx *ctx, struct corr_out *out)
+{
+    out->abandoned = true;
+    corr_out_seal(ctx, out);
+}
+
+enum sp_err corr_out_expect_asm(struct corr_out *out, const char *prefix,
+                                const char *alert_id, int64_t rev)
+{
+    return ack_push(&out->pend, &out->n, &out->cap, 'a', prefix, alert_id, rev);
+}
+
+static enum sp_err produce(struct corr_ctx *ctx, struct corr_out *out,
+                           const char *topic, const char *key,
+                           const char *val, size_t vlen,
+                           const struct sp_header *hdrs, size_t n_hdrs)
+{
+    struct sp_sink *sink = ctx->st->env->sink;
+    enum sp_err e = sink->produce(sink, out->batch, topic, key, strlen(key),
+                                  val, vlen, hdrs, n_hdrs);
+    if (e) {
+        static struct sp_log_rl rl;
+        sp_counter_inc(ctx->c_publish_errors);
+        sp_log_warn_rl(&rl, 5000, ctx->st->log, "cannot produce %s to %s: %s "
+                       "(the outbox publishes it again)", key, topic,
+                       sp_strerror(e));
+        return e;
+    }
+    out->produced++;
+    return SP_OK;
+}
+
+/* ---- snapshots ------------------------------------------------------------- */
+
+static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
+                                    const struct corr_changed *c,
+                                    const redisReply *rep)
+{
+    int64_t version = 0;
+    sp_buf_reset(&ctx->json);
+    enum sp_err e = corr_incident_write(rep, c->id, &ctx->json,
+                                        ctx->snapshot_max, &version);
+    if (e == SP_ERR_NOTFOUND)
+        return SP_OK;               /* expired since: nothing to publish */
+    if (e) {
+        sp_log_warn(ctx->st->log, "incident %s: cannot write its snapshot: %s",
+                    c->id, sp_strerror(e));
+        return SP_OK;
+    }
+    char ver[24];
+    snprintf(ver, sizeof(ver), "%lld", (long long)version);
+    struct sp_header hdrs[] = {
+        {"version", ver, strlen(ver)},
+        {"socpilot-schema", "incident/1", 10},
+        {"socpilot-tenant", c->tenant, strlen(c->tenant)},
+    };
+    if (produce(ctx, out, ctx->st->env->topic_incidents, c->id,
+                ctx->json.data, ctx->json.len, hdrs, SP_ARRAY_SIZE(hdrs)))
+        return SP_OK;               /* stays in the outbox */
+    sp_counter_inc(ctx->c_published);
+    return ack_push(&out->pend, &out->n, &out->cap, 'o', c->prefix, c->id,
+                    version);
+}
+
+enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out)
+{
+    size_t chunk = SP_MAX(ctx->pipeline_max / CORR_SNAPSHOT_REPLIES, (size_t)1);
+    redisReply **reps = calloc(SP_MIN(chunk, SP_MAX(ctx->n_changed, 1)),
+                               sizeof(*reps));
+    if (!reps)
+        return SP_ERR_NOMEM;
+    enum sp_err e = SP_OK;
+    for (size_t start = 0; start < ctx->n_changed && !e; start += chunk) {
+        size_t len = SP_MIN(chunk, ctx->n_changed - start);
+        for (size_t i = 0; i < len && !e; i++)
+            e = corr_snapshot_append(ctx->redis, ctx->changed[start + i].prefix,
+                                     ctx->changed[start + i].id,
+                                     ctx->snapshot_why);
+        /* Every reply first (the connection must end up idle), then
+         * publish. */
+        for (size_t i = 0; i < len && !e; i++) {
+            enum sp_err re = corr_snapshot_read(ctx->redis, &reps[i]);
+            if (re == SP_ERR_RETRY || re == SP_ERR_NOMEM)
+                e = re;             /* the connection is gone */
+            else if (re)
+                e = SP_ERR_RETRY;   /* LOADING, OOM...: try again later */
+        }
+        for (size_t i = 0; i < len && !e; i++)
+            e = publish_snapshot(ctx, out, &ctx->changed[start + i], reps[i]);
+        for (size_t i = 0; i < len; i++) {
+            freeReplyObject(reps[i]);
+            reps[i] = NULL;
+        }
+    }
+    free(reps);
+    return e;
+}
+
+enum sp_err corr_out_alert(struct corr_ctx *ctx, struct corr_out *out,
+                           const struct sp_alert *alert)
+{
+    struct sp_jw w;
+    sp_buf_reset(&ctx->json);
+    sp_jw_init(&w, &ctx->json);
+    sp_alert_write(alert, &w, true);
+    if (!sp_jw_ok(&w)) {
+        /* Too big with the original rows: publish without them. */
+        sp_buf_reset(&ctx->json);
+        ctx->json.overflow = false;
+        sp_jw_init(&w, &ctx->json);
+        sp_alert_write(alert, &w, false);
+        if (!sp_jw_ok(&w))
+            return SP_ERR_LIMIT;
+    }
+    const char *tenant = corr_tenant(ctx, alert);
+    struct sp_header hdrs[] = {
+        {"socpilot-format", alert->source, strlen(alert->source)},
+        {"socpilot-schema", "alert/" SP_ALERT_SCHEMA_VERSION,
+         sizeof("alert/" SP_ALERT_SCHEMA_VERSION) - 1},
+        {"socpilot-tenant", tenant, strlen(tenant)},
+    };
+    return produce(ctx, out, ctx->st->env->topic_alerts, alert->id,
+                   ctx->json.data, ctx->json.len, hdrs, SP_ARRAY_SIZE(hdrs));
+}
+
+/* ---- acks ---------------------------------------------------------------- */
+
+enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
+{
+    struct corr_acks *acks = ctx->acks;
+    if (!acks || acks->n == 0)
+        return SP_OK;
+    size_t n = SP_MIN(acks->n, ctx->pipeline_max);
+    char wall[24], settle[24];
+    snprintf(wall, sizeof(wall), "%lld", (long long)(sp_wall_us() / 1000));
+    snprintf(settle, sizeof(settle), "%lld", (long long)ctx->settle_ms);
+    enum sp_err e = SP_OK;
+    for (size_t i = 0; i < n && !e; i++) {
+        struct corr_ack *a = &acks->items[i];
+        char key[CORR_PREFIX_MAX + 16], num[24];
+        snprintf(key, sizeof(key), "%s%s", a->prefix,
+                 a->kind == 'o' ? "out" : "asmdue");
+        snprintf(num, sizeof(num), "%lld", (long long)a->num);
+        if (a->kind == 'o') {
+            const char *argv[] = {NULL, NULL, NULL, key, a->prefix, a->id, num};
+            size_t lens[] = {0, 0, 0, strlen(key), strlen(a->prefix),
+                             strlen(a->id), strlen(num)};
+            e = sp_redis_append_evalsha(ctx->redis, &ctx->s_ack, 1, 7, argv,
+                                        lens);
+        } else {
+            const char *argv[] = {NULL, NULL, NULL, key, a->prefix, a->id,
+                                  num, wall, settle};
+            size_t lens[] = {0, 0, 0, strlen(key), strlen(a->prefix),
+                             strlen(a->id), strlen(num), strlen(wall),
+                             strlen(settle)};
+            e = sp_redis_append_evalsha(ctx->redis, &ctx->s_asm_done, 1, 9,
+                                        argv, lens);
+        }
+    }
+    if (e)
+        return e;
+    bool noscript = false;
+    enum sp_err bad = SP_OK;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *rep;
+        if ((e = sp_redis_read(ctx->redis, &rep)))
+            return e;               /* connection gone: the queue stays */
+        enum sp_err re = sp_redis_reply_err(rep);
+        freeReplyObject(rep);
+        if (re == SP_ERR_NOTFOUND)
+            noscript = true;
+        else if (re && !bad)
+            bad = re;
+    }
+    if (noscript)
+        return sp_redis_load_scripts(ctx->redis);   /* sent again next time */
+    if (bad && bad != SP_ERR_REMOTE)
+        return bad;
+    for (size_t i = 0; i < n; i++)
+        ack_free(&acks->items[i]);
+    memmove(acks->items, acks->items + n, (acks->n - n) * sizeof(*acks->items));
+    acks->n -= n;
+    return SP_OK;
+}
+
+/* ---- recovery -------------------------------------------------------------- */
+
+enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
+{
+    char setkey[80];
+    snprintf(setkey, sizeof(setkey), "%s:tenants", ctx->key_prefix);
+    const char *argv[] = {"SSCAN", setkey, ctx->scan_cursor, "COUNT", "100"};
+    size_t lens[] = {5, strlen(setkey), strlen(ctx->scan_cursor), 5, 3};
+    redisReply *rep = NULL;
+    enum sp_err e = sp_redis_call(ctx->redis, &rep, 5, argv, lens);
+    if (e) {
+        freeReplyObject(rep);
+        return e;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(rep);
+        return SP_ERR_REMOTE;
+    }
+    snprintf(ctx->scan_cursor, sizeof(ctx->scan_cursor), "%.*s",
+             (int)SP_MIN(rep->element[0]->len, 30), rep->element[0]->str);
+    const redisReply *tenants = rep->element[1];
+    size_t nt = SP_MIN(tenants->elements, (size_t)1000);
+    char max[24], limit[24];
+    snprintf(max, sizeof(max), "(%lld", (long long)(wall_ms - ctx->outbox_grace_ms));
+    snprintf(limit, sizeof(limit), "%zu", ctx->outbox_batch);
+    for (size_t i = 0; i < nt && !e; i++) {
+        char prefix[CORR_PREFIX_MAX], key[CORR_PREFIX_MAX + 8];
+        corr_prefix(ctx->key_prefix, tenants->element[i]->str, prefix,
+                    sizeof(prefix));
+        snprintf(key, sizeof(key), "%sout", prefix);
+        const char *zargv[] = {"ZRANGEBYSCORE", key, "-inf", max, "LIMIT",
+                               "0", limit};
+        size_t zlens[] = {13, strlen(key), 4, strlen(max), 5, 1,
+                          strlen(limit)};
+        e = sp_redis_append(ctx->redis, 7, zargv, zlens);
+    }
+    ctx->n_changed = 0;
+    for (size_t i = 0; i < nt && !e; i++) {
+        redisReply *z;
+        if ((e = sp_redis_read(ctx->redis, &z)))
+            break;
+        if (z->type == REDIS_REPLY_ARRAY) {
+            const char *tenant = tenants->element[i]->str;
+            char prefix[CORR_PREFIX_MAX];
+            corr_prefix(ctx->key_prefix, tenant, prefix, sizeof(prefix));
+            for (size_t j = 0; j < z->elements && !e; j++)
+                if (z->element[j]->type == REDIS_REPLY_STRING &&
+                    z->element[j]->len < 80)
+                    e = corr_changed_add(ctx, prefix, tenant,
+                                         z->element[j]->str);
+        }
+        freeReplyObject(z);
+    }
+    freeReplyObject(rep);
+    if (e || ctx->n_changed == 0)
+        return e;
+    struct corr_out *out = corr_out_new(ctx);
+    if (!out)
+        return SP_ERR_NOMEM;
+    e = corr_out_snapshots(ctx, out);
+    if (e) {
+        corr_out_abandon(ctx, out);
+        return e;
+    }
+    size_t n = corr_out_seal(ctx, out);
+    sp_counter_add(ctx->c_recovered, n);
+    if (n)
+        sp_log_info(ctx->st->log, "republished %zu incident snapshot(s) "
+                    "from the outbox", n);
+    return SP_OK;
+}

@@ -1,0 +1,369 @@
+/*
+ * scripts.c - the scripts stage: every process command line an alert
+ * carries is run through the script analyser (stages/script/): decoding
+ * layers, indicators, ATT&CK behaviours, risk.  The alert gains a
+ * "scripts" section, and each extracted indicator becomes an entity with
+ * role "extracted-from-script", so the correlate stage after it links
+ * incidents that share a C2 address or a payload URL.
+ *
+ * Command lines repeat a lot (the same launcher on a hundred hosts), so
+ * results are cached by the command line's hash: a bounded, direct-mapped
+ * table of serialised sections and indicator lists.  A plain command
+ * line that the analyser's prefilter rejects costs one scan.
+ *
+ * Engine thread only.
+ */
+#include "alert.h"
+#include "json.h"
+#include "log.h"
+#include "script.h"
+#include "stage.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct sp_cfg_key scripts_keys[] = {
+    {"scripts.max_layers", SP_CFG_INT, "16", 1, 64,
+     "Decoding layers at most per command line", 0, NULL},
+    {"scripts.max_output", SP_CFG_SIZE, "1MiB", 4096, (int64_t)64 << 20,
+     "Decoded text at most per command line (all layers)", 0, NULL},
+    {"scripts.max_time", SP_CFG_DURATION, "200ms", 1, 10000,
+     "Time budget per command line; hitting it is reported, not an error",
+     0, NULL},
+    {"scripts.max_per_alert", SP_CFG_INT, "16", 1, 1000,
+     "Command lines analysed per alert at most", 0, NULL},
+    {"scripts.indicator_entities", SP_CFG_BOOL, "true", 0, 0,
+     "Add extracted indicators (URLs, domains, IPs, hashes, emails) as "
+     "entities with role extracted-from-script", 0, NULL},
+    {"scripts.max_indicator_entities", SP_CFG_INT, "32", 0, 1000,
+     "Indicator entities added per alert at most", 0, NULL},
+    {"scripts.cache_entries", SP_CFG_INT, "4096", 0, 1000000,
+     "Analyses cached by command line (0 = no cache)", 0, NULL},
+};
+
+/* One extracted indicator kept in the cache. */
+struct cached_ioc {
+    uint8_t type;            /* enum sp_ioc_type */
+    char *value;
+};
+
+struct cache_slot {
+    uint64_t hash;
+    size_t cmd_len;
+    char *json;              /* the analysis fields, serialised object body */
+    size_t json_len;
+    struct cached_ioc *iocs;
+    size_t n_iocs;
+    unsigned risk;
+};
+
+struct scripts_ctx {
+    struct sp_script_opts opts;
+    size_t max_per_alert;
+    bool indicator_entities;
+    size_t max_indicator_entities;
+    struct cache_slot *cache;
+    size_t cache_n;
+    struct sp_buf buf;
+    struct sp_counter *c_analysed, *c_cache_hits, *c_bounds, *c_entities;
+    struct sp_hist *h_risk;
+};
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+    return h ^ n;
+}
+
+static void slot_clear(struct cache_slot *c)
+{
+    free(c->json);
+    for (size_t i = 0; i < c->n_iocs; i++)
+        free(c->iocs[i].value);
+    free(c->iocs);
+    memset(c, 0, sizeof(*c));
+}
+
+static enum sp_err scripts_init(struct sp_stage *st, struct sp_error *err)
+{
+    struct scripts_ctx *ctx = st->ctx;
+    const struct sp_config *cfg = st->env->cfg;
+    sp_script_opts_default(&ctx->opts);
+    ctx->opts.deob.max_layers = (unsigned)sp_config_int(cfg, "scripts.max_layers");
+    ctx->opts.deob.max_output = (size_t)sp_config_int(cfg, "scripts.max_output");
+    ctx->opts.deob.max_time_us = sp_config_int(cfg, "scripts.max_time") * 1000;
+    ctx->max_per_alert = (size_t)sp_config_int(cfg, "scripts.max_per_alert");
+    ctx->indicator_entities = sp_config_bool(cfg, "scripts.indicator_entities");
+    ctx->max_indicator_entities =
+        (size_t)sp_config_int(cfg, "scripts.max_indicator_entities");
+    ctx->cache_n = (size_t)sp_config_int(cfg, "scripts.cache_entries");
+    if (ctx->cache_n) {
+        ctx->cache = calloc(ctx->cache_n, sizeof(*ctx->cache));
+        if (!ctx->cache)
+            return sp_error_set(err, SP_ERR_NOMEM, "scripts: out of memory");
+    }
+    sp_buf_init(&ctx->buf, ctx->opts.deob.max_output * 2 + 65536);
+    struct sp_metrics *m = st->env->metrics;
+    if (m) {
+        ctx->c_analysed = sp_metrics_counter(m, "scripts_analysed_total",
+                                             "Command lines analysed", NULL);
+        ctx->c_cache_hits = sp_metrics_counter(
+            m, "scripts_cache_hits_total",
+            "Command lines answered from the analysis cache", NULL);
+        ctx->c_bounds = sp_metrics_counter(
+            m, "scripts_bounds_hit_total",
+            "Analyses that reached a bound (layers, size, ratio, time)", NULL);
+        ctx->c_entities = sp_metrics_counter(
+            m, "scripts_indicator_entities_total",
+            "Entities added from indicators found in scripts", NULL);
+        static const double risk_buckets[] = {0, 10, 25, 50, 75, 90, 100};
+        ctx->h_risk = sp_metrics_hist(m, "scripts_risk", "Risk scores",
+                                      NULL, risk_buckets,
+                                      SP_ARRAY_SIZE(risk_buckets));
+    }
+    return SP_OK;
+}
+
+/* Analyses one command line into slot (fresh). */
+static enum sp_err analyse(struct scripts_ctx *ctx, const char *cmd,
+                           size_t len, struct cache_slot *slot)
+{
+    struct sp_script_analysis an;
+    enum sp_err e = sp_script_analyze(cmd, len, &ctx->opts, &an);
+    if (e)
+        return e;
+    sp_counter_add(ctx->c_analysed, 1);
+    if (an.bounds_hit)
+        sp_counter_add(ctx->c_bounds, 1);
+    sp_hist_observe(ctx->h_risk, (double)an.risk);
+    sp_buf_reset(&ctx->buf);
+    struct sp_jw w;
+    sp_jw_init(&w, &ctx->buf);
+    sp_jw_obj_open(&w);
+    sp_script_write_json_fields(&an, &w);
+    sp_jw_obj_close(&w);
+    if (!sp_jw_ok(&w)) {
+        sp_script_analysis_fini(&an);
+        return SP_ERR_LIMIT;
+    }
+    /* Keep the object body (without braces) so the stage can prepend
+     * the entity it belongs to. */
+    slot->json_len = ctx->buf.len - 2;
+    slot->json = malloc(slot->json_len + 1);
+    slot->iocs = an.n_indicators ? calloc(an.n_indicators, sizeof(*slot->iocs))
+                                 : NULL;
+    if (!slot->json || (an.n_indicators && !slot->iocs)) {
+        sp_script_analysis_fini(&an);
+        slot_clear(slot);
+        return SP_ERR_NOMEM;
+    }
+    memcpy(slot->json, ctx->buf.data + 1, slot->json_len);
+    slot->json[slot->json_len] = '\0';
+    for (size_t i = 0; i < an.n_indicators; i++) {
+        slot->iocs[slot->n_iocs].type = (uint8_t)an.indicators[i].type;
+        slot->iocs[slot->n_iocs].value = strdup(an.indicators[i].value);
+        if (slot->iocs[slot->n_iocs].value)
+            slot->n_iocs++;
+    }
+    slot->risk = an.risk;
+    slot->cmd_len = len;
+    sp_script_analysis_fini(&an);
+    return SP_OK;
+}
+
+/* The analysis of cmd: from the cache, or fresh (into the cache, or into
+ * tmp when caching is off).  Returns NULL on failure. */
+static const struct cache_slot *lookup(struct scripts_ctx *ctx,
+                                       const char *cmd, size_t len,
+                                       struct cache_slot *tmp)
+{
+    uint64_t h = hash_bytes(cmd, len);
+    struct cache_slot *slot = tmp;
+    if (ctx->cache_n) {
+        slot = &ctx->cache[h % ctx->cache_n];
+        if (slot->json && slot->hash == h && slot->cmd_len == len) {
+            sp_counter_add(ctx->c_cache_hits, 1);
+            return slot;
+        }
+        slot_clear(slot);
+    }
+    if (analyse(ctx, cmd, len, slot) != SP_OK)
+        return NULL;
+    slot->hash = h;
+    return slot;
+}
+
+/* Indicator -> entity (type, canonical key), or false to skip. */
+static bool ioc_entity(struct sp_arena *a, const struct cached_ioc *ioc,
+                       const char **type, const char **key,
+                       const char **id_name)
+{
+    const char *v = ioc->value;
+    switch ((enum sp_ioc_type)ioc->type) {
+    case SP_IOC_URL: {
+        const char *c = sp_canon_url(a, v);
+        *type = "url";
+        *id_name = "url";
+        *key = c ? sp_arena_printf(a, "url:%s", c) : NULL;
+        return *key != NULL;
+    }
+    case SP_IOC_DOMAIN:
+        *type = "domain";
+        *id_name = "domain";
+        *key = sp_arena_printf(a, "domain:%s", v);
+        if (*key)
+            sp_lower((char *)*key);
+        return *key != NULL;
+    case SP_IOC_IPV4:
+    case SP_IOC_IPV6: {
+        const char *c = sp_canon_ip(a, v);
+        *type = "ip";
+        *id_name = "address";
+        *key = c ? sp_arena_printf(a, "ip:%s", c) : NULL;
+        return *key != NULL;
+    }
+    case SP_IOC_EMAIL:
+        *type = "mailbox";
+        *id_name = "address";
+        *key = sp_arena_printf(a, "mailbox:%s", v);
+        if (*key)
+            sp_lower((char *)*key);
+        return *key != NULL;
+    case SP_IOC_SHA256:
+    case SP_IOC_SHA1:
+    case SP_IOC_MD5: {
+        const char *alg = ioc->type == SP_IOC_SHA256 ? "sha256"
+                          : ioc->type == SP_IOC_SHA1 ? "sha1"
+                                                     : "md5";
+        const char *c = sp_canon_hash(a, v);
+        *type = "file";
+        *id_name = alg;
+        *key = c ? sp_arena_printf(a, "file:%s:%s", alg, c) : NULL;
+        return *key != NULL;
+    }
+    default:
+        return false;   /* paths, registry keys, pipes stay in the analysis */
+    }
+}
+
+static enum sp_err add_indicator_entities(struct scripts_ctx *ctx,
+                                          struct sp_arena *a,
+                                          struct sp_alert *alert,
+                                          const struct cache_slot *slot,
+                                          size_t *added)
+{
+    for (size_t i = 0; i < slot->n_iocs && *added < ctx->max_indicator_entities;
+         i++) {
+        const char *type, *key, *id_name;
+        if (!ioc_entity(a, &slot->iocs[i], &type, &key, &id_name))
+            continue;
+        struct sp_entity *ent = sp_alert_find_entity(alert, key);
+        if (!ent) {
+            ent = sp_alert_add_entity(a, alert, type, UINT32_MAX);
+            if (!ent)
+                return SP_ERR_NOMEM;
+            ent->key = key;
+            sp_entity_add_id(a, ent, id_name, slot->iocs[i].value);
+            (*added)++;
+            sp_counter_add(ctx->c_entities, 1);
+        }
+        bool has = false;
+        for (uint8_t r = 0; r < ent->n_roles; r++)
+            if (strcmp(ent->roles[r], "extracted-from-script") == 0)
+                has = true;
+        if (!has)
+            sp_entity_add_role(ent, "extracted-from-script");
+    }
+    return SP_OK;
+}
+
+static enum sp_err process_alert(struct scripts_ctx *ctx, struct sp_msg *msg,
+                                 struct sp_alert *alert)
+{
+    struct sp_buf sec;
+    sp_buf_init(&sec, ctx->opts.deob.max_output * 4 + 65536);
+    size_t analysed = 0, added = 0;
+    enum sp_err rc = SP_OK;
+    sp_buf_putc(&sec, '[');
+    for (size_t i = 0; i < alert->n_entities && analysed < ctx->max_per_alert;
+         i++) {
+        struct sp_entity *ent = &alert->entities[i];
+        if (strcmp(ent->type, "process") != 0)
+            continue;
+        const char *cmd = sp_entity_id(ent, "command_line");
+        if (!cmd)
+            continue;
+        size_t len = strlen(cmd);
+        if (!sp_script_worth_analyzing(cmd, len))
+            continue;
+        struct cache_slot tmp = {0};
+        const struct cache_slot *slot = lookup(ctx, cmd, len, &tmp);
+        if (!slot)
+            continue;       /* analyser out of memory: the alert goes on */
+        if (analysed)
+            sp_buf_putc(&sec, ',');
+        sp_buf_puts(&sec, "{\"entity\":");
+        sp_json_escape(&sec, ent->key ? ent->key : "", ent->key ? strlen(ent->key) : 0);
+        sp_buf_putc(&sec, ',');
+        sp_buf_put(&sec, slot->json, slot->json_len);
+        sp_buf_putc(&sec, '}');
+        analysed++;
+        if (ctx->indicator_entities)
+            rc = add_indicator_entities(ctx, &msg->arena, alert, slot, &added);
+        if (!ctx->cache_n)
+            slot_clear(&tmp);
+        if (rc)
+            break;
+    }
+    sp_buf_putc(&sec, ']');
+    if (!rc && analysed && !sec.overflow) {
+        char *json = sp_arena_strndup(&msg->arena, sec.data, sec.len);
+        rc = json ? sp_alert_add_section(&msg->arena, alert, "scripts", json,
+                                         sec.len)
+                  : SP_ERR_NOMEM;
+    }
+    sp_buf_fini(&sec);
+    return rc;
+}
+
+static enum sp_err scripts_process(struct sp_stage *st, struct sp_batch *batch)
+{
+    struct scripts_ctx *ctx = st->ctx;
+    for (size_t i = 0; i < batch->n; i++) {
+        struct sp_msg *msg = &batch->msgs[i];
+        for (size_t j = 0; j < msg->n_alerts; j++) {
+            enum sp_err e = process_alert(ctx, msg, msg->alerts[j]);
+            if (e) {
+                /* The message's arena is exhausted: its alerts go out
+                 * without script analyses rather than not at all. */
+                static struct sp_log_rl rl;
+                sp_log_warn_rl(&rl, 10000, st->log,
+                               "script analysis skipped for %s: %s",
+                               msg->alerts[j]->id, sp_strerror(e));
+            }
+        }
+    }
+    return SP_OK;
+}
+
+static void scripts_close(struct sp_stage *st)
+{
+    struct scripts_ctx *ctx = st->ctx;
+    for (size_t i = 0; i < ctx->cache_n; i++)
+        slot_clear(&ctx->cache[i]);
+    free(ctx->cache);
+    sp_buf_fini(&ctx->buf);
+}
+
+const struct sp_stage_type sp_stage_scripts = {
+    .name = "scripts",
+    .desc = "Deobfuscate command lines: layers, indicators, ATT&CK, risk",
+    .keys = scripts_keys,
+    .n_keys = SP_ARRAY_SIZE(scripts_keys),
+    .ctx_size = sizeof(struct scripts_ctx),
+    .init = scripts_init,
+    .process = scripts_process,
+    .close = scripts_close,
+};

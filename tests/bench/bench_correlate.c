@@ -1,0 +1,505 @@
+/*
+ * bench_correlate.c - what correlation costs, against a real redis-server
+ * on loopback started for the run:
+ *
+ *   without   decode -> publish            (the chain without correlation)
+ *   with      decode -> correlate -> publish
+ *
+ * on the same ~2 KB Graph alerts (Microsoft Graph security alert v2), fed
+ * in batches of 500 straight to the stages (no Kafka: the memory sink
+ * acknowledges at once), so the difference is correlation alone.  Reports
+ * alerts/s for both and their ratio, Redis round trips per batch, the
+ * incidents formed, and Redis memory per incident (INFO memory delta and
+ * MEMORY USAGE of sampled incidents).
+ *
+ * Entity overlap is realistic: alerts come from attack "stories" (a host,
+ * a user, sometimes an IP and a file per story, a few alerts each), some
+ * carry one of a handful of proxy IPs or the same powershell.exe hash
+ * (noisy entities), half carry a provider incident id, three tenants.
+ *
+ * 10,000 alerts by default, 1,000,000 with BENCH_FULL=1 (or
+ * BENCH_ALERTS=N).  Figures are printed, never asserted.
+ */
+#include <signal.h>
+
+#include "config.h"
+#include "engine.h"
+#include "log.h"
+#include "metrics.h"
+#include "stage.h"
+#include "tests/tools/redis_test.h"
+
+#define BATCH 500
+
+/* Named here so that the linker takes the stage from the archive (the
+ * registry only holds a weak reference to it). */
+extern const struct sp_stage_type sp_stage_correlate;
+
+static uint64_t mix(uint64_t x)
+{
+    x += 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+static void put(struct sp_buf *b, const char *fmt, ...) SP_PRINTF(2, 3);
+static void put(struct sp_buf *b, const char *fmt, ...)
+{
+    char tmp[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sp_buf_put(b, tmp, (size_t)SP_MIN(n, (int)sizeof(tmp) - 1));
+}
+
+/* Alert i of n: a Graph alert v2 of about 2 KB. */
+static void make_alert(struct sp_buf *b, size_t i, size_t n)
+{
+    size_t stories = n / 4 + 1;
+    uint64_t r = mix(i);
+    size_t s = (size_t)(r % stories);
+    uint64_t rs = mix(s);
+    int tenant = (int)(s % 3);
+    int host = (int)(rs % 3000), user = (int)(mix(rs) % 2000);
+    static const char *const sevs[] = {"low", "medium", "high", "informational"};
+    static const char *const titles[] = {
+        "Suspicious PowerShell command line", "Credential dumping activity",
+        "Suspicious sign-in from anonymous IP", "Ransomware behavior detected",
+        "Lateral movement using remote services", "Malicious file dropped",
+        "Suspicious inbox forwarding rule", "Anomalous token issuance"};
+    char t[32];
+    int64_t when = (1795000000LL + (int64_t)(i * 86400 / (n ? n : 1))) * 1000000LL;
+    sp_time_format(when, t);
+    put(b, "{\"@odata.type\":\"#microsoft.graph.security.alert\","
+           "\"id\":\"da%016llx\",\"providerAlertId\":\"da%016llx\",",
+        (unsigned long long)i, (unsigned long long)i);
+    if (r % 2)
+        put(b, "\"incidentId\":\"%zu\",", 100000 + s);
+    put(b, "\"status\":\"new\",\"severity\":\"%s\",\"serviceSource\":"
+           "\"microsoftDefenderForEndpoint\",\"detectionSource\":\"edr\","
+           "\"detectorId\":\"det-%02d\",\"tenantId\":\"0000000%d-1111-2222-3333-"
+           "444444444444\",\"title\":\"%s\",\"description\":\"",
+        sevs[r % 4], (int)(mix(s + 7) % 40), tenant, titles[(r >> 8) % 8]);
+    static const char *const words[] = {
+        "suspicious", "process", "execution", "observed", "on", "the",
+        "device", "attacker", "credential", "access", "lateral", "movement",
+        "encoded", "command", "network", "connection", "remote", "host"};
+    for (size_t k = 0, len = 0; len < 700; k++) {
+        const char *w = words[mix(r + k) % SP_ARRAY_SIZE(words)];
+        sp_buf_puts(b, w);
+        sp_buf_putc(b, ' ');
+        len += strlen(w) + 1;
+    }
+    put(b, "\",\"category\":\"Execution\",\"mitreTechniques\":[\"T1059.001\"],"
+           "\"createdDateTime\":\"%s\",\"lastUpdateDateTime\":\"%s\","
+           "\"firstActivityDateTime\":\"%s\",\"lastActivityDateTime\":\"%s\","
+           "\"evidence\":[", t, t, t, t);
+    put(b, "{\"@odata.type\":\"#microsoft.graph.security.deviceEvidence\","
+           "\"roles\":[\"compromised\"],\"deviceDnsName\":\"ws-%04d.contoso.com\","
+           "\"hostName\":\"ws-%04d\",\"mdeDeviceId\":\"%040d\"}",
+        host, host, host);
+    put(b, ",{\"@odata.type\":\"#microsoft.graph.security.userEvidence\","
+           "\"roles\":[],\"userAccount\":{\"accountName\":\"user%d\","
+           "\"domainName\":\"CONTOSO\",\"userPrincipalName\":\"user%d@contoso.com\"}}",
+        user, user);
+    if (mix(r) % 10 < 4)
+        put(b, ",{\"@odata.type\":\"#microsoft.graph.security.ipEvidence\","
+               "\"roles\":[],\"ipAddress\":\"172.%d.%d.%d\"}",
+            16 + (int)(rs % 16), (int)((rs >> 8) % 256), (int)((rs >> 16) % 254) + 1);
+    if (mix(r + 1) % 100 < 15)        /* one of a few proxies: noisy */
+        put(b, ",{\"@odata.type\":\"#microsoft.graph.security.ipEvidence\","
+               "\"roles\":[],\"ipAddress\":\"10.0.0.%d\"}", 1 + (int)(r % 4));
+    if (mix(r + 2) % 100 < 30)        /* powershell.exe itself: noisy */
+        put(b, ",{\"@odata.type\":\"#microsoft.graph.security.processEvidence\","
+               "\"roles\":[],\"processId\":%d,\"processCommandLine\":"
+               "\"powershell.exe -nop -enc SQBFAFgA\",\"imageFile\":{\"sha256\":"
+               "\"%064d\",\"fileName\":\"powershell.exe\"}}",
+            4000 + (int)(i % 1000), 7);
+    if (mix(r + 3) % 100 < 20)
+        put(b, ",{\"@odata.type\":\"#microsoft.graph.security.fileEvidence\","
+               "\"roles\":[],\"fileDetails\":{\"sha256\":\"%064llx\","
+               "\"fileName\":\"payload%zu.exe\"}}",
+            (unsigned long long)mix(s + 99), s % 1000);
+    sp_buf_puts(b, "]}");
+}
+
+/* Acknowledges at once and counts; keeps nothing. */
+struct count_sink {
+    struct sp_sink sink;
+    size_t outputs, incidents;
+    double bytes;
+};
+
+static enum sp_err count_produce(struct sp_sink *sink, struct sp_batch *batch,
+                                 const char *topic, const void *key,
+                                 size_t klen, const void *val, size_t vlen,
+                                 const struct sp_header *hdrs, size_t n_hdrs)
+{
+    struct count_sink *cs = sink->ctx;
+    (void)key;
+    (void)klen;
+    (void)hdrs;
+    (void)n_hdrs;
+    cs->outputs++;
+    cs->bytes += (double)vlen;
+    if (strcmp(topic, "incidents") == 0)
+        cs->incidents++;
+    batch->pending++;
+    sp_batch_ack(batch, true);
+    return SP_OK;
+}
+
+struct run {
+    double seconds;             /* in the stages only */
+    size_t alerts, rejects, batches;
+    double input_bytes;
+    struct count_sink sink;
+};
+
+static long long redis_int(struct sp_test_redis *r, const char *cmd,
+                           const char *field)
+{
+    redisReply *rep = sp_test_redis_cmd(r, cmd);
+    long long v = -1;
+    if (rep && rep->type == REDIS_REPLY_INTEGER) {
+        v = rep->integer;
+    } else if (rep && rep->type == REDIS_REPLY_STRING && field) {
+        const char *p = strstr(rep->str, field);
+        if (p)
+            v = atoll(p + strlen(field));
+    }
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* CPU seconds the server has used (user + system). */
+static double redis_cpu(struct sp_test_redis *r)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "INFO cpu");
+    double v = 0;
+    if (rep && rep->type == REDIS_REPLY_STRING) {
+        const char *u = strstr(rep->str, "used_cpu_user:");
+        const char *s = strstr(rep->str, "used_cpu_sys:");
+        if (u)
+            v += atof(u + 14);
+        if (s)
+            v += atof(s + 13);
+    }
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+static struct sp_config *make_config(int port)
+{
+    struct sp_config *cfg = sp_config_new();
+    struct sp_error err = {0};
+    char p[64];
+    snprintf(p, sizeof(p), "redis.port=%d", port);
+    if (sp_engine_declare(cfg, &err) || sp_config_set(cfg, p, &err) ||
+        sp_config_set(cfg, "log.level=warn", &err) ||
+        (getenv("BENCH_SET") && sp_config_set(cfg, getenv("BENCH_SET"), &err)) ||
+        sp_config_validate(cfg, &err)) {
+        fprintf(stderr, "bench_correlate: config: %s\n", err.msg);
+        exit(1);
+    }
+    return cfg;
+}
+
+static void run_chain(struct run *rn, struct sp_config *cfg,
+                      struct sp_metrics *m, const char *const *chain,
+                      size_t n_stages, size_t n)
+{
+    memset(rn, 0, sizeof(*rn));
+    rn->sink.sink.produce = count_produce;
+    rn->sink.sink.ctx = &rn->sink;
+    struct sp_env env = {cfg, m, &rn->sink.sink, "bench", "alerts",
+                         "incidents", "dlq"};
+    struct sp_stage *st[4];
+    struct sp_error err = {0};
+    for (size_t i = 0; i < n_stages; i++) {
+        const struct sp_stage_type *type = strcmp(chain[i], "correlate") == 0
+                                               ? &sp_stage_correlate
+                                               : sp_stage_type_find(chain[i]);
+        st[i] = sp_stage_new(type, 0, &env);
+        if (!st[i] || sp_stage_init(st[i], &err)) {
+            fprintf(stderr, "bench_correlate: %s: %s\n", chain[i], err.msg);
+            exit(1);
+        }
+    }
+    struct sp_buf *bufs = calloc(BATCH, sizeof(*bufs));
+    for (size_t i = 0; i < BATCH; i++)
+        sp_buf_init(&bufs[i], 0);
+    for (size_t start = 0; start < n; start += BATCH) {
+        size_t k = SP_MIN((size_t)BATCH, n - start);
+        struct sp_batch *b = sp_batch_new(k);
+        b->seq = start / BATCH + 1;
+        for (size_t i = 0; i < k; i++) {
+            sp_buf_reset(&bufs[i]);
+            make_alert(&bufs[i], start + i, n);
+            struct sp_msg *msg = sp_batch_add(b);
+            msg->topic = "bench.input";
+            msg->payload = bufs[i].data;
+            msg->len = bufs[i].len;
+            rn->input_bytes += (double)bufs[i].len;
+        }
+        int64_t t0 = sp_now_us();
+        for (size_t s = 0; s < n_stages; s++) {
+            enum sp_err e;
+            while ((e = sp_stage_process(st[s], b)) == SP_ERR_RETRY)
+                sp_test_sleep_ms(10);
+            if (e) {
+                fprintf(stderr, "bench_correlate: %s failed: %s\n", chain[s],
+                        sp_strerror(e));
+                exit(1);
+            }
+        }
+        rn->seconds += (double)(sp_now_us() - t0) / 1e6;
+        for (size_t i = 0; i < b->n; i++) {
+            rn->alerts += b->msgs[i].n_alerts;
+            rn->rejects += b->msgs[i].n_rejects;
+        }
+        rn->batches++;
+        sp_batch_free(b);
+    }
+    /* Let the correlate stage flush its acks (outbox). */
+    for (size_t s = 0; s < n_stages; s++)
+        if (st[s]->type->tick)
+            st[s]->type->tick(st[s], sp_now_ms() + 3600000);
+    for (size_t s = 0; s < n_stages; s++)
+        sp_stage_free(st[s]);
+    for (size_t i = 0; i < BATCH; i++)
+        sp_buf_fini(&bufs[i]);
+    free(bufs);
+}
+
+static double metric(struct sp_metrics *m, const char *series)
+{
+    struct sp_buf b;
+    sp_buf_init(&b, (size_t)8 << 20);
+    sp_metrics_render(m, &b);
+    char pat[256];
+    snprintf(pat, sizeof(pat), "\n%s ", series);
+    const char *p = b.data ? strstr(b.data, pat) : NULL;
+    double v = p ? atof(p + strlen(pat)) : 0;
+    sp_buf_fini(&b);
+    return v;
+}
+
+/* MEMORY USAGE of a sample of incidents (meta + alerts + why). */
+static double sample_memory(struct sp_test_redis *r, size_t *sampled)
+{
+    redisContext *c = sp_test_redis_connect(r);
+    double total = 0;
+    *sampled = 0;
+    if (!c)
+        return 0;
+    char cursor[32] = "0";
+    for (int step = 0; step < 10000 && *sampled < 200; step++) {
+        redisReply *rep = redisCommand(c, "SCAN %s MATCH sp:{t:*}:i:* COUNT 1000",
+                                       cursor);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY)
+            break;
+        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+        for (size_t i = 0; i < rep->element[1]->elements && *sampled < 200; i++) {
+            const char *k = rep->element[1]->element[i]->str;
+            const char *id = strstr(k, "}:i:");
+            if (!id || strchr(id + 4, ':'))
+                continue;
+            redisReply *mi = redisCommand(c, "HEXISTS %s mi", k);
+            bool merged = mi && mi->integer == 1;
+            freeReplyObject(mi);
+            if (merged)
+                continue;
+            const char *suffix[] = {"", ":al", ":why"};
+            for (int s = 0; s < 3; s++) {
+                redisReply *u = redisCommand(c, "MEMORY USAGE %s%s", k, suffix[s]);
+                if (u && u->type == REDIS_REPLY_INTEGER)
+                    total += (double)u->integer;
+                freeReplyObject(u);
+            }
+            (*sampled)++;
+        }
+        bool done = strcmp(cursor, "0") == 0;
+        freeReplyObject(rep);
+        if (done)
+            break;
+    }
+    redisFree(c);
+    return *sampled ? total / (double)*sampled : 0;
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    sp_log_setup(SP_LOG_WARN, SP_LOG_TEXT, stderr);
+    size_t n = 10000;
+    const char *full = getenv("BENCH_FULL"), *na = getenv("BENCH_ALERTS");
+    if (full && strcmp(full, "1") == 0)
+        n = 1000000;
+    if (na && atol(na) > 0)
+        n = (size_t)atol(na);
+    struct sp_test_redis r;
+    memset(&r, 0, sizeof(r));
+    int rc = sp_test_redis_start(&r);
+    if (rc != 1) {
+        printf("bench_correlate: skipped (%s)\n",
+               rc == 0 ? "redis-server is not installed" : "redis-server would not start");
+        return 0;
+    }
+    struct sp_config *cfg = make_config(r.port);
+    sp_log_setup(SP_LOG_WARN, SP_LOG_TEXT, stderr);
+
+    const char *without[] = {"decode", "publish"};
+    const char *with[] = {"decode", "correlate", "publish"};
+    struct sp_metrics *m0 = sp_metrics_new("socpilot_");
+    struct run a, b;
+    run_chain(&a, cfg, m0, without, 2, n);
+
+    long long mem0 = redis_int(&r, "INFO memory", "used_memory:");
+    if (getenv("BENCH_SLOWLOG")) {
+        redisReply *x = sp_test_redis_cmd(&r, "CONFIG SET slowlog-log-slower-than 0");
+        freeReplyObject(x);
+        x = sp_test_redis_cmd(&r, "CONFIG SET slowlog-max-len 1000000");
+        freeReplyObject(x);
+    }
+    struct sp_metrics *m1 = sp_metrics_new("socpilot_");
+    double cpu0 = redis_cpu(&r);
+    run_chain(&b, cfg, m1, with, 3, n);
+    double cpu1 = redis_cpu(&r);
+    if (getenv("BENCH_VERBOSE")) {
+        redisReply *st = sp_test_redis_cmd(&r, "INFO");
+        const char *keys[] = {"used_cpu_user:", "used_cpu_sys:", "total_net_input_bytes:",
+                              "total_net_output_bytes:"};
+        for (size_t i = 0; st && i < 4; i++) {
+            const char *p = strstr(st->str, keys[i]);
+            if (p)
+                printf("%s %.40s\n", keys[i], p + strlen(keys[i]));
+        }
+        if (st)
+            freeReplyObject(st);
+    }
+    long long mem1 = redis_int(&r, "INFO memory", "used_memory:");
+
+    double rt = metric(m1, "socpilot_correlate_redis_round_trips_total{stage=\"correlate.0\"}");
+    double created = metric(m1, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"new\"}") +
+                     metric(m1, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"flood\"}");
+    double merges = metric(m1, "socpilot_correlate_merges_total{stage=\"correlate.0\"}");
+    double noisy = metric(m1, "socpilot_correlate_noisy_entities_detected_total{stage=\"correlate.0\"}");
+    double cont = metric(m1, "socpilot_correlate_joins_total{stage=\"correlate.0\",how=\"continuation\"}");
+    long long keys = redis_int(&r, "DBSIZE", NULL);
+    size_t sampled;
+    double per_inc = sample_memory(&r, &sampled);
+    double incidents = created > 0 ? created : 1;
+
+    printf("bench_correlate: %zu Graph alerts, avg %.0f bytes, batches of %d, "
+           "redis-server on loopback (no persistence)\n",
+           n, a.input_bytes / (double)n, BATCH);
+    printf("%-34s %9.0f alerts/s  (%zu alerts, %zu rejects)\n",
+           "decode+publish", (double)a.alerts / a.seconds, a.alerts, a.rejects);
+    printf("%-34s %9.0f alerts/s  (%zu alerts, %zu rejects)\n",
+           "decode+correlate+publish", (double)b.alerts / b.seconds, b.alerts,
+           b.rejects);
+    printf("%-34s %9.1f %%\n", "with / without correlation",
+           100.0 * ((double)b.alerts / b.seconds) / ((double)a.alerts / a.seconds));
+    double corr_s = b.seconds - a.seconds;
+    printf("%-34s %9.0f alerts/s  (%.1f us per alert)\n", "correlate stage alone (difference)",
+           corr_s > 0 ? (double)b.alerts / corr_s : 0,
+           corr_s > 0 ? corr_s * 1e6 / (double)b.alerts : 0);
+    printf("%-34s %9.1f us per alert (server CPU, user + system)\n",
+           "redis CPU", (cpu1 - cpu0) * 1e6 / (double)b.alerts);
+    printf("%-34s %9.2f per batch of %d (%.0f round trips, %zu batches)\n",
+           "redis round trips", rt / (double)b.batches, BATCH, rt, b.batches);
+    printf("%-34s %9.0f incidents (%.0f merges, %.0f continuations, %.0f "
+           "noisy entities found), %zu snapshots published\n",
+           "grouping", created, merges, cont, noisy, b.sink.incidents);
+    printf("%-34s %9.0f bytes per incident (used_memory delta %.1f MB, "
+           "%lld keys)\n", "redis memory (INFO)",
+           (double)(mem1 - mem0) / incidents, (double)(mem1 - mem0) / 1e6, keys);
+    printf("%-34s %9.0f bytes per live incident (meta + alerts + why, "
+           "MEMORY USAGE of %zu)\n", "redis memory (sampled)", per_inc, sampled);
+    if (getenv("BENCH_VERBOSE")) {
+        redisReply *cs = sp_test_redis_cmd(&r, "INFO commandstats");
+        if (cs && cs->type == REDIS_REPLY_STRING)
+            printf("%s\n", cs->str);
+        if (cs)
+            freeReplyObject(cs);
+        redisContext *c = sp_test_redis_connect(&r);
+        redisReply *sl = redisCommand(c, "SLOWLOG GET 1000000");
+        /* per script: calls, total us, max us */
+        struct { char sha[8]; long long calls, us, max; } agg[8];
+        int nagg = 0;
+        for (size_t i = 0; sl && i < sl->elements; i++) {
+            redisReply *e = sl->element[i];
+            redisReply *args = e->element[3];
+            if (args->elements < 2 || strcmp(args->element[0]->str, "EVALSHA"))
+                continue;
+            int k;
+            for (k = 0; k < nagg && strncmp(agg[k].sha, args->element[1]->str, 7); k++)
+                ;
+            if (k == nagg && nagg < 8) {
+                memset(&agg[nagg], 0, sizeof(agg[nagg]));
+                memcpy(agg[nagg].sha, args->element[1]->str, 7);
+                nagg++;
+            }
+            if (getenv("BENCH_DUMP") && args->elements > 8 && e->element[2]->integer > 1000)
+                printf("slow %lld us: %s ents=%s\n", e->element[2]->integer,
+                       args->element[5]->str, args->element[args->elements > 31 ? 31 : 8]->str);
+            if (k < 8) {
+                agg[k].calls++;
+                agg[k].us += e->element[2]->integer;
+                if (e->element[2]->integer > agg[k].max)
+                    agg[k].max = e->element[2]->integer;
+            }
+        }
+        for (int k = 0; k < nagg; k++)
+            printf("script %s: %lld calls, %.1f us avg, %lld us max\n", agg[k].sha,
+                   agg[k].calls, (double)agg[k].us / (double)agg[k].calls, agg[k].max);
+        freeReplyObject(sl);
+        redisFree(c);
+    }
+    if (getenv("BENCH_PROF")) {
+        redisReply *pr = sp_test_redis_cmd(&r, "HGETALL prof");
+        for (size_t i = 0; pr && i + 1 < pr->elements; i += 2)
+            printf("prof %-14s %8.1f us/alert\n", pr->element[i]->str,
+                   atof(pr->element[i + 1]->str) / (double)n);
+        if (pr)
+            freeReplyObject(pr);
+    }
+    if (getenv("BENCH_SIZES")) {
+        redisContext *c = sp_test_redis_connect(&r);
+        char cursor[32] = "0";
+        long hist[8] = {0};
+        long conts = 0;
+        do {
+            redisReply *rep = redisCommand(c, "SCAN %s MATCH sp:{t:*}:i:* COUNT 1000", cursor);
+            snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+            for (size_t i = 0; i < rep->element[1]->elements; i++) {
+                const char *k = rep->element[1]->element[i]->str;
+                const char *id = strstr(k, "}:i:");
+                if (!id || strchr(id + 4, ':'))
+                    continue;
+                redisReply *m = redisCommand(c, "HMGET %s n cont mi", k);
+                long nn = m->element[0]->str ? atol(m->element[0]->str) : 0;
+                if (m->element[1]->str && !m->element[2]->str)
+                    conts++;
+                if (!m->element[2]->str)
+                    hist[nn <= 1 ? 0 : nn <= 4 ? 1 : nn <= 16 ? 2 : nn <= 64 ? 3 : nn < 150 ? 4 : 5]++;
+                freeReplyObject(m);
+            }
+            freeReplyObject(rep);
+        } while (strcmp(cursor, "0") != 0);
+        printf("sizes: 1:%ld 2-4:%ld 5-16:%ld 17-64:%ld 65-149:%ld 150:%ld  continuations alive %ld\n",
+               hist[0], hist[1], hist[2], hist[3], hist[4], hist[5], conts);
+        redisFree(c);
+    }
+    sp_metrics_free(m0);
+    sp_metrics_free(m1);
+    sp_config_free(cfg);
+    sp_test_redis_stop(&r);
+    return 0;
+}

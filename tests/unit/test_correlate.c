@@ -1,0 +1,723 @@
+/*
+ * test_correlate.c - the correlate stage against a real redis-server: one
+ * scenario per rule of docs/correlation.md (chains, bridges and merges,
+ * window expiry, noisy entities by stop-list and automatically, grouping
+ * modes and per-detector rules, flood control, closed incidents, the
+ * alert cap, tenants, duplicates and updates, provider grouping), plus
+ * constant round trips per batch and the snapshot contract.
+ *
+ * Skips (with a message) when redis-server is not installed.
+ */
+#include "t.h"
+
+#include "cli.h"
+#include "correlate_test.h"
+
+#define SKIP_WITHOUT_REDIS()                                                \
+    do {                                                                    \
+        const char *why_;                                                   \
+        if (!ct_redis_up(&why_))                                            \
+            T_SKIP(why_);                                                   \
+    } while (0)
+
+#define A(...) ((struct ct_alert){__VA_ARGS__})
+
+static bool has_entity(json_t *inc, const char *key, const char *noisy)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(inc, "entities"), i, e) {
+        if (strcmp(ct_jstr(e, "key"), key) != 0)
+            continue;
+        const char *n = ct_jstr(e, "noisy");
+        if (!noisy)
+            return true;
+        return n && strcmp(n, noisy) == 0;
+    }
+    return false;
+}
+
+/* The why entry for alert_id in an incident snapshot. */
+static json_t *why_of(json_t *inc, const char *alert_id)
+{
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(inc, "why"), i, w) {
+        const char *a = ct_jstr(w, "alert");
+        if (a && strcmp(a, alert_id) == 0)
+            return w;
+    }
+    return NULL;
+}
+
+static bool list_has(json_t *list, const char *s)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v)
+        if (json_is_string(v) && strcmp(json_string_value(v), s) == 0)
+            return true;
+    return false;
+}
+
+/* A{h1}, B{h1,u1}, C{u1}: one incident by a transitive chain; D apart. */
+static void test_chain(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_alert in[] = {
+        A(.id = "a", .ents = "host:h1.contoso.com", .t = 0),
+        A(.id = "b", .ents = "host:h1.contoso.com account:u1@contoso.com", .t = 60),
+        A(.id = "c", .ents = "account:u1@contoso.com", .t = 120),
+        A(.id = "d", .ents = "ip:203.0.113.9", .t = 130),
+    };
+    struct ct_res r[4];
+    T_EQ_INT(ct_run(&t, in, 4, r), SP_OK);
+    T_OK(r[0].inc[0]);
+    T_EQ_STR(r[1].inc, r[0].inc);
+    T_EQ_STR(r[2].inc, r[0].inc);
+    T_OK(strcmp(r[3].inc, r[0].inc) != 0);
+    T_EQ_INT(r[0].version, 1);
+    T_EQ_INT(r[2].version, 3);
+    json_t *inc = ct_latest(&t, r[0].inc);
+    T_OK(inc != NULL);
+    T_EQ_INT(ct_jint(inc, "version"), 3);
+    T_EQ_INT(ct_jint(inc, "alerts_total"), 3);
+    T_EQ_STR(ct_jstr(inc, "status"), "active");
+    T_EQ_STR(ct_jstr(inc, "tenant"), "t1");
+    T_OK(has_entity(inc, "host:h1.contoso.com", NULL));
+    T_OK(has_entity(inc, "account:u1@contoso.com", NULL));
+    json_t *w = why_of(inc, "a");
+    T_EQ_STR(ct_jstr(w, "how"), "new");
+    w = why_of(inc, "b");
+    T_EQ_STR(ct_jstr(w, "how"), "entity");
+    T_OK(list_has(json_object_get(w, "entities"), "host:h1.contoso.com"));
+    w = why_of(inc, "c");
+    T_EQ_STR(ct_jstr(w, "how"), "entity");
+    T_OK(list_has(json_object_get(w, "entities"), "account:u1@contoso.com"));
+    /* Entities say which alerts carry them. */
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(inc, "entities"), i, e)
+        if (strcmp(ct_jstr(e, "key"), "host:h1.contoso.com") == 0)
+            T_EQ_INT(json_array_size(json_object_get(e, "alerts")), 2);
+    json_decref(inc);
+    T_EQ_INT(ct_live(&t), 2);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"new\"}"), 2);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"joined\"}"), 2);
+    ct_close(&t);
+}
+
+/* Two incidents bridged by a third alert merge; the oldest survives. */
+static void test_bridge_merge(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res ra, rb, rc, rd, ru;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &ra), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "b", .ents = "account:u1", .t = 10), &rb), SP_OK);
+    T_OK(strcmp(ra.inc, rb.inc) != 0);
+    T_EQ_INT(ct_one(&t, &A(.id = "c", .ents = "host:h1 account:u1", .t = 20), &rc), SP_OK);
+    T_EQ_STR(rc.inc, ra.inc);
+    json_t *gone = ct_latest(&t, rb.inc);
+    T_EQ_STR(ct_jstr(gone, "merged_into"), ra.inc);
+    T_EQ_STR(ct_jstr(gone, "status"), "closed");
+    T_EQ_STR(ct_jstr(gone, "closed_reason"), "merged");
+    T_EQ_INT(json_array_size(json_object_get(gone, "alerts")), 0);
+    T_EQ_INT(ct_jint(gone, "version"), 2);
+    json_decref(gone);
+    json_t *inc = ct_latest(&t, ra.inc);
+    T_EQ_INT(ct_jint(inc, "alerts_total"), 3);
+    T_OK(list_has(json_object_get(json_object_get(inc, "links"), "merged"), rb.inc));
+    json_t *w = why_of(inc, "c");
+    json_t *m = json_array_get(json_object_get(w, "merged"), 0);
+    T_EQ_STR(ct_jstr(m, "incident"), rb.inc);
+    T_OK(list_has(json_object_get(m, "entities"), "account:u1"));
+    json_decref(inc);
+    /* The merged incident's alerts and entities now lead to the survivor. */
+    T_EQ_INT(ct_one(&t, &A(.id = "d", .ents = "account:u1", .t = 30), &rd), SP_OK);
+    T_EQ_STR(rd.inc, ra.inc);
+    T_EQ_INT(ct_one(&t, &A(.id = "b", .ents = "account:u1", .t = 10, .updated = 99,
+                           .sev = SP_SEV_HIGH), &ru), SP_OK);
+    T_EQ_STR(ru.inc, ra.inc);
+    T_EQ_INT(ct_holders(&t, "b", NULL, 0), 1);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_merges_total{stage=\"correlate.0\"}"), 1);
+    T_EQ_INT(ct_live(&t), 1);
+    ct_close(&t);
+}
+
+/* An entity seen again after the window starts a new incident. */
+static void test_window_expiry(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.window=24h", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res r1, r2, r3, r4;
+    T_EQ_INT(ct_one(&t, &A(.id = "w1", .ents = "host:h1", .t = 0), &r1), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "w2", .ents = "host:h1", .t = 23 * 3600), &r2), SP_OK);
+    T_EQ_STR(r2.inc, r1.inc);
+    T_EQ_INT(ct_one(&t, &A(.id = "w3", .ents = "host:h1", .t = 48 * 3600 + 1), &r3), SP_OK);
+    T_OK(strcmp(r3.inc, r1.inc) != 0);
+    /* Within the window of the new incident again. */
+    T_EQ_INT(ct_one(&t, &A(.id = "w4", .ents = "host:h1", .t = 60 * 3600), &r4), SP_OK);
+    T_EQ_STR(r4.inc, r3.inc);
+    ct_close(&t);
+}
+
+/* Stop-listed entities never correlate and are marked in the snapshot. */
+static void test_noisy_stoplist(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.noisy.stoplist=host:dc*.contoso.com,"
+                          "file:sha256:aaaa",
+                          NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res r1, r2;
+    T_EQ_INT(ct_one(&t, &A(.id = "s1", .ents = "host:dc01.contoso.com account:u1", .t = 0), &r1), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "s2", .ents = "host:DC01.contoso.com account:u2 file:sha256:aaaa", .t = 5), &r2), SP_OK);
+    T_OK(strcmp(r1.inc, r2.inc) != 0);
+    json_t *inc = ct_latest(&t, r1.inc);
+    T_OK(has_entity(inc, "host:dc01.contoso.com", "stoplist"));
+    T_OK(list_has(json_object_get(why_of(inc, "s1"), "stoplisted"),
+                  "host:dc01.contoso.com"));
+    json_decref(inc);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_noisy_skipped_total{stage=\"correlate.0\",reason=\"stoplist\"}"), 2);
+    ct_close(&t);
+}
+
+/* An entity that glues more than K unrelated groups stops correlating. */
+static void test_noisy_auto(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.noisy.threshold=3", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res r[7];
+    char ents[64], id[16];
+    for (int i = 0; i < 7; i++) {
+        snprintf(ents, sizeof(ents), "ip:10.0.0.1 account:user%d", i);
+        snprintf(id, sizeof(id), "n%d", i);
+        T_EQ_INT(ct_one(&t, &A(.id = id, .ents = ents, .t = i * 60), &r[i]), SP_OK);
+    }
+    /* n0 opens; n1..n3 are glued by the proxy IP (3 unrelated groups);
+     * then the IP is noisy and n4.. stand alone. */
+    for (int i = 1; i <= 3; i++)
+        T_EQ_STR(r[i].inc, r[0].inc);
+    T_OK(strcmp(r[4].inc, r[0].inc) != 0);
+    T_OK(strcmp(r[5].inc, r[4].inc) != 0);
+    T_OK(strcmp(r[6].inc, r[5].inc) != 0);
+    json_t *inc = ct_latest(&t, r[5].inc);
+    T_OK(has_entity(inc, "ip:10.0.0.1", "auto"));
+    T_OK(list_has(json_object_get(why_of(inc, "n5"), "noisy"), "ip:10.0.0.1"));
+    json_decref(inc);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_noisy_entities_detected_total{stage=\"correlate.0\"}"), 1);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_noisy_skipped_total{stage=\"correlate.0\",reason=\"auto\"}"), 3);
+    redisReply *rep = sp_test_redis_cmd(&ct_redis, "HEXISTS sp:{t:t1}:noisy ip:10.0.0.1");
+    T_OK(rep && rep->integer == 1);
+    freeReplyObject(rep);
+    /* An entity repeatedly seen with the same companions is not noisy. */
+    struct ct_res q[6];
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof(id), "q%d", i);
+        T_EQ_INT(ct_one(&t, &A(.id = id, .ents = "host:ws9 account:bob", .t = 1000 + i), &q[i]), SP_OK);
+        T_EQ_STR(q[i].inc, q[0].inc);
+    }
+    ct_close(&t);
+}
+
+/* Mode all: only alerts with the same correlating entities group. */
+static void test_mode_all(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.mode=all", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[] = {
+        A(.id = "m1", .ents = "host:h1 account:u1", .t = 0),
+        A(.id = "m2", .ents = "account:u1 host:h1 process:p9", .t = 1),
+        A(.id = "m3", .ents = "host:h1", .t = 2),
+        A(.id = "m4", .ents = "host:h1 account:u1 ip:1.1.1.1", .t = 3),
+    };
+    struct ct_res r[4];
+    T_EQ_INT(ct_run(&t, in, 4, r), SP_OK);
+    T_EQ_STR(r[1].inc, r[0].inc);       /* process is not a correlating type */
+    T_OK(strcmp(r[2].inc, r[0].inc) != 0);
+    T_OK(strcmp(r[3].inc, r[0].inc) != 0);
+    json_t *inc = ct_latest(&t, r[0].inc);
+    T_EQ_STR(ct_jstr(why_of(inc, "m2"), "how"), "group");
+    json_decref(inc);
+    ct_close(&t);
+}
+
+/* Per-detector and per-source rules: selected types plus equal fields. */
+static void test_rules_selected(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {
+        "correlate.rules.detector:Spray=mode=selected types=host fields=detector",
+        "correlate.rules.source:sentinel=mode=all",
+        NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[] = {
+        A(.id = "r1", .detector = "Spray", .ents = "host:h1 account:u1", .t = 0),
+        A(.id = "r2", .detector = "Spray", .ents = "host:h1", .t = 1),
+        A(.id = "r3", .detector = "Other", .ents = "host:h1", .t = 2),
+        A(.id = "r4", .detector = "Spray", .ents = "account:u1", .t = 3),
+        A(.id = "r5", .source = "sentinel", .ents = "host:h1", .t = 4),
+        A(.id = "r6", .source = "sentinel", .ents = "host:h1", .t = 5),
+    };
+    struct ct_res r[6];
+    T_EQ_INT(ct_run(&t, in, 6, r), SP_OK);
+    T_EQ_STR(r[1].inc, r[0].inc);        /* same detector, same host */
+    T_OK(strcmp(r[2].inc, r[0].inc) != 0);  /* other rule, other namespace */
+    T_OK(strcmp(r[3].inc, r[0].inc) != 0);  /* account is not selected */
+    T_EQ_STR(r[5].inc, r[4].inc);        /* mode all for the source */
+    T_OK(strcmp(r[4].inc, r[2].inc) != 0);
+    json_t *inc = ct_latest(&t, r[0].inc);
+    json_t *w = why_of(inc, "r2");
+    T_EQ_STR(ct_jstr(w, "rule"), "detector:Spray");
+    T_EQ_STR(ct_jstr(w, "mode"), "selected");
+    json_decref(inc);
+    ct_close(&t);
+    /* Bad rules are configuration errors naming the entry. */
+    struct sp_config *cfg = sp_config_new();
+    struct sp_error err = {0};
+    sp_config_declare(cfg, sp_stage_correlate.keys, sp_stage_correlate.n_keys, &err);
+    sp_config_set(cfg, "correlate.rules.detector:X=mode=sometimes", &err);
+    T_EQ_INT(sp_config_validate(cfg, &err), SP_OK);
+    struct sp_env env = {0};
+    env.cfg = cfg;
+    struct sp_stage *st = sp_stage_new(&sp_stage_correlate, 0, &env);
+    T_EQ_INT(sp_stage_init(st, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "detector:X");
+    sp_stage_free(st);
+    sp_config_free(cfg);
+}
+
+/* More than X similar alerts within Y collapse into one overflow incident. */
+static void test_flood(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.flood.enabled=true",
+                          "correlate.flood.threshold=5",
+                          "correlate.flood.window=10m", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[12];
+    char ids[12][16], ents[12][32];
+    for (int i = 0; i < 12; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "f%d", i);
+        snprintf(ents[i], sizeof(ents[i]), "host:box%d", i);
+        in[i] = A(.id = ids[i], .ents = ents[i], .t = i, .detector = "PasswordSpray");
+    }
+    struct ct_res r[12];
+    T_EQ_INT(ct_run(&t, in, 12, r), SP_OK);
+    for (int i = 1; i < 5; i++)
+        T_OK(strcmp(r[i].inc, r[0].inc) != 0);
+    for (int i = 6; i < 12; i++)
+        T_EQ_STR(r[i].inc, r[5].inc);
+    json_t *inc = ct_latest(&t, r[5].inc);
+    T_EQ_INT(ct_jint(inc, "alerts_total"), 7);
+    T_EQ_STR(ct_jstr(json_object_get(inc, "flood"), "key"), "PasswordSpray");
+    T_EQ_STR(ct_jstr(why_of(inc, "f7"), "how"), "flood");
+    json_decref(inc);
+    T_EQ_INT(ct_live(&t), 6);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"flood\"}"), 7);
+    /* After the window, the detector correlates normally again. */
+    struct ct_res late;
+    T_EQ_INT(ct_one(&t, &A(.id = "f99", .ents = "host:box1", .t = 3600,
+                           .detector = "PasswordSpray"), &late), SP_OK);
+    T_EQ_STR(late.inc, r[1].inc);
+    ct_close(&t);
+}
+
+static bool has_closed_snapshot(struct ct *t);
+static char g_closed_id[80];
+
+static int run_cli(const char *const *args, int n, char *out, size_t outn)
+{
+    char *argv[16];
+    char port[64];
+    snprintf(port, sizeof(port), "redis.port=%d", ct_redis.port);
+    int argc = 0;
+    argv[argc++] = "incident";
+    for (int i = 0; i < n; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc++] = "-s";
+    argv[argc++] = port;
+    argv[argc++] = "-s";
+    argv[argc++] = "log.level=error";
+    argv[argc] = NULL;
+    fflush(stdout);
+    char path[] = "/tmp/socpilot-cli-XXXXXX";
+    int fd = mkstemp(path);
+    int saved = dup(1);
+    dup2(fd, 1);
+    int rc = sp_cmd_incident(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    lseek(fd, 0, SEEK_SET);
+    ssize_t got = read(fd, out, outn - 1);
+    out[got > 0 ? got : 0] = '\0';
+    close(fd);
+    unlink(path);
+    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
+    return rc;
+}
+
+/* A late alert never joins a closed incident; close/reopen via the CLI. */
+static void test_closed_incident(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r1, r2, r3;
+    T_EQ_INT(ct_one(&t, &A(.id = "c1", .ents = "host:h1", .t = 0), &r1), SP_OK);
+    char out[8192];
+    const char *close_args[] = {"close", r1.inc};
+    T_EQ_INT(run_cli(close_args, 2, out, sizeof(out)), 0);
+    T_CONTAINS(out, "closed");
+    /* The running stage publishes the CLI's change from the outbox. */
+    snprintf(g_closed_id, sizeof(g_closed_id), "%s", r1.inc);
+    T_OK(ct_tick_until(&t, has_closed_snapshot, 3000));
+    T_EQ_INT(ct_one(&t, &A(.id = "c2", .ents = "host:h1", .t = 60), &r2), SP_OK);
+    T_OK(strcmp(r2.inc, r1.inc) != 0);
+    json_t *inc = ct_latest(&t, r2.inc);
+    T_EQ_STR(ct_jstr(json_object_get(inc, "links"), "previous"), r1.inc);
+    T_EQ_STR(ct_jstr(why_of(inc, "c2"), "how"), "after_closed");
+    json_decref(inc);
+    /* Reopened, the old incident is a candidate again: the oldest wins. */
+    const char *reopen_args[] = {"reopen", r1.inc};
+    T_EQ_INT(run_cli(reopen_args, 2, out, sizeof(out)), 0);
+    T_EQ_INT(ct_one(&t, &A(.id = "c3", .ents = "host:h1", .t = 120), &r3), SP_OK);
+    T_EQ_STR(r3.inc, r1.inc);
+    /* show and explain read it back. */
+    const char *show_args[] = {"show", r1.inc};
+    T_EQ_INT(run_cli(show_args, 2, out, sizeof(out)), 0);
+    T_CONTAINS(out, "\"alerts_total\": 3");
+    const char *explain_args[] = {"explain", r1.inc, "--tenant", "t1"};
+    T_EQ_INT(run_cli(explain_args, 4, out, sizeof(out)), 0);
+    T_CONTAINS(out, "reopened by cli");
+    T_CONTAINS(out, "merged ");
+    const char *list_args[] = {"list", "--tenant", "t1"};
+    T_EQ_INT(run_cli(list_args, 3, out, sizeof(out)), 0);
+    T_CONTAINS(out, r1.inc);
+    const char *missing[] = {"show", "inc-0000000000000000"};
+    T_EQ_INT(run_cli(missing, 2, out, sizeof(out)), 1);
+    const char *bad[] = {"show", "../etc"};
+    T_EQ_INT(run_cli(bad, 2, out, sizeof(out)), 2);
+    ct_close(&t);
+}
+
+static bool has_closed_snapshot(struct ct *t)
+{
+    json_t *inc = ct_latest(t, g_closed_id);
+    bool ok = inc && strcmp(ct_jstr(inc, "status"), "closed") == 0 &&
+              strcmp(ct_jstr(inc, "closed_reason"), "cli") == 0;
+    json_decref(inc);
+    return ok;
+}
+
+/* Incident status follows its alerts' statuses. */
+static void test_close_on_resolved(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &A(.id = "x1", .ents = "host:h1", .t = 0), &r), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "x1", .ents = "host:h1", .t = 0, .updated = 100,
+                           .status = "resolved"), &r), SP_OK);
+    json_t *inc = ct_latest(&t, r.inc);
+    T_EQ_STR(ct_jstr(inc, "status"), "closed");
+    T_EQ_STR(ct_jstr(inc, "closed_reason"), "alerts_resolved");
+    json_decref(inc);
+    T_EQ_INT(ct_one(&t, &A(.id = "x1", .ents = "host:h1", .t = 0, .updated = 200,
+                           .status = "in_progress"), &r), SP_OK);
+    inc = ct_latest(&t, r.inc);
+    T_EQ_STR(ct_jstr(inc, "status"), "active");
+    T_OK(json_is_null(json_object_get(inc, "closed_reason")));
+    json_decref(inc);
+    ct_close(&t);
+}
+
+/* At most N alerts per incident; continuations link back; bridges that
+ * would pass the cap are not merged. */
+static void test_cap(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.max_alerts=3", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[7];
+    char ids[7][16];
+    for (int i = 0; i < 7; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "k%d", i);
+        in[i] = A(.id = ids[i], .ents = "host:h1", .t = i);
+    }
+    struct ct_res r[7];
+    T_EQ_INT(ct_run(&t, in, 7, r), SP_OK);
+    T_EQ_STR(r[2].inc, r[0].inc);
+    T_OK(strcmp(r[3].inc, r[0].inc) != 0);
+    T_EQ_STR(r[5].inc, r[3].inc);
+    T_OK(strcmp(r[6].inc, r[3].inc) != 0);
+    json_t *i2 = ct_latest(&t, r[3].inc), *i3 = ct_latest(&t, r[6].inc);
+    T_EQ_STR(ct_jstr(json_object_get(i2, "links"), "continued_from"), r[0].inc);
+    T_EQ_STR(ct_jstr(json_object_get(i3, "links"), "continued_from"), r[3].inc);
+    T_EQ_STR(ct_jstr(why_of(i2, "k3"), "how"), "continuation");
+    T_EQ_INT(ct_jint(i2, "alerts_total"), 3);
+    json_decref(i2);
+    json_decref(i3);
+    struct ct_alert br[] = {
+        A(.id = "x1", .ents = "host:h2", .t = 100),
+        A(.id = "x2", .ents = "host:h2", .t = 101),
+        A(.id = "y1", .ents = "account:u2", .t = 102),
+        A(.id = "y2", .ents = "account:u2", .t = 103),
+        A(.id = "z", .ents = "host:h2 account:u2", .t = 104),
+    };
+    struct ct_res rb[5];
+    T_EQ_INT(ct_run(&t, br, 5, rb), SP_OK);
+    T_EQ_STR(rb[4].inc, rb[0].inc);
+    T_OK(strcmp(rb[2].inc, rb[0].inc) != 0);
+    json_t *x = ct_latest(&t, rb[0].inc);
+    T_OK(list_has(json_object_get(why_of(x, "z"), "merge_skipped"), rb[2].inc));
+    json_decref(x);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_merges_skipped_total{stage=\"correlate.0\"}"), 1);
+    ct_close(&t);
+}
+
+/* Same alert ids, hosts and IPs in two tenants never meet. */
+static void test_tenants(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_alert in[] = {
+        A(.id = "a1", .tenant = "contoso", .ents = "host:ws1 ip:10.0.0.5", .t = 0),
+        A(.id = "a1", .tenant = "fabrikam", .ents = "host:ws1 ip:10.0.0.5", .t = 0),
+        A(.id = "a2", .tenant = "fabrikam", .ents = "ip:10.0.0.5", .t = 1),
+        A(.id = "a3", .tenant = "we}ird:{t:contoso}", .ents = "host:ws1", .t = 2),
+        A(.id = "a4", .tenant = "", .ents = "host:ws1", .t = 3),
+    };
+    struct ct_res r[5];
+    T_EQ_INT(ct_run(&t, in, 5, r), SP_OK);
+    T_OK(strcmp(r[0].inc, r[1].inc) != 0);
+    T_EQ_STR(r[2].inc, r[1].inc);
+    T_OK(strcmp(r[3].inc, r[0].inc) != 0);
+    T_OK(strcmp(r[4].inc, r[0].inc) != 0);
+    T_OK(strcmp(r[4].inc, r[3].inc) != 0);
+    json_t *c = ct_latest(&t, r[0].inc), *f = ct_latest(&t, r[1].inc);
+    T_EQ_STR(ct_jstr(c, "tenant"), "contoso");
+    T_EQ_STR(ct_jstr(f, "tenant"), "fabrikam");
+    T_EQ_INT(ct_jint(c, "alerts_total"), 1);
+    T_EQ_INT(ct_jint(f, "alerts_total"), 2);
+    json_decref(c);
+    json_decref(f);
+    json_t *d = ct_latest(&t, r[4].inc);
+    T_EQ_STR(ct_jstr(d, "tenant"), "default");
+    json_decref(d);
+    /* Every key carries its tenant's hash tag; the odd tenant is encoded
+     * so it cannot close the tag. */
+    redisReply *keys = sp_test_redis_cmd(&ct_redis, "KEYS *");
+    T_OK(keys && keys->type == REDIS_REPLY_ARRAY);
+    for (size_t i = 0; keys && i < keys->elements; i++) {
+        const char *k = keys->element[i]->str;
+        bool tagged = strncmp(k, "sp:{t:", 6) == 0 || strncmp(k, "sp:tenants", 10) == 0;
+        if (!tagged)
+            T_FAILF("untagged key %s", k);
+        if (strncmp(k, "sp:{t:we", 8) == 0)
+            T_OK(strncmp(k, "sp:{t:we%7Dird%3A%7Bt%3Acontoso%7D}:", 36) == 0);
+    }
+    freeReplyObject(keys);
+    ct_close(&t);
+}
+
+/* Exact duplicates change nothing; newer versions update in place; older
+ * versions are stale. */
+static void test_duplicates_updates(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r;
+    struct ct_alert v1 = A(.id = "u1", .ents = "host:h1", .t = 0, .title = "Suspicious logon");
+    T_EQ_INT(ct_one(&t, &v1, &r), SP_OK);
+    T_EQ_INT(r.version, 1);
+    char inc[80];
+    snprintf(inc, sizeof(inc), "%s", r.inc);
+    T_EQ_INT(ct_one(&t, &v1, &r), SP_OK);
+    T_EQ_STR(r.inc, inc);
+    T_EQ_INT(r.version, 1);
+    T_OK(r.present);            /* the alert itself still goes out */
+    /* Once the snapshot's ack reached Redis, a duplicate publishes
+     * nothing more. */
+    t.st->type->tick(t.st, sp_now_ms() + 1000000);
+    size_t after_dups = sp_test_sink_count(&t.sink, "incidents");
+    T_EQ_INT(ct_one(&t, &v1, &r), SP_OK);
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), after_dups);
+    struct ct_alert v2 = A(.id = "u1", .ents = "host:h1 account:u9", .t = 0, .updated = 300,
+                           .title = "Suspicious logon (confirmed)", .sev = SP_SEV_HIGH);
+    T_EQ_INT(ct_one(&t, &v2, &r), SP_OK);
+    T_EQ_STR(r.inc, inc);
+    T_EQ_INT(r.version, 2);
+    json_t *d = ct_latest(&t, inc);
+    T_EQ_INT(ct_jint(d, "alerts_total"), 1);
+    T_EQ_STR(ct_jstr(d, "severity"), "high");
+    T_EQ_STR(ct_jstr(d, "title"), "Suspicious logon (confirmed)");
+    T_OK(has_entity(d, "account:u9", NULL));
+    json_decref(d);
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), after_dups + 1);
+    T_EQ_INT(ct_one(&t, &v1, &r), SP_OK);       /* older: stale */
+    T_EQ_INT(r.version, 2);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"duplicate\"}"), 2);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"stale\"}"), 1);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"updated\"}"), 1);
+    /* The new entity of the update now leads to the incident. */
+    T_EQ_INT(ct_one(&t, &A(.id = "u2", .ents = "account:u9", .t = 10), &r), SP_OK);
+    T_EQ_STR(r.inc, inc);
+    ct_close(&t);
+}
+
+/* Alerts with a provider incident id join that incident first. */
+static void test_provider_grouping(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_alert in[] = {
+        A(.id = "p1", .pid = "77", .ents = "host:h1", .t = 0),
+        A(.id = "p2", .pid = "77", .ents = "host:h9", .t = 1),
+        A(.id = "p3", .pid = "78", .ents = "host:h9", .t = 2),
+        A(.id = "p4", .ents = "host:h5", .t = 3),
+        A(.id = "p5", .pid = "77", .ents = "host:h5", .t = 4),
+    };
+    struct ct_res r[5];
+    T_EQ_INT(ct_run(&t, in, 5, r), SP_OK);
+    T_EQ_STR(r[1].inc, r[0].inc);
+    T_EQ_STR(r[2].inc, r[0].inc);       /* no mapping for 78 yet: entity */
+    T_OK(strcmp(r[3].inc, r[0].inc) != 0);
+    T_EQ_STR(r[4].inc, r[0].inc);       /* provider first, no merge */
+    json_t *inc = ct_latest(&t, r[0].inc);
+    T_EQ_STR(ct_jstr(why_of(inc, "p2"), "how"), "provider");
+    T_OK(list_has(json_object_get(inc, "provider_incident_ids"), "77"));
+    T_OK(list_has(json_object_get(inc, "provider_incident_ids"), "78"));
+    json_decref(inc);
+    T_EQ_INT(ct_live(&t), 2);
+    ct_close(&t);
+}
+
+/* A batch costs a constant number of round trips, whatever its size. */
+static void test_round_trips(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.pipeline_max=1000", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    enum { N = 400 };
+    struct ct_alert *in = calloc(N, sizeof(*in));
+    char (*ids)[16] = calloc(N, 16), (*ents)[64] = calloc(N, 64);
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], 16, "rt%d", i);
+        snprintf(ents[i], 64, "host:h%d account:u%d", i % 37, i % 23);
+        in[i] = A(.id = ids[i], .ents = ents[i], .t = i);
+    }
+    const char *rt = "socpilot_correlate_redis_round_trips_total{stage=\"correlate.0\"}";
+    T_EQ_INT(ct_run(&t, in, 10, NULL), SP_OK);
+    double before = ct_metric(&t, rt);
+    T_EQ_INT(ct_run(&t, in + 10, N - 10, NULL), SP_OK);
+    T_OK(ct_metric(&t, rt) - before <= 2);
+    free(in);
+    free(ids);
+    free(ents);
+    ct_close(&t);
+}
+
+/* The scripts survive SCRIPT FLUSH (NOSCRIPT -> SCRIPT LOAD). */
+static void test_noscript_reload(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r1, r2;
+    T_EQ_INT(ct_one(&t, &A(.id = "ns1", .ents = "host:h1", .t = 0), &r1), SP_OK);
+    redisReply *rep = sp_test_redis_cmd(&ct_redis, "SCRIPT FLUSH");
+    freeReplyObject(rep);
+    T_EQ_INT(ct_one(&t, &A(.id = "ns2", .ents = "host:h1", .t = 1), &r2), SP_OK);
+    T_EQ_STR(r2.inc, r1.inc);
+    ct_close(&t);
+}
+
+/* Snapshots validate against schema/incident.schema.json. */
+static void test_schema(void)
+{
+    SKIP_WITHOUT_REDIS();
+    if (access("schema/incident.schema.json", R_OK) != 0 ||
+        access("tests/tools/schema_check.py", R_OK) != 0)
+        T_SKIP("run from the repository root to validate the schema");
+    if (system("python3 -c 'import jsonschema' 2>/dev/null") != 0)
+        T_SKIP("python3-jsonschema is not installed");
+    const char *sets[] = {"correlate.max_alerts=4", "correlate.flood.enabled=true",
+                          "correlate.flood.threshold=3",
+                          "correlate.noisy.stoplist=host:dc1", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[] = {
+        A(.id = "s1", .ents = "host:h1 host:dc1", .t = 0, .pid = "9"),
+        A(.id = "s2", .ents = "account:u1", .t = 1, .detector = "d2"),
+        A(.id = "s3", .ents = "host:h1 account:u1", .t = 2, .title = "quote \" and \\ and \x01"),
+        A(.id = "s4", .ents = "host:h1", .t = 3, .status = "resolved"),
+        A(.id = "s5", .ents = "host:h1", .t = 4),
+        A(.id = "f1", .ents = "ip:1.1.1.1", .t = 5, .detector = "F"),
+        A(.id = "f2", .ents = "ip:1.1.1.2", .t = 6, .detector = "F"),
+        A(.id = "f3", .ents = "ip:1.1.1.3", .t = 7, .detector = "F"),
+        A(.id = "f4", .ents = "ip:1.1.1.4", .t = 8, .detector = "F"),
+    };
+    T_EQ_INT(ct_run(&t, in, SP_ARRAY_SIZE(in), NULL), SP_OK);
+    char path[] = "/tmp/socpilot-incidents-XXXXXX";
+    int fd = mkstemp(path);
+    FILE *f = fdopen(fd, "w");
+    size_t n = 0;
+    for (size_t i = 0; i < t.sink.n; i++)
+        if (strcmp(t.sink.outs[i].topic, "incidents") == 0) {
+            fprintf(f, "%s\n", t.sink.outs[i].value);
+            n++;
+        }
+    fclose(f);
+    T_OK(n >= 7);
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "python3 tests/tools/schema_check.py --require "
+             "--schema schema/incident.schema.json %s >/dev/null", path);
+    T_EQ_INT(system(cmd), 0);
+    unlink(path);
+    ct_close(&t);
+}
+
+int main(void)
+{
+    t_prog = "test_correlate";
+    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
+    T_RUN(test_chain);
+    T_RUN(test_bridge_merge);
+    T_RUN(test_window_expiry);
+    T_RUN(test_noisy_stoplist);
+    T_RUN(test_noisy_auto);
+    T_RUN(test_mode_all);
+    T_RUN(test_rules_selected);
+    T_RUN(test_flood);
+    T_RUN(test_closed_incident);
+    T_RUN(test_close_on_resolved);
+    T_RUN(test_cap);
+    T_RUN(test_tenants);
+    T_RUN(test_duplicates_updates);
+    T_RUN(test_provider_grouping);
+    T_RUN(test_round_trips);
+    T_RUN(test_noscript_reload);
+    T_RUN(test_schema);
+    return t_done();
+}

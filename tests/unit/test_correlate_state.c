@@ -1,0 +1,565 @@
+/*
+ * test_correlate_state.c - the correlate stage's state under stress:
+ * determinism (same input, same order, same incidents; two instances on
+ * two threads give the grouping of one), at-least-once (a batch applied
+ * in Redis whose outputs failed is republished on replay and by outbox
+ * recovery in another instance), Redis killed and restarted mid-stream
+ * with persistence (nothing lost, every alert in exactly one incident,
+ * not ready while down), and Defender AlertInfo/AlertEvidence assembly
+ * (settle delay, durable until acknowledged, late evidence, replays).
+ *
+ * Skips (with a message) when redis-server is not installed.
+ */
+#include "t.h"
+
+#include "correlate_test.h"
+
+#define SKIP_WITHOUT_REDIS()                                                \
+    do {                                                                    \
+        const char *why_;                                                   \
+        if (!ct_redis_up(&why_))                                            \
+            T_SKIP(why_);                                                   \
+    } while (0)
+
+#define A(...) ((struct ct_alert){__VA_ARGS__})
+
+/* ---- a reproducible alert stream ------------------------------------------ */
+
+struct gen {
+    struct ct_alert *alerts;
+    char (*ids)[24];
+    char (*ents)[128];
+    int n;
+};
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* n alerts, 1-2 entities each from pools of hosts, accounts and IPs, 30 s
+ * apart: a few hundred incidents with chains and bridges. */
+static void gen_make(struct gen *g, int n, uint64_t seed)
+{
+    g->n = n;
+    g->alerts = calloc((size_t)n, sizeof(*g->alerts));
+    g->ids = calloc((size_t)n, sizeof(*g->ids));
+    g->ents = calloc((size_t)n, sizeof(*g->ents));
+    uint64_t s = seed;
+    for (int i = 0; i < n; i++) {
+        snprintf(g->ids[i], sizeof(g->ids[i]), "gen:%d", i);
+        int k = 1 + (int)(rng_next(&s) % 2);
+        size_t o = 0;
+        for (int j = 0; j < k; j++) {
+            uint64_t r = rng_next(&s);
+            switch (r % 3) {
+            case 0:
+                o += (size_t)snprintf(g->ents[i] + o, 128 - o, "host:ws%03d ",
+                                      (int)(r / 3 % 400));
+                break;
+            case 1:
+                o += (size_t)snprintf(g->ents[i] + o, 128 - o, "account:u%03d ",
+                                      (int)(r / 3 % 300));
+                break;
+            default:
+                o += (size_t)snprintf(g->ents[i] + o, 128 - o, "ip:10.9.%d.%d ",
+                                      (int)(r / 3 % 200) / 100,
+                                      (int)(r / 3 % 100));
+            }
+        }
+        g->alerts[i] = A(.id = g->ids[i], .ents = g->ents[i], .t = i * 30);
+    }
+}
+
+static void gen_free(struct gen *g)
+{
+    free(g->alerts);
+    free(g->ids);
+    free(g->ents);
+}
+
+static const char *const big_sets[] = {"correlate.window=7d",
+                                       "correlate.max_alerts=10000", NULL};
+
+/* Feeds g through t in batches of bs; asserts every batch succeeds. */
+static void feed(struct ct *t, const struct gen *g, int bs)
+{
+    for (int i = 0; i < g->n; i += bs) {
+        int n = SP_MIN(bs, g->n - i);
+        T_EQ_INT(ct_run(t, g->alerts + i, (size_t)n, NULL), SP_OK);
+    }
+}
+
+/* alert id -> incident id, as one string (deterministic ids make it
+ * comparable between runs); every alert must be in exactly one. */
+static char *assignment(struct ct *t, const struct gen *g)
+{
+    int dups = 0;
+    char *out = ct_assignment(t, &dups);
+    T_EQ_INT(dups, 0);
+    size_t pairs = 0;
+    for (const char *p = out; *p; p++)
+        pairs += *p == ';';
+    T_EQ_INT(pairs, g->n);
+    return out;
+}
+
+/* Every alert of g is held by exactly one live incident. */
+static void all_held_once(struct ct *t, const struct gen *g)
+{
+    char *a = assignment(t, g);
+    free(a);
+}
+
+static void test_same_input_same_grouping(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct gen g;
+    gen_make(&g, 300, 42);
+    struct ct t;
+    T_OK(ct_open(&t, big_sets));
+    feed(&t, &g, 25);
+    char *first = assignment(&t, &g);
+    int live = ct_live(&t);
+    ct_close(&t);
+    T_OK(ct_open(&t, big_sets));            /* flushed: a fresh start */
+    feed(&t, &g, 7);                        /* other batch boundaries */
+    char *second = assignment(&t, &g);
+    T_OK(strcmp(first, second) == 0);
+    T_OK(live > 20 && live < 280);          /* chains did form */
+    free(first);
+    free(second);
+    ct_close(&t);
+    gen_free(&g);
+}
+
+struct half {
+    struct ct *t;
+    const struct gen *g;
+    int parity;
+    int failures;
+};
+
+static void *feed_half(void *ud)
+{
+    struct half *h = ud;
+    struct ct_alert batch[16];
+    int n = 0;
+    for (int i = h->parity; i < h->g->n; i += 2) {
+        batch[n++] = h->g->alerts[i];
+        if (n == 16 || i + 2 >= h->g->n) {
+            if (ct_run(h->t, batch, (size_t)n, NULL) != SP_OK)
+                h->failures++;
+            n = 0;
+        }
+    }
+    return NULL;
+}
+
+static void test_two_instances(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct gen g;
+    gen_make(&g, 400, 7);
+    struct ct one;
+    T_OK(ct_open(&one, big_sets));
+    feed(&one, &g, 20);
+    char *want = ct_partition(&one);
+    ct_close(&one);
+
+    struct ct a, b;
+    T_OK(ct_open(&a, big_sets));
+    T_OK(ct_stage(&b, NULL, big_sets));
+    b.env.sink = &a.sink.sink;      /* one output topic for both */
+    struct half ha = {&a, &g, 0, 0}, hb = {&b, &g, 1, 0};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, feed_half, &ha);
+    pthread_create(&tb, NULL, feed_half, &hb);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    T_EQ_INT(ha.failures + hb.failures, 0);
+    char *got = ct_partition(&a);
+    T_OK(strcmp(want, got) == 0);
+    if (strcmp(want, got) != 0)
+        fprintf(stderr, "  one:  %.200s\n  two:  %.200s\n", want, got);
+    all_held_once(&a, &g);
+    free(want);
+    free(got);
+    ct_close(&b);
+    ct_close(&a);
+    gen_free(&g);
+}
+
+/* ---- at-least-once -------------------------------------------------------- */
+
+static redisReply *cmd(struct sp_test_redis *r, const char *fmt, const char *arg)
+{
+    return sp_test_redis_cmd(r, fmt, arg);
+}
+
+static long long zcard(struct sp_test_redis *r, const char *key)
+{
+    redisReply *rep = cmd(r, "ZCARD %s", key);
+    long long n = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (rep)
+        freeReplyObject(rep);
+    return n;
+}
+
+static bool outbox_empty(struct ct *t)
+{
+    return zcard(t->redis, "sp:{t:t1}:out") == 0;
+}
+
+/* Applied in Redis, outputs lost: the replay republishes every change. */
+static void test_replay_republishes(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct gen g;
+    gen_make(&g, 60, 3);
+    struct ct t;
+    T_OK(ct_open(&t, big_sets));
+    t.sink.mode = SP_TEST_ACK_FAIL;
+    T_EQ_INT(ct_run(&t, g.alerts, 60, NULL), SP_OK);
+    char *want = ct_partition(&t);
+    size_t first = sp_test_sink_count(&t.sink, "incidents");
+    sp_test_sink_clear(&t.sink);
+    t.sink.mode = SP_TEST_ACK_OK;
+    T_EQ_INT(ct_run(&t, g.alerts, 60, NULL), SP_OK);   /* all duplicates */
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), first);
+    char *got = ct_partition(&t);
+    T_OK(strcmp(want, got) == 0);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"duplicate\"}"), 60);
+    /* Acknowledged now: the outbox empties and a third replay is silent. */
+    T_OK(ct_tick_until(&t, outbox_empty, 3000));
+    sp_test_sink_clear(&t.sink);
+    T_EQ_INT(ct_run(&t, g.alerts, 60, NULL), SP_OK);
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), 0);
+    free(want);
+    free(got);
+    ct_close(&t);
+    gen_free(&g);
+}
+
+static bool has_incidents(struct ct *t)
+{
+    return sp_test_sink_count(&t->sink, "incidents") > 0;
+}
+
+/* An instance that died before its snapshots were acknowledged: another
+ * one republishes them from the outbox. */
+static void test_outbox_recovery(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct gen g;
+    gen_make(&g, 40, 5);
+    struct ct a;
+    T_OK(ct_open(&a, big_sets));
+    a.sink.mode = SP_TEST_ACK_FAIL;
+    T_EQ_INT(ct_run(&a, g.alerts, 40, NULL), SP_OK);
+    char *want = ct_partition(&a);
+    ct_close(&a);
+    T_OK(zcard(&ct_redis, "sp:{t:t1}:out") > 0);
+    struct ct b;
+    T_OK(ct_stage(&b, NULL, big_sets));
+    T_OK(ct_tick_until(&b, has_incidents, 3000));
+    T_OK(ct_tick_until(&b, outbox_empty, 3000));
+    char *got = ct_partition(&b);
+    T_OK(strcmp(want, got) == 0);
+    T_OK(ct_metric(&b, "socpilot_correlate_outbox_recovered_total{stage=\"correlate.0\"}") > 0);
+    free(want);
+    free(got);
+    ct_close(&b);
+    gen_free(&g);
+}
+
+/* ---- Redis killed and restarted mid-stream -------------------------------- */
+
+struct killer {
+    struct sp_test_redis *r;
+    int delay_ms, down_ms;
+    bool restarted;
+};
+
+static void *kill_restart(void *ud)
+{
+    struct killer *k = ud;
+    sp_test_sleep_ms(k->delay_ms);
+    sp_test_redis_kill(k->r, SIGKILL);
+    sp_test_sleep_ms(k->down_ms);
+    k->restarted = sp_test_redis_restart(k->r);
+    return NULL;
+}
+
+/* Every alert: its record points (through merges) at a live incident
+ * whose alert hash holds it. */
+static int check_redis_state(struct sp_test_redis *r, const struct gen *g)
+{
+    redisContext *c = sp_test_redis_connect(r);
+    int bad = 0;
+    for (int i = 0; c && i < g->n; i++) {
+        redisReply *rec = redisCommand(c, "GET sp:{t:t1}:a:%s", g->ids[i]);
+        if (!rec || rec->type != REDIS_REPLY_STRING) {
+            bad++;
+            freeReplyObject(rec);
+            continue;
+        }
+        char inc[80] = "";
+        sscanf(rec->str, "%*[^\t]\t%79[^\t]", inc);
+        freeReplyObject(rec);
+        for (int hop = 0; hop < 32; hop++) {
+            redisReply *mi = redisCommand(c, "HGET sp:{t:t1}:i:%s mi", inc);
+            bool more = mi && mi->type == REDIS_REPLY_STRING;
+            if (more)
+                snprintf(inc, sizeof(inc), "%s", mi->str);
+            freeReplyObject(mi);
+            if (!more)
+                break;
+        }
+        redisReply *ex = redisCommand(c, "HEXISTS sp:{t:t1}:i:%s:al %s", inc,
+                                      g->ids[i]);
+        if (!ex || ex->integer != 1)
+            bad++;
+        freeReplyObject(ex);
+    }
+    if (c)
+        redisFree(c);
+    return c ? bad : -1;
+}
+
+static void test_redis_killed_midstream(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct gen g;
+    gen_make(&g, 500, 11);
+    struct ct ref;
+    T_OK(ct_open(&ref, big_sets));
+    feed(&ref, &g, 20);
+    char *want = ct_partition(&ref);
+    ct_close(&ref);
+
+    struct sp_test_redis pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.persist = true;
+    T_EQ_INT(sp_test_redis_start(&pr), 1);
+    const char *sets[] = {"correlate.window=7d", "correlate.max_alerts=10000",
+                          "redis.backoff_min=20ms", "redis.backoff_max=200ms",
+                          "redis.command_timeout=2s", NULL};
+    struct ct t;
+    T_OK(ct_stage(&t, &pr, sets));
+    int retries = 0, kills = 0;
+    bool seen_not_ready = false;
+    pthread_t killer_thread;
+    struct killer k = {&pr, 2, 300, false};
+    for (int i = 0; i < g.n; i += 20) {
+        if (i == 100 || i == 300) {         /* twice, during a batch */
+            k.restarted = false;
+            pthread_create(&killer_thread, NULL, kill_restart, &k);
+            kills++;
+        }
+        struct sp_batch *b = sp_batch_new(20);
+        b->seq = (uint64_t)i + 1;
+        for (int j = i; j < i + 20 && j < g.n; j++)
+            ct_add(b, &g.alerts[j]);
+        int64_t deadline = sp_now_ms() + 20000;
+        enum sp_err e;
+        while ((e = sp_stage_process(t.st, b)) == SP_ERR_RETRY &&
+               sp_now_ms() < deadline) {
+            retries++;
+            char why[200];
+            if (!t.st->type->ready(t.st, why, sizeof(why)))
+                seen_not_ready = true;
+            t.st->type->tick(t.st, sp_now_ms());
+            sp_test_sleep_ms(20);
+        }
+        T_EQ_INT(e, SP_OK);
+        /* Every alert of the batch left with its incident. */
+        for (size_t m = 0; m < b->n; m++)
+            T_OK(b->msgs[m].n_alerts == 1 &&
+                 b->msgs[m].alerts[0]->incident_id != NULL);
+        sp_batch_free(b);
+        if (i == 100 || i == 300) {
+            pthread_join(killer_thread, NULL);
+            T_OK(k.restarted);
+        }
+    }
+    T_EQ_INT(kills, 2);
+    T_OK(retries > 0);
+    T_OK(seen_not_ready);
+    char why[200];
+    T_OK(t.st->type->ready(t.st, why, sizeof(why)));
+    /* Whatever the crash left unpublished goes out from the outbox. */
+    struct ct *tp = &t;
+    int64_t deadline = sp_now_ms() + 5000;
+    while (zcard(&pr, "sp:{t:t1}:out") != 0 && sp_now_ms() < deadline) {
+        tp->st->type->tick(tp->st, sp_now_ms());
+        sp_test_sleep_ms(10);
+    }
+    T_EQ_INT(zcard(&pr, "sp:{t:t1}:out"), 0);
+    char *got = ct_partition(&t);
+    T_OK(strcmp(want, got) == 0);
+    all_held_once(&t, &g);
+    T_EQ_INT(check_redis_state(&pr, &g), 0);
+    free(want);
+    free(got);
+    ct_close(&t);
+    sp_test_redis_stop(&pr);
+    gen_free(&g);
+}
+
+/* ---- Defender AlertInfo / AlertEvidence ------------------------------------ */
+
+static size_t count_alerts(struct ct *t)
+{
+    return sp_test_sink_count(&t->sink, "alerts");
+}
+
+static bool one_alert(struct ct *t)
+{
+    return count_alerts(t) >= 1;
+}
+
+static bool two_alerts(struct ct *t)
+{
+    return count_alerts(t) >= 2;
+}
+
+static bool due_empty(struct ct *t)
+{
+    return zcard(t->redis, "sp:{t:t1}:asmdue") == 0;
+}
+
+static json_t *last_alert(struct ct *t)
+{
+    json_t *doc = NULL;
+    for (size_t i = 0; i < t->sink.n; i++)
+        if (strcmp(t->sink.outs[i].topic, "alerts") == 0) {
+            json_decref(doc);
+            doc = json_loads(t->sink.outs[i].value, 0, NULL);
+        }
+    return doc;
+}
+
+static bool entity_in(json_t *alert, const char *key)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(alert, "entities"), i, e)
+        if (strcmp(ct_jstr(e, "key"), key) == 0)
+            return true;
+    return false;
+}
+
+static void test_defender_assembly(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=200ms",
+                          "correlate.defender.lease=1s", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    const char *id = "defender-streaming:da1";
+    struct ct_alert rows[] = {
+        A(.id = id, .part = SP_PART_INFO, .title = "Suspicious PowerShell",
+          .sev = SP_SEV_HIGH, .t = 0, .source = "defender-streaming",
+          .raw = "{\"category\":\"AdvancedHunting-AlertInfo\"}"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "host:ws7.contoso.com",
+          .t = 0, .source = "defender-streaming",
+          .raw = "{\"EntityType\":\"Machine\"}"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "account:eve@contoso.com",
+          .t = 0, .source = "defender-streaming",
+          .raw = "{\"EntityType\":\"User\"}"),
+    };
+    struct ct_res r[3];
+    int64_t start = sp_now_ms();
+    T_EQ_INT(ct_run(&t, rows, 3, r), SP_OK);
+    for (int i = 0; i < 3; i++) {
+        T_OK(!r[i].present);        /* stored, not published as rows */
+        T_EQ_INT(r[i].rejects, 0);
+    }
+    t.st->type->tick(t.st, sp_now_ms());
+    T_EQ_INT(count_alerts(&t), 0);  /* settling */
+    T_OK(ct_tick_until(&t, one_alert, 3000));
+    T_OK(sp_now_ms() - start >= 190);
+    json_t *al = last_alert(&t);
+    T_EQ_STR(ct_jstr(al, "id"), id);
+    T_EQ_STR(ct_jstr(al, "title"), "Suspicious PowerShell");
+    T_EQ_STR(ct_jstr(al, "severity"), "high");
+    T_EQ_STR(ct_jstr(al, "part"), "whole");
+    T_OK(entity_in(al, "host:ws7.contoso.com"));
+    T_OK(entity_in(al, "account:eve@contoso.com"));
+    const char *inc = ct_jstr(al, "incident_id");
+    T_OK(inc != NULL);
+    char incid[80];
+    snprintf(incid, sizeof(incid), "%s", inc ? inc : "");
+    json_decref(al);
+    json_t *snap = ct_latest(&t, incid);
+    T_EQ_INT(ct_jint(snap, "alerts_total"), 1);
+    json_decref(snap);
+    T_OK(ct_tick_until(&t, due_empty, 3000));     /* removed once acked */
+    /* A replayed row changes nothing; a late row re-emits the alert. */
+    T_EQ_INT(ct_run(&t, &rows[1], 1, NULL), SP_OK);
+    T_EQ_INT(zcard(&ct_redis, "sp:{t:t1}:asmdue"), 0);
+    struct ct_alert late = A(.id = id, .part = SP_PART_EVIDENCE,
+                             .ents = "ip:198.51.100.7", .t = 5,
+                             .source = "defender-streaming");
+    T_EQ_INT(ct_run(&t, &late, 1, NULL), SP_OK);
+    T_OK(ct_tick_until(&t, two_alerts, 3000));
+    al = last_alert(&t);
+    T_OK(entity_in(al, "ip:198.51.100.7"));
+    T_OK(entity_in(al, "host:ws7.contoso.com"));
+    T_EQ_STR(ct_jstr(al, "incident_id"), incid);
+    json_decref(al);
+    snap = ct_latest(&t, incid);
+    T_EQ_INT(ct_jint(snap, "alerts_total"), 1);
+    T_EQ_INT(ct_jint(snap, "version"), 2);          /* an update */
+    json_decref(snap);
+    /* Other alerts correlate with it like with any alert. */
+    struct ct_res rr;
+    T_EQ_INT(ct_one(&t, &A(.id = "graph:x", .ents = "account:eve@contoso.com", .t = 9), &rr), SP_OK);
+    T_EQ_STR(rr.inc, incid);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_defender_assembled_total{stage=\"correlate.0\"}"), 2);
+    ct_close(&t);
+}
+
+/* An emission whose output is not acknowledged stays due and comes back
+ * after the lease. */
+static void test_defender_durable(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=50ms",
+                          "correlate.defender.lease=1s", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert rows[] = {
+        A(.id = "defender-streaming:da2", .part = SP_PART_INFO, .title = "T",
+          .t = 0, .source = "defender-streaming"),
+        A(.id = "defender-streaming:da2", .part = SP_PART_EVIDENCE,
+          .ents = "host:ws8", .t = 0, .source = "defender-streaming"),
+    };
+    T_EQ_INT(ct_run(&t, rows, 2, NULL), SP_OK);
+    t.sink.mode = SP_TEST_ACK_FAIL;
+    T_OK(ct_tick_until(&t, one_alert, 3000));
+    t.st->type->tick(t.st, sp_now_ms());
+    T_EQ_INT(zcard(&ct_redis, "sp:{t:t1}:asmdue"), 1);     /* still owed */
+    t.sink.mode = SP_TEST_ACK_OK;
+    T_OK(ct_tick_until(&t, two_alerts, 4000));             /* after the lease */
+    T_OK(ct_tick_until(&t, due_empty, 3000));
+    ct_close(&t);
+}
+
+int main(void)
+{
+    t_prog = "test_correlate_state";
+    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
+    T_RUN(test_same_input_same_grouping);
+    T_RUN(test_two_instances);
+    T_RUN(test_replay_republishes);
+    T_RUN(test_outbox_recovery);
+    T_RUN(test_redis_killed_midstream);
+    T_RUN(test_defender_assembly);
+    T_RUN(test_defender_durable);
+    return t_done();
+}

@@ -1,0 +1,328 @@
+/*
+ * test_redis.c - connectors/redis.c against real redis-servers: the
+ * formatter, the error table, pipelining in one round trip, EVALSHA with
+ * reload on NOSCRIPT, AUTH with a password and with an ACL user, SELECT,
+ * unix sockets, timeouts, and reconnection with backoff after the server
+ * is killed and restarted.
+ *
+ * Skips (with a message) when redis-server is not installed.
+ */
+#include "t.h"
+
+#include "log.h"
+#include "redis.h"
+#include "tests/tools/redis_test.h"
+
+static struct sp_test_redis srv;
+static int srv_state;
+
+static bool up(const char **why)
+{
+    if (srv_state == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        int rc = sp_test_redis_start(&srv);
+        srv_state = rc == 1 ? 1 : -1;
+        *why = rc == 0 ? "redis-server is not installed"
+                       : "redis-server would not start";
+    } else if (srv_state < 0) {
+        *why = "redis-server unavailable";
+    }
+    return srv_state == 1;
+}
+
+#define SKIP_WITHOUT_REDIS()                                                \
+    do {                                                                    \
+        const char *why_;                                                   \
+        if (!up(&why_))                                                     \
+            T_SKIP(why_);                                                   \
+    } while (0)
+
+static struct sp_redis *open_on(int port, const char *unix_path,
+                                const char *user, const char *pass, int db)
+{
+    struct sp_redis_opts o;
+    sp_redis_opts_default(&o);
+    o.port = port;
+    o.unix_path = unix_path;
+    o.user = user;
+    o.password = pass;
+    o.db = db;
+    o.connect_timeout_ms = 500;
+    o.command_timeout_ms = 1000;
+    o.backoff_min_ms = 50;
+    o.backoff_max_ms = 400;
+    return sp_redis_new(&o);
+}
+
+static void test_format(void)
+{
+    struct sp_buf b;
+    sp_buf_init(&b, 1024);
+    const char *argv[] = {"EVALSHA", "abc", "1", "k\r\n"};
+    size_t lens[] = {7, 3, 1, 3};
+    T_EQ_INT(sp_redis_format(&b, 4, argv, lens), SP_OK);
+    T_EQ_STR(b.data, "*4\r\n$7\r\nEVALSHA\r\n$3\r\nabc\r\n$1\r\n1\r\n$3\r\nk\r\n\r\n");
+    sp_buf_fini(&b);
+}
+
+static void test_error_table(void)
+{
+    static const struct {
+        const char *msg;
+        enum sp_err want;
+    } cases[] = {
+        {"NOSCRIPT No matching script", SP_ERR_NOTFOUND},
+        {"LOADING Redis is loading the dataset in memory", SP_ERR_RETRY},
+        {"BUSY Redis is busy running a script", SP_ERR_RETRY},
+        {"READONLY You can't write against a read only replica", SP_ERR_RETRY},
+        {"OOM command not allowed when used memory > 'maxmemory'", SP_ERR_RETRY},
+        {"MISCONF Errors writing to the AOF file", SP_ERR_RETRY},
+        {"CLUSTERDOWN The cluster is down", SP_ERR_RETRY},
+        {"NOAUTH Authentication required.", SP_ERR_CONFIG},
+        {"WRONGPASS invalid username-password pair", SP_ERR_CONFIG},
+        {"NOPERM this user has no permissions", SP_ERR_CONFIG},
+        {"WRONGTYPE Operation against a key holding the wrong kind", SP_ERR_REMOTE},
+        {"ERR Error running script: @user_script:1: boom", SP_ERR_REMOTE},
+        {"ERR Error running script (call to f_x): OOM command not allowed", SP_ERR_RETRY},
+        {"MOVED 3999 127.0.0.1:6381", SP_ERR_REMOTE},
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(cases); i++) {
+        redisReply r;
+        memset(&r, 0, sizeof(r));
+        r.type = REDIS_REPLY_ERROR;
+        r.str = (char *)cases[i].msg;
+        r.len = strlen(cases[i].msg);
+        if (sp_redis_reply_err(&r) != cases[i].want)
+            T_FAILF("%s -> %s", cases[i].msg, sp_strerror(sp_redis_reply_err(&r)));
+    }
+    redisReply ok;
+    memset(&ok, 0, sizeof(ok));
+    ok.type = REDIS_REPLY_STATUS;
+    T_EQ_INT(sp_redis_reply_err(&ok), SP_OK);
+    T_EQ_INT(sp_redis_reply_err(NULL), SP_ERR_RETRY);
+}
+
+static void test_pipeline_one_round_trip(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_redis *r = open_on(srv.port, NULL, NULL, NULL, 0);
+    T_EQ_INT(sp_redis_connect(r, NULL), SP_OK);
+    T_OK(sp_redis_is_up(r));
+    struct sp_redis_stats before, after;
+    sp_redis_stats(r, &before);
+    for (int i = 0; i < 500; i++) {
+        const char *argv[] = {"INCR", "test:pipe"};
+        size_t lens[] = {4, 9};
+        T_EQ_INT(sp_redis_append(r, 2, argv, lens), SP_OK);
+    }
+    T_EQ_INT(sp_redis_pending(r), 500);
+    long long last = 0;
+    for (int i = 0; i < 500; i++) {
+        redisReply *rep;
+        T_EQ_INT(sp_redis_read(r, &rep), SP_OK);
+        last = rep->integer;
+        freeReplyObject(rep);
+    }
+    T_EQ_INT(last, 500);
+    sp_redis_stats(r, &after);
+    T_EQ_INT(after.round_trips - before.round_trips, 1);
+    T_EQ_INT(after.commands - before.commands, 500);
+    /* One command while a pipeline is open is refused, not mixed in. */
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    T_EQ_INT(sp_redis_append(r, 1, argv, lens), SP_OK);
+    redisReply *rep;
+    T_EQ_INT(sp_redis_call(r, &rep, 1, argv, lens), SP_ERR_STATE);
+    T_EQ_INT(sp_redis_read(r, &rep), SP_OK);
+    freeReplyObject(rep);
+    sp_redis_free(r);
+}
+
+static void test_evalsha_noscript(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_redis *r = open_on(srv.port, NULL, NULL, NULL, 0);
+    struct sp_redis_script s = {"echo", "return {KEYS[1], ARGV[1]}", ""};
+    T_EQ_INT(sp_redis_add_script(r, &s), SP_OK);
+    T_EQ_INT(sp_redis_connect(r, NULL), SP_OK);
+    T_EQ_INT(strlen(s.sha), 40);
+    const char *argv[5] = {NULL, NULL, NULL, "k1", "v1"};
+    size_t lens[5] = {0, 0, 0, 2, 2};
+    redisReply *rep;
+    T_EQ_INT(sp_redis_eval(r, &s, &rep, 1, 5, argv, lens), SP_OK);
+    T_OK(rep->type == REDIS_REPLY_ARRAY && rep->elements == 2);
+    T_EQ_STR(rep->element[1]->str, "v1");
+    freeReplyObject(rep);
+    redisReply *f = sp_test_redis_cmd(&srv, "SCRIPT FLUSH");
+    freeReplyObject(f);
+    struct sp_redis_stats st0, st1;
+    sp_redis_stats(r, &st0);
+    T_EQ_INT(sp_redis_eval(r, &s, &rep, 1, 5, argv, lens), SP_OK);
+    T_EQ_STR(rep->element[0]->str, "k1");
+    freeReplyObject(rep);
+    sp_redis_stats(r, &st1);
+    T_EQ_INT(st1.script_loads - st0.script_loads, 1);
+    /* A script error is a remote error, with the reply kept. */
+    struct sp_redis_script bad = {"bad", "return redis.call('NOSUCHCMD')", ""};
+    T_EQ_INT(sp_redis_add_script(r, &bad), SP_OK);
+    T_EQ_INT(sp_redis_eval(r, &bad, &rep, 0, 3, argv, lens), SP_ERR_REMOTE);
+    T_OK(rep && rep->type == REDIS_REPLY_ERROR);
+    freeReplyObject(rep);
+    sp_redis_free(r);
+}
+
+static void test_select_db(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_redis *r = open_on(srv.port, NULL, NULL, NULL, 3);
+    T_EQ_INT(sp_redis_connect(r, NULL), SP_OK);
+    const char *argv[] = {"SET", "test:db", "three"};
+    size_t lens[] = {3, 7, 5};
+    redisReply *rep;
+    T_EQ_INT(sp_redis_call(r, &rep, 3, argv, lens), SP_OK);
+    freeReplyObject(rep);
+    redisContext *c = sp_test_redis_connect(&srv);
+    redisReply *a = redisCommand(c, "EXISTS test:db");
+    T_EQ_INT(a->integer, 0);
+    freeReplyObject(a);
+    a = redisCommand(c, "SELECT 3");
+    freeReplyObject(a);
+    a = redisCommand(c, "GET test:db");
+    T_EQ_STR(a->str, "three");
+    freeReplyObject(a);
+    redisFree(c);
+    sp_redis_free(r);
+    struct sp_error err = {0};
+    r = open_on(srv.port, NULL, NULL, NULL, 999);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "SELECT");
+    sp_redis_free(r);
+}
+
+static void test_auth_and_unix_socket(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_test_redis sec;
+    memset(&sec, 0, sizeof(sec));
+    char sock[600];
+    snprintf(sock, sizeof(sock), "/tmp/socpilot-test-%d.sock", (int)getpid());
+    sec.extra[sec.n_extra++] = "--requirepass";
+    sec.extra[sec.n_extra++] = "s3cret-pass";
+    sec.extra[sec.n_extra++] = "--unixsocket";
+    sec.extra[sec.n_extra++] = sock;
+    sec.extra[sec.n_extra++] = "--unixsocketperm";
+    sec.extra[sec.n_extra++] = "700";
+    /* PING needs AUTH here; the helper only waits for any answer. */
+    T_EQ_INT(sp_test_redis_start(&sec), 1);
+    struct sp_error err = {0};
+    struct sp_redis *r = open_on(sec.port, NULL, NULL, "wrong-pass", 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_ERR_CONFIG);
+    T_OK(!sp_redis_is_up(r));
+    sp_redis_free(r);
+    r = open_on(sec.port, NULL, NULL, "s3cret-pass", 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    /* An ACL user with a password of its own. */
+    const char *acl[] = {"ACL", "SETUSER", "socpilot", "on", ">user-pass",
+                         "~*", "+@all"};
+    size_t lens[7];
+    for (int i = 0; i < 7; i++)
+        lens[i] = strlen(acl[i]);
+    redisReply *rep;
+    T_EQ_INT(sp_redis_call(r, &rep, 7, acl, lens), SP_OK);
+    freeReplyObject(rep);
+    sp_redis_free(r);
+    r = open_on(sec.port, NULL, "socpilot", "user-pass", 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    sp_redis_free(r);
+    r = open_on(sec.port, NULL, "socpilot", "nope", 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_ERR_CONFIG);
+    sp_redis_free(r);
+    /* Unix socket. */
+    r = open_on(0, sock, NULL, "s3cret-pass", 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    char d[300];
+    sp_redis_describe(r, d, sizeof(d));
+    T_CONTAINS(d, "unix:");
+    T_CONTAINS(d, " up");
+    sp_redis_free(r);
+    sp_test_redis_stop(&sec);
+    unlink(sock);
+}
+
+static void test_down_backoff_reconnect(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_test_redis tmp;
+    memset(&tmp, 0, sizeof(tmp));
+    tmp.extra[tmp.n_extra++] = "--enable-debug-command";
+    tmp.extra[tmp.n_extra++] = "yes";
+    T_EQ_INT(sp_test_redis_start(&tmp), 1);
+    struct sp_redis *r = open_on(tmp.port, NULL, NULL, NULL, 0);
+    T_EQ_INT(sp_redis_ensure(r, sp_now_ms()), SP_OK);
+    sp_test_redis_kill(&tmp, SIGKILL);
+    const char *argv[] = {"PING"};
+    size_t lens[] = {4};
+    redisReply *rep = NULL;
+    T_EQ_INT(sp_redis_call(r, &rep, 1, argv, lens), SP_ERR_RETRY);
+    freeReplyObject(rep);
+    T_OK(!sp_redis_is_up(r));
+    char d[300];
+    sp_redis_describe(r, d, sizeof(d));
+    T_CONTAINS(d, "down");
+    /* First attempt at once, then no attempt before the backoff. */
+    int64_t now = sp_now_ms();
+    T_EQ_INT(sp_redis_ensure(r, now), SP_ERR_RETRY);
+    struct sp_redis_stats s0, s1;
+    sp_redis_stats(r, &s0);
+    T_EQ_INT(sp_redis_ensure(r, now + 1), SP_ERR_RETRY);
+    sp_redis_stats(r, &s1);
+    T_EQ_INT(s1.failures, s0.failures);
+    T_OK(sp_test_redis_restart(&tmp));
+    int64_t deadline = sp_now_ms() + 3000;
+    while (sp_redis_ensure(r, sp_now_ms()) != SP_OK && sp_now_ms() < deadline)
+        sp_test_sleep_ms(10);
+    T_OK(sp_redis_is_up(r));
+    T_EQ_INT(sp_redis_call(r, &rep, 1, argv, lens), SP_OK);
+    freeReplyObject(rep);
+    /* A reply slower than command_timeout drops the connection. */
+    const char *sleep_argv[] = {"DEBUG", "SLEEP", "1.5"};
+    size_t sleep_lens[] = {5, 5, 3};
+    int64_t t0 = sp_now_ms();
+    enum sp_err e = sp_redis_call(r, &rep, 3, sleep_argv, sleep_lens);
+    freeReplyObject(rep);
+    T_EQ_INT(e, SP_ERR_RETRY);
+    T_OK(sp_now_ms() - t0 < 1400);
+    T_OK(!sp_redis_is_up(r));
+    sp_redis_free(r);
+    sp_test_redis_stop(&tmp);
+}
+
+static void test_refused(void)
+{
+    int port = sp_test_free_port();
+    struct sp_redis *r = open_on(port, NULL, NULL, NULL, 0);
+    struct sp_error err = {0};
+    int64_t t0 = sp_now_ms();
+    T_EQ_INT(sp_redis_connect(r, &err), SP_ERR_RETRY);
+    T_OK(err.retriable);
+    T_OK(sp_now_ms() - t0 < 1000);
+    T_EQ_INT(sp_redis_ensure(r, sp_now_ms()), SP_ERR_RETRY);
+    sp_redis_free(r);
+    sp_redis_free(NULL);
+}
+
+int main(void)
+{
+    t_prog = "test_redis";
+    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
+    T_RUN(test_format);
+    T_RUN(test_error_table);
+    T_RUN(test_refused);
+    T_RUN(test_pipeline_one_round_trip);
+    T_RUN(test_evalsha_noscript);
+    T_RUN(test_select_db);
+    T_RUN(test_auth_and_unix_socket);
+    T_RUN(test_down_backoff_reconnect);
+    sp_test_redis_stop(&srv);
+    return t_done();
+}
