@@ -18,7 +18,9 @@
  * (noisy entities), half carry a provider incident id, three tenants.
  *
  * 10,000 alerts by default, 1,000,000 with BENCH_FULL=1 (or
- * BENCH_ALERTS=N).  Figures are printed, never asserted.
+ * BENCH_ALERTS=N); BENCH_SET=key=value overrides one config key;
+ * BENCH_VERBOSE=1 adds Redis' per-command statistics.  Figures are
+ * printed, never asserted.
  */
 #include <signal.h>
 
@@ -333,6 +335,45 @@ static double sample_memory(struct sp_test_redis *r, size_t *sampled)
     return *sampled ? total / (double)*sampled : 0;
 }
 
+/* Live incidents by number of alerts (merged ones left out). */
+static void size_histogram(struct sp_test_redis *r)
+{
+    redisContext *c = sp_test_redis_connect(r);
+    char cursor[32] = "0";
+    long hist[6] = {0};
+    for (int step = 0; c && step < 100000; step++) {
+        redisReply *rep = redisCommand(c, "SCAN %s MATCH sp:{t:*}:i:* COUNT 1000",
+                                       cursor);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+            freeReplyObject(rep);
+            break;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
+        for (size_t i = 0; i < rep->element[1]->elements; i++) {
+            const char *k = rep->element[1]->element[i]->str;
+            const char *id = strstr(k, "}:i:");
+            if (!id || strchr(id + 4, ':'))
+                continue;
+            redisReply *m = redisCommand(c, "HMGET %s n mi", k);
+            if (m && m->type == REDIS_REPLY_ARRAY && !m->element[1]->str) {
+                long nn = m->element[0]->str ? atol(m->element[0]->str) : 0;
+                hist[nn <= 1 ? 0 : nn <= 4 ? 1 : nn <= 16 ? 2 : nn <= 64 ? 3
+                     : nn < 150 ? 4 : 5]++;
+            }
+            freeReplyObject(m);
+        }
+        bool done = strcmp(cursor, "0") == 0;
+        freeReplyObject(rep);
+        if (done)
+            break;
+    }
+    if (c)
+        redisFree(c);
+    printf("%-34s 1: %ld, 2-4: %ld, 5-16: %ld, 17-64: %ld, 65-149: %ld, "
+           "150 (full): %ld\n", "incident sizes (alerts)", hist[0], hist[1],
+           hist[2], hist[3], hist[4], hist[5]);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -361,28 +402,10 @@ int main(void)
     run_chain(&a, cfg, m0, without, 2, n);
 
     long long mem0 = redis_int(&r, "INFO memory", "used_memory:");
-    if (getenv("BENCH_SLOWLOG")) {
-        redisReply *x = sp_test_redis_cmd(&r, "CONFIG SET slowlog-log-slower-than 0");
-        freeReplyObject(x);
-        x = sp_test_redis_cmd(&r, "CONFIG SET slowlog-max-len 1000000");
-        freeReplyObject(x);
-    }
     struct sp_metrics *m1 = sp_metrics_new("socpilot_");
     double cpu0 = redis_cpu(&r);
     run_chain(&b, cfg, m1, with, 3, n);
     double cpu1 = redis_cpu(&r);
-    if (getenv("BENCH_VERBOSE")) {
-        redisReply *st = sp_test_redis_cmd(&r, "INFO");
-        const char *keys[] = {"used_cpu_user:", "used_cpu_sys:", "total_net_input_bytes:",
-                              "total_net_output_bytes:"};
-        for (size_t i = 0; st && i < 4; i++) {
-            const char *p = strstr(st->str, keys[i]);
-            if (p)
-                printf("%s %.40s\n", keys[i], p + strlen(keys[i]));
-        }
-        if (st)
-            freeReplyObject(st);
-    }
     long long mem1 = redis_int(&r, "INFO memory", "used_memory:");
 
     double rt = metric(m1, "socpilot_correlate_redis_round_trips_total{stage=\"correlate.0\"}");
@@ -428,75 +451,8 @@ int main(void)
             printf("%s\n", cs->str);
         if (cs)
             freeReplyObject(cs);
-        redisContext *c = sp_test_redis_connect(&r);
-        redisReply *sl = redisCommand(c, "SLOWLOG GET 1000000");
-        /* per script: calls, total us, max us */
-        struct { char sha[8]; long long calls, us, max; } agg[8];
-        int nagg = 0;
-        for (size_t i = 0; sl && i < sl->elements; i++) {
-            redisReply *e = sl->element[i];
-            redisReply *args = e->element[3];
-            if (args->elements < 2 || strcmp(args->element[0]->str, "EVALSHA"))
-                continue;
-            int k;
-            for (k = 0; k < nagg && strncmp(agg[k].sha, args->element[1]->str, 7); k++)
-                ;
-            if (k == nagg && nagg < 8) {
-                memset(&agg[nagg], 0, sizeof(agg[nagg]));
-                memcpy(agg[nagg].sha, args->element[1]->str, 7);
-                nagg++;
-            }
-            if (getenv("BENCH_DUMP") && args->elements > 8 && e->element[2]->integer > 1000)
-                printf("slow %lld us: %s ents=%s\n", e->element[2]->integer,
-                       args->element[5]->str, args->element[args->elements > 31 ? 31 : 8]->str);
-            if (k < 8) {
-                agg[k].calls++;
-                agg[k].us += e->element[2]->integer;
-                if (e->element[2]->integer > agg[k].max)
-                    agg[k].max = e->element[2]->integer;
-            }
-        }
-        for (int k = 0; k < nagg; k++)
-            printf("script %s: %lld calls, %.1f us avg, %lld us max\n", agg[k].sha,
-                   agg[k].calls, (double)agg[k].us / (double)agg[k].calls, agg[k].max);
-        freeReplyObject(sl);
-        redisFree(c);
     }
-    if (getenv("BENCH_PROF")) {
-        redisReply *pr = sp_test_redis_cmd(&r, "HGETALL prof");
-        for (size_t i = 0; pr && i + 1 < pr->elements; i += 2)
-            printf("prof %-14s %8.1f us/alert\n", pr->element[i]->str,
-                   atof(pr->element[i + 1]->str) / (double)n);
-        if (pr)
-            freeReplyObject(pr);
-    }
-    if (getenv("BENCH_SIZES")) {
-        redisContext *c = sp_test_redis_connect(&r);
-        char cursor[32] = "0";
-        long hist[8] = {0};
-        long conts = 0;
-        do {
-            redisReply *rep = redisCommand(c, "SCAN %s MATCH sp:{t:*}:i:* COUNT 1000", cursor);
-            snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
-            for (size_t i = 0; i < rep->element[1]->elements; i++) {
-                const char *k = rep->element[1]->element[i]->str;
-                const char *id = strstr(k, "}:i:");
-                if (!id || strchr(id + 4, ':'))
-                    continue;
-                redisReply *m = redisCommand(c, "HMGET %s n cont mi", k);
-                long nn = m->element[0]->str ? atol(m->element[0]->str) : 0;
-                if (m->element[1]->str && !m->element[2]->str)
-                    conts++;
-                if (!m->element[2]->str)
-                    hist[nn <= 1 ? 0 : nn <= 4 ? 1 : nn <= 16 ? 2 : nn <= 64 ? 3 : nn < 150 ? 4 : 5]++;
-                freeReplyObject(m);
-            }
-            freeReplyObject(rep);
-        } while (strcmp(cursor, "0") != 0);
-        printf("sizes: 1:%ld 2-4:%ld 5-16:%ld 17-64:%ld 65-149:%ld 150:%ld  continuations alive %ld\n",
-               hist[0], hist[1], hist[2], hist[3], hist[4], hist[5], conts);
-        redisFree(c);
-    }
+    size_histogram(&r);
     sp_metrics_free(m0);
     sp_metrics_free(m1);
     sp_config_free(cfg);
