@@ -53,6 +53,11 @@ const struct sp_cfg_key sp_engine_keys[] = {
     {"pipeline.max_inflight_batches", SP_CFG_INT, "8", 1, 1024,
      "Batches waiting for output acknowledgements before consumption pauses",
      0, NULL},
+    {"pipeline.pause_after", SP_CFG_DURATION, "500ms", 0, 600000,
+     "Pause the assigned partitions when the in-flight limit stays reached "
+     "this long (until then the loop just stops taking messages; pausing "
+     "drops librdkafka's prefetched data, so brief stalls should not)", 0,
+     NULL},
     {"pipeline.shutdown_timeout", SP_CFG_DURATION, "30s", 0, 3600000,
      "On SIGTERM/SIGINT: time to drain, flush and commit before exiting", 0,
      NULL},
@@ -114,6 +119,8 @@ struct sp_engine {
     int64_t shutdown_timeout_ms;
     int64_t revoke_timeout_ms;
     int64_t backoff_max_ms;
+    int64_t pause_after_ms;
+    int64_t full_since_ms;              /* 0 = not at the in-flight limit */
     rd_kafka_message_t **rkms;
 
     volatile sig_atomic_t stop;
@@ -510,6 +517,7 @@ struct sp_engine *sp_engine_new(struct sp_config *cfg, struct sp_error *err)
     eng->shutdown_timeout_ms = sp_config_int(cfg, "pipeline.shutdown_timeout");
     eng->revoke_timeout_ms = sp_config_int(cfg, "pipeline.revoke_timeout");
     eng->backoff_max_ms = sp_config_int(cfg, "pipeline.retry_backoff_max");
+    eng->pause_after_ms = sp_config_int(cfg, "pipeline.pause_after");
     eng->rkms = calloc(eng->batch_size, sizeof(*eng->rkms));
     eng->metrics = sp_metrics_new("socpilot_");
     if (!eng->rkms || !eng->metrics) {
@@ -604,14 +612,28 @@ static size_t loop_once(struct sp_engine *eng)
         }
     }
     bool full = eng->n_inflight >= eng->max_inflight;
-    if (full != sp_kafka_is_paused(eng->kafka)) {
-        sp_kafka_pause(eng->kafka, full);
-        sp_gauge_set(eng->g_paused, full ? 1 : 0);
+    int64_t now = sp_now_ms();
+    if (!full) {
+        eng->full_since_ms = 0;
+        if (sp_kafka_is_paused(eng->kafka)) {
+            sp_kafka_pause(eng->kafka, false);
+            sp_gauge_set(eng->g_paused, 0);
+        }
+    } else if (!eng->full_since_ms) {
+        eng->full_since_ms = now;
     }
     if (full) {
+        /* At the limit: take nothing more (librdkafka's prefetch queue is
+         * bounded by queued.max.messages.kbytes); if it lasts, pause. */
+        if (!sp_kafka_is_paused(eng->kafka) &&
+            now - eng->full_since_ms >= eng->pause_after_ms) {
+            sp_kafka_pause(eng->kafka, true);
+            sp_gauge_set(eng->g_paused, 1);
+        }
         sp_kafka_poll(eng->kafka, 10);
-        /* Serve rebalances and the poll interval while paused. */
-        sp_kafka_consume(eng->kafka, eng->rkms, 0, 0);
+        /* Serve rebalances while paused (returns no messages then). */
+        if (sp_kafka_is_paused(eng->kafka))
+            sp_kafka_consume(eng->kafka, eng->rkms, 0, 0);
         return 0;
     }
     size_t n = sp_kafka_consume(eng->kafka, eng->rkms, eng->batch_size,
