@@ -44,8 +44,9 @@
 #define ECOMP "engine"
 
 const struct sp_cfg_key sp_engine_keys[] = {
-    {"pipeline.stages", SP_CFG_LIST, "decode,publish", 0, 0,
-     "Stage chain, in order (decode first, publish last)", 0, NULL},
+    {"pipeline.stages", SP_CFG_LIST, "decode,scripts,correlate,publish", 0, 0,
+     "Stage chain, in order (decode first, publish last); correlate needs "
+     "Redis (redis.*)", 0, NULL},
     {"pipeline.batch_size", SP_CFG_INT, "500", 1, 100000,
      "Messages per micro-batch at most", 0, NULL},
     {"pipeline.batch_wait", SP_CFG_DURATION, "50ms", 1, 60000,

@@ -57,6 +57,8 @@ if [ -d config/samples ]; then
     check "demo exits 0 (rc=$rc)" '[ $rc -eq 0 ]'
     check "demo shows normalized alerts" 'grep -q "normalized alerts" "$tmp/demo"'
     check "demo shows DLQ records" 'grep -q "dead-letter records" "$tmp/demo" && grep -Eq "not_json|truncated|invalid_utf8" "$tmp/demo"'
+    check "demo shows incidents forming" 'grep -Eq "^  inc-[0-9a-f]+ +v[0-9]+" "$tmp/demo"'
+    check "demo shows decoded scripts" 'grep -q "decoded: " "$tmp/demo"'
     [ $rc -eq 0 ] || tail -n 30 "$tmp/demo.err"
 fi
 
