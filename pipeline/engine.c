@@ -214,25 +214,31 @@ static void batch_release(struct sp_batch *batch)
 }
 
 /* Stores the offsets of a completed batch: the last offset per
- * partition (messages of one partition are in offset order). */
+ * partition.  Messages of one partition are in offset order, so walking
+ * the batch backwards the first message seen for a partition is its
+ * last.  Topic names come from librdkafka's topic handles: one pointer
+ * per topic, so pointers compare. */
 static void batch_store(struct sp_engine *eng, struct sp_batch *batch)
 {
-    for (size_t i = 0; i < batch->n; i++) {
+    struct seen {
+        const char *topic;
+        int32_t partition;
+    } seen[256];
+    size_t n_seen = 0;
+    for (size_t i = batch->n; i-- > 0;) {
         struct sp_msg *msg = &batch->msgs[i];
         if (msg->dropped)
             continue;
-        bool last = true;
-        for (size_t j = i + 1; j < batch->n; j++) {
-            if (batch->msgs[j].partition == msg->partition &&
-                !batch->msgs[j].dropped &&
-                strcmp(batch->msgs[j].topic, msg->topic) == 0) {
-                last = false;
-                break;
-            }
-        }
-        if (last)
-            sp_kafka_store(eng->kafka, msg->topic, msg->partition, msg->offset);
         eng->stats.committed++;
+        bool known = false;
+        for (size_t j = 0; j < n_seen && !known; j++)
+            known = seen[j].partition == msg->partition &&
+                    seen[j].topic == msg->topic;
+        if (known)
+            continue;
+        sp_kafka_store(eng->kafka, msg->topic, msg->partition, msg->offset);
+        if (n_seen < SP_ARRAY_SIZE(seen))
+            seen[n_seen++] = (struct seen){msg->topic, msg->partition};
     }
     sp_counter_add(eng->c_committed, batch->n);
 }

@@ -3,8 +3,9 @@
  * run, on the same messages:
  *
  *   normalize   decode + normalize + serialize, in memory (no Kafka)
- *   passthrough librdkafka consume -> produce the same bytes -> wait for
- *               delivery -> store offsets (no processing): the ceiling
+ *   passthrough librdkafka consume -> produce the same bytes (keyed, so
+ *               spread over partitions like the pipeline's keyed outputs)
+ *               -> store offsets (no processing): the ceiling
  *   pipeline    the socpilot engine (decode, publish) end to end
  *
  * Kafka is librdkafka's mock cluster in a separate process (`socpilot
@@ -155,8 +156,11 @@ static double run_passthrough(void)
             if (!m->err) {
                 if (!t0)
                     t0 = sp_now_us();
+                /* Keyed like the pipeline's outputs (which are keyed by
+                 * alert id), so both spread over the same partitions. */
                 while (rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("bench.passthrough"),
                                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                         RD_KAFKA_V_KEY(m->key, m->key_len),
                                          RD_KAFKA_V_VALUE(m->payload, m->len),
                                          RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
                     rd_kafka_poll(prod, 10);
