@@ -614,37 +614,6 @@ void sp_jw_arr_close(struct sp_jw *w) { jw_close(w, ']'); }
 
 static const char hexd[] = "0123456789abcdef";
 
-/* Length of a valid UTF-8 sequence at s (<= n bytes), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t need;
-    uint32_t cp;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n <= need)
-        return 0;
-    for (size_t i = 1; i <= need; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
-        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return need + 1;
-}
-
 void sp_json_escape(struct sp_buf *b, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
@@ -662,7 +631,7 @@ void sp_json_escape(struct sp_buf *b, const char *str, size_t n)
             break;
         unsigned char c = *s;
         if (c >= 0x80) {
-            size_t l = utf8_seq(s, (size_t)(end - s));
+            size_t l = sp_utf8_seq((const char *)s, (size_t)(end - s), NULL);
             if (l) {
                 sp_buf_put(b, s, l);
                 s += l;

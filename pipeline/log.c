@@ -227,39 +227,6 @@ static void sp_log_putf(struct sp_log_w *w, const char *fmt, ...)
         sp_log_put(w, tmp, SP_MIN((size_t)n, sizeof(tmp) - 1));
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4) with its code point in
- * *cp, or 0 when the bytes there are not valid UTF-8. */
-static size_t sp_log_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    size_t need;
-    uint32_t v;
-    if (c >= 0xC2 && c <= 0xDF) {
-        need = 1;
-        v = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        need = 2;
-        v = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        need = 3;
-        v = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n <= need)
-        return 0;
-    for (size_t i = 1; i <= need; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3F);
-    }
-    if ((need == 2 && v < 0x800) || (need == 3 && v < 0x10000) ||
-        v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-        return 0;
-    *cp = v;
-    return need + 1;
-}
-
 /* Code points written as \uXXXX although valid: C1 controls (NEL is a
  * line break to some tools), line/paragraph separators, and the marks
  * and overrides that reorder displayed text. */
@@ -304,7 +271,7 @@ static void sp_log_escape(struct sp_log_w *w, const char *str, size_t n,
             continue;
         }
         uint32_t cp = 0;
-        size_t len = sp_log_utf8_seq(s + i, n - i, &cp);
+        size_t len = sp_utf8_seq((const char *)s + i, n - i, &cp);
         if (len == 0) {
             sp_log_putf(w, json ? "\\\\x%02x" : "\\x%02x", c);
             i++;

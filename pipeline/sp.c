@@ -364,10 +364,43 @@ char *sp_read_file(const char *path, size_t max, size_t *len,
 
 /* ---- text -------------------------------------------------------------- */
 
-bool sp_utf8_valid(const char *str, size_t n)
+size_t sp_utf8_seq(const char *str, size_t n, uint32_t *cp)
 {
     const unsigned char *s = (const unsigned char *)str;
-    const unsigned char *end = s + n;
+    unsigned char c = s[0];
+    size_t need;
+    uint32_t v;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        v = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        v = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        v = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n <= need)
+        return 0;
+    for (size_t i = 1; i <= need; i++) {
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+        v = (v << 6) | (s[i] & 0x3F);
+    }
+    if ((need == 2 && v < 0x800) || (need == 3 && v < 0x10000) ||
+        v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
+        return 0;
+    if (cp)
+        *cp = v;
+    return need + 1;
+}
+
+bool sp_utf8_valid(const char *str, size_t n)
+{
+    const char *s = str;
+    const char *end = s + n;
     while (s < end) {
         /* Fast path: 8 ASCII bytes at a time. */
         while (end - s >= 8) {
@@ -379,36 +412,14 @@ bool sp_utf8_valid(const char *str, size_t n)
         }
         if (s >= end)
             break;
-        unsigned char c = *s;
-        if (c < 0x80) {
+        if ((unsigned char)*s < 0x80) {
             s++;
             continue;
         }
-        size_t need;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            need = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            need = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            need = 3;
-            cp = c & 0x07;
-        } else {
+        size_t l = sp_utf8_seq(s, (size_t)(end - s), NULL);
+        if (!l)
             return false;
-        }
-        if ((size_t)(end - s) <= need)
-            return false;
-        for (size_t i = 1; i <= need; i++) {
-            if ((s[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
-            cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        s += need + 1;
+        s += l;
     }
     return true;
 }

@@ -128,6 +128,10 @@ char *sp_read_file(const char *path, size_t max, size_t *len,
 
 /* UTF-8 validation (RFC 3629: no overlongs, no surrogates, <= U+10FFFF). */
 bool sp_utf8_valid(const char *s, size_t n);
+/* Length (2..4) of the valid multi-byte UTF-8 sequence at s (at most n
+ * bytes), with its code point in *cp (may be NULL); 0 when the bytes
+ * there are not one (ASCII bytes included: callers handle those). */
+size_t sp_utf8_seq(const char *s, size_t n, uint32_t *cp);
 
 /* ASCII case helpers (locale independent). */
 static inline char sp_tolower(char c)
