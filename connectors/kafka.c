@@ -417,6 +417,9 @@ static enum sp_err open_consumer(struct sp_kafka *k,
         {"partition.assignment.strategy", "cooperative-sticky"},
         {"auto.offset.reset", "earliest"},
         {"enable.auto.commit", "true"},
+        /* Stored offsets go out every second: a crash or a rebalance the
+         * broker refuses commits during replays at most about that much. */
+        {"auto.commit.interval.ms", "1000"},
         {NULL, NULL}};
     /* Only offsets the engine stores (after acknowledgement) are
      * committed: not negotiable. */

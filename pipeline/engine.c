@@ -689,6 +689,9 @@ static enum sp_err drain(struct sp_engine *eng)
         sp_log_warn(ECOMP, "shutdown timeout: %zu batch(es) not acknowledged "
                     "are left uncommitted (they will be replayed)",
                     eng->n_inflight + (eng->stuck ? 1 : 0));
+    /* A commit refused because the group is rebalancing is not retried
+     * here: the consumer's close commits once more, and whatever is left
+     * uncommitted is replayed by the next owner (at-least-once). */
     sp_kafka_commit(eng->kafka);
     return eng->failed ? SP_ERR_REMOTE : SP_OK;
 }

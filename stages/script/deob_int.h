@@ -154,7 +154,7 @@ extern const struct deob_env deob_env_defaults[];
 /* Value of a default variable (case-insensitive name), or NULL. */
 const char *deob_env_lookup(const char *name, size_t n);
 
-/* ---- decoders (deob_ps.c, deob_cmd.c, deob_sh.c) ------------------------ */
+/* ---- decoders (deob_ps_*.c, deob_cmd*.c, deob_sh.c) --------------------- */
 
 enum deob_rc deob_ps_encoded(struct deob_ctx *ctx, const char *s, size_t n,
                              struct deob_out *out);
@@ -177,8 +177,8 @@ enum deob_rc deob_sh_escapes(struct deob_ctx *ctx, const char *s, size_t n,
 enum deob_rc deob_sh_script_b64(struct deob_ctx *ctx, const char *s,
                                 size_t n, struct deob_out *out);
 
-/* PowerShell launcher parsing, shared by deob_ps.c decoders and language
- * detection: finds `powershell|pwsh[.exe] <args>` in s. */
+/* PowerShell launcher parsing (deob_ps_launch.c), shared by the PowerShell
+ * decoders: finds `powershell|pwsh[.exe] <args>` in s. */
 struct deob_launcher {
     size_t word_start;     /* the powershell word */
     size_t args_start;     /* first byte after the word */
