@@ -50,8 +50,15 @@ if [ -n "$stale" ]; then
         exit 1
     fi
 fi
+# Archive exactly the current sources' objects: an object whose source
+# was removed or renamed must not shadow the new code.
+objs=""
+for s in $srcs; do
+    objs="$objs $OUT/obj/$(echo "$s" | tr / _).o"
+done
 rm -f "$OUT/libsocpilot-fuzz.a"
-ar rcs "$OUT/libsocpilot-fuzz.a" "$OUT"/obj/*.o || exit 1
+# shellcheck disable=SC2086
+ar rcs "$OUT/libsocpilot-fuzz.a" $objs || exit 1
 
 targets=${FUZZ_TARGETS:-$(for h in tests/fuzz/*_fuzz.c; do basename "$h" _fuzz.c; done)}
 fail=0
