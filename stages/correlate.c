@@ -266,8 +266,13 @@ static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
                                const redisReply *rep)
 {
     if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 10 ||
+        rep->element[2]->type != REDIS_REPLY_INTEGER ||
+        rep->element[3]->type != REDIS_REPLY_INTEGER ||
         rep->element[5]->type != REDIS_REPLY_ARRAY ||
-        rep->element[6]->type != REDIS_REPLY_ARRAY) {
+        rep->element[6]->type != REDIS_REPLY_ARRAY ||
+        rep->element[7]->type != REDIS_REPLY_INTEGER ||
+        rep->element[8]->type != REDIS_REPLY_INTEGER ||
+        rep->element[9]->type != REDIS_REPLY_INTEGER) {
         item->err = SP_ERR_REMOTE;
         item->errmsg = "unexpected reply from the correlate script";
         return SP_OK;
@@ -529,14 +534,16 @@ static enum sp_err correlate_process(struct sp_stage *st,
                                      struct sp_batch *batch)
 {
     struct corr_ctx *ctx = st->ctx;
-    enum sp_err e = sp_redis_ensure(ctx->redis, sp_now_ms());
-    sp_gauge_set(ctx->g_redis_up, e == SP_OK ? 1 : 0);
-    if (e)
-        return e == SP_ERR_NOMEM ? e : SP_ERR_RETRY;
     size_t n = 0;
     for (size_t m = 0; m < batch->n; m++)
         if (!batch->msgs[m].dropped)
             n += batch->msgs[m].n_alerts;
+    if (n == 0)
+        return SP_OK;               /* only rejects: nothing waits for Redis */
+    enum sp_err e = sp_redis_ensure(ctx->redis, sp_now_ms());
+    sp_gauge_set(ctx->g_redis_up, e == SP_OK ? 1 : 0);
+    if (e)
+        return e == SP_ERR_NOMEM ? e : SP_ERR_RETRY;
     if ((e = items_reserve(ctx, n)))
         return e;
     size_t k = 0;
@@ -660,12 +667,13 @@ static enum sp_err correlate_init(struct sp_stage *st, struct sp_error *err)
         return sp_error_set(err, SP_ERR_NOMEM, "out of memory");
     script_init(&ctx->s_correlate, "correlate", corr_lua_correlate);
     script_init(&ctx->s_ack, "ack", corr_lua_ack);
+    script_init(&ctx->s_sweep, "sweep", corr_lua_sweep);
     script_init(&ctx->s_status, "status", corr_lua_status);
     script_init(&ctx->s_asm_add, "asm_add", corr_lua_asm_add);
     script_init(&ctx->s_asm_take, "asm_take", corr_lua_asm_take);
     script_init(&ctx->s_asm_done, "asm_done", corr_lua_asm_done);
     struct sp_redis_script *all[] = {
-        &ctx->s_correlate, &ctx->s_ack, &ctx->s_status,
+        &ctx->s_correlate, &ctx->s_ack, &ctx->s_status, &ctx->s_sweep,
         &ctx->s_asm_add, &ctx->s_asm_take, &ctx->s_asm_done,
     };
     for (size_t i = 0; i < SP_ARRAY_SIZE(all); i++)

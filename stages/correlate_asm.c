@@ -25,6 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Entities of one assembled alert at most (the decoder's default
+ * limit per alert). */
+#define ASM_MAX_ENTITIES 500
+
 /* ---- rows: store ----------------------------------------------------------- */
 
 static void kus(struct sp_jw *w, const char *key, int64_t us)
@@ -314,7 +318,7 @@ static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
         alert->links[alert->n_links].url = l->u.child->next->u.s;
         alert->n_links++;
     }
-    uint32_t max = 500;
+    uint32_t max = ASM_MAX_ENTITIES;
     if (info)
         add_entities(a, alert, info, max);
     for (size_t i = 0; i < n_rows; i++) {
@@ -401,9 +405,11 @@ static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
     return SP_OK;
 }
 
-/* Queues "not yet" for an assembly still waiting for its AlertInfo row. */
-static void queue_wait(struct corr_ctx *ctx, const char *prefix,
-                       const char *alert_id)
+/* Queues an assembly ack: rev -1 = "not yet" (still waiting for its
+ * AlertInfo row: due again after settle), else done with that revision
+ * (nothing usable was stored: drop it). */
+static void queue_ack(struct corr_ctx *ctx, const char *prefix,
+                      const char *alert_id, int64_t rev)
 {
     struct corr_acks *acks = ctx->acks;
     if (acks->n >= CORR_ACKS_MAX)
@@ -420,7 +426,7 @@ static void queue_wait(struct corr_ctx *ctx, const char *prefix,
     a->kind = 'a';
     a->prefix = strdup(prefix);
     a->id = strdup(alert_id);
-    a->num = -1;
+    a->num = rev;
     if (!a->prefix || !a->id) {
         free(a->prefix);
         free(a->id);
@@ -516,8 +522,9 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
                            &ready)
                 : NULL;
             if (!alert) {
-                if (!ready && alert_id)
-                    queue_wait(ctx, takes[i].prefix, alert_id);
+                if (alert_id)
+                    queue_ack(ctx, takes[i].prefix, alert_id,
+                              ready ? rev : -1);
                 continue;
             }
             alert->tenant = sp_arena_strdup(&a, takes[i].tenant);

@@ -143,7 +143,7 @@ struct corr_ctx {
 
     /* Redis. */
     struct sp_redis *redis;
-    struct sp_redis_script s_correlate, s_ack, s_status,
+    struct sp_redis_script s_correlate, s_ack, s_status, s_sweep,
         s_asm_add, s_asm_take, s_asm_done;
     uint64_t connects_seen;          /* to notice reconnects */
     uint64_t tenant_cache[CORR_TENANT_CACHE];
@@ -202,6 +202,7 @@ bool corr_stoplisted(const struct corr_ctx *ctx, const char *key);
 
 extern const char corr_lua_correlate[];
 extern const char corr_lua_ack[];
+extern const char corr_lua_sweep[];
 extern const char corr_lua_status[];
 extern const char corr_lua_asm_add[];
 extern const char corr_lua_asm_take[];

@@ -379,8 +379,10 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
              (int)SP_MIN(rep->element[0]->len, 30), rep->element[0]->str);
     const redisReply *tenants = rep->element[1];
     size_t nt = SP_MIN(tenants->elements, (size_t)1000);
-    char max[24], limit[24];
+    char max[24], limit[24], now[24], ittl[24];
     snprintf(max, sizeof(max), "(%lld", (long long)(wall_ms - ctx->outbox_grace_ms));
+    snprintf(now, sizeof(now), "%lld", (long long)wall_ms);
+    snprintf(ittl, sizeof(ittl), "%lld", (long long)ctx->index_ttl_ms);
     snprintf(limit, sizeof(limit), "%zu", ctx->outbox_batch);
     for (size_t i = 0; i < nt && !e; i++) {
         char prefix[CORR_PREFIX_MAX], key[CORR_PREFIX_MAX + 8];
@@ -392,12 +394,29 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
         size_t zlens[] = {13, strlen(key), 4, strlen(max), 5, 1,
                           strlen(limit)};
         e = sp_redis_append(ctx->redis, 7, zargv, zlens);
+        /* The entity index sweep rides along: a few hundred fields per
+         * tenant and interval. */
+        char ix[CORR_PREFIX_MAX + 8];
+        snprintf(ix, sizeof(ix), "%six", prefix);
+        const char *sargv[] = {NULL, NULL, NULL, ix, now, ittl, "500"};
+        size_t slens[] = {0, 0, 0, strlen(ix), strlen(now), strlen(ittl), 3};
+        if (!e)
+            e = sp_redis_append_evalsha(ctx->redis, &ctx->s_sweep, 1, 7,
+                                        sargv, slens);
     }
     ctx->n_changed = 0;
+    bool noscript = false;
     for (size_t i = 0; i < nt && !e; i++) {
-        redisReply *z;
+        redisReply *z, *sw;
         if ((e = sp_redis_read(ctx->redis, &z)))
             break;
+        if ((e = sp_redis_read(ctx->redis, &sw))) {
+            freeReplyObject(z);
+            break;
+        }
+        if (sp_redis_reply_err(sw) == SP_ERR_NOTFOUND)
+            noscript = true;
+        freeReplyObject(sw);
         if (z->type == REDIS_REPLY_ARRAY) {
             const char *tenant = tenants->element[i]->str;
             char prefix[CORR_PREFIX_MAX];
@@ -411,6 +430,8 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
         freeReplyObject(z);
     }
     freeReplyObject(rep);
+    if (!e && noscript)
+        e = sp_redis_load_scripts(ctx->redis);
     if (e || ctx->n_changed == 0)
         return e;
     struct corr_out *out = corr_out_new(ctx);

@@ -27,7 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -166,10 +168,21 @@ static inline bool sp_test_redis_spawn(struct sp_test_redis *tr)
     for (int i = 0; i < tr->n_extra && n < 62; i++)
         argv[n++] = tr->extra[i];
     argv[n] = NULL;
+    /* A server forked by the main thread dies with the test program, so a
+     * crashed test leaves no server behind.  (The death signal follows
+     * the forking *thread*: servers restarted from a helper thread, as
+     * fault tests do, are stopped by the test itself.) */
+    pid_t parent = getpid();
+    bool main_thread = parent == (pid_t)syscall(SYS_gettid);
     pid_t pid = fork();
     if (pid < 0)
         return false;
     if (pid == 0) {
+        if (main_thread) {
+            prctl(PR_SET_PDEATHSIG, SIGTERM);
+            if (getppid() != parent)
+                _exit(127);
+        }
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
             dup2(devnull, 0);

@@ -653,6 +653,34 @@ static void test_noscript_reload(void)
     ct_close(&t);
 }
 
+static bool stale_field_gone(struct ct *t)
+{
+    SP_UNUSED(t);
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "HEXISTS sp:{t:t1}:ix e:host:old");
+    bool gone = r && r->type == REDIS_REPLY_INTEGER && r->integer == 0;
+    freeReplyObject(r);
+    return gone;
+}
+
+/* The entity index is one hash per tenant; fields not written for the
+ * index TTL are swept by the timer, live ones stay. */
+static void test_index_sweep(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &A(.id = "live", .ents = "host:h1", .t = 0), &r), SP_OK);
+    redisReply *x = sp_test_redis_cmd(&ct_redis, "HSET sp:{t:t1}:ix e:host:old "
+                                      "1000|inc-0000000000000000 1000");
+    freeReplyObject(x);
+    T_OK(ct_tick_until(&t, stale_field_gone, 3000));
+    x = sp_test_redis_cmd(&ct_redis, "HEXISTS sp:{t:t1}:ix e:host:h1");
+    T_OK(x && x->integer == 1);
+    freeReplyObject(x);
+    ct_close(&t);
+}
+
 /* Snapshots validate against schema/incident.schema.json. */
 static void test_schema(void)
 {
@@ -718,6 +746,7 @@ int main(void)
     T_RUN(test_provider_grouping);
     T_RUN(test_round_trips);
     T_RUN(test_noscript_reload);
+    T_RUN(test_index_sweep);
     T_RUN(test_schema);
     return t_done();
 }

@@ -193,6 +193,37 @@ static void test_two_instances(void)
     gen_free(&g);
 }
 
+/* A merge larger than one Lua unpack() (over 1000 values) moves every
+ * alert. */
+static void test_big_merge(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.max_alerts=2000", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    enum { HALF = 600 };
+    struct ct_alert *in = calloc(2 * HALF + 1, sizeof(*in));
+    char (*ids)[16] = calloc(2 * HALF + 1, 16);
+    for (int i = 0; i < 2 * HALF; i++) {
+        snprintf(ids[i], 16, "bm%d", i);
+        in[i] = A(.id = ids[i], .ents = i < HALF ? "host:left" : "account:right",
+                  .t = i);
+    }
+    in[2 * HALF] = A(.id = "bridge", .ents = "host:left account:right", .t = 2 * HALF);
+    T_EQ_INT(ct_run(&t, in, HALF, NULL), SP_OK);
+    T_EQ_INT(ct_run(&t, in + HALF, HALF + 1, NULL), SP_OK);
+    T_EQ_INT(ct_live(&t), 1);
+    char inc[80];
+    T_EQ_INT(ct_holders(&t, "bm0", inc, sizeof(inc)), 1);
+    json_t *d = ct_latest(&t, inc);
+    T_EQ_INT(ct_jint(d, "alerts_total"), 2 * HALF + 1);
+    json_decref(d);
+    T_EQ_INT(ct_holders(&t, "bm1199", NULL, 0), 1);
+    free(in);
+    free(ids);
+    ct_close(&t);
+}
+
 /* ---- at-least-once -------------------------------------------------------- */
 
 static redisReply *cmd(struct sp_test_redis *r, const char *fmt, const char *arg)
@@ -556,6 +587,7 @@ int main(void)
     sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
     T_RUN(test_same_input_same_grouping);
     T_RUN(test_two_instances);
+    T_RUN(test_big_merge);
     T_RUN(test_replay_republishes);
     T_RUN(test_outbox_recovery);
     T_RUN(test_redis_killed_midstream);
