@@ -80,8 +80,10 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libsocpilot.a
 
 # The demo: embedded mock cluster, sample alerts in, normalized alerts and
 # DLQ records out.  `make run ARGS=--keep-running` keeps it up.
+LLM_ARGS := $(if $(SOCPILOT_LLM_URL),-s llm.enabled=true,)
+
 run: deps all
-	./$(BUILD)/socpilot demo -c config/demo.yaml $(ARGS)
+	./$(BUILD)/socpilot demo -c config/demo.yaml $(LLM_ARGS) $(ARGS)
 
 unit: all $(UNIT_BINS) $(TOOL_BINS)
 	@sh tests/run-unit.sh $(BUILD)

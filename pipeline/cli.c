@@ -615,9 +615,28 @@ static void print_incident(const rd_kafka_message_t *rkm, void *ud)
                sp_json_str(doc, "merged_into") ? sp_json_str(doc, "merged_into")
                                                : "");
         struct sp_json *an = sp_json_get(doc, "analysis");
-        const char *summary = an ? sp_json_str(an, "summary") : NULL;
-        if (summary)
-            printf("      summary: %.300s\n", summary);
+        if (an && an->type == SP_JSON_OBJECT) {
+            struct sp_json *sum = sp_json_get(an, "summary");
+            struct sp_json *imp = sp_json_get(an, "impact");
+            int64_t score = -1;
+            sp_json_int(sp_json_get(imp, "score"), &score);
+            printf("      analysis (%s): impact %lld %s\n",
+                   sp_json_str(an, "generated_by"), (long long)score,
+                   imp ? sp_json_str(imp, "level") : "");
+            const char *head = sp_json_str(sum, "headline");
+            const char *narr = sp_json_str(sum, "narrative");
+            if (head)
+                printf("        %s\n", head);
+            if (narr)
+                printf("        %.400s%s\n", narr, strlen(narr) > 400 ? "..." : "");
+            int steps = 0;
+            sp_json_foreach(sp_json_get(sum, "next_steps"), st)
+            {
+                const char *t = sp_json_is_str(st) ? st->u.s : sp_json_str(st, "step");
+                if (t && steps++ < 4)
+                    printf("        next: %.160s\n", t);
+            }
+        }
     }
     sp_arena_fini(&a);
 }
@@ -707,7 +726,9 @@ int sp_cmd_demo(int argc, char **argv)
     printf("== %ld input message(s); running the pipeline until idle\n",
            produced);
     fflush(stdout);
-    enum sp_err e = sp_engine_run_until_idle(eng, 1500, 120000);
+    /* Idle for 5 s: time for the timer-driven work after the last input
+     * (Defender row assembly, debounced analysis jobs) to come out. */
+    enum sp_err e = sp_engine_run_until_idle(eng, 5000, 120000);
     struct sp_engine_stats stats;
     sp_engine_stats(eng, &stats);
 

@@ -50,5 +50,6 @@ long sp_replay_files(const char *brokers, const char *topic,
 int sp_cmd_normalize(int argc, char **argv);
 int sp_cmd_analyze_script(int argc, char **argv);
 int sp_cmd_incident(int argc, char **argv);
+int sp_cmd_analyze(int argc, char **argv);
 
 #endif /* SP_CLI_H */

@@ -31,6 +31,7 @@
  */
 #include "engine.h"
 
+#include "analyze.h"
 #include "http.h"
 #include "log.h"
 #include "redis_server.h"
@@ -44,7 +45,7 @@
 #define ECOMP "engine"
 
 const struct sp_cfg_key sp_engine_keys[] = {
-    {"pipeline.stages", SP_CFG_LIST, "decode,scripts,correlate,publish", 0, 0,
+    {"pipeline.stages", SP_CFG_LIST, "decode,scripts,correlate,analyze,publish", 0, 0,
      "Stage chain, in order (decode first, publish last); correlate needs "
      "Redis (redis.*)", 0, NULL},
     {"pipeline.batch_size", SP_CFG_INT, "500", 1, 100000,
@@ -147,6 +148,10 @@ enum sp_err sp_engine_declare(struct sp_config *cfg, struct sp_error *err)
     if (e)
         return e;
     e = sp_config_declare(cfg, sp_kafka_keys, sp_kafka_n_keys, err);
+    if (e)
+        return e;
+    /* analysis.* and llm.*: read by the analyze stage and its workers. */
+    e = sp_analyze_declare(cfg, err);
     if (e)
         return e;
     size_t n;

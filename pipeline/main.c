@@ -31,6 +31,7 @@ static const struct command commands[] = {
     {"normalize", sp_cmd_normalize, "print normalized alerts for JSON input, no Kafka"},
     {"analyze-script", sp_cmd_analyze_script, "deobfuscate a command line: layers, indicators, ATT&CK"},
     {"incident", sp_cmd_incident, "show, list, explain, close or reopen incidents"},
+    {"analyze", sp_cmd_analyze, "LLM summary and impact analysis of an incident (--dry-run, --estimate)"},
     {"check-config", sp_cmd_check_config, "validate a config, print effective settings"},
     {"mock-kafka", sp_cmd_mock_kafka, "run librdkafka's mock cluster standalone"},
     {"replay", sp_cmd_replay, "produce alert files into a topic"},

@@ -20,10 +20,11 @@ extern const struct sp_stage_type sp_stage_decode;
 extern const struct sp_stage_type sp_stage_correlate;
 extern const struct sp_stage_type sp_stage_scripts;
 extern const struct sp_stage_type sp_stage_publish;
+extern const struct sp_stage_type sp_stage_analyze;
 
 static const struct sp_stage_type *const stage_types[] = {
     &sp_stage_decode, &sp_stage_scripts, &sp_stage_correlate,
-    &sp_stage_publish,
+    &sp_stage_analyze, &sp_stage_publish,
 };
 
 const struct sp_stage_type *const *sp_stage_types(size_t *n)

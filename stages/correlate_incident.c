@@ -479,8 +479,14 @@ static void write_snapshot(struct sp_jw *w, const struct inc_view *v,
     sp_jw_key(w, "scripts");
     sp_jw_arr_open(w);
     sp_jw_arr_close(w);
+    /* The analyze stage stores its latest result in the meta hash ("an",
+     * written by our own scripts, valid JSON), so every republish keeps it. */
     sp_jw_key(w, "analysis");
-    sp_jw_null(w);
+    const char *an = mget(m, "an");
+    if (an && *an)
+        sp_jw_raw(w, an, strlen(an));
+    else
+        sp_jw_null(w);
     sp_jw_key(w, "guidance");
     sp_jw_arr_open(w);
     sp_jw_arr_close(w);

@@ -1,0 +1,913 @@
+/*
+ * analyze.c - the analyze stage: schedules an analysis job for every
+ * incident an alert changed, and runs due jobs from tick() through the
+ * worker pool, republishing each incident with its `analysis` section.
+ *
+ * process() (hot path): one pipelined round of `schedule` scripts, one per
+ * incident the batch changed (alert->incident_id, set by correlate), plus
+ * an idempotent SADD of new tenants to the registry.  Nothing else: no
+ * snapshot, no LLM.
+ *
+ * tick() (every poll interval): apply acknowledged publishes (`done`),
+ * store finished analyses (`store`: analysis + version bump) and publish
+ * the new snapshots in detached batches, claim due jobs per tenant up to
+ * analyze.concurrency in flight, read each claimed incident: unchanged
+ * content (content hash == the last one published) is a cache hit and
+ * costs no call; content whose analysis is stored but was not
+ * acknowledged (a crash in between) is republished as it is; anything
+ * else goes to a worker.  Leases of jobs in flight are renewed.
+ *
+ * Engine thread only; the workers live in analyze_worker.c.
+ */
+#include "analyze_int.h"
+
+#include "log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const struct sp_cfg_key analyze_keys[] = {
+    {"analyze.quiet", SP_CFG_DURATION, "30s", 0, 86400000,
+     "Debounce: an incident is analysed once it has not changed for this "
+     "long (0 = no scheduling: analyses only on demand)", 0, NULL},
+    {"analyze.max_delay", SP_CFG_DURATION, "5m", 1, 86400000,
+     "Debounce cap: never later than this after the first pending change",
+     0, NULL},
+    {"analyze.lease", SP_CFG_DURATION, "2m", 100, 86400000,
+     "A claimed job is this instance's for this long (renewed while it "
+     "runs); another instance takes it over after expiry", 0, NULL},
+    {"analyze.max_attempts", SP_CFG_INT, "5", 1, 1000,
+     "Claims of a job without completion before it goes to the dead-letter "
+     "list", 0, NULL},
+    {"analyze.concurrency", SP_CFG_INT, "16", 1, 10000,
+     "Jobs in flight per instance (claimed, not yet completed)", 0, NULL},
+    {"analyze.workers", SP_CFG_INT, "1", 1, AN_MAX_WORKERS,
+     "Worker threads running analyses (each with its own LLM client)", 0,
+     NULL},
+    {"analyze.poll", SP_CFG_DURATION, "500ms", 10, 600000,
+     "How often due jobs are looked for", 0, NULL},
+    {"analyze.retry_delay", SP_CFG_DURATION, "10s", 0, 3600000,
+     "Wait before a failed job (Redis, output refused) is claimed again",
+     0, NULL},
+    {"analyze.dead_letter_max", SP_CFG_INT, "1000", 1, 1000000,
+     "Entries kept in each tenant's dead-letter list", 0, NULL},
+    {"analyze.schedule", SP_CFG_BOOL, "true", 0, 0,
+     "Schedule jobs from this stage's process() for the incidents each "
+     "batch changed (false when the correlate script schedules them)", 0,
+     NULL},
+};
+
+enum an_state { AN_WORKER, AN_PUBLISH };
+
+/* A job this instance holds (claimed, not yet completed). */
+struct an_job {
+    char prefix[CORR_PREFIX_MAX];
+    char id[AN_ID_MAX];
+    char hash[65];
+    enum an_state state;
+    int64_t claimed_ms;
+    struct an_job *next;
+};
+
+struct an_ack {
+    char *prefix, *id;
+    char hash[65];
+    bool ok;
+};
+
+/* Shared by the stage and its publishes in flight (on_done may run after
+ * close: it then only drops its reference). */
+struct an_acks {
+    int refs;
+    bool dead;
+    struct an_ack *items;
+    size_t n, cap;
+};
+
+struct an_pub {
+    struct an_acks *acks;
+    char *prefix, *id;
+    char hash[65];
+    bool failed;
+};
+
+struct an_ctx {
+    struct sp_stage *st;
+    /* Config. */
+    char key_prefix[64];
+    char default_tenant[CORR_TENANT_MAX + 1];
+    int64_t quiet_ms, max_delay_ms, lease_ms, poll_ms, retry_ms;
+    int64_t max_attempts, concurrency, dead_max, why_max;
+    size_t snapshot_max;
+    bool schedule;
+    struct sp_llm_opts lo;
+    struct sp_analysis_opts ao;
+    struct sp_analysis_prompts *prompts;
+    char owner[AN_OWNER_MAX];
+    char tenants_key[96];
+
+    struct sp_redis *redis;
+    struct sp_redis_script s_schedule, s_claim, s_release, s_store, s_done,
+        s_renew;
+    struct an_pool *pool;
+    struct an_acks *acks;
+    struct an_job *jobs;
+    size_t n_jobs;
+    int64_t next_poll_ms, next_renew_ms;
+    uint64_t tenant_cache[CORR_TENANT_CACHE];
+    int64_t (*clock)(void *ud);
+    void *clock_ud;
+
+    struct sp_analyze_stats stats;
+    struct sp_counter *c_scheduled, *c_cache_hits, *c_llm, *c_template,
+        *c_published, *c_failures, *c_dead, *c_takeovers, *c_reused;
+    struct sp_hist *h_job;
+};
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static int64_t wall_now(struct an_ctx *ctx)
+{
+    return ctx->clock ? ctx->clock(ctx->clock_ud) : sp_wall_us() / 1000;
+}
+
+static void acks_unref(struct an_acks *acks)
+{
+    if (--acks->refs > 0)
+        return;
+    for (size_t i = 0; i < acks->n; i++) {
+        free(acks->items[i].prefix);
+        free(acks->items[i].id);
+    }
+    free(acks->items);
+    free(acks);
+}
+
+static void on_published(struct sp_batch *batch, void *ud)
+{
+    struct an_pub *pub = ud;
+    struct an_acks *acks = pub->acks;
+    if (!acks->dead && (acks->n < acks->cap || acks->cap < CORR_ACKS_MAX)) {
+        if (acks->n == acks->cap) {
+            size_t cap = acks->cap ? acks->cap * 2 : 64;
+            struct an_ack *n = realloc(acks->items, cap * sizeof(*n));
+            if (n) {
+                acks->items = n;
+                acks->cap = cap;
+            }
+        }
+        if (acks->n < acks->cap) {
+            struct an_ack *a = &acks->items[acks->n++];
+            a->prefix = pub->prefix;
+            a->id = pub->id;
+            memcpy(a->hash, pub->hash, sizeof(a->hash));
+            a->ok = !pub->failed && batch->failed == 0;
+            pub->prefix = pub->id = NULL;
+        }
+    }
+    /* An ack that cannot be queued is lost: the lease expires and the job
+     * runs again (the stored analysis is reused, no LLM call). */
+    free(pub->prefix);
+    free(pub->id);
+    acks_unref(acks);
+    free(pub);
+}
+
+static struct an_job *job_find(struct an_ctx *ctx, const char *prefix,
+                               const char *id)
+{
+    for (struct an_job *j = ctx->jobs; j; j = j->next)
+        if (strcmp(j->id, id) == 0 && strcmp(j->prefix, prefix) == 0)
+            return j;
+    return NULL;
+}
+
+static void job_remove(struct an_ctx *ctx, struct an_job *job)
+{
+    for (struct an_job **pp = &ctx->jobs; *pp; pp = &(*pp)->next)
+        if (*pp == job) {
+            *pp = job->next;
+            ctx->n_jobs--;
+            free(job);
+            return;
+        }
+}
+
+/* Runs one script on one key of prefix; *rep new reference. */
+static enum sp_err script(struct an_ctx *ctx, struct sp_redis_script *s,
+                          const char *prefix, const char *key_suffix,
+                          const char *const *args, size_t n_args,
+                          redisReply **rep)
+{
+    char key[CORR_PREFIX_MAX + 128];
+    snprintf(key, sizeof(key), "%s%s", prefix, key_suffix);
+    const char *argv[16];
+    size_t lens[16];
+    int argc = 3;
+    argv[argc] = key;
+    lens[argc++] = strlen(key);
+    for (size_t i = 0; i < n_args && argc < 16; i++) {
+        argv[argc] = args[i];
+        lens[argc++] = strlen(args[i]);
+    }
+    enum sp_err e = sp_redis_eval(ctx->redis, s, rep, 1, argc, argv, lens);
+    if (e == SP_OK && *rep && (*rep)->type == REDIS_REPLY_ERROR)
+        e = SP_ERR_REMOTE;
+    if (e == SP_ERR_REMOTE)
+        sp_log_warn(ctx->st->log, "script %s: %s", s->name,
+                    *rep && (*rep)->type == REDIS_REPLY_ERROR ? (*rep)->str
+                                                              : "error");
+    return e;
+}
+
+static enum sp_err job_done(struct an_ctx *ctx, const char *prefix,
+                            const char *id, const char *hash)
+{
+    redisReply *rep = NULL;
+    const char *args[] = {prefix, id, ctx->owner, hash ? hash : ""};
+    enum sp_err e = script(ctx, &ctx->s_done, prefix, "an:lease", args, 4, &rep);
+    if (rep)
+        freeReplyObject(rep);
+    return e;
+}
+
+static enum sp_err job_release(struct an_ctx *ctx, const char *prefix,
+                               const char *id)
+{
+    char at[24];
+    snprintf(at, sizeof(at), "%lld", (long long)(wall_now(ctx) + ctx->retry_ms));
+    redisReply *rep = NULL;
+    const char *args[] = {prefix, id, ctx->owner, at};
+    enum sp_err e = script(ctx, &ctx->s_release, prefix, "an:lease", args, 4,
+                           &rep);
+    if (rep)
+        freeReplyObject(rep);
+    ctx->stats.failures++;
+    sp_counter_inc(ctx->c_failures);
+    return e;
+}
+
+/* Produces the snapshot (analysis included) in its own detached batch. */
+static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
+                           const struct an_snap *snap)
+{
+    struct sp_env *env = ctx->st->env;
+    struct an_pub *pub = calloc(1, sizeof(*pub));
+    struct sp_batch *batch = pub ? sp_batch_new(0) : NULL;
+    if (pub) {
+        pub->prefix = strdup(job->prefix);
+        pub->id = strdup(job->id);
+    }
+    if (!batch || !pub->prefix || !pub->id) {
+        if (pub) {
+            free(pub->prefix);
+            free(pub->id);
+        }
+        free(pub);
+        sp_batch_free(batch);
+        return SP_ERR_NOMEM;
+    }
+    memcpy(pub->hash, job->hash, sizeof(pub->hash));
+    pub->acks = ctx->acks;
+    ctx->acks->refs++;
+    batch->on_done = on_published;
+    batch->ud = pub;
+    char ver[24];
+    snprintf(ver, sizeof(ver), "%lld", (long long)snap->version);
+    struct sp_header hdrs[] = {{"version", ver, strlen(ver)}};
+    enum sp_err e = env->sink->produce(env->sink, batch, env->topic_incidents,
+                                       job->id, strlen(job->id), snap->json,
+                                       snap->len, hdrs, 1);
+    if (e)
+        pub->failed = true;
+    job->state = AN_PUBLISH;
+    sp_batch_seal(batch);
+    if (e == SP_OK) {
+        ctx->stats.published++;
+        sp_counter_inc(ctx->c_published);
+    }
+    return SP_OK;
+}
+
+/* ---- the job steps ------------------------------------------------------------ */
+
+/* A claimed incident: cache hit, republish, policy skip, or a worker. */
+static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
+{
+    struct an_snap snap;
+    enum sp_err e = an_read(ctx->redis, job->prefix, job->id, ctx->why_max,
+                            ctx->snapshot_max, &snap);
+    if (e == SP_ERR_RETRY || e == SP_ERR_NOMEM) {
+        an_snap_fini(&snap);
+        return e;
+    }
+    if (e == SP_ERR_NOTFOUND || e) {
+        /* Gone (expired) or unreadable: nothing to analyse. */
+        if (e != SP_ERR_NOTFOUND)
+            sp_log_warn(ctx->st->log, "incident %s: unreadable snapshot: %s",
+                        job->id, sp_strerror(e));
+        an_snap_fini(&snap);
+        e = job_done(ctx, job->prefix, job->id, NULL);
+        job_remove(ctx, job);
+        return e == SP_ERR_RETRY ? e : SP_OK;
+    }
+    memcpy(job->hash, snap.hash, sizeof(job->hash));
+    if (snap.merged || strcmp(snap.ah, snap.hash) == 0) {
+        /* Merged away, or this content was analysed and published. */
+        ctx->stats.cache_hits += !snap.merged;
+        if (!snap.merged)
+            sp_counter_inc(ctx->c_cache_hits);
+        an_snap_fini(&snap);
+        e = job_done(ctx, job->prefix, job->id, job->hash);
+        ctx->stats.completed++;
+        job_remove(ctx, job);
+        return e == SP_ERR_RETRY ? e : SP_OK;
+    }
+    if (snap.has_analysis && strcmp(snap.anc, snap.hash) == 0) {
+        /* Stored before a crash, never acknowledged: publish it again. */
+        ctx->stats.reused++;
+        sp_counter_inc(ctx->c_reused);
+        e = publish(ctx, job, &snap);
+        an_snap_fini(&snap);
+        return e;
+    }
+    if (ctx->ao.policy != SP_ANALYSIS_EVERY) {
+        struct sp_arena a;
+        sp_arena_init(&a, (size_t)256 << 20);
+        struct sp_json_error jerr;
+        struct sp_json *inc = sp_json_parse(&a, snap.json, snap.len, NULL,
+                                            &jerr);
+        bool wanted = inc && sp_analysis_wanted(&ctx->ao, inc, false);
+        sp_arena_fini(&a);
+        if (!wanted) {
+            ctx->stats.skipped_policy++;
+            an_snap_fini(&snap);
+            e = job_done(ctx, job->prefix, job->id, NULL);
+            job_remove(ctx, job);
+            return e == SP_ERR_RETRY ? e : SP_OK;
+        }
+    }
+    struct an_work *w = calloc(1, sizeof(*w));
+    if (!w || !(w->prefix = strdup(job->prefix)) || !(w->id = strdup(job->id))) {
+        an_work_free(w);
+        an_snap_fini(&snap);
+        return SP_ERR_NOMEM;
+    }
+    w->inc = snap.json;
+    w->inc_len = snap.len;
+    snap.json = NULL;
+    memcpy(w->hash, job->hash, sizeof(w->hash));
+    job->state = AN_WORKER;
+    an_pool_push(ctx->pool, w);
+    return SP_OK;
+}
+
+/* A worker finished: store the analysis, then publish the snapshot. */
+static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
+{
+    struct an_job *job = job_find(ctx, w->prefix, w->id);
+    if (!job)
+        return SP_OK;
+    if (!w->analysis) {
+        job_release(ctx, job->prefix, job->id);
+        job_remove(ctx, job);
+        return SP_OK;
+    }
+    if (w->template_used) {
+        ctx->stats.template_jobs++;
+        sp_counter_inc(ctx->c_template);
+    } else {
+        ctx->stats.llm_jobs++;
+        sp_counter_inc(ctx->c_llm);
+    }
+    char now[24];
+    snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
+    char ikey[AN_ID_MAX + 4];
+    snprintf(ikey, sizeof(ikey), "i:%s", w->id);
+    redisReply *rep = NULL;
+    const char *args[] = {w->prefix, w->id, w->analysis, w->hash, now,
+                          ctx->owner};
+    enum sp_err e = script(ctx, &ctx->s_store, w->prefix, ikey, args, 6, &rep);
+    long long code = rep && rep->type == REDIS_REPLY_ARRAY &&
+                             rep->elements == 2 &&
+                             rep->element[0]->type == REDIS_REPLY_INTEGER
+                         ? rep->element[0]->integer
+                         : -2;
+    if (rep)
+        freeReplyObject(rep);
+    if (e == SP_ERR_RETRY || e == SP_ERR_NOMEM)
+        return e;                       /* the work is retried by the lease */
+    if (e || code == -2) {
+        job_release(ctx, job->prefix, job->id);
+        job_remove(ctx, job);
+        return SP_OK;
+    }
+    if (code == -1) {                   /* another instance has it now */
+        ctx->stats.lost_leases++;
+        job_remove(ctx, job);
+        return SP_OK;
+    }
+    if (code == 0) {                    /* the incident is gone */
+        job_done(ctx, job->prefix, job->id, NULL);
+        job_remove(ctx, job);
+        return SP_OK;
+    }
+    struct an_snap snap;
+    e = an_read(ctx->redis, job->prefix, job->id, ctx->why_max,
+                ctx->snapshot_max, &snap);
+    if (e == SP_OK)
+        e = publish(ctx, job, &snap);
+    an_snap_fini(&snap);
+    if (e == SP_ERR_NOTFOUND) {
+        job_done(ctx, job->prefix, job->id, NULL);
+        job_remove(ctx, job);
+        return SP_OK;
+    }
+    return e;               /* on failure the lease expires: re-run reuses */
+}
+
+static enum sp_err apply_acks(struct an_ctx *ctx)
+{
+    struct an_acks *acks = ctx->acks;
+    enum sp_err e = SP_OK;
+    size_t i = 0;
+    for (; i < acks->n && e != SP_ERR_RETRY; i++) {
+        struct an_ack *a = &acks->items[i];
+        struct an_job *job = job_find(ctx, a->prefix, a->id);
+        if (a->ok) {
+            e = job_done(ctx, a->prefix, a->id, a->hash);
+            if (e != SP_ERR_RETRY) {
+                ctx->stats.completed++;
+                if (job) {
+                    sp_hist_observe(ctx->h_job,
+                                    (double)(wall_now(ctx) - job->claimed_ms) /
+                                        1000.0);
+                    job_remove(ctx, job);
+                }
+            }
+        } else {
+            e = job_release(ctx, a->prefix, a->id);
+            if (job && e != SP_ERR_RETRY)
+                job_remove(ctx, job);
+        }
+        if (e == SP_ERR_RETRY)
+            break;
+        free(a->prefix);
+        free(a->id);
+    }
+    if (i && i < acks->n)
+        memmove(acks->items, acks->items + i,
+                (acks->n - i) * sizeof(*acks->items));
+    acks->n -= i;
+    return e == SP_ERR_RETRY ? e : SP_OK;
+}
+
+/* Claims due jobs of every registered tenant, up to the concurrency. */
+static enum sp_err claim(struct an_ctx *ctx, int64_t now)
+{
+    redisReply *tenants = NULL;
+    const char *sm[] = {"SMEMBERS", ctx->tenants_key};
+    size_t sml[] = {8, strlen(ctx->tenants_key)};
+    enum sp_err e = sp_redis_call(ctx->redis, &tenants, 2, sm, sml);
+    if (e) {
+        if (tenants)
+            freeReplyObject(tenants);
+        return e == SP_ERR_RETRY ? e : SP_OK;
+    }
+    char nowS[24], lease[24], lim[24], att[24], dead[24];
+    snprintf(nowS, sizeof(nowS), "%lld", (long long)now);
+    snprintf(lease, sizeof(lease), "%lld", (long long)ctx->lease_ms);
+    snprintf(att, sizeof(att), "%lld", (long long)ctx->max_attempts);
+    snprintf(dead, sizeof(dead), "%lld", (long long)ctx->dead_max);
+    for (size_t t = 0; t < tenants->elements && !e; t++) {
+        const redisReply *tn = tenants->element[t];
+        if (tn->type != REDIS_REPLY_STRING || tn->len > CORR_TENANT_MAX)
+            continue;
+        int64_t room = ctx->concurrency - (int64_t)ctx->n_jobs;
+        snprintf(lim, sizeof(lim), "%lld", (long long)SP_MAX(room, 0));
+        char prefix[CORR_PREFIX_MAX];
+        corr_prefix(ctx->key_prefix, tn->str, prefix, sizeof(prefix));
+        redisReply *rep = NULL;
+        const char *args[] = {prefix, nowS, lease, lim, att, ctx->owner, dead};
+        e = script(ctx, &ctx->s_claim, prefix, "an:due", args, 7, &rep);
+        if (e == SP_OK && rep && rep->type == REDIS_REPLY_ARRAY &&
+            rep->elements == 3) {
+            const redisReply *got = rep->element[0], *dl = rep->element[1];
+            if (rep->element[2]->type == REDIS_REPLY_INTEGER &&
+                rep->element[2]->integer > 0) {
+                ctx->stats.takeovers += (uint64_t)rep->element[2]->integer;
+                sp_counter_add(ctx->c_takeovers,
+                               (uint64_t)rep->element[2]->integer);
+            }
+            for (size_t i = 0; i < dl->elements; i++) {
+                ctx->stats.dead_letters++;
+                sp_counter_inc(ctx->c_dead);
+                sp_log_warn(ctx->st->log, "incident %s: analysis failed %lld "
+                            "times: dead-lettered", dl->element[i]->str,
+                            (long long)ctx->max_attempts);
+            }
+            for (size_t i = 0; i < got->elements && e != SP_ERR_RETRY; i++) {
+                const redisReply *id = got->element[i];
+                if (id->type != REDIS_REPLY_STRING || id->len >= AN_ID_MAX)
+                    continue;
+                struct an_job *job = calloc(1, sizeof(*job));
+                if (!job) {
+                    e = SP_ERR_NOMEM;
+                    break;
+                }
+                snprintf(job->prefix, sizeof(job->prefix), "%s", prefix);
+                memcpy(job->id, id->str, id->len);
+                job->claimed_ms = now;
+                job->next = ctx->jobs;
+                ctx->jobs = job;
+                ctx->n_jobs++;
+                ctx->stats.claimed++;
+                e = start_job(ctx, job);
+            }
+        } else if (e == SP_ERR_REMOTE) {
+            e = SP_OK;                  /* logged; other tenants go on */
+        }
+        if (rep)
+            freeReplyObject(rep);
+    }
+    freeReplyObject(tenants);
+    return e;
+}
+
+static enum sp_err renew(struct an_ctx *ctx, int64_t now)
+{
+    char until[24];
+    snprintf(until, sizeof(until), "%lld", (long long)(now + ctx->lease_ms));
+    for (struct an_job *j = ctx->jobs; j; j = j->next) {
+        redisReply *rep = NULL;
+        const char *args[] = {j->prefix, ctx->owner, until, j->id};
+        enum sp_err e = script(ctx, &ctx->s_renew, j->prefix, "an:lease", args,
+                               4, &rep);
+        if (rep)
+            freeReplyObject(rep);
+        if (e == SP_ERR_RETRY)
+            return e;
+    }
+    return SP_OK;
+}
+
+/* ---- stage callbacks ------------------------------------------------------------ */
+
+static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
+{
+    struct an_ctx *ctx = st->ctx;
+    const struct sp_config *cfg = st->env->cfg;
+    ctx->st = st;
+    snprintf(ctx->key_prefix, sizeof(ctx->key_prefix), "%s",
+             sp_config_str(cfg, "correlate.key_prefix"));
+    snprintf(ctx->default_tenant, sizeof(ctx->default_tenant), "%s",
+             sp_config_str(cfg, "correlate.default_tenant"));
+    snprintf(ctx->tenants_key, sizeof(ctx->tenants_key), "%s:tenants:an",
+             ctx->key_prefix);
+    ctx->snapshot_max = (size_t)sp_config_int(cfg, "correlate.snapshot_max");
+    ctx->why_max = sp_config_int(cfg, "correlate.snapshot_why");
+    ctx->quiet_ms = sp_config_int(cfg, "analyze.quiet");
+    ctx->max_delay_ms = sp_config_int(cfg, "analyze.max_delay");
+    ctx->lease_ms = sp_config_int(cfg, "analyze.lease");
+    ctx->max_attempts = sp_config_int(cfg, "analyze.max_attempts");
+    ctx->concurrency = sp_config_int(cfg, "analyze.concurrency");
+    ctx->poll_ms = sp_config_int(cfg, "analyze.poll");
+    ctx->retry_ms = sp_config_int(cfg, "analyze.retry_delay");
+    ctx->dead_max = sp_config_int(cfg, "analyze.dead_letter_max");
+    ctx->schedule = sp_config_bool(cfg, "analyze.schedule");
+    enum sp_err e;
+    if ((e = sp_llm_opts_from_config(cfg, &ctx->lo, err)) ||
+        (e = sp_analysis_opts_from_config(cfg, &ctx->ao, err)))
+        return e;
+    if (ctx->lo.enabled) {
+        ctx->prompts = sp_analysis_prompts_load(
+            sp_config_str(cfg, "analysis.prompts_dir"),
+            sp_config_str(cfg, "analysis.schema_file"), err);
+        if (!ctx->prompts)
+            return err->code ? err->code : SP_ERR_CONFIG;
+    }
+    char host[64] = "host";
+    gethostname(host, sizeof(host) - 1);
+    host[sizeof(host) - 1] = '\0';
+    snprintf(ctx->owner, sizeof(ctx->owner), "%s/%s/%d/%08llx",
+             st->env->instance ? st->env->instance : "socpilot", host,
+             (int)getpid(),
+             (unsigned long long)((uint64_t)sp_now_us() ^
+                                  ((uint64_t)(uintptr_t)ctx << 7)) &
+                 0xffffffffULL);
+
+    struct sp_redis_opts ro;
+    sp_redis_opts_from_config(cfg, &ro);
+    ro.log_comp = st->log;
+    ctx->redis = sp_redis_new(&ro);
+    ctx->acks = calloc(1, sizeof(*ctx->acks));
+    if (!ctx->redis || !ctx->acks)
+        return sp_error_set(err, SP_ERR_NOMEM, "analyze: out of memory");
+    ctx->acks->refs = 1;
+    struct { struct sp_redis_script *s; const char *name, *src; } scripts[] = {
+        {&ctx->s_schedule, "analyze_schedule", an_lua_schedule},
+        {&ctx->s_claim, "analyze_claim", an_lua_claim},
+        {&ctx->s_release, "analyze_release", an_lua_release},
+        {&ctx->s_store, "analyze_store", an_lua_store},
+        {&ctx->s_done, "analyze_done", an_lua_done},
+        {&ctx->s_renew, "analyze_renew", an_lua_renew},
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(scripts); i++) {
+        scripts[i].s->name = scripts[i].name;
+        scripts[i].s->src = scripts[i].src;
+        if ((e = sp_redis_add_script(ctx->redis, scripts[i].s)))
+            return sp_error_set(err, e, "analyze: script %s", scripts[i].name);
+    }
+    /* Not connecting here is fine: tick and process reconnect. */
+    sp_redis_ensure(ctx->redis, sp_now_ms());
+
+    struct sp_metrics *m = st->env->metrics;
+    char lab[128];
+    snprintf(lab, sizeof(lab), "stage=\"%s\"", st->name);
+    if (m) {
+        ctx->c_scheduled = sp_metrics_counter(m, "analyze_scheduled_total",
+            "Incident changes scheduled for analysis", lab);
+        ctx->c_cache_hits = sp_metrics_counter(m, "analyze_cache_hits_total",
+            "Due jobs whose content was already analysed (no call)", lab);
+        ctx->c_llm = sp_metrics_counter(m, "analyze_llm_analyses_total",
+            "Analyses written by the LLM", lab);
+        ctx->c_template = sp_metrics_counter(m, "analyze_fallbacks_total",
+            "Analyses written by the template (LLM off, failing, over budget)",
+            lab);
+        ctx->c_published = sp_metrics_counter(m, "analyze_published_total",
+            "Snapshots republished with their analysis", lab);
+        ctx->c_failures = sp_metrics_counter(m, "analyze_failures_total",
+            "Job attempts that failed and were released for a retry", lab);
+        ctx->c_dead = sp_metrics_counter(m, "analyze_dead_letters_total",
+            "Jobs moved to the dead-letter list after max attempts", lab);
+        ctx->c_takeovers = sp_metrics_counter(m, "analyze_lease_expired_total",
+            "Leases that expired and went back to due (taken over)", lab);
+        ctx->c_reused = sp_metrics_counter(m, "analyze_reused_total",
+            "Stored analyses republished after an unacknowledged publish",
+            lab);
+        ctx->h_job = sp_metrics_hist(m, "analyze_job_seconds",
+            "Claim to acknowledged publish", lab, NULL, 0);
+    }
+    ctx->pool = an_pool_new((unsigned)sp_config_int(cfg, "analyze.workers"),
+                            &ctx->lo, &ctx->ao, ctx->prompts, m, st->log, err);
+    if (!ctx->pool)
+        return err->code ? err->code : SP_ERR_NOMEM;
+    return SP_OK;
+}
+
+struct sched {
+    char prefix[CORR_PREFIX_MAX];
+    const char *id;
+    const char *tenant;
+    int64_t version;
+};
+
+static bool tenant_cached(struct an_ctx *ctx, const char *tenant)
+{
+    uint64_t h = corr_hash(CORR_HASH_INIT, tenant, strlen(tenant)) | 1;
+    uint64_t *slot = &ctx->tenant_cache[h % CORR_TENANT_CACHE];
+    if (*slot == h)
+        return true;
+    *slot = h;
+    return false;
+}
+
+static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
+                                  size_t n, bool *noscript)
+{
+    char now[24], quiet[24], maxd[24];
+    snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
+    snprintf(quiet, sizeof(quiet), "%lld", (long long)ctx->quiet_ms);
+    snprintf(maxd, sizeof(maxd), "%lld", (long long)ctx->max_delay_ms);
+    size_t appended = 0;
+    enum sp_err e = SP_OK;
+    for (size_t i = 0; i < n && !e; i++) {
+        char key[CORR_PREFIX_MAX + 8], ver[24];
+        snprintf(key, sizeof(key), "%san:due", s[i].prefix);
+        snprintf(ver, sizeof(ver), "%lld", (long long)s[i].version);
+        const char *argv[] = {NULL, NULL, NULL, key, s[i].prefix, s[i].id,
+                              now, quiet, maxd, ver};
+        size_t lens[SP_ARRAY_SIZE(argv)];
+        for (size_t k = 3; k < SP_ARRAY_SIZE(argv); k++)
+            lens[k] = strlen(argv[k]);
+        e = sp_redis_append_evalsha(ctx->redis, &ctx->s_schedule, 1,
+                                    (int)SP_ARRAY_SIZE(argv), argv, lens);
+        appended += e == SP_OK;
+        if (!e && !tenant_cached(ctx, s[i].tenant)) {
+            const char *sa[] = {"SADD", ctx->tenants_key, s[i].tenant};
+            size_t sal[] = {4, strlen(ctx->tenants_key), strlen(s[i].tenant)};
+            e = sp_redis_append(ctx->redis, 3, sa, sal);
+            appended += e == SP_OK;
+        }
+    }
+    enum sp_err bad = SP_OK;
+    while (sp_redis_pending(ctx->redis) > 0) {
+        redisReply *rep = NULL;
+        enum sp_err re = sp_redis_read(ctx->redis, &rep);
+        if (re) {
+            e = re;
+            break;
+        }
+        enum sp_err me = sp_redis_reply_err(rep);
+        if (me == SP_ERR_NOTFOUND)
+            *noscript = true;
+        else if (me && !bad)
+            bad = me;
+        else if (!me && rep->type == REDIS_REPLY_INTEGER && rep->integer > 1) {
+            ctx->stats.scheduled++;
+            sp_counter_inc(ctx->c_scheduled);
+        }
+        freeReplyObject(rep);
+    }
+    (void)appended;
+    if (e)
+        return e == SP_ERR_NOMEM ? e : SP_ERR_RETRY;
+    if (bad == SP_ERR_RETRY || bad == SP_ERR_CONFIG)
+        return SP_ERR_RETRY;
+    if (bad)
+        sp_log_warn(ctx->st->log, "scheduling failed: %s", sp_strerror(bad));
+    return SP_OK;
+}
+
+static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
+{
+    struct an_ctx *ctx = st->ctx;
+    if (!ctx->schedule || ctx->quiet_ms <= 0)
+        return SP_OK;
+    size_t n = 0;
+    for (size_t m = 0; m < batch->n; m++)
+        if (!batch->msgs[m].dropped)
+            n += batch->msgs[m].n_alerts;
+    if (n == 0)
+        return SP_OK;
+    struct sched *s = calloc(n, sizeof(*s));
+    if (!s)
+        return SP_ERR_NOMEM;
+    size_t k = 0;
+    for (size_t m = 0; m < batch->n; m++) {
+        struct sp_msg *msg = &batch->msgs[m];
+        for (size_t j = 0; !msg->dropped && j < msg->n_alerts; j++) {
+            const struct sp_alert *alert = msg->alerts[j];
+            if (!alert->incident_id || !*alert->incident_id ||
+                strlen(alert->incident_id) >= AN_ID_MAX)
+                continue;
+            const char *tenant = alert->tenant && *alert->tenant
+                                     ? alert->tenant : ctx->default_tenant;
+            if (strlen(tenant) > CORR_TENANT_MAX)
+                continue;
+            size_t d = 0;               /* one entry per incident */
+            for (; d < k; d++)
+                if (strcmp(s[d].id, alert->incident_id) == 0 &&
+                    strcmp(s[d].tenant, tenant) == 0)
+                    break;
+            if (d < k) {
+                s[d].version = SP_MAX(s[d].version, alert->incident_version);
+                continue;
+            }
+            corr_prefix(ctx->key_prefix, tenant, s[k].prefix,
+                        sizeof(s[k].prefix));
+            s[k].id = alert->incident_id;
+            s[k].tenant = tenant;
+            s[k].version = alert->incident_version;
+            k++;
+        }
+    }
+    enum sp_err e = SP_OK;
+    if (k) {
+        e = sp_redis_ensure(ctx->redis, sp_now_ms());
+        if (e == SP_OK) {
+            bool noscript = false;
+            e = schedule_round(ctx, s, k, &noscript);
+            if (e == SP_OK && noscript) {       /* flushed scripts: again */
+                if (sp_redis_load_scripts(ctx->redis) == SP_OK)
+                    e = schedule_round(ctx, s, k, &noscript);
+                else
+                    e = SP_ERR_RETRY;
+            }
+        } else if (e != SP_ERR_NOMEM) {
+            e = SP_ERR_RETRY;
+        }
+    }
+    free(s);
+    return e;
+}
+
+static enum sp_err analyze_tick(struct sp_stage *st, int64_t now_ms)
+{
+    struct an_ctx *ctx = st->ctx;
+    if (sp_redis_ensure(ctx->redis, now_ms) != SP_OK)
+        return SP_OK;               /* leases outlive a short outage */
+    int64_t wall = wall_now(ctx);
+    enum sp_err e = apply_acks(ctx);
+    for (struct an_work *w = an_pool_take(ctx->pool); w;) {
+        struct an_work *next = w->next;
+        if (e == SP_OK)
+            e = finish_job(ctx, w);
+        else if (job_find(ctx, w->prefix, w->id))   /* Redis went away */
+            job_remove(ctx, job_find(ctx, w->prefix, w->id));
+        an_work_free(w);
+        w = next;
+    }
+    if (e == SP_OK && now_ms >= ctx->next_poll_ms &&
+        (int64_t)ctx->n_jobs < ctx->concurrency) {
+        ctx->next_poll_ms = now_ms + ctx->poll_ms;
+        e = claim(ctx, wall);
+    }
+    if (e == SP_OK && ctx->n_jobs && now_ms >= ctx->next_renew_ms) {
+        ctx->next_renew_ms = now_ms + SP_MAX(ctx->lease_ms / 3, 1);
+        e = renew(ctx, wall);
+    }
+    if (e == SP_ERR_NOMEM)
+        return e;
+    return SP_OK;                   /* Redis failures: the next tick */
+}
+
+static enum sp_err analyze_flush(struct sp_stage *st, int timeout_ms)
+{
+    /* Jobs are durable in Redis: nothing buffered here needs pushing out.
+     * Acks already queued are applied so that a clean shutdown does not
+     * leave them to lease expiry. */
+    struct an_ctx *ctx = st->ctx;
+    (void)timeout_ms;
+    if (sp_redis_ensure(ctx->redis, sp_now_ms()) == SP_OK)
+        apply_acks(ctx);
+    return SP_OK;
+}
+
+static void analyze_close(struct sp_stage *st)
+{
+    struct an_ctx *ctx = st->ctx;
+    an_pool_free(ctx->pool);
+    ctx->pool = NULL;
+    while (ctx->jobs) {
+        struct an_job *j = ctx->jobs;
+        ctx->jobs = j->next;
+        free(j);
+    }
+    ctx->n_jobs = 0;
+    if (ctx->acks) {
+        ctx->acks->dead = true;
+        acks_unref(ctx->acks);
+        ctx->acks = NULL;
+    }
+    sp_redis_free(ctx->redis);
+    ctx->redis = NULL;
+    sp_analysis_prompts_free(ctx->prompts);
+    ctx->prompts = NULL;
+}
+
+static bool analyze_ready(struct sp_stage *st, char *reason, size_t n)
+{
+    struct an_ctx *ctx = st->ctx;
+    if (ctx->redis && sp_redis_is_up(ctx->redis))
+        return true;
+    char d[200] = "not connected";
+    if (ctx->redis)
+        sp_redis_describe(ctx->redis, d, sizeof(d));
+    snprintf(reason, n, "analyze: redis %s", d);
+    return false;
+}
+
+const struct sp_stage_type sp_stage_analyze = {
+    .name = "analyze",
+    .desc = "Durable, debounced incident analyses (LLM or template) as Redis "
+            "jobs run by worker threads; republishes incidents with their "
+            "analysis section",
+    .keys = analyze_keys,
+    .n_keys = SP_ARRAY_SIZE(analyze_keys),
+    .ctx_size = sizeof(struct an_ctx),
+    .init = analyze_init,
+    .process = analyze_process,
+    .tick = analyze_tick,
+    .flush = analyze_flush,
+    .close = analyze_close,
+    .ready = analyze_ready,
+};
+
+/* ---- public helpers --------------------------------------------------------------- */
+
+enum sp_err sp_analyze_declare(struct sp_config *cfg, struct sp_error *err)
+{
+    enum sp_err e = sp_config_declare(cfg, sp_analysis_keys,
+                                      sp_analysis_n_keys, err);
+    return e ? e : sp_config_declare(cfg, sp_llm_keys, sp_llm_n_keys, err);
+}
+
+void sp_analyze_set_clock(struct sp_stage *st, int64_t (*now_ms)(void *ud),
+                          void *ud)
+{
+    struct an_ctx *ctx = st->ctx;
+    ctx->clock = now_ms;
+    ctx->clock_ud = ud;
+    ctx->next_poll_ms = 0;
+}
+
+void sp_analyze_stats(const struct sp_stage *st, struct sp_analyze_stats *out)
+{
+    const struct an_ctx *ctx = st->ctx;
+    *out = ctx->stats;
+    out->in_flight = ctx->n_jobs;
+    out->llm_calls = ctx->pool ? an_pool_calls(ctx->pool) : 0;
+}

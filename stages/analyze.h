@@ -1,0 +1,93 @@
+/*
+ * analyze.h - the analyze stage: incident analyses (stages/analysis.h) as
+ * durable, debounced jobs in Redis, run by worker threads so that the hot
+ * path never waits on an LLM.
+ *
+ *   change ──► schedule (HSETNX first-pending, ZADD due) ─┐   same atomic
+ *                                                         │   step as the
+ *   tick: claim script (due -> leased, expired leases     ▼   change
+ *         back to due, too many attempts -> dead letter)
+ *   engine thread: read snapshot, content hash: unchanged -> cache hit
+ *   worker thread: sp_analysis_job + sp_llm (or the template)
+ *   engine thread: store script (analysis + version bump) -> snapshot ->
+ *         detached batch -> on_done -> done script (lease released,
+ *         content hash recorded)
+ *
+ * Redis keys, P = "<correlate.key_prefix>:{t:<tenant>}:" (correlate's tag
+ * and prefix, built with corr_prefix):
+ *   P an:due     zset  incident -> due wall ms
+ *   P an:first   hash  incident -> wall ms of the first pending change
+ *   P an:lease   zset  incident -> lease expiry wall ms
+ *   P an:owner   hash  incident -> instance holding the lease
+ *   P an:att     hash  incident -> claims without completion
+ *   P an:dead    list  dead letters (JSON), newest first, bounded
+ *   P i:<inc>    correlate's incident hash; fields written here: an (the
+ *                analysis JSON), anc (its content hash), ah (content hash
+ *                of the last analysis published), asv (last version
+ *                scheduled from the stage), v (version, HINCRBY), up
+ *   <correlate.key_prefix>:tenants:an   set of tenants with analysis jobs
+ *                (no tag: plain SADD from the stage)
+ *
+ * Threads: stage callbacks on the engine thread; workers own their LLM
+ * clients.  See stages/analyze_int.h for the split into files.
+ */
+#ifndef SP_ANALYZE_H
+#define SP_ANALYZE_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "stage.h"
+
+extern const struct sp_stage_type sp_stage_analyze;
+
+/*
+ * SP_ANALYZE_LUA_SCHEDULE - Lua source defining
+ *
+ *     sp_analyze_schedule(P, inc, now, quiet, max_delay)
+ *
+ * to be appended to a script that changes incident `inc` of the tenant
+ * whose key prefix is P (the same P as correlate's keys, hash tag
+ * included), and called once per changed incident in the same script:
+ *   P          string, "<prefix>:{t:<tenant>}:"
+ *   inc        string, incident id
+ *   now        number, wall ms of the change
+ *   quiet      number, ms (analyze.quiet); 0 or less = analysis off: no-op
+ *   max_delay  number, ms (analyze.max_delay)
+ * It touches P.."an:first" (HSETNX inc now) and P.."an:due" (ZADD inc
+ * min(now + quiet, first + max_delay)), both in P's slot, and returns the
+ * due time.  The calling script's KEYS[1] must be a key under P (cluster
+ * routing).  Standalone use: the stage's own `schedule` script.
+ */
+#define SP_ANALYZE_LUA_SCHEDULE                                              \
+    "local function sp_analyze_schedule(P, inc, now, quiet, maxd)\n"         \
+    "  if quiet == nil or quiet <= 0 then return 0 end\n"                    \
+    "  redis.call('HSETNX', P .. 'an:first', inc, string.format('%d', now))\n" \
+    "  local first = tonumber(redis.call('HGET', P .. 'an:first', inc)) or now\n" \
+    "  local due = math.min(now + quiet, first + maxd)\n"                    \
+    "  redis.call('ZADD', P .. 'an:due', string.format('%d', due), inc)\n"    \
+    "  return due\n"                                                         \
+    "end\n"
+
+/* Declares the analysis.* and llm.* keys the stage reads (the stage type's
+ * table holds analyze.* only; correlate's table declares redis.* and
+ * correlate.*).  Call once per config next to the stage types' keys. */
+enum sp_err sp_analyze_declare(struct sp_config *cfg, struct sp_error *err);
+
+/* Test hook: the wall clock (ms since the epoch) used for due times,
+ * leases and scheduling; NULL restores the real clock.  Engine thread. */
+void sp_analyze_set_clock(struct sp_stage *st, int64_t (*now_ms)(void *ud),
+                          void *ud);
+
+/* Counters of one instance (for tests and benches; engine thread). */
+struct sp_analyze_stats {
+    uint64_t scheduled, claimed, llm_jobs, template_jobs, cache_hits,
+        published, completed, failures, dead_letters, takeovers,
+        reused, lost_leases, skipped_policy, llm_calls, in_flight;
+};
+void sp_analyze_stats(const struct sp_stage *st, struct sp_analyze_stats *out);
+
+/* `socpilot analyze ...` (stages/analyze_cli.c). */
+int sp_cmd_analyze(int argc, char **argv);
+
+#endif /* SP_ANALYZE_H */

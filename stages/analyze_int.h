@@ -1,0 +1,92 @@
+/*
+ * analyze_int.h - private to the analyze stage (stages/analyze*.c):
+ *
+ *   analyze.c         stage type, config, process() scheduling, tick()
+ *                     (claim, hand over, publish, complete), close
+ *   analyze_jobs.c    the Lua scripts and the Redis side of a job (claim,
+ *                     read, store, release, complete, renew)
+ *   analyze_worker.c  worker threads: the bounded hand-over queues and
+ *                     the LLM client loop (sp_llm_poll), or the template
+ *   analyze_cli.c     `socpilot analyze ...`
+ *
+ * The engine thread owns struct an_ctx and every Redis call; workers see
+ * only struct an_pool (their queues, under its mutex).
+ */
+#ifndef SP_ANALYZE_INT_H
+#define SP_ANALYZE_INT_H
+
+#include <pthread.h>
+
+#include "analysis.h"
+#include "analyze.h"
+#include "correlate_int.h"
+#include "llm.h"
+#include "redis.h"
+
+#define AN_MAX_WORKERS 16
+#define AN_OWNER_MAX 160
+#define AN_ID_MAX 80
+
+/* A job handed to a worker (in) and back (out).  Strings malloc'd. */
+struct an_work {
+    char *prefix, *id;
+    char *inc;                       /* snapshot JSON (in) */
+    size_t inc_len;
+    char hash[65];
+    char *analysis;                  /* section JSON (out) */
+    size_t analysis_len;
+    bool template_used;
+    unsigned calls, flags;
+    int64_t tokens;
+    struct an_work *next;
+};
+
+struct an_pool;
+
+/* ---- analyze_worker.c ------------------------------------------------------ */
+
+/* Starts n workers with their own LLM clients (o->enabled false: every
+ * job takes the template).  prompts borrowed (may be NULL). */
+struct an_pool *an_pool_new(unsigned n, const struct sp_llm_opts *lo,
+                            const struct sp_analysis_opts *ao,
+                            const struct sp_analysis_prompts *prompts,
+                            struct sp_metrics *m, const char *log,
+                            struct sp_error *err);
+/* Steals w.  Never blocks (the caller bounds what is in flight). */
+void an_pool_push(struct an_pool *p, struct an_work *w);
+/* Finished work (a list, oldest first; caller frees with an_work_free). */
+struct an_work *an_pool_take(struct an_pool *p);
+/* Stops the workers (pending LLM calls cancelled, queued work dropped). */
+void an_pool_free(struct an_pool *p);
+void an_work_free(struct an_work *w);
+/* LLM calls sent so far by every worker. */
+uint64_t an_pool_calls(struct an_pool *p);
+
+/* ---- analyze_jobs.c -------------------------------------------------------- */
+
+extern const char an_lua_schedule[];
+extern const char an_lua_claim[];
+extern const char an_lua_release[];
+extern const char an_lua_store[];
+extern const char an_lua_done[];
+extern const char an_lua_renew[];
+
+/* What a snapshot read returned. */
+struct an_snap {
+    char *json;                      /* snapshot with the analysis spliced
+                                        in (malloc'd), NULL when gone */
+    size_t len;
+    int64_t version;
+    char hash[65];                   /* content hash of the snapshot */
+    char ah[65], anc[65];            /* published / stored content hashes */
+    bool has_analysis, merged;
+};
+
+/* Reads incident `id` (snapshot + analysis fields, one pipelined round)
+ * and splices the stored analysis into the snapshot.  SP_ERR_NOTFOUND
+ * when the incident is gone; SP_ERR_RETRY for connection failures. */
+enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
+                    int64_t why_max, size_t snapshot_max, struct an_snap *out);
+void an_snap_fini(struct an_snap *s);
+
+#endif /* SP_ANALYZE_INT_H */
