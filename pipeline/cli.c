@@ -614,6 +614,18 @@ static void print_incident(const rd_kafka_message_t *rkm, void *ud)
                sp_json_str(doc, "merged_into") ? "  merged into " : "",
                sp_json_str(doc, "merged_into") ? sp_json_str(doc, "merged_into")
                                                : "");
+        struct sp_json *scripts = sp_json_get(doc, "scripts");
+        if (scripts && scripts->n) {
+            int64_t top = 0;
+            sp_json_foreach(scripts, sc)
+            {
+                int64_t r = 0;
+                sp_json_int(sp_json_get(sc, "risk"), &r);
+                top = SP_MAX(top, r);
+            }
+            printf("      %u script analyses (highest risk %lld)\n", scripts->n,
+                   (long long)top);
+        }
         struct sp_json *an = sp_json_get(doc, "analysis");
         if (an && an->type == SP_JSON_OBJECT) {
             struct sp_json *sum = sp_json_get(an, "summary");

@@ -100,6 +100,7 @@ struct an_ctx {
     char default_tenant[CORR_TENANT_MAX + 1];
     int64_t quiet_ms, max_delay_ms, lease_ms, poll_ms, retry_ms;
     int64_t max_attempts, concurrency, dead_max, why_max;
+    int64_t retention_s;
     size_t snapshot_max;
     bool schedule;
     struct sp_llm_opts lo;
@@ -568,6 +569,7 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
              ctx->key_prefix);
     ctx->snapshot_max = (size_t)sp_config_int(cfg, "correlate.snapshot_max");
     ctx->why_max = sp_config_int(cfg, "correlate.snapshot_why");
+    ctx->retention_s = sp_config_int(cfg, "correlate.retention") / 1000;
     ctx->quiet_ms = sp_config_int(cfg, "analyze.quiet");
     ctx->max_delay_ms = sp_config_int(cfg, "analyze.max_delay");
     ctx->lease_ms = sp_config_int(cfg, "analyze.lease");
@@ -664,6 +666,105 @@ struct sched {
     int64_t version;
 };
 
+/* An alert's script analyses, kept with its incident (an_scripts_key)
+ * so that the incident's snapshot and its analysis carry them. */
+struct sched_scripts {
+    char prefix[CORR_PREFIX_MAX];
+    const char *inc;
+    const char *alert;
+    char *json;                 /* compact entries, new */
+    size_t len;
+};
+
+/* Compacts an alert's "scripts" section (entity, command line analyses
+ * with every layer) into what an incident keeps per script: the alert,
+ * entity, risk, language, layer count, the decoded text (bounded), the
+ * behaviours (technique, name, tactic) and the first indicators.  Returns a new JSON array or NULL. */
+static char *compact_scripts(const char *alert_id, const char *json, size_t len,
+                             size_t *out_len)
+{
+    struct sp_arena a;
+    sp_arena_init(&a, (size_t)64 << 20);
+    struct sp_json *arr = sp_json_parse(&a, json, len, NULL, NULL);
+    char *out = NULL;
+    if (arr && arr->type == SP_JSON_ARRAY) {
+        struct sp_buf b;
+        sp_buf_init(&b, (size_t)256 << 10);
+        struct sp_jw w;
+        sp_jw_init(&w, &b);
+        sp_jw_arr_open(&w);
+        sp_json_foreach(arr, sc)
+        {
+            sp_jw_obj_open(&w);
+            sp_jw_kstr(&w, "alert", alert_id);
+            sp_jw_kstr_opt(&w, "entity", sp_json_str(sc, "entity"));
+            int64_t risk = 0;
+            sp_json_int(sp_json_get(sc, "risk"), &risk);
+            sp_jw_kint(&w, "risk", risk);
+            sp_jw_kstr_opt(&w, "language", sp_json_str(sc, "language"));
+            struct sp_json *layers = sp_json_get(sc, "layers");
+            sp_jw_kint(&w, "layer_count", layers ? layers->n : 0);
+            const char *dec = sp_json_str(sc, "decoded");
+            if (dec) {
+                sp_jw_key(&w, "decoded");
+                sp_jw_strn(&w, dec, SP_MIN(strlen(dec), (size_t)2000));
+            }
+            sp_jw_key(&w, "behaviours");
+            sp_jw_arr_open(&w);
+            int nb = 0;
+            sp_json_foreach(sp_json_get(sc, "behaviours"), bh)
+            {
+                if (nb++ >= 12)
+                    break;
+                sp_jw_obj_open(&w);
+                sp_jw_kstr_opt(&w, "technique", sp_json_str(bh, "technique"));
+                sp_jw_kstr_opt(&w, "name", sp_json_str(bh, "name"));
+                sp_jw_kstr_opt(&w, "tactic", sp_json_str(bh, "tactic"));
+                sp_jw_kstr_opt(&w, "what", sp_json_str(bh, "what"));
+                sp_jw_obj_close(&w);
+            }
+            sp_jw_arr_close(&w);
+            sp_jw_key(&w, "indicators");
+            sp_jw_arr_open(&w);
+            int n = 0;
+            sp_json_foreach(sp_json_get(sc, "indicators"), ind)
+            {
+                if (n++ >= 20)
+                    break;
+                sp_jw_obj_open(&w);
+                sp_jw_kstr_opt(&w, "type", sp_json_str(ind, "type"));
+                sp_jw_kstr_opt(&w, "value", sp_json_str(ind, "value"));
+                sp_jw_obj_close(&w);
+            }
+            sp_jw_arr_close(&w);
+            sp_jw_obj_close(&w);
+        }
+        sp_jw_arr_close(&w);
+        if (sp_jw_ok(&w))
+            out = sp_buf_steal(&b, out_len);
+        sp_buf_fini(&b);
+    }
+    sp_arena_fini(&a);
+    return out;
+}
+
+/* HSET an_scripts_key alert json + EXPIRE, appended to the round. */
+static enum sp_err append_scripts(struct an_ctx *ctx,
+                                  const struct sched_scripts *sc)
+{
+    char key[CORR_PREFIX_MAX + AN_ID_MAX + 16], ttl[24];
+    an_scripts_key(sc->prefix, sc->inc, key, sizeof(key));
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ctx->retention_s);
+    const char *hs[] = {"HSET", key, sc->alert, sc->json};
+    size_t hl[] = {4, strlen(key), strlen(sc->alert), sc->len};
+    enum sp_err e = sp_redis_append(ctx->redis, 4, hs, hl);
+    if (e)
+        return e;
+    const char *ex[] = {"EXPIRE", key, ttl};
+    size_t el[] = {6, strlen(key), strlen(ttl)};
+    return sp_redis_append(ctx->redis, 3, ex, el);
+}
+
 static bool tenant_cached(struct an_ctx *ctx, const char *tenant)
 {
     uint64_t h = corr_hash(CORR_HASH_INIT, tenant, strlen(tenant)) | 1;
@@ -675,7 +776,8 @@ static bool tenant_cached(struct an_ctx *ctx, const char *tenant)
 }
 
 static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
-                                  size_t n, bool *noscript)
+                                  size_t n, const struct sched_scripts *sc,
+                                  size_t n_sc, bool *noscript)
 {
     char now[24], quiet[24], maxd[24];
     snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
@@ -702,6 +804,8 @@ static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
             appended += e == SP_OK;
         }
     }
+    for (size_t i = 0; i < n_sc && !e; i++)
+        e = append_scripts(ctx, &sc[i]);
     enum sp_err bad = SP_OK;
     while (sp_redis_pending(ctx->redis) > 0) {
         redisReply *rep = NULL;
@@ -743,9 +847,13 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
     if (n == 0)
         return SP_OK;
     struct sched *s = calloc(n, sizeof(*s));
-    if (!s)
+    struct sched_scripts *sc = calloc(n, sizeof(*sc));
+    if (!s || !sc) {
+        free(s);
+        free(sc);
         return SP_ERR_NOMEM;
-    size_t k = 0;
+    }
+    size_t k = 0, n_sc = 0;
     for (size_t m = 0; m < batch->n; m++) {
         struct sp_msg *msg = &batch->msgs[m];
         for (size_t j = 0; !msg->dropped && j < msg->n_alerts; j++) {
@@ -757,6 +865,20 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
                                      ? alert->tenant : ctx->default_tenant;
             if (strlen(tenant) > CORR_TENANT_MAX)
                 continue;
+            for (const struct sp_section *sec = alert->sections; sec;
+                 sec = sec->next) {
+                if (strcmp(sec->name, "scripts") != 0 || !alert->id)
+                    continue;
+                struct sched_scripts *x = &sc[n_sc];
+                x->json = compact_scripts(alert->id, sec->json, sec->len, &x->len);
+                if (!x->json)
+                    continue;
+                corr_prefix(ctx->key_prefix, tenant, x->prefix,
+                            sizeof(x->prefix));
+                x->inc = alert->incident_id;
+                x->alert = alert->id;
+                n_sc++;
+            }
             size_t d = 0;               /* one entry per incident */
             for (; d < k; d++)
                 if (strcmp(s[d].id, alert->incident_id) == 0 &&
@@ -779,10 +901,10 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
         e = sp_redis_ensure(ctx->redis, sp_now_ms());
         if (e == SP_OK) {
             bool noscript = false;
-            e = schedule_round(ctx, s, k, &noscript);
+            e = schedule_round(ctx, s, k, sc, n_sc, &noscript);
             if (e == SP_OK && noscript) {       /* flushed scripts: again */
                 if (sp_redis_load_scripts(ctx->redis) == SP_OK)
-                    e = schedule_round(ctx, s, k, &noscript);
+                    e = schedule_round(ctx, s, k, NULL, 0, &noscript);
                 else
                     e = SP_ERR_RETRY;
             }
@@ -790,6 +912,9 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
             e = SP_ERR_RETRY;
         }
     }
+    for (size_t i = 0; i < n_sc; i++)
+        free(sc[i].json);
+    free(sc);
     free(s);
     return e;
 }

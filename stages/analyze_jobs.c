@@ -238,6 +238,57 @@ static enum sp_err splice(struct sp_buf *snap, const char *an, size_t an_len,
     return SP_OK;
 }
 
+void an_scripts_key(const char *prefix, const char *inc, char *out, size_t n)
+{
+    snprintf(out, n, "%si:%s:sc", prefix, inc);
+}
+
+/* Replaces the snapshot's empty `"scripts":[]` with the incident's kept
+ * script analyses (HVALS of an_scripts_key, at most 50, in alert order
+ * of the hash).  Errors leave the snapshot as it is: scripts are an
+ * addition, not a reason to fail the job. */
+static void splice_scripts(struct sp_redis *r, const char *prefix,
+                           const char *id, struct sp_buf *snap)
+{
+    static const char pat[] = "\"scripts\":[]";
+    char *at = snap->data ? strstr(snap->data, pat) : NULL;
+    if (!at)
+        return;
+    char key[512];
+    an_scripts_key(prefix, id, key, sizeof(key));
+    const char *argv[] = {"HVALS", key};
+    size_t lens[] = {5, strlen(key)};
+    if (sp_redis_append(r, 2, argv, lens) != SP_OK)
+        return;
+    redisReply *rep = NULL;
+    if (sp_redis_read(r, &rep) != SP_OK)
+        return;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+        struct sp_buf b;
+        sp_buf_init(&b, 0);
+        size_t keep = (size_t)(at - snap->data) + sizeof(pat) - 2;
+        sp_buf_put(&b, snap->data, keep);
+        size_t n = 0;
+        for (size_t i = 0; i < rep->elements && n < 50; i++) {
+            const redisReply *v = rep->element[i];
+            /* each value is a JSON array of entries: splice its body */
+            if (v->type != REDIS_REPLY_STRING || v->len < 3 || v->str[0] != '[')
+                continue;
+            if (n++)
+                sp_buf_putc(&b, ',');
+            sp_buf_put(&b, v->str + 1, v->len - 2);
+        }
+        sp_buf_put(&b, at + sizeof(pat) - 2, snap->len - keep);
+        if (!b.overflow) {
+            sp_buf_fini(snap);
+            *snap = b;
+        } else {
+            sp_buf_fini(&b);
+        }
+    }
+    freeReplyObject(rep);
+}
+
 enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
                     int64_t why_max, size_t snapshot_max, struct an_snap *out)
 {
@@ -258,6 +309,7 @@ enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
     e = corr_incident_write(rep, id, &snap, snapshot_max, &out->version);
     if (e)
         goto out;
+    splice_scripts(r, prefix, id, &snap);
     const redisReply *meta = rep->element[0];
     copy_hash(out->ah, meta_get(meta, "ah"));
     copy_hash(out->anc, meta_get(meta, "anc"));

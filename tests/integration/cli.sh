@@ -14,7 +14,7 @@ bad()  { fail=$((fail + 1)); echo "  FAIL: $*"; }
 check() { if eval "$2"; then ok; else bad "$1"; fi; }
 
 check "version" '"$sp" version | grep -q "^socpilot "'
-for c in run demo normalize analyze-script incident check-config mock-kafka replay; do
+for c in run demo normalize analyze-script incident analyze check-config mock-kafka replay; do
     check "$c --help" '"$sp" $c --help >"$tmp/h" 2>&1 && grep -qi usage "$tmp/h"'
 done
 check "unknown command exits 2" '"$sp" frobnicate >/dev/null 2>&1; [ $? -eq 2 ]'
@@ -59,6 +59,8 @@ if [ -d config/samples ]; then
     check "demo shows DLQ records" 'grep -q "dead-letter records" "$tmp/demo" && grep -Eq "not_json|truncated|invalid_utf8" "$tmp/demo"'
     check "demo shows incidents forming" 'grep -Eq "^  inc-[0-9a-f]+ +v[0-9]+" "$tmp/demo"'
     check "demo shows decoded scripts" 'grep -q "decoded: " "$tmp/demo"'
+    check "demo incidents carry script analyses" 'grep -Eq "[0-9]+ script analyses" "$tmp/demo"'
+    check "demo incidents carry an analysis" 'grep -q "analysis (template): impact" "$tmp/demo"'
     [ $rc -eq 0 ] || tail -n 30 "$tmp/demo.err"
 fi
 
