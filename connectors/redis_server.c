@@ -89,11 +89,15 @@ static bool spawn(struct sp_redis_server *rs)
     char port[16], log[600];
     snprintf(port, sizeof(port), "%d", rs->port);
     snprintf(log, sizeof(log), "%s/redis.log", rs->dir);
-    const char *argv[] = {
+    const char *argv[40] = {
         rs->bin, "--port", port, "--bind", "127.0.0.1", "--dir", rs->dir,
         "--logfile", log, "--daemonize", "no", "--save", "",
         "--appendonly", rs->persist ? "yes" : "no",
-        "--appendfsync", rs->persist ? "always" : "everysec", NULL};
+        "--appendfsync", rs->persist ? "always" : "everysec"};
+    int argc = 17;
+    for (int i = 0; i < rs->n_extra && i < 16; i++)
+        argv[argc++] = rs->extra[i];
+    argv[argc] = NULL;
     pid_t pid = fork();
     if (pid < 0)
         return false;
@@ -124,7 +128,9 @@ static bool spawn(struct sp_redis_server *rs)
 enum sp_err sp_redis_server_start(struct sp_redis_server *rs, bool persist,
                                   struct sp_error *err)
 {
-    memset(rs, 0, sizeof(*rs));
+    rs->pid = 0;
+    rs->port = 0;
+    rs->dir[0] = '\0';
     rs->persist = persist;
     if (!sp_redis_server_find(rs->bin, sizeof(rs->bin)))
         return sp_error_set(err, SP_ERR_NOTFOUND,

@@ -22,11 +22,16 @@ struct sp_redis_server {
     bool persist;            /* appendonly yes, appendfsync always */
     char bin[512];
     char dir[512];
+    const char *extra[16];   /* more redis-server arguments (tests: auth,
+                                unix socket, debug command); set before
+                                start, borrowed */
+    int n_extra;
 };
 
 /* Finds redis-server on PATH (or $REDIS_SERVER). */
 bool sp_redis_server_find(char *out, size_t n);
 /* Starts a server on a free port; waits until it answers PING (5 s).
+ * extra/n_extra are kept; everything else is (re)initialised.
  * SP_ERR_NOTFOUND when redis-server is not installed. */
 enum sp_err sp_redis_server_start(struct sp_redis_server *rs, bool persist,
                                   struct sp_error *err);

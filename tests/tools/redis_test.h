@@ -36,17 +36,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "redis_server.h"
 #include "stage.h"
 
-struct sp_test_redis {
-    pid_t pid;
-    int port;
-    bool persist;                   /* appendonly yes, appendfsync always */
-    char bin[512];
-    char dir[512];
-    const char *extra[16];          /* more redis-server arguments */
-    int n_extra;
-};
+/* The test server is the product's private redis-server (the embedded
+ * default's launcher, connectors/redis_server.h): one way to start,
+ * restart, kill and clean up, for the demo and the tests alike. */
+#define sp_test_redis sp_redis_server
 
 static inline void sp_test_sleep_ms(int ms)
 {
@@ -55,42 +51,9 @@ static inline void sp_test_sleep_ms(int ms)
         ;
 }
 
-/* Finds redis-server on PATH (or $REDIS_SERVER).  false = not installed. */
-static inline bool sp_test_redis_find(char *out, size_t n)
-{
-    const char *env = getenv("REDIS_SERVER");
-    if (env && access(env, X_OK) == 0) {
-        snprintf(out, n, "%s", env);
-        return true;
-    }
-    const char *path = getenv("PATH");
-    char buf[4096];
-    snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/bin:/bin");
-    for (char *save = NULL, *d = strtok_r(buf, ":", &save); d;
-         d = strtok_r(NULL, ":", &save)) {
-        snprintf(out, n, "%s/redis-server", d);
-        if (access(out, X_OK) == 0)
-            return true;
-    }
-    return false;
-}
-
 static inline int sp_test_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof(a));
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t l = sizeof(a);
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    close(fd);
-    return port;
+    return sp_free_port();
 }
 
 /* A connection to the test server (NULL when it does not answer). */
@@ -138,153 +101,31 @@ static inline redisReply *sp_test_redis_cmd(const struct sp_test_redis *tr,
     return r;
 }
 
-/* Starts the server on tr->port (0 = pick a free one) in tr->dir. */
-static inline bool sp_test_redis_spawn(struct sp_test_redis *tr)
-{
-    char port[16], log[600];
-    snprintf(port, sizeof(port), "%d", tr->port);
-    snprintf(log, sizeof(log), "%s/redis.log", tr->dir);
-    const char *argv[64];
-    int n = 0;
-    argv[n++] = tr->bin;
-    argv[n++] = "--port";
-    argv[n++] = port;
-    argv[n++] = "--bind";
-    argv[n++] = "127.0.0.1";
-    argv[n++] = "--dir";
-    argv[n++] = tr->dir;
-    argv[n++] = "--logfile";
-    argv[n++] = log;
-    argv[n++] = "--daemonize";
-    argv[n++] = "no";
-    argv[n++] = "--save";
-    argv[n++] = "";
-    argv[n++] = "--appendonly";
-    argv[n++] = tr->persist ? "yes" : "no";
-    if (tr->persist) {
-        argv[n++] = "--appendfsync";
-        argv[n++] = "always";
-    }
-    for (int i = 0; i < tr->n_extra && n < 62; i++)
-        argv[n++] = tr->extra[i];
-    argv[n] = NULL;
-    /* A server forked by the main thread dies with the test program, so a
-     * crashed test leaves no server behind.  (The death signal follows
-     * the forking *thread*: servers restarted from a helper thread, as
-     * fault tests do, are stopped by the test itself.) */
-    pid_t parent = getpid();
-    bool main_thread = parent == (pid_t)syscall(SYS_gettid);
-    pid_t pid = fork();
-    if (pid < 0)
-        return false;
-    if (pid == 0) {
-        if (main_thread) {
-            prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (getppid() != parent)
-                _exit(127);
-        }
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-        }
-        execv(tr->bin, (char *const *)argv);
-        _exit(127);
-    }
-    tr->pid = pid;
-    for (int i = 0; i < 500; i++) {             /* up to 5 s */
-        if (sp_test_redis_ping(tr))
-            return true;
-        int status;
-        if (waitpid(pid, &status, WNOHANG) == pid) {
-            tr->pid = 0;
-            return false;                       /* port taken, say */
-        }
-        sp_test_sleep_ms(10);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    tr->pid = 0;
-    return false;
-}
-
 /*
- * Starts a fresh server.  Returns 1 on success, 0 when redis-server is
- * not installed (skip the test), -1 when it would not start.
+ * Starts a fresh server (tr->persist and tr->extra are honoured).
+ * Returns 1 on success, 0 when redis-server is not installed (skip the
+ * test), -1 when it would not start.
  */
 static inline int sp_test_redis_start(struct sp_test_redis *tr)
 {
-    if (!sp_test_redis_find(tr->bin, sizeof(tr->bin)))
-        return 0;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(tr->dir, sizeof(tr->dir), "%s/socpilot-redis-XXXXXX",
-             tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(tr->dir))
-        return -1;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        tr->port = sp_test_free_port();
-        if (tr->port > 0 && sp_test_redis_spawn(tr))
-            return 1;
-    }
-    return -1;
+    enum sp_err e = sp_redis_server_start(tr, tr->persist, NULL);
+    return e == SP_OK ? 1 : e == SP_ERR_NOTFOUND ? 0 : -1;
 }
 
 /* The same server again (same port, same dir: persisted data returns). */
 static inline bool sp_test_redis_restart(struct sp_test_redis *tr)
 {
-    for (int attempt = 0; attempt < 50; attempt++) {
-        if (sp_test_redis_spawn(tr))
-            return true;
-        sp_test_sleep_ms(50);       /* the old socket may linger briefly */
-    }
-    return false;
+    return sp_redis_server_restart(tr);
 }
 
 static inline void sp_test_redis_kill(struct sp_test_redis *tr, int sig)
 {
-    if (tr->pid > 0) {
-        kill(tr->pid, sig);
-        waitpid(tr->pid, NULL, 0);
-        tr->pid = 0;
-    }
+    sp_redis_server_kill(tr, sig);
 }
 
 static inline void sp_test_redis_stop(struct sp_test_redis *tr)
 {
-    sp_test_redis_kill(tr, SIGTERM);
-    if (!tr->dir[0])
-        return;
-    DIR *d = opendir(tr->dir);
-    if (d) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char p[1200];
-            snprintf(p, sizeof(p), "%s/%s", tr->dir, e->d_name);
-            struct stat sb;
-            if (stat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-                /* appenddirname (Redis 7) holds the AOF files */
-                DIR *sd = opendir(p);
-                struct dirent *se;
-                while (sd && (se = readdir(sd)) != NULL) {
-                    char sp[1500];
-                    snprintf(sp, sizeof(sp), "%s/%s", p, se->d_name);
-                    if (se->d_name[0] != '.')
-                        unlink(sp);
-                }
-                if (sd)
-                    closedir(sd);
-                rmdir(p);
-            } else {
-                unlink(p);
-            }
-        }
-        closedir(d);
-    }
-    rmdir(tr->dir);
-    tr->dir[0] = '\0';
+    sp_redis_server_stop(tr);
 }
 
 /* ---- the memory sink ------------------------------------------------------- */
