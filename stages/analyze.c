@@ -672,6 +672,7 @@ struct sched_scripts {
     char prefix[CORR_PREFIX_MAX];
     const char *inc;
     const char *alert;
+    const char *side;           /* "sc" or "ad" */
     char *json;                 /* compact entries, new */
     size_t len;
 };
@@ -748,12 +749,48 @@ static char *compact_scripts(const char *alert_id, const char *json, size_t len,
     return out;
 }
 
-/* HSET an_scripts_key alert json + EXPIRE, appended to the round. */
+/* The alert fields an incident snapshot leaves out (description,
+ * tactics, techniques, category, detector, provider), kept with the
+ * incident so that the analysis sees them.  Returns a new JSON object. */
+static char *alert_details(const struct sp_alert *alert, size_t *out_len)
+{
+    struct sp_buf b;
+    sp_buf_init(&b, 64 << 10);
+    struct sp_jw w;
+    sp_jw_init(&w, &b);
+    sp_jw_obj_open(&w);
+    if (alert->description) {
+        sp_jw_key(&w, "description");
+        sp_jw_strn(&w, alert->description,
+                   SP_MIN(strlen(alert->description), (size_t)1500));
+    }
+    sp_jw_kstr_opt(&w, "category", alert->category);
+    sp_jw_kstr_opt(&w, "detector", alert->detector);
+    sp_jw_kstr_opt(&w, "provider", alert->provider);
+    sp_jw_kstr_opt(&w, "status", alert->status);
+    sp_jw_key(&w, "tactics");
+    sp_jw_arr_open(&w);
+    for (size_t i = 0; i < alert->n_tactics && i < 32; i++)
+        sp_jw_str(&w, alert->tactics[i]);
+    sp_jw_arr_close(&w);
+    sp_jw_key(&w, "techniques");
+    sp_jw_arr_open(&w);
+    for (size_t i = 0; i < alert->n_techniques && i < 64; i++)
+        sp_jw_str(&w, alert->techniques[i]);
+    sp_jw_arr_close(&w);
+    sp_jw_obj_close(&w);
+    char *out = sp_jw_ok(&w) ? sp_buf_steal(&b, out_len) : NULL;
+    sp_buf_fini(&b);
+    return out;
+}
+
+/* HSET <side hash of the incident> alert json + EXPIRE, appended to the
+ * round (an_side_key: "sc" script analyses, "ad" alert details). */
 static enum sp_err append_scripts(struct an_ctx *ctx,
                                   const struct sched_scripts *sc)
 {
     char key[CORR_PREFIX_MAX + AN_ID_MAX + 16], ttl[24];
-    an_scripts_key(sc->prefix, sc->inc, key, sizeof(key));
+    an_side_key(sc->prefix, sc->inc, sc->side, key, sizeof(key));
     snprintf(ttl, sizeof(ttl), "%lld", (long long)ctx->retention_s);
     const char *hs[] = {"HSET", key, sc->alert, sc->json};
     size_t hl[] = {4, strlen(key), strlen(sc->alert), sc->len};
@@ -847,7 +884,7 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
     if (n == 0)
         return SP_OK;
     struct sched *s = calloc(n, sizeof(*s));
-    struct sched_scripts *sc = calloc(n, sizeof(*sc));
+    struct sched_scripts *sc = calloc(2 * n, sizeof(*sc));
     if (!s || !sc) {
         free(s);
         free(sc);
@@ -865,9 +902,9 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
                                      ? alert->tenant : ctx->default_tenant;
             if (strlen(tenant) > CORR_TENANT_MAX)
                 continue;
-            for (const struct sp_section *sec = alert->sections; sec;
-                 sec = sec->next) {
-                if (strcmp(sec->name, "scripts") != 0 || !alert->id)
+            for (const struct sp_section *sec = alert->sections;
+                 sec && alert->id; sec = sec->next) {
+                if (strcmp(sec->name, "scripts") != 0)
                     continue;
                 struct sched_scripts *x = &sc[n_sc];
                 x->json = compact_scripts(alert->id, sec->json, sec->len, &x->len);
@@ -877,7 +914,21 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
                             sizeof(x->prefix));
                 x->inc = alert->incident_id;
                 x->alert = alert->id;
+                x->side = "sc";
                 n_sc++;
+                break;
+            }
+            if (alert->id) {
+                struct sched_scripts *x = &sc[n_sc];
+                x->json = alert_details(alert, &x->len);
+                if (x->json) {
+                    corr_prefix(ctx->key_prefix, tenant, x->prefix,
+                                sizeof(x->prefix));
+                    x->inc = alert->incident_id;
+                    x->alert = alert->id;
+                    x->side = "ad";
+                    n_sc++;
+                }
             }
             size_t d = 0;               /* one entry per incident */
             for (; d < k; d++)

@@ -89,8 +89,10 @@ enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
                     int64_t why_max, size_t snapshot_max, struct an_snap *out);
 void an_snap_fini(struct an_snap *s);
 
-/* The hash of an incident's script analyses (alert id -> compact JSON
- * array), under the incident's tenant prefix: "<P>i:<inc>:sc". */
-void an_scripts_key(const char *prefix, const char *inc, char *out, size_t n);
+/* The side hashes the stage keeps per incident, under its tenant prefix
+ * "<P>i:<inc>:<side>": "sc" alert id -> compact script analyses (JSON
+ * array), "ad" alert id -> the alert's details (JSON object). */
+void an_side_key(const char *prefix, const char *inc, const char *side,
+                 char *out, size_t n);
 
 #endif /* SP_ANALYZE_INT_H */

@@ -238,9 +238,113 @@ static enum sp_err splice(struct sp_buf *snap, const char *an, size_t an_len,
     return SP_OK;
 }
 
-void an_scripts_key(const char *prefix, const char *inc, char *out, size_t n)
+void an_side_key(const char *prefix, const char *inc, const char *side,
+                 char *out, size_t n)
 {
-    snprintf(out, n, "%si:%s:sc", prefix, inc);
+    snprintf(out, n, "%si:%s:%s", prefix, inc, side);
+}
+
+/* Writes v as JSON (a parsed value re-emitted). */
+static void emit(struct sp_jw *w, const struct sp_json *v)
+{
+    switch (v->type) {
+    case SP_JSON_OBJECT:
+        sp_jw_obj_open(w);
+        sp_json_foreach(v, m)
+        {
+            sp_jw_key(w, m->key);
+            emit(w, m);
+        }
+        sp_jw_obj_close(w);
+        break;
+    case SP_JSON_ARRAY:
+        sp_jw_arr_open(w);
+        sp_json_foreach(v, m) emit(w, m);
+        sp_jw_arr_close(w);
+        break;
+    case SP_JSON_STRING:
+        sp_jw_strn(w, v->u.s, v->n);
+        break;
+    default:
+        sp_jw_raw(w, v->src, v->src_len);
+        break;
+    }
+}
+
+/* Merges the kept alert details ("ad" side hash) into the snapshot's
+ * alerts[] entries, so the analysis sees descriptions, tactics and
+ * techniques that snapshots do not carry.  Errors leave it as it is. */
+static void merge_details(struct sp_redis *r, const char *prefix,
+                          const char *id, struct sp_buf *snap)
+{
+    char key[512];
+    an_side_key(prefix, id, "ad", key, sizeof(key));
+    const char *argv[] = {"HGETALL", key};
+    size_t lens[] = {7, strlen(key)};
+    redisReply *rep = NULL;
+    if (sp_redis_append(r, 2, argv, lens) != SP_OK ||
+        sp_redis_read(r, &rep) != SP_OK)
+        return;
+    struct sp_arena a;
+    sp_arena_init(&a, (size_t)256 << 20);
+    struct sp_json *doc = NULL;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2)
+        doc = sp_json_parse(&a, snap->data, snap->len, NULL, NULL);
+    if (doc && doc->type == SP_JSON_OBJECT) {
+        struct sp_buf b;
+        sp_buf_init(&b, 0);
+        struct sp_jw w;
+        sp_jw_init(&w, &b);
+        sp_jw_obj_open(&w);
+        sp_json_foreach(doc, m)
+        {
+            sp_jw_key(&w, m->key);
+            if (strcmp(m->key, "alerts") != 0 || m->type != SP_JSON_ARRAY) {
+                emit(&w, m);
+                continue;
+            }
+            sp_jw_arr_open(&w);
+            sp_json_foreach(m, al)
+            {
+                const char *aid = sp_json_str(al, "id");
+                const struct sp_json *det = NULL;
+                for (size_t i = 0; aid && i + 1 < rep->elements && !det; i += 2)
+                    if (rep->element[i]->type == REDIS_REPLY_STRING &&
+                        strcmp(rep->element[i]->str, aid) == 0 &&
+                        rep->element[i + 1]->type == REDIS_REPLY_STRING)
+                        det = sp_json_parse(&a, rep->element[i + 1]->str,
+                                            rep->element[i + 1]->len, NULL, NULL);
+                if (!det || al->type != SP_JSON_OBJECT) {
+                    emit(&w, al);
+                    continue;
+                }
+                sp_jw_obj_open(&w);
+                sp_json_foreach(al, f)
+                {
+                    if (sp_json_get(det, f->key))
+                        continue;       /* the details' value wins */
+                    sp_jw_key(&w, f->key);
+                    emit(&w, f);
+                }
+                sp_json_foreach(det, f)
+                {
+                    sp_jw_key(&w, f->key);
+                    emit(&w, f);
+                }
+                sp_jw_obj_close(&w);
+            }
+            sp_jw_arr_close(&w);
+        }
+        sp_jw_obj_close(&w);
+        if (sp_jw_ok(&w)) {
+            sp_buf_fini(snap);
+            *snap = b;
+        } else {
+            sp_buf_fini(&b);
+        }
+    }
+    sp_arena_fini(&a);
+    freeReplyObject(rep);
 }
 
 /* Replaces the snapshot's empty `"scripts":[]` with the incident's kept
@@ -255,7 +359,7 @@ static void splice_scripts(struct sp_redis *r, const char *prefix,
     if (!at)
         return;
     char key[512];
-    an_scripts_key(prefix, id, key, sizeof(key));
+    an_side_key(prefix, id, "sc", key, sizeof(key));
     const char *argv[] = {"HVALS", key};
     size_t lens[] = {5, strlen(key)};
     if (sp_redis_append(r, 2, argv, lens) != SP_OK)
@@ -310,6 +414,7 @@ enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
     if (e)
         goto out;
     splice_scripts(r, prefix, id, &snap);
+    merge_details(r, prefix, id, &snap);
     const redisReply *meta = rep->element[0];
     copy_hash(out->ah, meta_get(meta, "ah"));
     copy_hash(out->anc, meta_get(meta, "anc"));
