@@ -461,6 +461,18 @@ static enum sp_err build_chain(struct sp_engine *eng, struct sp_error *err)
     eng->stages = calloc(n, sizeof(*eng->stages));
     if (!eng->stages)
         return sp_error_set(err, SP_ERR_NOMEM, "out of memory");
+    /* correlate followed by analyze: the job is scheduled in the same
+     * atomic step that changes the incident (correlate's script). */
+    bool seen_correlate = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], "correlate") == 0)
+            seen_correlate = true;
+        else if (strcmp(names[i], "analyze") == 0 && seen_correlate) {
+            eng->env.analysis_quiet_ms = sp_config_int(eng->cfg, "analyze.quiet");
+            eng->env.analysis_max_delay_ms =
+                sp_config_int(eng->cfg, "analyze.max_delay");
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         const struct sp_stage_type *type = sp_stage_type_find(names[i]);
         if (!type) {

@@ -141,6 +141,11 @@ struct sp_env {
     const char *topic_alerts;
     const char *topic_incidents;
     const char *topic_dlq;
+    /* Set by the engine when an analyze stage follows correlate: correlate
+     * then schedules the analysis job of every incident it changes inside
+     * the same Lua script (analyze.quiet / analyze.max_delay, ms; 0 = no). */
+    int64_t analysis_quiet_ms;
+    int64_t analysis_max_delay_ms;
 };
 
 struct sp_stage {

@@ -831,9 +831,13 @@ static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
         size_t lens[SP_ARRAY_SIZE(argv)];
         for (size_t k = 3; k < SP_ARRAY_SIZE(argv); k++)
             lens[k] = strlen(argv[k]);
-        e = sp_redis_append_evalsha(ctx->redis, &ctx->s_schedule, 1,
-                                    (int)SP_ARRAY_SIZE(argv), argv, lens);
-        appended += e == SP_OK;
+        /* Behind correlate in the chain, correlate's own script already
+         * scheduled the job in the step that changed the incident. */
+        if (!ctx->st->env || ctx->st->env->analysis_quiet_ms <= 0) {
+            e = sp_redis_append_evalsha(ctx->redis, &ctx->s_schedule, 1,
+                                        (int)SP_ARRAY_SIZE(argv), argv, lens);
+            appended += e == SP_OK;
+        }
         if (!e && !tenant_cached(ctx, s[i].tenant)) {
             const char *sa[] = {"SADD", ctx->tenants_key, s[i].tenant};
             size_t sal[] = {4, strlen(ctx->tenants_key), strlen(s[i].tenant)};

@@ -33,7 +33,7 @@
 #define CORR_MAX_STOPLIST     1024
 #define CORR_PREFIX_MAX       600     /* "<prefix>:{t:<tenant>}:" */
 #define CORR_TENANT_MAX       128     /* tenant bytes before encoding */
-#define CORR_SCRIPT_ARGS      27      /* fixed ARGV of the correlate script */
+#define CORR_SCRIPT_ARGS      29      /* fixed ARGV of the correlate script */
 #define CORR_ACKS_MAX         100000  /* queued outbox/assembly acks */
 #define CORR_TENANT_CACHE     256
 

@@ -42,6 +42,7 @@
  *
  * Redis >= 6.0 (SET KEEPTTL, ACL users).  Any thread: constant data.
  */
+#include "analyze.h"
 #include "correlate_int.h"
 
 /*
@@ -59,7 +60,9 @@
  *      19 flood threshold             20 flood window ms
  *      21 noisy K (0 = off)           22 retention ms  23 index TTL ms
  *      24 max why     25 close on resolved 1|0        26 tenant
- *      27 NE, then NE pairs (entity key, flag: c correlating, s stop-listed,
+ *      27 analysis quiet ms  28 analysis max delay ms (0 = no analysis
+ *         job: see SP_ANALYZE_LUA_SCHEDULE in analyze.h)
+ *      29 NE, then NE pairs (entity key, flag: c correlating, s stop-listed,
  *         x other type)
  * Returns {status, incident, version, pending, how, {changed incidents},
  *          {entities newly found noisy}, noisy uses, merges, merges skipped}
@@ -70,6 +73,7 @@
  *   the outbox, so a replay after a crash republishes it.
  */
 const char corr_lua_correlate[] =
+SP_ANALYZE_LUA_SCHEDULE
 "local P = ARGV[1]\n"
 "local aid = ARGV[2]\n"
 "local chash = ARGV[3]\n"
@@ -94,8 +98,10 @@ const char corr_lua_correlate[] =
 "local MAXWHY = tonumber(ARGV[24])\n"
 "local CLOSE_RES = ARGV[25] == '1'\n"
 "local tenant = ARGV[26]\n"
-"local NE = tonumber(ARGV[27])\n"
-"local E0 = 27\n"
+"local AQ = tonumber(ARGV[27]) or 0\n"
+"local AMD = tonumber(ARGV[28]) or 0\n"
+"local NE = tonumber(ARGV[29])\n"
+"local E0 = 29\n"
 "local akey = KEYS[1]\n"
 "if NE == nil or #ARGV ~= E0 + 2 * NE or string.sub(akey, 1, #P) ~= P\n"
 "   or t == nil or now == nil or W == nil then\n"
@@ -285,6 +291,7 @@ const char corr_lua_correlate[] =
 "      redis.call('PEXPIRE', ik(m.id) .. ':why', RETs)\n"
 "    end\n"
 "    redis.call('ZADD', OUT, nowS, m.id)\n"
+"    if AQ > 0 and not m.mi then sp_analyze_schedule(P, m.id, now, AQ, AMD) end\n"
 "  end\n"
 "end\n"
 "\n"

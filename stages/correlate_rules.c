@@ -738,7 +738,12 @@ int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
     ARGI(ctx->max_why);                                   /* 24 */
     ARGS(ctx->close_on_resolved ? "1" : "0");             /* 25 */
     ARGS(tenant);                                         /* 26 */
-    ARGI((int64_t)n_pass);                                /* 27 */
+    {
+        const struct sp_env *env = ctx->st ? ctx->st->env : NULL;
+        ARGI(env ? env->analysis_quiet_ms : 0);           /* 27 */
+        ARGI(env ? env->analysis_max_delay_ms : 0);       /* 28 */
+    }
+    ARGI((int64_t)n_pass);                                /* 29 */
     for (size_t i = 0; i < n; i++) {
         if (flags[i] == 'x')
             continue;

@@ -612,6 +612,62 @@ static void test_provider_grouping(void)
     ct_close(&t);
 }
 
+/* With an analyze stage behind it, correlate schedules each changed
+ * incident's analysis job inside the same script that changes it:
+ * first-pending mark and due time (quiet period after the change). */
+static void test_schedules_analysis_atomically(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_alert a0[] = {A(.id = "s0", .ents = "host:h1", .t = 0)};
+    struct ct_res r0[1];
+    T_EQ_INT(ct_run(&t, a0, 1, r0), SP_OK);
+    redisReply *k = sp_test_redis_cmd(t.redis, "KEYS *an:due");
+    T_OK(k && k->type == REDIS_REPLY_ARRAY && k->elements == 0);
+    if (k)
+        freeReplyObject(k);
+
+    t.env.analysis_quiet_ms = 30000;
+    t.env.analysis_max_delay_ms = 300000;
+    struct ct_alert in[] = {
+        A(.id = "s1", .ents = "host:h2", .t = 1),
+        A(.id = "s2", .ents = "host:h2", .t = 2),
+    };
+    struct ct_res r[2];
+    T_EQ_INT(ct_run(&t, in, 2, r), SP_OK);
+    T_EQ_STR(r[1].inc, r[0].inc);
+    k = sp_test_redis_cmd(t.redis, "KEYS *an:due");
+    T_OK(k && k->type == REDIS_REPLY_ARRAY && k->elements == 1);
+    if (k && k->elements == 1) {
+        char first_key[512];
+        snprintf(first_key, sizeof(first_key), "%.*san:first",
+                 (int)(k->element[0]->len - 6), k->element[0]->str);
+        redisReply *due = sp_test_redis_cmd(t.redis, "ZSCORE %s %s",
+                                            k->element[0]->str, r[0].inc);
+        redisReply *first = sp_test_redis_cmd(t.redis, "HGET %s %s",
+                                              first_key, r[0].inc);
+        T_OK(due && due->type == REDIS_REPLY_STRING);
+        T_OK(first && first->type == REDIS_REPLY_STRING);
+        if (due && first && due->type == REDIS_REPLY_STRING &&
+            first->type == REDIS_REPLY_STRING)
+            T_EQ_INT(atoll(due->str) - atoll(first->str), 30000);
+        /* the incident of s0, changed before analysis was on, has none */
+        redisReply *none = sp_test_redis_cmd(t.redis, "ZSCORE %s %s",
+                                             k->element[0]->str, r0[0].inc);
+        T_OK(none && none->type == REDIS_REPLY_NIL);
+        if (due)
+            freeReplyObject(due);
+        if (first)
+            freeReplyObject(first);
+        if (none)
+            freeReplyObject(none);
+    }
+    if (k)
+        freeReplyObject(k);
+    ct_close(&t);
+}
+
 /* A batch costs a constant number of round trips, whatever its size. */
 static void test_round_trips(void)
 {
@@ -744,6 +800,7 @@ int main(void)
     T_RUN(test_tenants);
     T_RUN(test_duplicates_updates);
     T_RUN(test_provider_grouping);
+    T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
     T_RUN(test_noscript_reload);
     T_RUN(test_index_sweep);
