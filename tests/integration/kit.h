@@ -200,6 +200,38 @@ static inline const char *kit_header(const rd_kafka_message_t *m,
     return buf;
 }
 
+/* Output counts by key: alerts (topic alerts_topic) and DLQ records
+ * (anything else the reader is assigned to). */
+struct kit_seen {
+    const char *alerts_topic;
+    struct kit_table alerts, dlq;
+    size_t total_alerts, total_dlq;
+};
+
+/* Reads for ms milliseconds, counting every record by key. */
+static inline void kit_drain(rd_kafka_t *rd, struct kit_seen *s, int ms)
+{
+    int64_t until = sp_now_ms() + ms;
+    while (sp_now_ms() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rd, 20);
+        if (!m)
+            continue;
+        if (!m->err) {
+            bool alert = strcmp(rd_kafka_topic_name(m->rkt), s->alerts_topic) == 0;
+            struct kit_entry *e = kit_table_get(alert ? &s->alerts : &s->dlq,
+                                                m->key ? m->key : "",
+                                                m->key_len, true);
+            if (e)
+                e->count++;
+            if (alert)
+                s->total_alerts++;
+            else
+                s->total_dlq++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+}
+
 /* Sum over partitions of (committed offset) vs (high watermark) for the
  * group; returns the number of partitions whose commit lags behind. */
 static inline int kit_committed_lag(const char *brokers, const char *group,

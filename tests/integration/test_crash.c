@@ -57,34 +57,6 @@ static pid_t start_socpilot(bool slow)
     return pid;
 }
 
-struct counts {
-    struct kit_table alerts, dlq;
-    size_t total_alerts, total_dlq;
-};
-
-static void read_some(rd_kafka_t *rd, struct counts *c, int ms)
-{
-    int64_t until = sp_now_ms() + ms;
-    while (sp_now_ms() < until) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rd, 50);
-        if (!m)
-            continue;
-        if (!m->err) {
-            bool is_alert = strcmp(rd_kafka_topic_name(m->rkt), "crash.alerts") == 0;
-            struct kit_entry *e = kit_table_get(is_alert ? &c->alerts : &c->dlq,
-                                                m->key ? m->key : "",
-                                                m->key_len, true);
-            if (e)
-                e->count++;
-            if (is_alert)
-                c->total_alerts++;
-            else
-                c->total_dlq++;
-        }
-        rd_kafka_message_destroy(m);
-    }
-}
-
 static int wait_exit(pid_t pid, int timeout_ms)
 {
     int64_t until = sp_now_ms() + timeout_ms;
@@ -128,8 +100,9 @@ static void test_kill_restart_nothing_missing(void)
 
     const char *topics[] = {"crash.alerts", "crash.dlq"};
     rd_kafka_t *rd = kit_reader(brokers, topics, 2);
-    struct counts c;
+    struct kit_seen c;
     memset(&c, 0, sizeof(c));
+    c.alerts_topic = "crash.alerts";
     kit_table_init(&c.alerts, want_alerts + 16);
     kit_table_init(&c.dlq, want_dlq + 16);
 
@@ -137,11 +110,11 @@ static void test_kill_restart_nothing_missing(void)
     pid_t pid = start_socpilot(true);
     int64_t deadline = sp_now_ms() + 60000;
     while (c.total_alerts < want_alerts / 10 && sp_now_ms() < deadline)
-        read_some(rd, &c, 20);
+        kit_drain(rd, &c, 20);
     T_OK(c.total_alerts >= want_alerts / 10);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    read_some(rd, &c, 300);
+    kit_drain(rd, &c, 300);
     size_t at_kill = c.total_alerts;
     printf("crash: killed socpilot after %zu of %zu alerts\n", at_kill, want_alerts);
     T_OK(at_kill < want_alerts);   /* really mid-stream */
@@ -151,7 +124,7 @@ static void test_kill_restart_nothing_missing(void)
     deadline = sp_now_ms() + 120000;
     while ((c.alerts.n < want_alerts || c.dlq.n < want_dlq) &&
            sp_now_ms() < deadline)
-        read_some(rd, &c, 200);
+        kit_drain(rd, &c, 200);
 
     /* 3. clean stop: drain, commit, exit 0 */
     int64_t t_term = sp_now_ms();
@@ -160,7 +133,7 @@ static void test_kill_restart_nothing_missing(void)
     T_EQ_INT(rc, 0);
     printf("crash: SIGTERM -> exit %d in %lld ms\n", rc,
            (long long)(sp_now_ms() - t_term));
-    read_some(rd, &c, 500);
+    kit_drain(rd, &c, 500);
     rd_kafka_consumer_close(rd);
     rd_kafka_destroy(rd);
 

@@ -31,7 +31,10 @@ static void *engine_thread(void *arg)
     return NULL;
 }
 
-static struct sp_engine *start_engine(struct sp_config **cfgp, pthread_t *th)
+/* slow: small batches, one in flight, so that B joins while A is still
+ * working through the input. */
+static struct sp_engine *start_engine(struct sp_config **cfgp, pthread_t *th,
+                                      bool slow)
 {
     char b[256];
     snprintf(b, sizeof(b), "kafka.brokers=%s", brokers);
@@ -39,7 +42,9 @@ static struct sp_engine *start_engine(struct sp_config **cfgp, pthread_t *th)
         b, "kafka.group=rb-group", "topics.input=" IN_TOPIC,
         "topics.alerts=rb.alerts", "topics.dlq=rb.dlq",
         "topics.incidents=rb.incidents", "pipeline.stages=decode,publish",
-        "http.enabled=false", getenv("RB_LOG") ? getenv("RB_LOG") : "log.level=error", "pipeline.batch_size=50",
+        "http.enabled=false", getenv("RB_LOG") ? getenv("RB_LOG") : "log.level=error",
+        slow ? "pipeline.batch_size=5" : "pipeline.batch_size=50",
+        slow ? "pipeline.max_inflight_batches=1" : "pipeline.max_inflight_batches=8",
         "decode.max_bytes=128KiB",
         "kafka.consumer.session.timeout.ms=6000",
         "kafka.consumer.heartbeat.interval.ms=300",
@@ -70,31 +75,6 @@ static void stop_engine(struct sp_engine *eng, struct sp_config *cfg,
     sp_config_free(cfg);
 }
 
-struct seen {
-    struct kit_table alerts, dlq;
-    size_t total;
-};
-
-static void drain_some(rd_kafka_t *rd, struct seen *s, int ms)
-{
-    int64_t until = sp_now_ms() + ms;
-    while (sp_now_ms() < until) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rd, 20);
-        if (!m)
-            continue;
-        if (!m->err) {
-            bool alert = strcmp(rd_kafka_topic_name(m->rkt), "rb.alerts") == 0;
-            struct kit_entry *e = kit_table_get(alert ? &s->alerts : &s->dlq,
-                                                m->key ? m->key : "",
-                                                m->key_len, true);
-            if (e)
-                e->count++;
-            s->total++;
-        }
-        rd_kafka_message_destroy(m);
-    }
-}
-
 static void test_partitions_move_nothing_lost(void)
 {
     struct gen_opts o;
@@ -117,32 +97,33 @@ static void test_partitions_move_nothing_lost(void)
 
     const char *topics[] = {"rb.alerts", "rb.dlq"};
     rd_kafka_t *rd = kit_reader(brokers, topics, 2);
-    struct seen s;
+    struct kit_seen s;
     memset(&s, 0, sizeof(s));
+    s.alerts_topic = "rb.alerts";
     kit_table_init(&s.alerts, want + 16);
     kit_table_init(&s.dlq, want + 16);
 
     struct sp_config *ca, *cb = NULL;
     pthread_t ta, tb;
-    struct sp_engine *a = start_engine(&ca, &ta);
+    struct sp_engine *a = start_engine(&ca, &ta, true);
     T_OK(a != NULL);
     if (!a)
         return;
     int64_t deadline = sp_now_ms() + 60000;
-    while (s.total < want / 5 && sp_now_ms() < deadline)
-        drain_some(rd, &s, 50);
-    struct sp_engine *b = start_engine(&cb, &tb);      /* rebalance 1 */
+    while (s.total_alerts + s.total_dlq < want / 10 && sp_now_ms() < deadline)
+        kit_drain(rd, &s, 20);
+    struct sp_engine *b = start_engine(&cb, &tb, false); /* rebalance 1 */
     T_OK(b != NULL);
-    while (s.total < want * 3 / 5 && sp_now_ms() < deadline)
-        drain_some(rd, &s, 50);
-    printf("rebalance: stopping A after %zu of %zu outputs\n", s.total, want);
+    while (s.total_alerts + s.total_dlq < want * 3 / 5 && sp_now_ms() < deadline)
+        kit_drain(rd, &s, 50);
+    printf("rebalance: stopping A after %zu of %zu outputs\n", s.total_alerts + s.total_dlq, want);
     stop_engine(a, ca, ta);                            /* rebalance 2 */
     deadline = sp_now_ms() + 90000;
     while ((s.alerts.n + s.dlq.n) < want && sp_now_ms() < deadline)
-        drain_some(rd, &s, 100);
+        kit_drain(rd, &s, 100);
     if (b)
         stop_engine(b, cb, tb);
-    drain_some(rd, &s, 300);
+    kit_drain(rd, &s, 300);
     rd_kafka_consumer_close(rd);
     rd_kafka_destroy(rd);
 
