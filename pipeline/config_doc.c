@@ -50,7 +50,21 @@ static void cfg_put_scalarn(FILE *out, const char *s, size_t n)
             fputs("\\r", out);
         else if (c < 0x20 || c == 0x7f)
             fprintf(out, "\\x%02x", c);
-        else
+        else if (c >= 0x80) {
+            /* Code points YAML does not allow raw in a document (C1
+             * controls, U+FFFE/U+FFFF) or that readers fold (NEL) are
+             * escaped; invalid UTF-8 bytes too. */
+            uint32_t cp = 0;
+            size_t l = sp_utf8_seq(s + i, n - i, &cp);
+            if (!l)
+                fprintf(out, "\\x%02x", c);
+            else if ((cp >= 0x80 && cp <= 0x9f) || cp == 0xfffe || cp == 0xffff)
+                fprintf(out, "\\u%04x", (unsigned)cp);
+            else
+                fwrite(s + i, 1, l, out);
+            if (l)
+                i += l - 1;
+        } else
             fputc(c, out);
     }
     fputc('"', out);

@@ -1075,6 +1075,35 @@ static void test_undeclared_getter_asserts(void)
 #endif
 }
 
+/* The dump is YAML that loads back to the same values, also for code
+ * points YAML does not allow raw (C1 controls, NEL, U+FFFE). */
+static void test_dump_escapes_round_trip(void)
+{
+    static const struct sp_cfg_key keys[] = {
+        {"a.s", SP_CFG_STR, "", 0, 0, "a string", 0, NULL},
+    };
+    struct sp_error e = {0};
+    struct sp_config *c = sp_config_new();
+    T_EQ_INT(sp_config_declare(c, keys, 1, &e), SP_OK);
+    const char *y = "a:\n  s: \"x\\x80y\\u0085z\\uFFFEw\\u00e9\"\n";
+    T_EQ_INT(sp_config_load_string(c, "t", y, strlen(y), &e), SP_OK);
+    T_EQ_INT(sp_config_validate(c, &e), SP_OK);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    sp_config_dump(c, m);
+    fclose(m);
+    T_CONTAINS(buf, "\\u0085");
+    struct sp_config *c2 = sp_config_new();
+    T_EQ_INT(sp_config_declare(c2, keys, 1, &e), SP_OK);
+    T_EQ_INT(sp_config_load_string(c2, "dump", buf, len, &e), SP_OK);
+    T_EQ_INT(sp_config_validate(c2, &e), SP_OK);
+    T_EQ_STR(sp_config_str(c2, "a.s"), sp_config_str(c, "a.s"));
+    free(buf);
+    sp_config_free(c2);
+    sp_config_free(c);
+}
+
 int main(void)
 {
     t_prog = "test_config";
@@ -1100,6 +1129,7 @@ int main(void)
     T_RUN(test_declare_errors);
     T_RUN(test_load_before_declare_and_revalidate);
     T_RUN(test_fixture_file);
+    T_RUN(test_dump_escapes_round_trip);
     T_RUN(test_undeclared_getter_asserts);
     return t_done();
 }
