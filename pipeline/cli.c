@@ -25,8 +25,6 @@ int sp_cli_parse_common(int argc, char **argv, struct sp_cli_common *co)
 {
     co->sets = calloc((size_t)argc + 1, sizeof(*co->sets));
     co->n_sets = 0;
-    if (!co->config_path)
-        co->config_path = NULL;
     int out = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

@@ -228,7 +228,11 @@ static void batch_store(struct sp_engine *eng, struct sp_batch *batch)
     struct seen {
         const char *topic;
         int32_t partition;
-    } seen[256];
+    };
+    /* One slot per message at most: a batch can span any number of
+     * partitions, and a partition missed here would be stored again
+     * with an older offset. */
+    struct seen *seen = malloc(batch->n * sizeof(*seen) + 1);
     size_t n_seen = 0;
     for (size_t i = batch->n; i-- > 0;) {
         struct sp_msg *msg = &batch->msgs[i];
@@ -236,15 +240,26 @@ static void batch_store(struct sp_engine *eng, struct sp_batch *batch)
             continue;
         eng->stats.committed++;
         bool known = false;
-        for (size_t j = 0; j < n_seen && !known; j++)
+        for (size_t j = 0; seen && j < n_seen && !known; j++)
             known = seen[j].partition == msg->partition &&
                     seen[j].topic == msg->topic;
         if (known)
             continue;
+        if (!seen && i + 1 < batch->n) {
+            /* Out of memory: find out the slow way whether a later
+             * message of this partition was already stored. */
+            for (size_t j = i + 1; j < batch->n && !known; j++)
+                known = !batch->msgs[j].dropped &&
+                        batch->msgs[j].partition == msg->partition &&
+                        batch->msgs[j].topic == msg->topic;
+            if (known)
+                continue;
+        }
         sp_kafka_store(eng->kafka, msg->topic, msg->partition, msg->offset);
-        if (n_seen < SP_ARRAY_SIZE(seen))
+        if (seen)
             seen[n_seen++] = (struct seen){msg->topic, msg->partition};
     }
+    free(seen);
     sp_counter_add(eng->c_committed, batch->n);
 }
 

@@ -107,6 +107,14 @@ static enum sp_err produce_reject(struct sp_stage *st, struct sp_batch *batch,
     return e;
 }
 
+static bool has_section(const struct sp_alert *alert, const char *name)
+{
+    for (const struct sp_section *sec = alert->sections; sec; sec = sec->next)
+        if (strcmp(sec->name, name) == 0)
+            return true;
+    return false;
+}
+
 static enum sp_err produce_alert(struct sp_stage *st, struct sp_batch *batch,
                                  struct sp_msg *msg, struct sp_alert *alert)
 {
@@ -114,22 +122,18 @@ static enum sp_err produce_alert(struct sp_stage *st, struct sp_batch *batch,
     sp_buf_reset(&ctx->buf);
     struct sp_jw w;
     sp_jw_init(&w, &ctx->buf);
-    if (!ctx->include_raw) {
-        /* The original is not embedded: say where it is instead. */
-        struct sp_buf tb;
-        sp_buf_init(&tb, 4096);
-        struct sp_jw rw;
-        sp_jw_init(&rw, &tb);
-        sp_jw_obj_open(&rw);
-        sp_jw_kstr(&rw, "topic", msg->topic);
-        sp_jw_kint(&rw, "partition", msg->partition);
-        sp_jw_kint(&rw, "offset", msg->offset);
-        sp_jw_obj_close(&rw);
-        char *ref = sp_jw_ok(&rw) ? sp_arena_strndup(&msg->arena, tb.data, tb.len)
-                                  : NULL;
+    if (!ctx->include_raw && !has_section(alert, "raw_ref")) {
+        /* The original is not embedded: say where it is instead (once:
+         * a retried batch comes through here again).  Kafka topic names
+         * are [a-zA-Z0-9._-], nothing to escape. */
+        char *ref = sp_arena_printf(&msg->arena,
+                                    "{\"topic\":\"%s\",\"partition\":%d,"
+                                    "\"offset\":%lld}",
+                                    msg->topic, (int)msg->partition,
+                                    (long long)msg->offset);
         if (ref)
-            sp_alert_add_section(&msg->arena, alert, "raw_ref", ref, tb.len);
-        sp_buf_fini(&tb);
+            sp_alert_add_section(&msg->arena, alert, "raw_ref", ref,
+                                 strlen(ref));
     }
     sp_alert_write(alert, &w, ctx->include_raw);
     if (!sp_jw_ok(&w)) {

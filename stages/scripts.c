@@ -286,7 +286,6 @@ static enum sp_err process_alert(struct scripts_ctx *ctx, struct sp_msg *msg,
     sp_buf_init(&sec, ctx->opts.deob.max_output * 4 + 65536);
     size_t analysed = 0, added = 0;
     enum sp_err rc = SP_OK;
-    sp_buf_putc(&sec, '[');
     for (size_t i = 0; i < alert->n_entities && analysed < ctx->max_per_alert;
          i++) {
         struct sp_entity *ent = &alert->entities[i];
@@ -302,8 +301,7 @@ static enum sp_err process_alert(struct scripts_ctx *ctx, struct sp_msg *msg,
         const struct cache_slot *slot = lookup(ctx, cmd, len, &tmp);
         if (!slot)
             continue;       /* analyser out of memory: the alert goes on */
-        if (analysed)
-            sp_buf_putc(&sec, ',');
+        sp_buf_putc(&sec, analysed ? ',' : '[');
         sp_buf_puts(&sec, "{\"entity\":");
         sp_json_escape(&sec, ent->key ? ent->key : "", ent->key ? strlen(ent->key) : 0);
         sp_buf_putc(&sec, ',');
@@ -317,7 +315,8 @@ static enum sp_err process_alert(struct scripts_ctx *ctx, struct sp_msg *msg,
         if (rc)
             break;
     }
-    sp_buf_putc(&sec, ']');
+    if (analysed)
+        sp_buf_putc(&sec, ']');
     if (!rc && analysed && !sec.overflow) {
         char *json = sp_arena_strndup(&msg->arena, sec.data, sec.len);
         rc = json ? sp_alert_add_section(&msg->arena, alert, "scripts", json,

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen.h"
 #include "sp.h"
 
 /* ---- a tiny string -> (count, payload) table ------------------------------ */
@@ -230,6 +231,46 @@ static inline void kit_drain(rd_kafka_t *rd, struct kit_seen *s, int ms)
         }
         rd_kafka_message_destroy(m);
     }
+}
+
+/*
+ * Compares what was read with what messages 0..n-1 (gen_make, keyed
+ * "m<i>") must produce: counts records missing and duplicated, and prints
+ * the first few missing alert ids to stderr.
+ */
+static inline void kit_outcome(struct kit_seen *s, size_t n,
+                               const struct gen_opts *o, size_t *missing,
+                               size_t *dupes)
+{
+    struct gen_item it;
+    memset(&it, 0, sizeof(it));
+    sp_buf_init(&it.buf, 0);
+    *missing = *dupes = 0;
+    for (size_t i = 0; i < n; i++) {
+        gen_make(&it, i, o);
+        if (it.reason) {
+            char key[32];
+            snprintf(key, sizeof(key), "m%zu", i);
+            struct kit_entry *e = kit_table_get(&s->dlq, key, strlen(key), false);
+            if (!e)
+                (*missing)++;
+            else
+                *dupes += (size_t)e->count - 1;
+            continue;
+        }
+        for (int k = 0; k < it.n_ids; k++) {
+            struct kit_entry *e = kit_table_get(&s->alerts, it.exp[k].id,
+                                                strlen(it.exp[k].id), false);
+            if (!e) {
+                if ((*missing)++ < 5)
+                    fprintf(stderr, "  missing: alert %s (message %zu)\n",
+                            it.exp[k].id, i);
+            } else {
+                *dupes += (size_t)e->count - 1;
+            }
+        }
+    }
+    sp_buf_fini(&it.buf);
 }
 
 /* Sum over partitions of (committed offset) vs (high watermark) for the

@@ -138,30 +138,8 @@ static void test_kill_restart_nothing_missing(void)
     rd_kafka_destroy(rd);
 
     /* 4. nothing missing */
-    size_t missing = 0, dupes = 0;
-    for (size_t i = 0; i < n_msgs; i++) {
-        gen_make(&it, i, &o);
-        if (it.reason) {
-            char key[32];
-            snprintf(key, sizeof(key), "m%zu", i);
-            struct kit_entry *e = kit_table_get(&c.dlq, key, strlen(key), false);
-            if (!e)
-                missing++;
-            else if (e->count > 1)
-                dupes += (size_t)e->count - 1;
-            continue;
-        }
-        for (int k = 0; k < it.n_ids; k++) {
-            struct kit_entry *e = kit_table_get(&c.alerts, it.exp[k].id,
-                                                strlen(it.exp[k].id), false);
-            if (!e) {
-                if (missing++ < 5)
-                    T_FAILF("alert %s missing after the crash", it.exp[k].id);
-            } else if (e->count > 1) {
-                dupes += (size_t)e->count - 1;
-            }
-        }
-    }
+    size_t missing, dupes;
+    kit_outcome(&c, n_msgs, &o, &missing, &dupes);
     printf("crash: %zu missing, %zu duplicate output(s) from the replay "
            "(allowed by at-least-once)\n", missing, dupes);
     T_EQ_INT(missing, 0);

@@ -127,30 +127,8 @@ static void test_partitions_move_nothing_lost(void)
     rd_kafka_consumer_close(rd);
     rd_kafka_destroy(rd);
 
-    size_t missing = 0, dupes = 0;
-    for (size_t i = 0; i < n_msgs; i++) {
-        gen_make(&it, i, &o);
-        if (it.reason) {
-            char key[32];
-            snprintf(key, sizeof(key), "m%zu", i);
-            struct kit_entry *e = kit_table_get(&s.dlq, key, strlen(key), false);
-            if (!e)
-                missing++;
-            else
-                dupes += (size_t)e->count - 1;
-            continue;
-        }
-        for (int k = 0; k < it.n_ids; k++) {
-            struct kit_entry *e = kit_table_get(&s.alerts, it.exp[k].id,
-                                                strlen(it.exp[k].id), false);
-            if (!e) {
-                if (missing++ < 5)
-                    T_FAILF("alert %s lost across the rebalances", it.exp[k].id);
-            } else {
-                dupes += (size_t)e->count - 1;
-            }
-        }
-    }
+    size_t missing, dupes;
+    kit_outcome(&s, n_msgs, &o, &missing, &dupes);
     printf("rebalance: %zu missing, %zu duplicate output(s) across two "
            "partition handovers\n", missing, dupes);
     T_EQ_INT(missing, 0);
