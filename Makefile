@@ -92,7 +92,8 @@ unit: all $(UNIT_BINS) $(TOOL_BINS)
 unit-san:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined OPT=-O1 unit
 
-integration: all $(TOOL_BINS) $(INTEG_BINS)
+# The benchmarks are built (not run) here too, so that they keep compiling.
+integration: all $(TOOL_BINS) $(INTEG_BINS) $(BENCH_BINS)
 	@sh tests/run-integration.sh $(BUILD)
 
 test: deps

@@ -65,8 +65,11 @@ static bool run_open(struct run *r, bool on, const char *llm_url)
         return false;
     r->m = sp_metrics_new("socpilot_");
     sp_test_sink_init(&r->sink);
-    r->env = (struct sp_env){r->cfg, r->m, &r->sink.sink, "bench", "alerts",
-                             "incidents", "dlq"};
+    r->env = (struct sp_env){.cfg = r->cfg, .metrics = r->m,
+                             .sink = &r->sink.sink, .instance = "bench",
+                             .topic_alerts = "alerts",
+                             .topic_incidents = "incidents",
+                             .topic_dlq = "dlq"};
     r->corr = sp_stage_new(&sp_stage_correlate, 0, &r->env);
     if (!r->corr || sp_stage_init(r->corr, &err))
         return false;

@@ -224,8 +224,9 @@ static void run_chain(struct run *rn, struct sp_config *cfg,
     memset(rn, 0, sizeof(*rn));
     rn->sink.sink.produce = count_produce;
     rn->sink.sink.ctx = &rn->sink;
-    struct sp_env env = {cfg, m, &rn->sink.sink, "bench", "alerts",
-                         "incidents", "dlq"};
+    struct sp_env env = {.cfg = cfg, .metrics = m, .sink = &rn->sink.sink,
+                         .instance = "bench", .topic_alerts = "alerts",
+                         .topic_incidents = "incidents", .topic_dlq = "dlq"};
     struct sp_stage *st[4];
     struct sp_error err = {0};
     for (size_t i = 0; i < n_stages; i++) {
