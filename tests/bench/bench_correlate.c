@@ -464,6 +464,11 @@ int main(void)
         if (cs)
             freeReplyObject(cs);
     }
+    if (getenv("BENCH_HOLD")) {             /* inspect the server by hand */
+        printf("redis-server on port %d; press enter\n", r.port);
+        fflush(stdout);
+        (void)getchar();
+    }
     sp_metrics_free(m0);
     sp_metrics_free(m1);
     sp_config_free(cfg);
