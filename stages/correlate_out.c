@@ -298,6 +298,10 @@ enum sp_err corr_out_alert(struct corr_ctx *ctx, struct corr_out *out,
 
 /* ---- acks ---------------------------------------------------------------- */
 
+/* Outbox acks of one tenant go out as one `ack` call of up to this many
+ * (incident, version) pairs. */
+#define ACKS_PER_CALL 256
+
 enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
 {
     struct corr_acks *acks = ctx->acks;
@@ -307,37 +311,78 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
     char wall[24], settle[24];
     snprintf(wall, sizeof(wall), "%lld", (long long)(sp_wall_us() / 1000));
     snprintf(settle, sizeof(settle), "%lld", (long long)ctx->settle_ms);
+    /* argv of the largest ack call: 3 slots for EVALSHA, key, P, pairs. */
+    enum { ARGC_MAX = 5 + 2 * ACKS_PER_CALL };
+    const char **argv = malloc(ARGC_MAX * sizeof(*argv));
+    size_t *lens = malloc(ARGC_MAX * sizeof(*lens));
+    char (*nums)[24] = malloc(ACKS_PER_CALL * sizeof(*nums));
+    bool *sent = calloc(n, sizeof(*sent));
+    if (!argv || !lens || !nums || !sent) {
+        free(argv);
+        free(lens);
+        free(nums);
+        free(sent);
+        return SP_ERR_NOMEM;
+    }
     enum sp_err e = SP_OK;
+    size_t calls = 0;
     for (size_t i = 0; i < n && !e; i++) {
+        if (sent[i])
+            continue;
+        sent[i] = true;
         struct corr_ack *a = &acks->items[i];
-        char key[CORR_PREFIX_MAX + 16], num[24];
+        char key[CORR_PREFIX_MAX + 16];
         snprintf(key, sizeof(key), "%s%s", a->prefix,
                  a->kind == 'o' ? "out" : "asmdue");
-        snprintf(num, sizeof(num), "%lld", (long long)a->num);
         if (a->kind == 'o') {
-            const char *argv[] = {NULL, NULL, NULL, key, a->prefix, a->id, num};
-            size_t lens[] = {0, 0, 0, strlen(key), strlen(a->prefix),
-                             strlen(a->id), strlen(num)};
-            e = sp_redis_append_evalsha(ctx->redis, &ctx->s_ack, 1, 7, argv,
-                                        lens);
-        } else {
-            const char *argv[] = {NULL, NULL, NULL, key, a->prefix, a->id,
-                                  num, wall, settle};
-            size_t lens[] = {0, 0, 0, strlen(key), strlen(a->prefix),
-                             strlen(a->id), strlen(num), strlen(wall),
-                             strlen(settle)};
-            e = sp_redis_append_evalsha(ctx->redis, &ctx->s_asm_done, 1, 9,
+            int argc = 5;
+            argv[3] = key;
+            lens[3] = strlen(key);
+            argv[4] = a->prefix;
+            lens[4] = strlen(a->prefix);
+            /* This tenant's acks among the n, in any order: an ack only
+             * removes an incident that did not change after its version. */
+            size_t k = 0;
+            for (size_t j = i; j < n && k < ACKS_PER_CALL; j++) {
+                const struct corr_ack *b = &acks->items[j];
+                if ((j != i && sent[j]) || b->kind != 'o' ||
+                    strcmp(b->prefix, a->prefix) != 0)
+                    continue;
+                sent[j] = true;
+                snprintf(nums[k], sizeof(nums[k]), "%lld", (long long)b->num);
+                argv[argc] = b->id;
+                lens[argc++] = strlen(b->id);
+                argv[argc] = nums[k];
+                lens[argc++] = strlen(nums[k++]);
+            }
+            e = sp_redis_append_evalsha(ctx->redis, &ctx->s_ack, 1, argc,
                                         argv, lens);
+        } else {
+            char num[24];
+            snprintf(num, sizeof(num), "%lld", (long long)a->num);
+            const char *av[] = {NULL, NULL, NULL, key, a->prefix, a->id,
+                                num, wall, settle};
+            size_t al[] = {0, 0, 0, strlen(key), strlen(a->prefix),
+                           strlen(a->id), strlen(num), strlen(wall),
+                           strlen(settle)};
+            e = sp_redis_append_evalsha(ctx->redis, &ctx->s_asm_done, 1, 9,
+                                        av, al);
         }
+        if (!e)
+            calls++;
     }
-    if (e)
-        return e;
+    free(argv);
+    free(lens);
+    free(nums);
+    free(sent);
     bool noscript = false;
     enum sp_err bad = SP_OK;
-    for (size_t i = 0; i < n; i++) {
+    /* Replies of the calls appended, also when appending failed half-way. */
+    for (size_t i = 0; i < calls; i++) {
         redisReply *rep;
-        if ((e = sp_redis_read(ctx->redis, &rep)))
-            return e;               /* connection gone: the queue stays */
+        enum sp_err re2 = sp_redis_read(ctx->redis, &rep);
+        if (re2)
+            return re2;             /* connection gone: the queue stays */
         enum sp_err re = sp_redis_reply_err(rep);
         freeReplyObject(rep);
         if (re == SP_ERR_NOTFOUND)
@@ -345,6 +390,8 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
         else if (re && !bad)
             bad = re;
     }
+    if (e)
+        return e;
     if (noscript)
         return sp_redis_load_scripts(ctx->redis);   /* sent again next time */
     if (bad && bad != SP_ERR_REMOTE)
