@@ -30,7 +30,8 @@
  *                    the entity is noisy; swept by `sweep`
  *   ixc              the sweeper's HSCAN cursor
  *   p:<provider id>  string -> incident (provider incident grouping)
- *   f:<flood key>    hash time bucket -> alerts (flood counter)
+ *   f:<flood key>    hash time bucket -> alerts, and "all" -> their sum
+ *                    (flood counter)
  *   fo:<flood key>   string -> the current overflow incident
  *   noisy            hash entity -> wall ms it was found noisy (automatic)
  *   out              zset incident -> wall ms of its last unpublished
