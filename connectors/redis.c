@@ -136,6 +136,10 @@ static const struct {
     {"OOM", SP_ERR_RETRY},
     {"MISCONF", SP_ERR_RETRY},
     {"NOREPLICAS", SP_ERR_RETRY},
+    /* A cluster node redirecting: nothing is done, try again (readiness
+     * says why, see sp_redis_read()). */
+    {"MOVED", SP_ERR_RETRY},
+    {"ASK", SP_ERR_RETRY},
     {"NOAUTH", SP_ERR_CONFIG},
     {"WRONGPASS", SP_ERR_CONFIG},
     {"NOPERM", SP_ERR_CONFIG},
@@ -486,6 +490,18 @@ enum sp_err sp_redis_read(struct sp_redis *r, redisReply **out)
         return e;
     }
     r->pending--;
+    const redisReply *rr = rep;
+    if (rr->type == REDIS_REPLY_ERROR && rr->str &&
+        (strncmp(rr->str, "MOVED ", 6) == 0 || strncmp(rr->str, "ASK ", 4) == 0)) {
+        static struct sp_log_rl rl;
+        r->stats.redirects++;
+        sp_log_warn_rl(&rl, 10000, r->comp, "Redis Cluster redirected a "
+                       "command (%.*s): socpilot talks to one endpoint, so use "
+                       "a standalone server, a cluster-aware proxy, or a "
+                       "cluster whose node holds every slot; nothing is "
+                       "processed until then", (int)SP_MIN(rr->len, 80),
+                       rr->str);
+    }
     *out = rep;
     return SP_OK;
 }

@@ -84,6 +84,8 @@ struct sp_redis_stats {
     uint64_t connects;           /* successful connects */
     uint64_t failures;           /* connects that failed + connections lost */
     uint64_t script_loads;       /* SCRIPT LOADs (connects and NOSCRIPT) */
+    uint64_t redirects;          /* MOVED/ASK replies: a Redis Cluster node
+                                    that does not own the key's slot */
 };
 
 struct sp_redis;

@@ -614,13 +614,31 @@ static enum sp_err correlate_tick(struct sp_stage *st, int64_t now_ms)
     return SP_OK;
 }
 
+/* A Redis Cluster node that redirects keeps the stage from working (the
+ * batch is retried, nothing is rejected): not ready for 30 s after the
+ * last redirect. */
+#define CORR_REDIRECT_NOT_READY_MS 30000
+
 static bool correlate_ready(struct sp_stage *st, char *reason, size_t n)
 {
     struct corr_ctx *ctx = st->ctx;
-    if (sp_redis_is_up(ctx->redis))
-        return true;
-    sp_redis_describe(ctx->redis, reason, n);
-    return false;
+    if (!sp_redis_is_up(ctx->redis)) {
+        sp_redis_describe(ctx->redis, reason, n);
+        return false;
+    }
+    struct sp_redis_stats rs;
+    sp_redis_stats(ctx->redis, &rs);
+    int64_t now = sp_now_ms();
+    if (rs.redirects != ctx->redirects_seen) {
+        ctx->redirects_seen = rs.redirects;
+        ctx->redirect_ms = now;
+    }
+    if (ctx->redirect_ms && now - ctx->redirect_ms < CORR_REDIRECT_NOT_READY_MS) {
+        snprintf(reason, n, "Redis Cluster redirects our commands (MOVED): "
+                 "connect to a standalone Redis or a cluster-aware proxy");
+        return false;
+    }
+    return true;
 }
 
 static enum sp_err correlate_flush(struct sp_stage *st, int timeout_ms)

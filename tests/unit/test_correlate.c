@@ -694,6 +694,99 @@ static void test_round_trips(void)
     ct_close(&t);
 }
 
+/* Starts a cluster-enabled server (its bus on a port of its own). */
+static bool cluster_node(struct sp_test_redis *r, char bus[16])
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(bus, 16, "%d", sp_test_free_port());
+    r->extra[0] = "--cluster-enabled";
+    r->extra[1] = "yes";
+    r->extra[2] = "--cluster-port";
+    r->extra[3] = bus;
+    r->extra[4] = "--cluster-config-file";
+    r->extra[5] = "nodes.conf";
+    r->n_extra = 6;
+    return sp_test_redis_start(r) == 1;
+}
+
+static bool cluster_ok(struct sp_test_redis *r)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER INFO");
+    bool ok = rep && rep->type == REDIS_REPLY_STRING &&
+              strstr(rep->str, "cluster_state:ok");
+    if (rep)
+        freeReplyObject(rep);
+    return ok;
+}
+
+/* Pointed at a Redis Cluster node that does not own a tenant's slot, the
+ * stage rejects nothing: the batch is retried (nothing lost, nothing in
+ * the DLQ) and readiness says why. */
+static void test_cluster_redirect(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_test_redis a, b;
+    char bus_a[16], bus_b[16];
+    if (!cluster_node(&a, bus_a)) {
+        sp_test_redis_stop(&a);
+        T_SKIP("redis-server would not start in cluster mode");
+    }
+    if (!cluster_node(&b, bus_b)) {
+        sp_test_redis_stop(&a);
+        sp_test_redis_stop(&b);
+        T_SKIP("redis-server would not start in cluster mode");
+    }
+    /* a owns the half of the slots that holds the tenant registry (a key
+     * outside any tenant's tag), b the other half. */
+    redisReply *rep = sp_test_redis_cmd(&a, "CLUSTER KEYSLOT sp:tenants");
+    T_OK(rep && rep->type == REDIS_REPLY_INTEGER);
+    bool low = rep->integer < 8192;
+    freeReplyObject(rep);
+    rep = sp_test_redis_cmd(&a, low ? "CLUSTER ADDSLOTSRANGE 0 8191"
+                                    : "CLUSTER ADDSLOTSRANGE 8192 16383");
+    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    rep = sp_test_redis_cmd(&b, low ? "CLUSTER ADDSLOTSRANGE 8192 16383"
+                                    : "CLUSTER ADDSLOTSRANGE 0 8191");
+    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    rep = sp_test_redis_cmd(&a, "CLUSTER MEET 127.0.0.1 %d %s", b.port, bus_b);
+    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    for (int i = 0; i < 100 && !(cluster_ok(&a) && cluster_ok(&b)); i++)
+        sp_test_sleep_ms(50);
+    T_OK(cluster_ok(&a) && cluster_ok(&b));
+
+    /* A tenant whose keys live on b. */
+    char tenant[16] = "";
+    for (int i = 0; i < 64 && !tenant[0]; i++) {
+        char cand[16];
+        snprintf(cand, sizeof(cand), "t%d", i);
+        rep = sp_test_redis_cmd(&a, "CLUSTER KEYSLOT sp:{t:%s}:x", cand);
+        if (rep && rep->type == REDIS_REPLY_INTEGER &&
+            (rep->integer >= 8192) == low)
+            snprintf(tenant, sizeof(tenant), "%s", cand);
+        if (rep)
+            freeReplyObject(rep);
+    }
+    T_OK(tenant[0] != '\0');
+
+    struct ct t;
+    T_OK(ct_stage(&t, &a, NULL));
+    char reason[256] = "";
+    T_OK(t.st->type->ready(t.st, reason, sizeof(reason)));
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &A(.id = "cl1", .tenant = tenant, .ents = "host:h1",
+                           .t = 0), &r), SP_ERR_RETRY);
+    T_EQ_INT((long long)r.rejects, 0);
+    T_EQ_INT((long long)sp_test_sink_count(&t.sink, "dlq"), 0);
+    T_OK(!t.st->type->ready(t.st, reason, sizeof(reason)));
+    T_OK(strstr(reason, "MOVED") != NULL);
+    ct_close(&t);
+    sp_test_redis_stop(&a);
+    sp_test_redis_stop(&b);
+}
+
 /* The scripts survive SCRIPT FLUSH (NOSCRIPT -> SCRIPT LOAD). */
 static void test_noscript_reload(void)
 {
@@ -803,6 +896,7 @@ int main(void)
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
     T_RUN(test_noscript_reload);
+    T_RUN(test_cluster_redirect);
     T_RUN(test_index_sweep);
     T_RUN(test_schema);
     return t_done();
