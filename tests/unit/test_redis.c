@@ -84,7 +84,9 @@ static void test_error_table(void)
         {"WRONGTYPE Operation against a key holding the wrong kind", SP_ERR_REMOTE},
         {"ERR Error running script: @user_script:1: boom", SP_ERR_REMOTE},
         {"ERR Error running script (call to f_x): OOM command not allowed", SP_ERR_RETRY},
-        {"MOVED 3999 127.0.0.1:6381", SP_ERR_REMOTE},
+        /* A cluster node redirecting: retried, never a rejected alert. */
+        {"MOVED 3999 127.0.0.1:6381", SP_ERR_RETRY},
+        {"ASK 3999 127.0.0.1:6381", SP_ERR_RETRY},
     };
     for (size_t i = 0; i < SP_ARRAY_SIZE(cases); i++) {
         redisReply r;
