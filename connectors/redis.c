@@ -12,6 +12,15 @@
  * nothing else to do while a batch waits for Redis, and a pipeline turns
  * a batch into one round trip anyway.
  *
+ * Redis Cluster: when the server answers CLUSTER SLOTS, the connection
+ * becomes a set of connections, one per master, and every command goes to
+ * the master of its key's slot (KEYS[1] for scripts; MULTI and EXEC travel
+ * with the commands between them; keyless commands go to the node first
+ * connected).  Replies are read back in the order the commands were
+ * appended, whatever node they came from.  A MOVED or ASK reply (slots
+ * moved) is handed to the caller as SP_ERR_RETRY, and the slot map is
+ * read again before the next command.
+ *
  * One thread per struct sp_redis (see redis.h).
  */
 #include "redis.h"
@@ -22,12 +31,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/time.h>
 
 #define SP_REDIS_MAX_SCRIPTS 16
+#define SP_REDIS_SLOTS 16384
+#define SP_REDIS_MAX_NODES 64
+
+/* A cluster master and our connection to it. */
+struct rnode {
+    char host[128];
+    int port;
+    redisContext *ctx;
+    bool unflushed;
+};
 
 struct sp_redis {
-    redisContext *ctx;
+    redisContext *ctx;           /* the endpoint (cluster: first node) */
     struct sp_redis_opts o;
     char *host, *unix_path, *user, *password, *comp;
     struct sp_redis_script *scripts[SP_REDIS_MAX_SCRIPTS];
@@ -39,6 +59,17 @@ struct sp_redis {
     uint64_t rng;                /* jitter */
     char last_error[160];
     struct sp_redis_stats stats;
+
+    /* Cluster mode (empty otherwise). */
+    bool cluster;
+    struct rnode *nodes;         /* SP_REDIS_MAX_NODES */
+    size_t n_nodes;
+    uint8_t *slots;              /* SP_REDIS_SLOTS: node index + 1, 0 = none */
+    int *order;                  /* owed replies: node index, -1 = ctx */
+    size_t o_head, o_len, o_cap;
+    bool multi_waits;            /* MULTI appended, its node not known yet */
+    int last_node;               /* node of the last keyed command */
+    bool remap;                  /* a redirect: read the slot map again */
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -112,6 +143,12 @@ void sp_redis_free(struct sp_redis *r)
         return;
     if (r->ctx)
         redisFree(r->ctx);
+    for (size_t i = 0; r->nodes && i < r->n_nodes; i++)
+        if (r->nodes[i].ctx)
+            redisFree(r->nodes[i].ctx);
+    free(r->nodes);
+    free(r->slots);
+    free(r->order);
     free(r->host);
     free(r->unix_path);
     free(r->user);
@@ -198,6 +235,25 @@ static void schedule_retry(struct sp_redis *r, bool immediate)
     r->next_attempt_ms = now + jitter(r, r->backoff_ms);
 }
 
+/* Closes the cluster connections and forgets the slot map. */
+static void cluster_reset(struct sp_redis *r)
+{
+    for (size_t i = 0; r->nodes && i < r->n_nodes; i++) {
+        if (r->nodes[i].ctx)
+            redisFree(r->nodes[i].ctx);
+        r->nodes[i].ctx = NULL;
+        r->nodes[i].unflushed = false;
+    }
+    r->n_nodes = 0;
+    if (r->slots)
+        memset(r->slots, 0, SP_REDIS_SLOTS);
+    r->cluster = false;
+    r->o_head = r->o_len = 0;
+    r->multi_waits = false;
+    r->last_node = -1;
+    r->remap = false;
+}
+
 static void drop(struct sp_redis *r, const char *why, bool immediate)
 {
     bool was_up = r->ctx != NULL;
@@ -205,6 +261,7 @@ static void drop(struct sp_redis *r, const char *why, bool immediate)
         redisFree(r->ctx);
         r->ctx = NULL;
     }
+    cluster_reset(r);
     r->pending = 0;
     r->unflushed = false;
     snprintf(r->last_error, sizeof(r->last_error), "%s", why);
@@ -231,7 +288,10 @@ void sp_redis_describe(const struct sp_redis *r, char *buf, size_t n)
         snprintf(where, sizeof(where), "unix:%s", r->unix_path);
     else
         snprintf(where, sizeof(where), "%s:%d", r->host, r->o.port);
-    if (r->ctx)
+    if (r->ctx && r->cluster)
+        snprintf(buf, n, "redis cluster of %zu masters via %s up", r->n_nodes,
+                 where);
+    else if (r->ctx)
         snprintf(buf, n, "redis %s up", where);
     else
         snprintf(buf, n, "redis %s down: %s", where, r->last_error);
@@ -243,17 +303,17 @@ static struct timeval tv_ms(int ms)
     return tv;
 }
 
-/* A command on the raw context during the handshake. */
-static enum sp_err handshake_cmd(struct sp_redis *r, int argc,
-                                 const char **argv, const size_t *lens,
-                                 redisReply **out, char *why, size_t n)
+/* A command on a raw context during the handshake. */
+static enum sp_err ctx_cmd(struct sp_redis *r, redisContext *c, int argc,
+                           const char **argv, const size_t *lens,
+                           redisReply **out, char *why, size_t n)
 {
-    redisReply *rep = redisCommandArgv(r->ctx, argc, argv, lens);
+    redisReply *rep = redisCommandArgv(c, argc, argv, lens);
     r->stats.commands++;
     r->stats.round_trips++;
     if (!rep) {
-        snprintf(why, n, "%s: %s", argv[0], r->ctx->errstr);
-        return map_ctx_err(r->ctx->err);
+        snprintf(why, n, "%s: %s", argv[0], c->errstr);
+        return map_ctx_err(c->err);
     }
     enum sp_err e = sp_redis_reply_err(rep);
     if (e) {
@@ -268,13 +328,21 @@ static enum sp_err handshake_cmd(struct sp_redis *r, int argc,
     return SP_OK;
 }
 
-static enum sp_err load_script(struct sp_redis *r, struct sp_redis_script *s,
-                               char *why, size_t n)
+static enum sp_err handshake_cmd(struct sp_redis *r, int argc,
+                                 const char **argv, const size_t *lens,
+                                 redisReply **out, char *why, size_t n)
+{
+    return ctx_cmd(r, r->ctx, argc, argv, lens, out, why, n);
+}
+
+static enum sp_err load_script_on(struct sp_redis *r, redisContext *c,
+                                  struct sp_redis_script *s, char *why,
+                                  size_t n)
 {
     const char *argv[] = {"SCRIPT", "LOAD", s->src};
     size_t lens[] = {6, 4, strlen(s->src)};
     redisReply *rep = NULL;
-    enum sp_err e = handshake_cmd(r, 3, argv, lens, &rep, why, n);
+    enum sp_err e = ctx_cmd(r, c, 3, argv, lens, &rep, why, n);
     if (e)
         return e;
     r->stats.script_loads++;
@@ -289,6 +357,185 @@ static enum sp_err load_script(struct sp_redis *r, struct sp_redis_script *s,
     return SP_OK;
 }
 
+/* On the endpoint and, in a cluster, on every master (the SHA is the
+ * same everywhere: it is the source's). */
+static enum sp_err load_script(struct sp_redis *r, struct sp_redis_script *s,
+                               char *why, size_t n)
+{
+    enum sp_err e = load_script_on(r, r->ctx, s, why, n);
+    for (size_t i = 0; !e && r->cluster && i < r->n_nodes; i++)
+        e = load_script_on(r, r->nodes[i].ctx, s, why, n);
+    return e;
+}
+
+static enum sp_err auth_on(struct sp_redis *r, redisContext *c, char *why,
+                           size_t n)
+{
+    if (!r->password)
+        return SP_OK;
+    const char *argv[3];
+    size_t lens[3];
+    int argc = 0;
+    argv[argc] = "AUTH";
+    lens[argc++] = 4;
+    if (r->user) {
+        argv[argc] = r->user;
+        lens[argc++] = strlen(r->user);
+    }
+    argv[argc] = r->password;
+    lens[argc++] = strlen(r->password);
+    return ctx_cmd(r, c, argc, argv, lens, NULL, why, n);
+}
+
+/* ---- cluster ---------------------------------------------------------------- */
+
+/* CRC16-CCITT (XMODEM), the cluster's key hash. */
+static uint16_t crc16(const char *p, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)((uint8_t)p[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = (crc & 0x8000) ? (uint16_t)((crc << 1) ^ 0x1021)
+                                 : (uint16_t)(crc << 1);
+    }
+    return crc;
+}
+
+/* The slot of a key: the hash tag ({...}, non-empty) when there is one. */
+static unsigned key_slot(const char *k, size_t n)
+{
+    const char *o = memchr(k, '{', n);
+    if (o) {
+        const char *c = memchr(o + 1, '}', n - (size_t)(o + 1 - k));
+        if (c && c > o + 1)
+            return crc16(o + 1, (size_t)(c - o - 1)) & (SP_REDIS_SLOTS - 1);
+    }
+    return crc16(k, n) & (SP_REDIS_SLOTS - 1);
+}
+
+static redisContext *open_ctx(struct sp_redis *r, const char *host, int port,
+                              char *why, size_t n)
+{
+    struct timeval ctv = tv_ms(r->o.connect_timeout_ms);
+    redisContext *c = redisConnectWithTimeout(host, port, ctv);
+    if (!c) {
+        snprintf(why, n, "connect %s:%d: out of memory", host, port);
+        return NULL;
+    }
+    if (c->err) {
+        snprintf(why, n, "connect %.60s:%d: %.80s", host, port, c->errstr);
+        redisFree(c);
+        return NULL;
+    }
+    redisEnableKeepAlive(c);
+    redisSetTimeout(c, ctv);
+    return c;
+}
+
+static void command_timeouts(struct sp_redis *r, redisContext *c)
+{
+    redisSetTimeout(c, tv_ms(r->o.command_timeout_ms > 0
+                                 ? r->o.command_timeout_ms : 0));
+}
+
+/* Builds the node list and slot map from a CLUSTER SLOTS reply and
+ * connects to every master (AUTH, scripts). */
+static enum sp_err cluster_setup(struct sp_redis *r, const redisReply *rep,
+                                 char *why, size_t n)
+{
+    if (!r->nodes)
+        r->nodes = calloc(SP_REDIS_MAX_NODES, sizeof(*r->nodes));
+    if (!r->slots)
+        r->slots = calloc(SP_REDIS_SLOTS, 1);
+    if (!r->nodes || !r->slots) {
+        snprintf(why, n, "out of memory");
+        return SP_ERR_NOMEM;
+    }
+    cluster_reset(r);
+    r->cluster = true;
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY ||
+            e->element[2]->elements < 2 ||
+            e->element[2]->element[0]->type != REDIS_REPLY_STRING ||
+            e->element[2]->element[1]->type != REDIS_REPLY_INTEGER) {
+            snprintf(why, n, "CLUSTER SLOTS: unexpected reply");
+            return SP_ERR_REMOTE;
+        }
+        long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+        const redisReply *m = e->element[2];
+        /* An empty address means "the node you asked". */
+        const char *host = m->element[0]->len ? m->element[0]->str : r->host;
+        int port = (int)m->element[1]->integer;
+        size_t k = 0;
+        while (k < r->n_nodes &&
+               !(r->nodes[k].port == port && strcmp(r->nodes[k].host, host) == 0))
+            k++;
+        if (k == r->n_nodes) {
+            if (r->n_nodes == SP_REDIS_MAX_NODES) {
+                snprintf(why, n, "more than %d cluster masters",
+                         SP_REDIS_MAX_NODES);
+                return SP_ERR_LIMIT;
+            }
+            snprintf(r->nodes[k].host, sizeof(r->nodes[k].host), "%s", host);
+            r->nodes[k].port = port;
+            r->n_nodes++;
+        }
+        for (long long sl = SP_MAX(lo, 0LL); sl <= hi && sl < SP_REDIS_SLOTS; sl++)
+            r->slots[sl] = (uint8_t)(k + 1);
+    }
+    for (size_t k = 0; k < r->n_nodes; k++) {
+        struct rnode *nd = &r->nodes[k];
+        enum sp_err e;
+        if (!(nd->ctx = open_ctx(r, nd->host, nd->port, why, n)))
+            return SP_ERR_RETRY;
+        if ((e = auth_on(r, nd->ctx, why, n)))
+            return e;
+        for (size_t i = 0; i < r->n_scripts; i++)
+            if ((e = load_script_on(r, nd->ctx, r->scripts[i], why, n)))
+                return e;
+        command_timeouts(r, nd->ctx);
+    }
+    return SP_OK;
+}
+
+/* Cluster mode when the endpoint answers CLUSTER SLOTS. */
+static enum sp_err cluster_detect(struct sp_redis *r, char *why, size_t n)
+{
+    const char *argv[] = {"CLUSTER", "SLOTS"};
+    size_t lens[] = {7, 5};
+    redisReply *rep = redisCommandArgv(r->ctx, 2, argv, lens);
+    r->stats.commands++;
+    r->stats.round_trips++;
+    if (!rep) {
+        snprintf(why, n, "CLUSTER SLOTS: %s", r->ctx->errstr);
+        return map_ctx_err(r->ctx->err);
+    }
+    enum sp_err e = SP_OK;
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        if (r->o.db != 0) {
+            snprintf(why, n, "redis.db must be 0 with a Redis Cluster");
+            e = SP_ERR_CONFIG;
+        } else {
+            e = cluster_setup(r, rep, why, n);
+        }
+    } else if (rep->type == REDIS_REPLY_ERROR &&
+               sp_redis_reply_err(rep) != SP_ERR_REMOTE) {
+        /* NOPERM (an ACL without CLUSTER), LOADING...: as any command. */
+        snprintf(why, n, "CLUSTER SLOTS: %s", rep->str);
+        e = sp_redis_reply_err(rep);
+        if (e == SP_ERR_CONFIG && rep->str && strncmp(rep->str, "NOPERM", 6) == 0)
+            e = SP_OK;              /* not allowed to ask: standalone */
+    }
+    /* "ERR This instance has cluster support disabled": standalone. */
+    freeReplyObject(rep);
+    return e;
+}
+
 enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
 {
     char why[160] = "";
@@ -297,6 +544,7 @@ enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
         redisFree(r->ctx);
         r->ctx = NULL;
     }
+    cluster_reset(r);
     r->pending = 0;
     r->unflushed = false;
     struct timeval ctv = tv_ms(r->o.connect_timeout_ms);
@@ -316,21 +564,8 @@ enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
         redisEnableKeepAlive(r->ctx);
     /* The handshake runs under the connect timeout... */
     redisSetTimeout(r->ctx, ctv);
-    if (r->password) {
-        const char *argv[3];
-        size_t lens[3];
-        int argc = 0;
-        argv[argc] = "AUTH";
-        lens[argc++] = 4;
-        if (r->user) {
-            argv[argc] = r->user;
-            lens[argc++] = strlen(r->user);
-        }
-        argv[argc] = r->password;
-        lens[argc++] = strlen(r->password);
-        if ((e = handshake_cmd(r, argc, argv, lens, NULL, why, sizeof(why))))
-            goto fail;
-    }
+    if ((e = auth_on(r, r->ctx, why, sizeof(why))))
+        goto fail;
     if (r->o.db != 0) {
         char db[16];
         snprintf(db, sizeof(db), "%d", r->o.db);
@@ -345,6 +580,8 @@ enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
     for (size_t i = 0; i < r->n_scripts; i++)
         if ((e = load_script(r, r->scripts[i], why, sizeof(why))))
             goto fail;
+    if ((e = cluster_detect(r, why, sizeof(why))))
+        goto fail;
     /* ...and commands under the command timeout. */
     if (r->o.command_timeout_ms > 0)
         redisSetTimeout(r->ctx, tv_ms(r->o.command_timeout_ms));
@@ -358,13 +595,18 @@ enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
         snprintf(where, sizeof(where), "unix:%s", r->unix_path);
     else
         snprintf(where, sizeof(where), "%s:%d", r->host, r->o.port);
-    sp_log_info(r->comp, "connected to %s (db %d)", where, r->o.db);
+    if (r->cluster)
+        sp_log_info(r->comp, "connected to the Redis Cluster at %s (%zu "
+                    "masters)", where, r->n_nodes);
+    else
+        sp_log_info(r->comp, "connected to %s (db %d)", where, r->o.db);
     return SP_OK;
 fail:
     if (r->ctx) {
         redisFree(r->ctx);
         r->ctx = NULL;
     }
+    cluster_reset(r);
     snprintf(r->last_error, sizeof(r->last_error), "%s", why);
     r->stats.failures++;
     schedule_retry(r, false);
@@ -377,6 +619,12 @@ fail:
 
 enum sp_err sp_redis_ensure(struct sp_redis *r, int64_t now_ms)
 {
+    if (r->ctx && r->remap && r->pending == 0) {
+        /* Slots moved: connect again, which reads the map again. */
+        sp_log_info(r->comp, "Redis Cluster slots moved: reading the slot "
+                    "map again");
+        drop(r, "cluster slots moved", true);
+    }
     if (r->ctx)
         return SP_OK;
     if (now_ms < r->next_attempt_ms)
@@ -434,11 +682,106 @@ enum sp_err sp_redis_load_scripts(struct sp_redis *r)
 
 /* ---- commands ------------------------------------------------------------- */
 
+static bool is_cmd(const char *a, size_t n, const char *name)
+{
+    return n == strlen(name) && strncasecmp(a, name, n) == 0;
+}
+
+/* The node a command goes to: -1 for the endpoint (keyless commands),
+ * -2 when no master holds the key's slot. */
+static int route(struct sp_redis *r, int argc, const char **argv,
+                 const size_t *lens)
+{
+    const char *key = NULL;
+    size_t klen = 0;
+    if (is_cmd(argv[0], lens[0], "EVALSHA") || is_cmd(argv[0], lens[0], "EVAL")) {
+        if (argc > 3 && lens[2] > 0 && argv[2][0] != '0') {
+            key = argv[3];
+            klen = lens[3];
+        }
+    } else if (is_cmd(argv[0], lens[0], "EXEC") ||
+               is_cmd(argv[0], lens[0], "DISCARD")) {
+        return r->last_node;
+    } else if (is_cmd(argv[0], lens[0], "SCAN") ||
+               is_cmd(argv[0], lens[0], "PING") ||
+               is_cmd(argv[0], lens[0], "INFO") ||
+               is_cmd(argv[0], lens[0], "SCRIPT") ||
+               is_cmd(argv[0], lens[0], "CLUSTER")) {
+        return -1;
+    } else if (argc > 1) {
+        key = argv[1];
+        klen = lens[1];
+    }
+    if (!key)
+        return -1;
+    unsigned node = r->slots[key_slot(key, klen)];
+    return node ? (int)node - 1 : -2;
+}
+
+static enum sp_err append_to(struct sp_redis *r, int node, int argc,
+                             const char **argv, const size_t *lens)
+{
+    redisContext *c = node >= 0 ? r->nodes[node].ctx : r->ctx;
+    if (r->o_len == r->o_cap) {
+        size_t cap = r->o_cap ? r->o_cap * 2 : 1024;
+        int *o = malloc(cap * sizeof(*o));
+        if (!o)
+            return SP_ERR_NOMEM;
+        for (size_t i = 0; i < r->o_len; i++)
+            o[i] = r->order[(r->o_head + i) % r->o_cap];
+        free(r->order);
+        r->order = o;
+        r->o_cap = cap;
+        r->o_head = 0;
+    }
+    if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) {
+        enum sp_err e = map_ctx_err(c->err);
+        drop(r, c->errstr, false);
+        return e;
+    }
+    r->order[(r->o_head + r->o_len++) % r->o_cap] = node;
+    if (node >= 0)
+        r->nodes[node].unflushed = true;
+    r->pending++;
+    r->unflushed = true;
+    r->stats.commands++;
+    return SP_OK;
+}
+
+static enum sp_err cluster_append(struct sp_redis *r, int argc,
+                                  const char **argv, const size_t *lens)
+{
+    if (is_cmd(argv[0], lens[0], "MULTI")) {
+        /* Sent with the first keyed command after it. */
+        r->multi_waits = true;
+        return SP_OK;
+    }
+    int node = route(r, argc, argv, lens);
+    if (node == -2) {
+        r->remap = true;
+        drop(r, "a key's slot has no master in the slot map", true);
+        return SP_ERR_RETRY;
+    }
+    if (r->multi_waits) {
+        const char *m[] = {"MULTI"};
+        size_t ml[] = {5};
+        r->multi_waits = false;
+        enum sp_err e = append_to(r, node, 1, m, ml);
+        if (e)
+            return e;
+    }
+    if (!is_cmd(argv[0], lens[0], "EXEC") && !is_cmd(argv[0], lens[0], "DISCARD"))
+        r->last_node = node;
+    return append_to(r, node, argc, argv, lens);
+}
+
 enum sp_err sp_redis_append(struct sp_redis *r, int argc, const char **argv,
                             const size_t *lens)
 {
     if (!r->ctx)
         return SP_ERR_RETRY;
+    if (r->cluster)
+        return cluster_append(r, argc, argv, lens);
     if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
         enum sp_err e = map_ctx_err(r->ctx->err);
         drop(r, r->ctx->errstr, false);
@@ -469,6 +812,29 @@ enum sp_err sp_redis_append_evalsha(struct sp_redis *r,
     return sp_redis_append(r, argc, argv, lens);
 }
 
+/* Sends what every master has buffered, so they all work at once. */
+static enum sp_err cluster_flush(struct sp_redis *r)
+{
+    for (size_t i = 0; i < r->n_nodes; i++) {
+        struct rnode *nd = &r->nodes[i];
+        if (!nd->unflushed)
+            continue;
+        nd->unflushed = false;
+        int done = 0;
+        do {
+            if (redisBufferWrite(nd->ctx, &done) != REDIS_OK) {
+                enum sp_err e = map_ctx_err(nd->ctx->err);
+                char why[160];
+                snprintf(why, sizeof(why), "%.60s:%d: %.80s", nd->host,
+                         nd->port, nd->ctx->errstr);
+                drop(r, why, true);
+                return e;
+            }
+        } while (!done);
+    }
+    return SP_OK;
+}
+
 enum sp_err sp_redis_read(struct sp_redis *r, redisReply **out)
 {
     *out = NULL;
@@ -477,14 +843,26 @@ enum sp_err sp_redis_read(struct sp_redis *r, redisReply **out)
     if (r->unflushed) {
         r->stats.round_trips++;
         r->unflushed = false;
+        if (r->cluster) {
+            enum sp_err e = cluster_flush(r);
+            if (e)
+                return e;
+        }
+    }
+    redisContext *c = r->ctx;
+    if (r->cluster) {
+        int node = r->order[r->o_head];
+        r->o_head = (r->o_head + 1) % r->o_cap;
+        r->o_len--;
+        if (node >= 0)
+            c = r->nodes[node].ctx;
     }
     void *rep = NULL;
-    if (redisGetReply(r->ctx, &rep) != REDIS_OK || !rep) {
-        enum sp_err e = map_ctx_err(r->ctx->err);
+    if (redisGetReply(c, &rep) != REDIS_OK || !rep) {
+        enum sp_err e = map_ctx_err(c->err);
         char why[160];
-        snprintf(why, sizeof(why), "%s",
-                 r->ctx->errstr[0] ? r->ctx->errstr : "no reply");
-        if (r->ctx->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
+        snprintf(why, sizeof(why), "%s", c->errstr[0] ? c->errstr : "no reply");
+        if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
             snprintf(why, sizeof(why), "reply timed out");
         drop(r, why, true);
         return e;
@@ -494,13 +872,21 @@ enum sp_err sp_redis_read(struct sp_redis *r, redisReply **out)
     if (rr->type == REDIS_REPLY_ERROR && rr->str &&
         (strncmp(rr->str, "MOVED ", 6) == 0 || strncmp(rr->str, "ASK ", 4) == 0)) {
         static struct sp_log_rl rl;
-        r->stats.redirects++;
-        sp_log_warn_rl(&rl, 10000, r->comp, "Redis Cluster redirected a "
-                       "command (%.*s): socpilot talks to one endpoint, so use "
-                       "a standalone server, a cluster-aware proxy, or a "
-                       "cluster whose node holds every slot; nothing is "
-                       "processed until then", (int)SP_MIN(rr->len, 80),
-                       rr->str);
+        if (r->cluster) {
+            /* Slots moved (resharding, failover): this command is retried
+             * by the caller after the map is read again. */
+            r->remap = true;
+            r->stats.remaps++;
+        } else {
+            /* A cluster behind something that hid CLUSTER SLOTS. */
+            r->stats.redirects++;
+            sp_log_warn_rl(&rl, 10000, r->comp, "Redis Cluster redirected a "
+                           "command (%.*s) but %s:%d did not answer CLUSTER "
+                           "SLOTS: point redis.host at a cluster node or a "
+                           "cluster-aware proxy; nothing is processed until "
+                           "then", (int)SP_MIN(rr->len, 80), rr->str, r->host,
+                           r->o.port);
+        }
     }
     *out = rep;
     return SP_OK;
@@ -511,12 +897,71 @@ size_t sp_redis_pending(const struct sp_redis *r)
     return r->pending;
 }
 
+/*
+ * SCAN over a cluster walks every master in turn: the cursor handed back
+ * is "<node>:<cursor>" until the last master's scan ends with "0" (the
+ * caller treats cursors as opaque strings).
+ */
+static enum sp_err cluster_scan(struct sp_redis *r, redisReply **out,
+                                int argc, const char **argv,
+                                const size_t *lens)
+{
+    char cur[32];
+    snprintf(cur, sizeof(cur), "%.*s", (int)SP_MIN(lens[1], sizeof(cur) - 1),
+             argv[1]);
+    unsigned long node = 0;
+    const char *c = cur, *colon = strchr(cur, ':');
+    if (colon) {
+        node = strtoul(cur, NULL, 10);
+        c = colon + 1;
+    }
+    if (node >= r->n_nodes)
+        return SP_ERR_INVALID;
+    const char *av[16];
+    size_t al[16];
+    if (argc > 16)
+        return SP_ERR_INVALID;
+    for (int i = 0; i < argc; i++) {
+        av[i] = argv[i];
+        al[i] = lens[i];
+    }
+    av[1] = c;
+    al[1] = strlen(c);
+    enum sp_err e = append_to(r, (int)node, argc, av, al);
+    if (e || (e = sp_redis_read(r, out)))
+        return e;
+    redisReply *rep = *out;
+    if ((e = sp_redis_reply_err(rep)))
+        return e;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING)
+        return SP_ERR_REMOTE;
+    redisReply *rc = rep->element[0];
+    char next[64];
+    bool done = strcmp(rc->str, "0") == 0;
+    if (done && node + 1 >= r->n_nodes)
+        snprintf(next, sizeof(next), "0");
+    else if (done)
+        snprintf(next, sizeof(next), "%lu:0", node + 1);
+    else
+        snprintf(next, sizeof(next), "%lu:%.30s", node, rc->str);
+    char *copy = strdup(next);
+    if (!copy)
+        return SP_ERR_NOMEM;
+    free(rc->str);
+    rc->str = copy;
+    rc->len = strlen(copy);
+    return SP_OK;
+}
+
 enum sp_err sp_redis_call(struct sp_redis *r, redisReply **out, int argc,
                           const char **argv, const size_t *lens)
 {
     *out = NULL;
     if (r->pending)
         return SP_ERR_STATE;                /* a pipeline is open */
+    if (r->ctx && r->cluster && argc >= 2 && is_cmd(argv[0], lens[0], "SCAN"))
+        return cluster_scan(r, out, argc, argv, lens);
     enum sp_err e = sp_redis_append(r, argc, argv, lens);
     if (e)
         return e;

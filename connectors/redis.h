@@ -3,7 +3,10 @@
  * stages need around it: TCP or unix socket, AUTH (password or ACL user +
  * password), SELECT, connect and command timeouts, reconnection with
  * exponential backoff, pipelining, Lua scripts run by EVALSHA and loaded
- * again on NOSCRIPT, and one table that maps Redis errors onto enum sp_err.
+ * again on NOSCRIPT, Redis Cluster (found by CLUSTER SLOTS: one connection
+ * per master, commands routed by their key's slot, the map read again
+ * after MOVED/ASK, SCAN over every master), and one table that maps Redis
+ * errors onto enum sp_err.
  *
  * Owns: the hiredis context, copies of the options, the list of
  * registered scripts (borrowed descriptors whose `sha` it fills in).
@@ -84,8 +87,10 @@ struct sp_redis_stats {
     uint64_t connects;           /* successful connects */
     uint64_t failures;           /* connects that failed + connections lost */
     uint64_t script_loads;       /* SCRIPT LOADs (connects and NOSCRIPT) */
-    uint64_t redirects;          /* MOVED/ASK replies: a Redis Cluster node
-                                    that does not own the key's slot */
+    uint64_t redirects;          /* MOVED/ASK replies outside cluster mode
+                                    (a cluster the connection cannot see) */
+    uint64_t remaps;             /* MOVED/ASK in cluster mode: slots moved,
+                                    the map is read again */
 };
 
 struct sp_redis;

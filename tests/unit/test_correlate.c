@@ -339,11 +339,12 @@ static void test_flood(void)
 static bool has_closed_snapshot(struct ct *t);
 static char g_closed_id[80];
 
-static int run_cli(const char *const *args, int n, char *out, size_t outn)
+static int run_cli_on(int redis_port, const char *const *args, int n,
+                      char *out, size_t outn)
 {
     char *argv[16];
     char port[64];
-    snprintf(port, sizeof(port), "redis.port=%d", ct_redis.port);
+    snprintf(port, sizeof(port), "redis.port=%d", redis_port);
     int argc = 0;
     argv[argc++] = "incident";
     for (int i = 0; i < n; i++)
@@ -369,6 +370,11 @@ static int run_cli(const char *const *args, int n, char *out, size_t outn)
     unlink(path);
     sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
     return rc;
+}
+
+static int run_cli(const char *const *args, int n, char *out, size_t outn)
+{
+    return run_cli_on(ct_redis.port, args, n, out, outn);
 }
 
 /* A late alert never joins a closed incident; close/reopen via the CLI. */
@@ -719,10 +725,37 @@ static bool cluster_ok(struct sp_test_redis *r)
     return ok;
 }
 
-/* Pointed at a Redis Cluster node that does not own a tenant's slot, the
- * stage rejects nothing: the batch is retried (nothing lost, nothing in
- * the DLQ) and readiness says why. */
-static void test_cluster_redirect(void)
+/* The slot of key, asked of the server. */
+static long long slot_of(struct sp_test_redis *r, const char *key)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER KEYSLOT %s", key);
+    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* The port of the master that node r believes owns slot. */
+static long long owner_seen_by(struct sp_test_redis *r, long long slot)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER SLOTS");
+    long long port = -1;
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
+        redisReply *e = rep->element[i];
+        if (e->elements >= 3 && e->element[0]->integer <= slot &&
+            slot <= e->element[1]->integer)
+            port = e->element[2]->element[1]->integer;
+    }
+    if (rep)
+        freeReplyObject(rep);
+    return port;
+}
+
+/* Against a Redis Cluster of two masters: every tenant's keys go to the
+ * master of its slot (scripts, snapshot reads in MULTI/EXEC, the tenant
+ * registry), tenants on both correlate, and when a slot moves the batch
+ * is retried once (MOVED) and then lands on the new owner. */
+static void test_cluster(void)
 {
     SKIP_WITHOUT_REDIS();
     struct sp_test_redis a, b;
@@ -736,52 +769,120 @@ static void test_cluster_redirect(void)
         sp_test_redis_stop(&b);
         T_SKIP("redis-server would not start in cluster mode");
     }
-    /* a owns the half of the slots that holds the tenant registry (a key
-     * outside any tenant's tag), b the other half. */
-    redisReply *rep = sp_test_redis_cmd(&a, "CLUSTER KEYSLOT sp:tenants");
-    T_OK(rep && rep->type == REDIS_REPLY_INTEGER);
-    bool low = rep->integer < 8192;
-    freeReplyObject(rep);
-    rep = sp_test_redis_cmd(&a, low ? "CLUSTER ADDSLOTSRANGE 0 8191"
-                                    : "CLUSTER ADDSLOTSRANGE 8192 16383");
+    redisReply *rep = sp_test_redis_cmd(&a, "CLUSTER ADDSLOTSRANGE 0 8191");
     T_OK(rep && rep->type == REDIS_REPLY_STATUS);
     freeReplyObject(rep);
-    rep = sp_test_redis_cmd(&b, low ? "CLUSTER ADDSLOTSRANGE 8192 16383"
-                                    : "CLUSTER ADDSLOTSRANGE 0 8191");
+    rep = sp_test_redis_cmd(&b, "CLUSTER ADDSLOTSRANGE 8192 16383");
     T_OK(rep && rep->type == REDIS_REPLY_STATUS);
     freeReplyObject(rep);
     rep = sp_test_redis_cmd(&a, "CLUSTER MEET 127.0.0.1 %d %s", b.port, bus_b);
     T_OK(rep && rep->type == REDIS_REPLY_STATUS);
     freeReplyObject(rep);
-    for (int i = 0; i < 100 && !(cluster_ok(&a) && cluster_ok(&b)); i++)
+    for (int i = 0; i < 200 && !(cluster_ok(&a) && cluster_ok(&b)); i++)
         sp_test_sleep_ms(50);
     T_OK(cluster_ok(&a) && cluster_ok(&b));
 
-    /* A tenant whose keys live on b. */
-    char tenant[16] = "";
-    for (int i = 0; i < 64 && !tenant[0]; i++) {
-        char cand[16];
+    /* Two tenants on each master, and a spare one on b for the move. */
+    char ten[5][16];
+    int on_a = 0, on_b = 0;
+    for (int i = 0; i < 200 && (on_a < 2 || on_b < 3); i++) {
+        char cand[16], key[64];
         snprintf(cand, sizeof(cand), "t%d", i);
-        rep = sp_test_redis_cmd(&a, "CLUSTER KEYSLOT sp:{t:%s}:x", cand);
-        if (rep && rep->type == REDIS_REPLY_INTEGER &&
-            (rep->integer >= 8192) == low)
-            snprintf(tenant, sizeof(tenant), "%s", cand);
-        if (rep)
-            freeReplyObject(rep);
+        snprintf(key, sizeof(key), "sp:{t:%s}:x", cand);
+        long long sl = slot_of(&a, key);
+        if (sl >= 0 && sl < 8192 && on_a < 2)
+            snprintf(ten[on_a++], 16, "%s", cand);
+        else if (sl >= 8192 && on_b < 3)
+            snprintf(ten[2 + on_b++], 16, "%s", cand);
     }
-    T_OK(tenant[0] != '\0');
+    T_EQ_INT(on_a + on_b, 5);
 
     struct ct t;
     T_OK(ct_stage(&t, &a, NULL));
-    char reason[256] = "";
-    T_OK(t.st->type->ready(t.st, reason, sizeof(reason)));
-    struct ct_res r;
-    T_EQ_INT(ct_one(&t, &A(.id = "cl1", .tenant = tenant, .ents = "host:h1",
-                           .t = 0), &r), SP_ERR_RETRY);
-    T_EQ_INT((long long)r.rejects, 0);
+    char why[256] = "";
+    T_OK(t.st->type->ready(t.st, why, sizeof(why)));
+    struct ct_alert in[8];
+    char ids[8][16];
+    for (int i = 0; i < 8; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "cl%d", i);
+        /* The same host name in every tenant: never one incident. */
+        in[i] = A(.id = ids[i], .tenant = ten[i / 2], .ents = "host:h1",
+                  .t = i);
+    }
+    struct ct_res r[8];
+    T_EQ_INT(ct_run(&t, in, 8, r), SP_OK);
+    for (int i = 0; i < 8; i++) {
+        T_OK(r[i].present && r[i].inc[0]);
+        T_EQ_INT((long long)r[i].rejects, 0);
+    }
+    for (int i = 0; i < 8; i += 2) {
+        T_EQ_STR(r[i].inc, r[i + 1].inc);
+        if (i >= 2)
+            T_OK(strcmp(r[i].inc, r[i - 2].inc) != 0);
+        json_t *snap = ct_latest(&t, r[i].inc);
+        T_OK(snap != NULL);
+        T_EQ_INT(json_integer_value(json_object_get(snap, "alerts_total")), 2);
+        json_decref(snap);
+        /* The incident lives on its tenant's master. */
+        struct sp_test_redis *home = i < 4 ? &a : &b;
+        rep = sp_test_redis_cmd(home, "EXISTS sp:{t:%s}:i:%s", ten[i / 2],
+                                r[i].inc);
+        T_OK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+        freeReplyObject(rep);
+    }
     T_EQ_INT((long long)sp_test_sink_count(&t.sink, "dlq"), 0);
-    T_OK(!t.st->type->ready(t.st, reason, sizeof(reason)));
-    T_OK(strstr(reason, "MOVED") != NULL);
+    char incs[4][80];
+    for (int i = 0; i < 4; i++)
+        snprintf(incs[i], sizeof(incs[i]), "%.79s", r[2 * i].inc);
+
+    /* The spare tenant's slot moves from b to a. */
+    char key[64];
+    snprintf(key, sizeof(key), "sp:{t:%s}:x", ten[4]);
+    long long sl = slot_of(&a, key);
+    char aid[64] = "";
+    rep = sp_test_redis_cmd(&a, "CLUSTER MYID");
+    T_OK(rep && rep->type == REDIS_REPLY_STRING);
+    snprintf(aid, sizeof(aid), "%s", rep->str);
+    freeReplyObject(rep);
+    rep = sp_test_redis_cmd(&b, "CLUSTER SETSLOT %lld NODE %s", sl, aid);
+    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    rep = sp_test_redis_cmd(&a, "CLUSTER SETSLOT %lld NODE %s", sl, aid);
+    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rep);
+    rep = sp_test_redis_cmd(&a, "CLUSTER BUMPEPOCH");
+    if (rep)
+        freeReplyObject(rep);
+    for (int i = 0; i < 200 && (owner_seen_by(&a, sl) != a.port ||
+                                owner_seen_by(&b, sl) != a.port); i++)
+        sp_test_sleep_ms(50);
+    T_EQ_INT(owner_seen_by(&b, sl), a.port);
+    struct ct_alert mv = A(.id = "mv1", .tenant = ten[4], .ents = "host:h9", .t = 9);
+    /* The stage still sends it to b, which answers MOVED: retried. */
+    const char *errs = "socpilot_correlate_redis_errors_total{stage=\"correlate.0\"}";
+    double errs0 = ct_metric(&t, errs);
+    T_EQ_INT(ct_one(&t, &mv, &r[0]), SP_ERR_RETRY);
+    T_EQ_INT((long long)r[0].rejects, 0);
+    T_OK(ct_metric(&t, errs) > errs0);
+    /* The next try reads the slot map again and lands on a. */
+    T_EQ_INT(ct_one(&t, &mv, &r[0]), SP_OK);
+    T_OK(r[0].present && r[0].inc[0]);
+    rep = sp_test_redis_cmd(&a, "EXISTS sp:{t:%s}:i:%s", ten[4], r[0].inc);
+    T_OK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+    freeReplyObject(rep);
+    T_OK(t.st->type->ready(t.st, why, sizeof(why)));
+
+    /* The CLI scans every master. */
+    char out[16384];
+    const char *list_args[] = {"list"};
+    T_EQ_INT(run_cli_on(a.port, list_args, 1, out, sizeof(out)), 0);
+    for (int i = 0; i < 4; i++)
+        T_CONTAINS(out, incs[i]);
+    T_CONTAINS(out, r[0].inc);
+    /* Found without its tenant: on b. */
+    const char *show_args[] = {"show", incs[3]};
+    T_EQ_INT(run_cli_on(a.port, show_args, 2, out, sizeof(out)), 0);
+    T_CONTAINS(out, "\"alerts_total\": 2");
     ct_close(&t);
     sp_test_redis_stop(&a);
     sp_test_redis_stop(&b);
@@ -896,7 +997,7 @@ int main(void)
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
     T_RUN(test_noscript_reload);
-    T_RUN(test_cluster_redirect);
+    T_RUN(test_cluster);
     T_RUN(test_index_sweep);
     T_RUN(test_schema);
     return t_done();
