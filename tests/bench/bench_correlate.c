@@ -17,8 +17,11 @@
  * carry one of a handful of proxy IPs or the same powershell.exe hash
  * (noisy entities), half carry a provider incident id, three tenants.
  *
- * 10,000 alerts, then 1,000,000 (BENCH_QUICK=1: the first only;
- * BENCH_ALERTS=N: N only); BENCH_SET=key=value overrides one config key;
+ * 10,000 alerts, then 1,000,000, then 20,000 from 12 tenants against one
+ * server and against a Redis Cluster of two masters (BENCH_QUICK=1: the
+ * first only; BENCH_ALERTS=N: N only, on BENCH_SHARDS masters (1 = a
+ * plain server) with BENCH_TENANTS tenants); BENCH_SET=key=value
+ * overrides one config key;
  * BENCH_VERBOSE=1 adds Redis' per-command statistics.  Figures are
  * printed, never asserted.
  */
@@ -32,6 +35,9 @@
 #include "tests/tools/redis_test.h"
 
 #define BATCH 500
+#define MAX_SHARDS 8
+
+static int g_tenants = 3;       /* BENCH_TENANTS */
 
 /* Named here so that the linker takes the stage from the archive (the
  * registry only holds a weak reference to it). */
@@ -64,7 +70,7 @@ static void make_alert(struct sp_buf *b, size_t i, size_t n)
     uint64_t r = mix(i);
     size_t s = (size_t)(r % stories);
     uint64_t rs = mix(s);
-    int tenant = (int)(s % 3);
+    int tenant = (int)(s % (size_t)g_tenants);
     /* The organisation grows with the traffic: 3,000 hosts and 2,000
      * users for a day of alerts, about 50,000 and 32,000 for 100 days. */
     int hosts = 3000 + (int)(n / 20), users = 2000 + (int)(n / 33);
@@ -87,7 +93,7 @@ static void make_alert(struct sp_buf *b, size_t i, size_t n)
         put(b, "\"incidentId\":\"%zu\",", 100000 + s);
     put(b, "\"status\":\"new\",\"severity\":\"%s\",\"serviceSource\":"
            "\"microsoftDefenderForEndpoint\",\"detectionSource\":\"edr\","
-           "\"detectorId\":\"det-%02d\",\"tenantId\":\"0000000%d-1111-2222-3333-"
+           "\"detectorId\":\"det-%02d\",\"tenantId\":\"%08d-1111-2222-3333-"
            "444444444444\",\"title\":\"%s\",\"description\":\"",
         sevs[r % 4], (int)(mix(s + 7) % 40), tenant, titles[(r >> 8) % 8]);
     static const char *const words[] = {
@@ -166,8 +172,8 @@ struct run {
     struct count_sink sink;
 };
 
-static long long redis_int(struct sp_test_redis *r, const char *cmd,
-                           const char *field)
+static long long redis_int1(struct sp_test_redis *r, const char *cmd,
+                            const char *field)
 {
     redisReply *rep = sp_test_redis_cmd(r, cmd);
     long long v = -1;
@@ -183,8 +189,23 @@ static long long redis_int(struct sp_test_redis *r, const char *cmd,
     return v;
 }
 
+/* The servers of a run: one, or the masters of a cluster. */
+struct servers {
+    struct sp_test_redis r[MAX_SHARDS];
+    int n;
+};
+
+static long long redis_int(struct servers *sv, const char *cmd,
+                           const char *field)
+{
+    long long sum = 0;
+    for (int i = 0; i < sv->n; i++)
+        sum += redis_int1(&sv->r[i], cmd, field);
+    return sum;
+}
+
 /* CPU seconds the server has used (user + system). */
-static double redis_cpu(struct sp_test_redis *r)
+static double redis_cpu1(struct sp_test_redis *r)
 {
     redisReply *rep = sp_test_redis_cmd(r, "INFO cpu");
     double v = 0;
@@ -199,6 +220,82 @@ static double redis_cpu(struct sp_test_redis *r)
     if (rep)
         freeReplyObject(rep);
     return v;
+}
+
+static double redis_cpu(struct servers *sv)
+{
+    double v = 0;
+    for (int i = 0; i < sv->n; i++)
+        v += redis_cpu1(&sv->r[i]);
+    return v;
+}
+
+static void stop_servers(struct servers *sv)
+{
+    for (int i = 0; i < sv->n; i++)
+        sp_test_redis_stop(&sv->r[i]);
+}
+
+static bool cluster_ok(struct sp_test_redis *r)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER INFO");
+    bool ok = rep && rep->type == REDIS_REPLY_STRING &&
+              strstr(rep->str, "cluster_state:ok");
+    if (rep)
+        freeReplyObject(rep);
+    return ok;
+}
+
+/* n standalone server (n = 1) or a cluster of n masters, the slots split
+ * evenly.  Returns 1 on success, 0 when redis-server is missing, -1. */
+static int start_servers(struct servers *sv, int n)
+{
+    static char bus[MAX_SHARDS][16];
+    memset(sv, 0, sizeof(*sv));
+    for (int i = 0; i < n; i++) {
+        struct sp_test_redis *r = &sv->r[i];
+        if (n > 1) {
+            snprintf(bus[i], sizeof(bus[i]), "%d", sp_test_free_port());
+            r->extra[0] = "--cluster-enabled";
+            r->extra[1] = "yes";
+            r->extra[2] = "--cluster-port";
+            r->extra[3] = bus[i];
+            r->extra[4] = "--cluster-config-file";
+            r->extra[5] = "nodes.conf";
+            r->n_extra = 6;
+        }
+        int rc = sp_test_redis_start(r);
+        sv->n = i + 1;
+        if (rc != 1) {
+            stop_servers(sv);
+            return rc;
+        }
+    }
+    if (n == 1)
+        return 1;
+    for (int i = 0; i < n; i++) {
+        int lo = 16384 * i / n, hi = 16384 * (i + 1) / n - 1;
+        redisReply *rep = sp_test_redis_cmd(&sv->r[i], "CLUSTER ADDSLOTSRANGE %d %d",
+                                            lo, hi);
+        if (rep)
+            freeReplyObject(rep);
+        if (i > 0) {
+            rep = sp_test_redis_cmd(&sv->r[0], "CLUSTER MEET 127.0.0.1 %d %s",
+                                    sv->r[i].port, bus[i]);
+            if (rep)
+                freeReplyObject(rep);
+        }
+    }
+    for (int t = 0; t < 200; t++) {
+        bool ok = true;
+        for (int i = 0; i < n && ok; i++)
+            ok = cluster_ok(&sv->r[i]);
+        if (ok)
+            return 1;
+        sp_test_sleep_ms(50);
+    }
+    stop_servers(sv);
+    return -1;
 }
 
 static struct sp_config *make_config(int port)
@@ -299,11 +396,10 @@ static double metric(struct sp_metrics *m, const char *series)
 }
 
 /* MEMORY USAGE of a sample of incidents (meta + alerts + why). */
-static double sample_memory(struct sp_test_redis *r, size_t *sampled)
+static double sample_memory1(struct sp_test_redis *r, size_t *sampled,
+                             double *total)
 {
     redisContext *c = sp_test_redis_connect(r);
-    double total = 0;
-    *sampled = 0;
     if (!c)
         return 0;
     char cursor[32] = "0";
@@ -327,7 +423,7 @@ static double sample_memory(struct sp_test_redis *r, size_t *sampled)
             for (int s = 0; s < 3; s++) {
                 redisReply *u = redisCommand(c, "MEMORY USAGE %s%s", k, suffix[s]);
                 if (u && u->type == REDIS_REPLY_INTEGER)
-                    total += (double)u->integer;
+                    *total += (double)u->integer;
                 freeReplyObject(u);
             }
             (*sampled)++;
@@ -338,15 +434,28 @@ static double sample_memory(struct sp_test_redis *r, size_t *sampled)
             break;
     }
     redisFree(c);
+    return 0;
+}
+
+static double sample_memory(struct servers *sv, size_t *sampled)
+{
+    double total = 0;
+    *sampled = 0;
+    for (int i = 0; i < sv->n; i++) {
+        size_t got = 0;
+        sample_memory1(&sv->r[i], &got, &total);
+        *sampled += got;
+    }
     return *sampled ? total / (double)*sampled : 0;
 }
 
 /* Live incidents by number of alerts (merged ones left out). */
-static long size_histogram(struct sp_test_redis *r)
+static long size_histogram(struct servers *sv)
 {
-    redisContext *c = sp_test_redis_connect(r);
-    char cursor[32] = "0";
     long hist[6] = {0};
+    for (int si = 0; si < sv->n; si++) {
+    redisContext *c = sp_test_redis_connect(&sv->r[si]);
+    char cursor[32] = "0";
     for (int step = 0; c && step < 100000; step++) {
         redisReply *rep = redisCommand(c, "SCAN %s MATCH sp:{t:*}:i:* COUNT 1000",
                                        cursor);
@@ -375,6 +484,7 @@ static long size_histogram(struct sp_test_redis *r)
     }
     if (c)
         redisFree(c);
+    }
     printf("%-34s 1: %ld, 2-4: %ld, 5-16: %ld, 17-64: %ld, 65-149: %ld, "
            "150 (full): %ld\n", "incident sizes (alerts)", hist[0], hist[1],
            hist[2], hist[3], hist[4], hist[5]);
@@ -386,17 +496,17 @@ static long size_histogram(struct sp_test_redis *r)
 
 /* One size: decode+publish, then decode+correlate+publish, on a fresh
  * redis-server.  Returns 0, or 1 when Redis could not be started. */
-static int run_size(size_t n)
+static int run_size(size_t n, int shards)
 {
-    struct sp_test_redis r;
-    memset(&r, 0, sizeof(r));
-    int rc = sp_test_redis_start(&r);
+    static struct servers sv;
+    int rc = start_servers(&sv, shards);
+    struct sp_test_redis *rp = &sv.r[0];
     if (rc != 1) {
         printf("bench_correlate: skipped (%s)\n",
                rc == 0 ? "redis-server is not installed" : "redis-server would not start");
         return 1;
     }
-    struct sp_config *cfg = make_config(r.port);
+    struct sp_config *cfg = make_config(rp->port);
     sp_log_setup(SP_LOG_WARN, SP_LOG_TEXT, stderr);
 
     const char *without[] = {"decode", "publish"};
@@ -405,12 +515,12 @@ static int run_size(size_t n)
     struct run a, b;
     run_chain(&a, cfg, m0, without, 2, n);
 
-    long long mem0 = redis_int(&r, "INFO memory", "used_memory:");
+    long long mem0 = redis_int(&sv, "INFO memory", "used_memory:");
     struct sp_metrics *m1 = sp_metrics_new("socpilot_");
-    double cpu0 = redis_cpu(&r);
+    double cpu0 = redis_cpu(&sv);
     run_chain(&b, cfg, m1, with, 3, n);
-    double cpu1 = redis_cpu(&r);
-    long long mem1 = redis_int(&r, "INFO memory", "used_memory:");
+    double cpu1 = redis_cpu(&sv);
+    long long mem1 = redis_int(&sv, "INFO memory", "used_memory:");
 
     double rt = metric(m1, "socpilot_correlate_redis_round_trips_total{stage=\"correlate.0\"}");
     double created = metric(m1, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"new\"}");
@@ -418,13 +528,19 @@ static int run_size(size_t n)
     double merges = metric(m1, "socpilot_correlate_merges_total{stage=\"correlate.0\"}");
     double noisy = metric(m1, "socpilot_correlate_noisy_entities_detected_total{stage=\"correlate.0\"}");
     double cont = metric(m1, "socpilot_correlate_joins_total{stage=\"correlate.0\",how=\"continuation\"}");
-    long long keys = redis_int(&r, "DBSIZE", NULL);
+    long long keys = redis_int(&sv, "DBSIZE", NULL);
     size_t sampled;
-    double per_inc = sample_memory(&r, &sampled);
+    double per_inc = sample_memory(&sv, &sampled);
 
-    printf("bench_correlate: %zu Graph alerts, avg %.0f bytes, batches of %d, "
-           "redis-server on loopback (no persistence)\n",
-           n, a.input_bytes / (double)n, BATCH);
+    if (shards > 1)
+        printf("bench_correlate: %zu Graph alerts, avg %.0f bytes, batches of "
+               "%d, %d tenants, a Redis Cluster of %d masters on loopback (no "
+               "persistence)\n", n, a.input_bytes / (double)n, BATCH,
+               g_tenants, shards);
+    else
+        printf("bench_correlate: %zu Graph alerts, avg %.0f bytes, batches of "
+               "%d, %d tenants, redis-server on loopback (no persistence)\n",
+               n, a.input_bytes / (double)n, BATCH, g_tenants);
     printf("%-34s %9.0f alerts/s  (%zu alerts, %zu rejects)\n",
            "decode+publish", (double)a.alerts / a.seconds, a.alerts, a.rejects);
     printf("%-34s %9.0f alerts/s  (%zu alerts, %zu rejects)\n",
@@ -444,7 +560,7 @@ static int run_size(size_t n)
            "%.0f alerts in flood incidents, %.0f noisy entities found), %zu "
            "snapshots published\n", "grouping", created, merges, cont,
            flooded, noisy, b.sink.incidents);
-    long live = size_histogram(&r);
+    long live = size_histogram(&sv);
     printf("%-34s %9.0f bytes per live incident (used_memory delta %.1f MB "
            "/ %ld live incidents, %lld keys)\n", "redis memory (INFO)",
            (double)(mem1 - mem0) / (double)(live ? live : 1),
@@ -452,21 +568,21 @@ static int run_size(size_t n)
     printf("%-34s %9.0f bytes per live incident (meta + alerts + why, "
            "MEMORY USAGE of %zu)\n", "redis memory (sampled)", per_inc, sampled);
     if (getenv("BENCH_VERBOSE")) {
-        redisReply *cs = sp_test_redis_cmd(&r, "INFO commandstats");
+        redisReply *cs = sp_test_redis_cmd(rp, "INFO commandstats");
         if (cs && cs->type == REDIS_REPLY_STRING)
             printf("%s\n", cs->str);
         if (cs)
             freeReplyObject(cs);
     }
     if (getenv("BENCH_HOLD")) {             /* inspect the server by hand */
-        printf("redis-server on port %d; press enter\n", r.port);
+        printf("redis-server on port %d; press enter\n", rp->port);
         fflush(stdout);
         (void)getchar();
     }
     sp_metrics_free(m0);
     sp_metrics_free(m1);
     sp_config_free(cfg);
-    sp_test_redis_stop(&r);
+    stop_servers(&sv);
     return 0;
 }
 
@@ -480,14 +596,28 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     sp_log_setup(SP_LOG_WARN, SP_LOG_TEXT, stderr);
     const char *na = getenv("BENCH_ALERTS"), *quick = getenv("BENCH_QUICK"),
-               *full = getenv("BENCH_FULL");
+               *full = getenv("BENCH_FULL"), *sh = getenv("BENCH_SHARDS"),
+               *te = getenv("BENCH_TENANTS");
+    int shards = sh ? atoi(sh) : 1;
+    if (shards < 1 || shards > MAX_SHARDS)
+        shards = 1;
+    if (te && atoi(te) >= 1 && atoi(te) <= 10000)
+        g_tenants = atoi(te);
     if (na && atol(na) > 0) {
-        run_size((size_t)atol(na));
+        run_size((size_t)atol(na), shards);
     } else if (full && strcmp(full, "1") == 0) {
-        run_size(1000000);
-    } else if (run_size(10000) == 0 && !(quick && strcmp(quick, "1") == 0)) {
+        run_size(1000000, shards);
+    } else if (run_size(10000, shards) == 0 && !(quick && strcmp(quick, "1") == 0)) {
         printf("\n");
-        run_size(1000000);
+        run_size(1000000, shards);
+        /* Scaling out: the same traffic from 12 tenants, one server and
+         * then a cluster of two masters (on the same cores here). */
+        g_tenants = 12;
+        printf("\n");
+        if (run_size(20000, 1) == 0) {
+            printf("\n");
+            run_size(20000, 2);
+        }
     }
     return 0;
 }
