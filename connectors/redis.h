@@ -45,7 +45,8 @@ struct sp_redis_opts {
  */
 #define SP_REDIS_CFG_KEYS                                                    \
     {"redis.host", SP_CFG_STR, "127.0.0.1", 0, 0,                            \
-     "Redis host (ignored when redis.unix_socket is set)", 0, NULL},         \
+     "Redis host, or any node of a Redis Cluster (ignored when "            \
+     "redis.unix_socket is set)", 0, NULL},                                  \
     {"redis.port", SP_CFG_INT, "6379", 1, 65535, "Redis TCP port", 0, NULL}, \
     {"redis.unix_socket", SP_CFG_STR, "", 0, 0,                              \
      "Path of a Redis unix socket; when set, used instead of host/port", 0,  \
@@ -54,8 +55,8 @@ struct sp_redis_opts {
      "ACL user name (Redis 6+); empty = the default user", 0, NULL},         \
     {"redis.password", SP_CFG_STR, "", 0, 0,                                 \
      "Password for AUTH; empty = no AUTH", SP_CFG_SECRET, NULL},             \
-    {"redis.db", SP_CFG_INT, "0", 0, 1023, "Database number (SELECT)", 0,    \
-     NULL},                                                                  \
+    {"redis.db", SP_CFG_INT, "0", 0, 1023,                                   \
+     "Database number (SELECT; 0 with a Redis Cluster)", 0, NULL},           \
     {"redis.connect_timeout", SP_CFG_DURATION, "2s", 10, 600000,             \
      "Timeout for connecting (and AUTH/SELECT)", 0, NULL},                   \
     {"redis.command_timeout", SP_CFG_DURATION, "5s", 0, 600000,              \
