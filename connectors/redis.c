@@ -620,10 +620,21 @@ fail:
 enum sp_err sp_redis_ensure(struct sp_redis *r, int64_t now_ms)
 {
     if (r->ctx && r->remap && r->pending == 0) {
-        /* Slots moved: connect again, which reads the map again. */
+        /* Slots moved: read the map again (new masters are connected). */
+        char why[160] = "";
         sp_log_info(r->comp, "Redis Cluster slots moved: reading the slot "
                     "map again");
-        drop(r, "cluster slots moved", true);
+        r->remap = false;
+        enum sp_err e = cluster_detect(r, why, sizeof(why));
+        if (e == SP_OK && !r->cluster) {
+            e = SP_ERR_REMOTE;
+            snprintf(why, sizeof(why), "not a cluster any more");
+        }
+        if (e) {
+            drop(r, why, false);
+            return e == SP_ERR_NOMEM ? e : SP_ERR_RETRY;
+        }
+        return SP_OK;
     }
     if (r->ctx)
         return SP_OK;
@@ -736,7 +747,9 @@ static enum sp_err append_to(struct sp_redis *r, int node, int argc,
     }
     if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK) {
         enum sp_err e = map_ctx_err(c->err);
-        drop(r, c->errstr, false);
+        char why[160];              /* drop() frees c */
+        snprintf(why, sizeof(why), "%s", c->errstr);
+        drop(r, why, false);
         return e;
     }
     r->order[(r->o_head + r->o_len++) % r->o_cap] = node;
@@ -752,14 +765,16 @@ static enum sp_err cluster_append(struct sp_redis *r, int argc,
                                   const char **argv, const size_t *lens)
 {
     if (is_cmd(argv[0], lens[0], "MULTI")) {
-        /* Sent with the first keyed command after it. */
+        /* Sent with the first command after it (to that command's node;
+         * callers put only commands of one slot in a transaction). */
         r->multi_waits = true;
         return SP_OK;
     }
     int node = route(r, argc, argv, lens);
     if (node == -2) {
-        r->remap = true;
-        drop(r, "a key's slot has no master in the slot map", true);
+        /* Owed replies must go: reconnect (reading the map again), with
+         * backoff, as after any failure. */
+        drop(r, "a key's slot has no master in the cluster's slot map", false);
         return SP_ERR_RETRY;
     }
     if (r->multi_waits) {
@@ -784,7 +799,9 @@ enum sp_err sp_redis_append(struct sp_redis *r, int argc, const char **argv,
         return cluster_append(r, argc, argv, lens);
     if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
         enum sp_err e = map_ctx_err(r->ctx->err);
-        drop(r, r->ctx->errstr, false);
+        char why[160];              /* drop() frees the context */
+        snprintf(why, sizeof(why), "%s", r->ctx->errstr);
+        drop(r, why, false);
         return e;
     }
     r->pending++;
@@ -873,16 +890,21 @@ enum sp_err sp_redis_read(struct sp_redis *r, redisReply **out)
         (strncmp(rr->str, "MOVED ", 6) == 0 || strncmp(rr->str, "ASK ", 4) == 0)) {
         static struct sp_log_rl rl;
         if (r->cluster) {
-            /* Slots moved (resharding, failover): this command is retried
-             * by the caller after the map is read again. */
-            r->remap = true;
-            r->stats.remaps++;
+            /* MOVED: slots moved (resharding, failover); the caller
+             * retries after the map is read again.  ASK: a slot is being
+             * migrated and the map is still right; the caller retries
+             * until the migration is over. */
+            if (rr->str[0] == 'M') {
+                r->remap = true;
+                r->stats.remaps++;
+            }
         } else {
             /* A cluster behind something that hid CLUSTER SLOTS. */
             r->stats.redirects++;
             sp_log_warn_rl(&rl, 10000, r->comp, "Redis Cluster redirected a "
                            "command (%.*s) but %s:%d did not answer CLUSTER "
-                           "SLOTS: point redis.host at a cluster node or a "
+                           "SLOTS: allow that command to the ACL user, or "
+                           "point redis.host at a cluster node or a "
                            "cluster-aware proxy; nothing is processed until "
                            "then", (int)SP_MIN(rr->len, 80), rr->str, r->host,
                            r->o.port);

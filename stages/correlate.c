@@ -634,8 +634,9 @@ static bool correlate_ready(struct sp_stage *st, char *reason, size_t n)
         ctx->redirect_ms = now;
     }
     if (ctx->redirect_ms && now - ctx->redirect_ms < CORR_REDIRECT_NOT_READY_MS) {
-        snprintf(reason, n, "Redis Cluster redirects our commands (MOVED): "
-                 "connect to a standalone Redis or a cluster-aware proxy");
+        snprintf(reason, n, "Redis redirects our commands (MOVED) but did "
+                 "not answer CLUSTER SLOTS: allow that command to the ACL "
+                 "user, or use a cluster node or a cluster-aware proxy");
         return false;
     }
     return true;

@@ -487,15 +487,18 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
     /* Every reply first: the connection must be idle before anything
      * else (a script reload) is sent. */
     bool noscript = false;
-    for (size_t i = 0; i < nt && !e; i++) {
+    for (size_t i = 0; i < nt; i++) {
         if (!takes[i].prefix[0])
             continue;
-        if ((e = sp_redis_read(ctx->redis, &reps[i])))
+        enum sp_err rd = sp_redis_read(ctx->redis, &reps[i]);
+        if (rd) {
+            e = rd;                 /* the connection is gone */
             goto out;
+        }
         enum sp_err re = sp_redis_reply_err(reps[i]);
         if (re == SP_ERR_NOTFOUND)
             noscript = true;
-        else if (re)
+        else if (re && !e)
             e = re == SP_ERR_REMOTE || re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
     }
     if (e)

@@ -249,14 +249,15 @@ enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out)
             e = corr_snapshot_append(ctx->redis, ctx->changed[start + i].prefix,
                                      ctx->changed[start + i].id,
                                      ctx->snapshot_why);
-        /* Every reply first (the connection must end up idle), then
-         * publish. */
-        for (size_t i = 0; i < len && !e; i++) {
+        /* Every reply first (the connection must end up idle, also when
+         * one snapshot failed: owed replies would be read as the answers
+         * to later commands), then publish. */
+        bool gone = false;
+        for (size_t i = 0; i < len && !gone; i++) {
             enum sp_err re = corr_snapshot_read(ctx->redis, &reps[i]);
-            if (re == SP_ERR_RETRY || re == SP_ERR_NOMEM)
-                e = re;             /* the connection is gone */
-            else if (re)
-                e = SP_ERR_RETRY;   /* LOADING, OOM...: try again later */
+            gone = re && !sp_redis_is_up(ctx->redis);
+            if (re && !e)           /* LOADING, MOVED, OOM...: try again */
+                e = re == SP_ERR_NOMEM ? re : SP_ERR_RETRY;
         }
         for (size_t i = 0; i < len && !e; i++)
             e = publish_snapshot(ctx, out, &ctx->changed[start + i], reps[i]);
@@ -453,18 +454,23 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
     }
     ctx->n_changed = 0;
     bool noscript = false;
-    for (size_t i = 0; i < nt && !e; i++) {
+    /* Every reply is read (owed replies would answer later commands). */
+    for (size_t i = 0; i < nt; i++) {
         redisReply *z, *sw;
-        if ((e = sp_redis_read(ctx->redis, &z)))
+        enum sp_err rd;
+        if ((rd = sp_redis_read(ctx->redis, &z))) {
+            e = rd;                 /* the connection is gone */
             break;
-        if ((e = sp_redis_read(ctx->redis, &sw))) {
+        }
+        if ((rd = sp_redis_read(ctx->redis, &sw))) {
             freeReplyObject(z);
+            e = rd;
             break;
         }
         if (sp_redis_reply_err(sw) == SP_ERR_NOTFOUND)
             noscript = true;
         freeReplyObject(sw);
-        if (z->type == REDIS_REPLY_ARRAY) {
+        if (!e && z->type == REDIS_REPLY_ARRAY) {
             const char *tenant = tenants->element[i]->str;
             char prefix[CORR_PREFIX_MAX];
             corr_prefix(ctx->key_prefix, tenant, prefix, sizeof(prefix));

@@ -336,6 +336,51 @@ static void test_flood(void)
     ct_close(&t);
 }
 
+/* A flood counter written before its running total existed (buckets, no
+ * 'all') still counts every bucket. */
+static void test_flood_counter_without_total(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.flood.enabled=true",
+                          "correlate.flood.threshold=5",
+                          "correlate.flood.window=10m", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[3];
+    char ids[3][16], ents[3][32];
+    for (int i = 0; i < 3; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "g%d", i);
+        snprintf(ents[i], sizeof(ents[i]), "host:pc%d", i);
+        in[i] = A(.id = ids[i], .ents = ents[i], .t = i, .detector = "Spray2");
+    }
+    struct ct_res r[3];
+    T_EQ_INT(ct_run(&t, in, 3, r), SP_OK);
+    redisReply *keys = sp_test_redis_cmd(&ct_redis, "KEYS sp:{t:t1}:f:*");
+    T_OK(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements == 1);
+    char fk[128];
+    snprintf(fk, sizeof(fk), "%s", keys->element[0]->str);
+    freeReplyObject(keys);
+    /* The older layout: 3 more in the bucket, no total. */
+    redisReply *h = sp_test_redis_cmd(&ct_redis, "HKEYS %s", fk);
+    T_OK(h && h->type == REDIS_REPLY_ARRAY);
+    char bucket[32] = "";
+    for (size_t i = 0; i < h->elements; i++)
+        if (strcmp(h->element[i]->str, "all") != 0)
+            snprintf(bucket, sizeof(bucket), "%s", h->element[i]->str);
+    freeReplyObject(h);
+    T_OK(bucket[0] != '\0');
+    freeReplyObject(sp_test_redis_cmd(&ct_redis, "HDEL %s all", fk));
+    freeReplyObject(sp_test_redis_cmd(&ct_redis, "HINCRBY %s %s 3", fk, bucket));
+    /* 7 in the window now: more than 5, an overflow incident. */
+    struct ct_res f;
+    T_EQ_INT(ct_one(&t, &A(.id = "g9", .ents = "host:pc9", .t = 3,
+                           .detector = "Spray2"), &f), SP_OK);
+    json_t *inc = ct_latest(&t, f.inc);
+    T_EQ_STR(ct_jstr(json_object_get(inc, "flood"), "key"), "Spray2");
+    json_decref(inc);
+    ct_close(&t);
+}
+
 static bool has_closed_snapshot(struct ct *t);
 static char g_closed_id[80];
 
@@ -988,6 +1033,7 @@ int main(void)
     T_RUN(test_mode_all);
     T_RUN(test_rules_selected);
     T_RUN(test_flood);
+    T_RUN(test_flood_counter_without_total);
     T_RUN(test_closed_incident);
     T_RUN(test_close_on_resolved);
     T_RUN(test_cap);
