@@ -35,7 +35,7 @@
 #include "tests/tools/redis_test.h"
 
 #define BATCH 500
-#define MAX_SHARDS 8
+#define MAX_SHARDS SP_TEST_CLUSTER_MAX
 
 static int g_tenants = 3;       /* BENCH_TENANTS */
 
@@ -191,16 +191,15 @@ static long long redis_int1(struct sp_test_redis *r, const char *cmd,
 
 /* The servers of a run: one, or the masters of a cluster. */
 struct servers {
-    struct sp_test_redis r[MAX_SHARDS];
-    int n;
+    struct sp_test_cluster c;
 };
 
 static long long redis_int(struct servers *sv, const char *cmd,
                            const char *field)
 {
     long long sum = 0;
-    for (int i = 0; i < sv->n; i++)
-        sum += redis_int1(&sv->r[i], cmd, field);
+    for (int i = 0; i < sv->c.n; i++)
+        sum += redis_int1(&sv->c.node[i], cmd, field);
     return sum;
 }
 
@@ -225,77 +224,28 @@ static double redis_cpu1(struct sp_test_redis *r)
 static double redis_cpu(struct servers *sv)
 {
     double v = 0;
-    for (int i = 0; i < sv->n; i++)
-        v += redis_cpu1(&sv->r[i]);
+    for (int i = 0; i < sv->c.n; i++)
+        v += redis_cpu1(&sv->c.node[i]);
     return v;
 }
 
 static void stop_servers(struct servers *sv)
 {
-    for (int i = 0; i < sv->n; i++)
-        sp_test_redis_stop(&sv->r[i]);
+    sp_test_cluster_stop(&sv->c);
 }
 
-static bool cluster_ok(struct sp_test_redis *r)
-{
-    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER INFO");
-    bool ok = rep && rep->type == REDIS_REPLY_STRING &&
-              strstr(rep->str, "cluster_state:ok");
-    if (rep)
-        freeReplyObject(rep);
-    return ok;
-}
-
-/* n standalone server (n = 1) or a cluster of n masters, the slots split
- * evenly.  Returns 1 on success, 0 when redis-server is missing, -1. */
+/* One plain server (n = 1) or a cluster of n masters.  Returns 1 on
+ * success, 0 when redis-server is missing, -1. */
 static int start_servers(struct servers *sv, int n)
 {
-    static char bus[MAX_SHARDS][16];
+    if (n > 1)
+        return sp_test_cluster_start(&sv->c, n);
     memset(sv, 0, sizeof(*sv));
-    for (int i = 0; i < n; i++) {
-        struct sp_test_redis *r = &sv->r[i];
-        if (n > 1) {
-            snprintf(bus[i], sizeof(bus[i]), "%d", sp_test_free_port());
-            r->extra[0] = "--cluster-enabled";
-            r->extra[1] = "yes";
-            r->extra[2] = "--cluster-port";
-            r->extra[3] = bus[i];
-            r->extra[4] = "--cluster-config-file";
-            r->extra[5] = "nodes.conf";
-            r->n_extra = 6;
-        }
-        int rc = sp_test_redis_start(r);
-        sv->n = i + 1;
-        if (rc != 1) {
-            stop_servers(sv);
-            return rc;
-        }
-    }
-    if (n == 1)
-        return 1;
-    for (int i = 0; i < n; i++) {
-        int lo = 16384 * i / n, hi = 16384 * (i + 1) / n - 1;
-        redisReply *rep = sp_test_redis_cmd(&sv->r[i], "CLUSTER ADDSLOTSRANGE %d %d",
-                                            lo, hi);
-        if (rep)
-            freeReplyObject(rep);
-        if (i > 0) {
-            rep = sp_test_redis_cmd(&sv->r[0], "CLUSTER MEET 127.0.0.1 %d %s",
-                                    sv->r[i].port, bus[i]);
-            if (rep)
-                freeReplyObject(rep);
-        }
-    }
-    for (int t = 0; t < 200; t++) {
-        bool ok = true;
-        for (int i = 0; i < n && ok; i++)
-            ok = cluster_ok(&sv->r[i]);
-        if (ok)
-            return 1;
-        sp_test_sleep_ms(50);
-    }
-    stop_servers(sv);
-    return -1;
+    int rc = sp_test_redis_start(&sv->c.node[0]);
+    sv->c.n = 1;
+    if (rc != 1)
+        stop_servers(sv);
+    return rc;
 }
 
 static struct sp_config *make_config(int port)
@@ -441,9 +391,9 @@ static double sample_memory(struct servers *sv, size_t *sampled)
 {
     double total = 0;
     *sampled = 0;
-    for (int i = 0; i < sv->n; i++) {
+    for (int i = 0; i < sv->c.n; i++) {
         size_t got = 0;
-        sample_memory1(&sv->r[i], &got, &total);
+        sample_memory1(&sv->c.node[i], &got, &total);
         *sampled += got;
     }
     return *sampled ? total / (double)*sampled : 0;
@@ -453,8 +403,8 @@ static double sample_memory(struct servers *sv, size_t *sampled)
 static long size_histogram(struct servers *sv)
 {
     long hist[6] = {0};
-    for (int si = 0; si < sv->n; si++) {
-    redisContext *c = sp_test_redis_connect(&sv->r[si]);
+    for (int si = 0; si < sv->c.n; si++) {
+    redisContext *c = sp_test_redis_connect(&sv->c.node[si]);
     char cursor[32] = "0";
     for (int step = 0; c && step < 100000; step++) {
         redisReply *rep = redisCommand(c, "SCAN %s MATCH sp:{t:*}:i:* COUNT 1000",
@@ -500,7 +450,7 @@ static int run_size(size_t n, int shards)
 {
     static struct servers sv;
     int rc = start_servers(&sv, shards);
-    struct sp_test_redis *rp = &sv.r[0];
+    struct sp_test_redis *rp = &sv.c.node[0];
     if (rc != 1) {
         printf("bench_correlate: skipped (%s)\n",
                rc == 0 ? "redis-server is not installed" : "redis-server would not start");

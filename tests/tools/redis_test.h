@@ -128,6 +128,93 @@ static inline void sp_test_redis_stop(struct sp_test_redis *tr)
     sp_redis_server_stop(tr);
 }
 
+/* ---- a Redis Cluster ------------------------------------------------------- */
+
+#define SP_TEST_CLUSTER_MAX 8
+
+struct sp_test_cluster {
+    struct sp_test_redis node[SP_TEST_CLUSTER_MAX];
+    char bus[SP_TEST_CLUSTER_MAX][16];          /* cluster bus ports */
+    int n;
+};
+
+static inline bool sp_test_cluster_node_ok(const struct sp_test_redis *r)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER INFO");
+    bool ok = rep && rep->type == REDIS_REPLY_STRING &&
+              strstr(rep->str, "cluster_state:ok");
+    if (rep)
+        freeReplyObject(rep);
+    return ok;
+}
+
+static inline void sp_test_cluster_stop(struct sp_test_cluster *c)
+{
+    for (int i = 0; i < c->n; i++)
+        sp_test_redis_stop(&c->node[i]);
+    c->n = 0;
+}
+
+/*
+ * n masters (1..SP_TEST_CLUSTER_MAX) on loopback, cluster-enabled, the
+ * slots split evenly in order (node 0 holds the lowest), joined and
+ * waited for (cluster_state:ok everywhere, 10 s at most).  Returns 1 on
+ * success, 0 when redis-server is not installed, -1 on failure (nothing
+ * left running).
+ */
+static inline int sp_test_cluster_start(struct sp_test_cluster *c, int n)
+{
+    memset(c, 0, sizeof(*c));
+    if (n < 1 || n > SP_TEST_CLUSTER_MAX)
+        return -1;
+    for (int i = 0; i < n; i++) {
+        struct sp_test_redis *r = &c->node[i];
+        snprintf(c->bus[i], sizeof(c->bus[i]), "%d", sp_test_free_port());
+        r->extra[0] = "--cluster-enabled";
+        r->extra[1] = "yes";
+        r->extra[2] = "--cluster-port";
+        r->extra[3] = c->bus[i];
+        r->extra[4] = "--cluster-config-file";
+        r->extra[5] = "nodes.conf";
+        r->n_extra = 6;
+        int rc = sp_test_redis_start(r);
+        c->n = i + 1;
+        if (rc != 1) {
+            sp_test_cluster_stop(c);
+            return rc;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int lo = 16384 * i / n, hi = 16384 * (i + 1) / n - 1;
+        redisReply *rep = sp_test_redis_cmd(&c->node[i],
+                                            "CLUSTER ADDSLOTSRANGE %d %d", lo, hi);
+        bool ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (rep)
+            freeReplyObject(rep);
+        if (ok && i > 0) {
+            rep = sp_test_redis_cmd(&c->node[0], "CLUSTER MEET 127.0.0.1 %d %s",
+                                    c->node[i].port, c->bus[i]);
+            ok = rep && rep->type == REDIS_REPLY_STATUS;
+            if (rep)
+                freeReplyObject(rep);
+        }
+        if (!ok) {
+            sp_test_cluster_stop(c);
+            return -1;
+        }
+    }
+    for (int t = 0; t < 200; t++) {
+        bool ok = true;
+        for (int i = 0; i < n && ok; i++)
+            ok = sp_test_cluster_node_ok(&c->node[i]);
+        if (ok)
+            return 1;
+        sp_test_sleep_ms(50);
+    }
+    sp_test_cluster_stop(c);
+    return -1;
+}
+
 /* ---- the memory sink ------------------------------------------------------- */
 
 struct sp_test_out {

@@ -299,24 +299,34 @@ static void test_rules_selected(void)
     sp_config_free(cfg);
 }
 
+/* Flood control at 5 per 10 minutes. */
+static const char *const flood_sets[] = {"correlate.flood.enabled=true",
+                                         "correlate.flood.threshold=5",
+                                         "correlate.flood.window=10m", NULL};
+
+/* n alerts of one detector, each on its own host, a second apart: ids
+ * "<p>0".., hosts "host:<p>box0"..; they run as one batch into r. */
+static enum sp_err flood_run(struct ct *t, const char *p, const char *detector,
+                             int n, struct ct_res *r)
+{
+    struct ct_alert in[16];
+    char ids[16][16], ents[16][32];
+    for (int i = 0; i < n && i < 16; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "%s%d", p, i);
+        snprintf(ents[i], sizeof(ents[i]), "host:%sbox%d", p, i);
+        in[i] = A(.id = ids[i], .ents = ents[i], .t = i, .detector = detector);
+    }
+    return ct_run(t, in, (size_t)SP_MIN(n, 16), r);
+}
+
 /* More than X similar alerts within Y collapse into one overflow incident. */
 static void test_flood(void)
 {
     SKIP_WITHOUT_REDIS();
-    const char *sets[] = {"correlate.flood.enabled=true",
-                          "correlate.flood.threshold=5",
-                          "correlate.flood.window=10m", NULL};
     struct ct t;
-    T_OK(ct_open(&t, sets));
-    struct ct_alert in[12];
-    char ids[12][16], ents[12][32];
-    for (int i = 0; i < 12; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "f%d", i);
-        snprintf(ents[i], sizeof(ents[i]), "host:box%d", i);
-        in[i] = A(.id = ids[i], .ents = ents[i], .t = i, .detector = "PasswordSpray");
-    }
+    T_OK(ct_open(&t, flood_sets));
     struct ct_res r[12];
-    T_EQ_INT(ct_run(&t, in, 12, r), SP_OK);
+    T_EQ_INT(flood_run(&t, "f", "PasswordSpray", 12, r), SP_OK);
     for (int i = 1; i < 5; i++)
         T_OK(strcmp(r[i].inc, r[0].inc) != 0);
     for (int i = 6; i < 12; i++)
@@ -330,7 +340,7 @@ static void test_flood(void)
     T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"flood\"}"), 7);
     /* After the window, the detector correlates normally again. */
     struct ct_res late;
-    T_EQ_INT(ct_one(&t, &A(.id = "f99", .ents = "host:box1", .t = 3600,
+    T_EQ_INT(ct_one(&t, &A(.id = "f99", .ents = "host:fbox1", .t = 3600,
                            .detector = "PasswordSpray"), &late), SP_OK);
     T_EQ_STR(late.inc, r[1].inc);
     ct_close(&t);
@@ -341,20 +351,10 @@ static void test_flood(void)
 static void test_flood_counter_without_total(void)
 {
     SKIP_WITHOUT_REDIS();
-    const char *sets[] = {"correlate.flood.enabled=true",
-                          "correlate.flood.threshold=5",
-                          "correlate.flood.window=10m", NULL};
     struct ct t;
-    T_OK(ct_open(&t, sets));
-    struct ct_alert in[3];
-    char ids[3][16], ents[3][32];
-    for (int i = 0; i < 3; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "g%d", i);
-        snprintf(ents[i], sizeof(ents[i]), "host:pc%d", i);
-        in[i] = A(.id = ids[i], .ents = ents[i], .t = i, .detector = "Spray2");
-    }
+    T_OK(ct_open(&t, flood_sets));
     struct ct_res r[3];
-    T_EQ_INT(ct_run(&t, in, 3, r), SP_OK);
+    T_EQ_INT(flood_run(&t, "g", "Spray2", 3, r), SP_OK);
     redisReply *keys = sp_test_redis_cmd(&ct_redis, "KEYS sp:{t:t1}:f:*");
     T_OK(keys && keys->type == REDIS_REPLY_ARRAY && keys->elements == 1);
     char fk[128];
@@ -745,31 +745,6 @@ static void test_round_trips(void)
     ct_close(&t);
 }
 
-/* Starts a cluster-enabled server (its bus on a port of its own). */
-static bool cluster_node(struct sp_test_redis *r, char bus[16])
-{
-    memset(r, 0, sizeof(*r));
-    snprintf(bus, 16, "%d", sp_test_free_port());
-    r->extra[0] = "--cluster-enabled";
-    r->extra[1] = "yes";
-    r->extra[2] = "--cluster-port";
-    r->extra[3] = bus;
-    r->extra[4] = "--cluster-config-file";
-    r->extra[5] = "nodes.conf";
-    r->n_extra = 6;
-    return sp_test_redis_start(r) == 1;
-}
-
-static bool cluster_ok(struct sp_test_redis *r)
-{
-    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER INFO");
-    bool ok = rep && rep->type == REDIS_REPLY_STRING &&
-              strstr(rep->str, "cluster_state:ok");
-    if (rep)
-        freeReplyObject(rep);
-    return ok;
-}
-
 /* The slot of key, asked of the server. */
 static long long slot_of(struct sp_test_redis *r, const char *key)
 {
@@ -803,29 +778,14 @@ static long long owner_seen_by(struct sp_test_redis *r, long long slot)
 static void test_cluster(void)
 {
     SKIP_WITHOUT_REDIS();
-    struct sp_test_redis a, b;
-    char bus_a[16], bus_b[16];
-    if (!cluster_node(&a, bus_a)) {
-        sp_test_redis_stop(&a);
-        T_SKIP("redis-server would not start in cluster mode");
-    }
-    if (!cluster_node(&b, bus_b)) {
-        sp_test_redis_stop(&a);
-        sp_test_redis_stop(&b);
-        T_SKIP("redis-server would not start in cluster mode");
-    }
-    redisReply *rep = sp_test_redis_cmd(&a, "CLUSTER ADDSLOTSRANGE 0 8191");
-    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
-    freeReplyObject(rep);
-    rep = sp_test_redis_cmd(&b, "CLUSTER ADDSLOTSRANGE 8192 16383");
-    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
-    freeReplyObject(rep);
-    rep = sp_test_redis_cmd(&a, "CLUSTER MEET 127.0.0.1 %d %s", b.port, bus_b);
-    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
-    freeReplyObject(rep);
-    for (int i = 0; i < 200 && !(cluster_ok(&a) && cluster_ok(&b)); i++)
-        sp_test_sleep_ms(50);
-    T_OK(cluster_ok(&a) && cluster_ok(&b));
+    static struct sp_test_cluster cl;
+    int rc = sp_test_cluster_start(&cl, 2);
+    T_EQ_INT(rc, 1);
+    if (rc != 1)
+        return;
+    /* a holds slots 0-8191, b 8192-16383. */
+    struct sp_test_redis *pa = &cl.node[0], *pb = &cl.node[1];
+    redisReply *rep;
 
     /* Two tenants on each master, and a spare one on b for the move. */
     char ten[5][16];
@@ -834,7 +794,7 @@ static void test_cluster(void)
         char cand[16], key[64];
         snprintf(cand, sizeof(cand), "t%d", i);
         snprintf(key, sizeof(key), "sp:{t:%s}:x", cand);
-        long long sl = slot_of(&a, key);
+        long long sl = slot_of(pa, key);
         if (sl >= 0 && sl < 8192 && on_a < 2)
             snprintf(ten[on_a++], 16, "%s", cand);
         else if (sl >= 8192 && on_b < 3)
@@ -843,7 +803,7 @@ static void test_cluster(void)
     T_EQ_INT(on_a + on_b, 5);
 
     struct ct t;
-    T_OK(ct_stage(&t, &a, NULL));
+    T_OK(ct_stage(&t, pa, NULL));
     char why[256] = "";
     T_OK(t.st->type->ready(t.st, why, sizeof(why)));
     struct ct_alert in[8];
@@ -869,7 +829,7 @@ static void test_cluster(void)
         T_EQ_INT(json_integer_value(json_object_get(snap, "alerts_total")), 2);
         json_decref(snap);
         /* The incident lives on its tenant's master. */
-        struct sp_test_redis *home = i < 4 ? &a : &b;
+        struct sp_test_redis *home = i < 4 ? pa : pb;
         rep = sp_test_redis_cmd(home, "EXISTS sp:{t:%s}:i:%s", ten[i / 2],
                                 r[i].inc);
         T_OK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
@@ -883,25 +843,25 @@ static void test_cluster(void)
     /* The spare tenant's slot moves from b to a. */
     char key[64];
     snprintf(key, sizeof(key), "sp:{t:%s}:x", ten[4]);
-    long long sl = slot_of(&a, key);
+    long long sl = slot_of(pa, key);
     char aid[64] = "";
-    rep = sp_test_redis_cmd(&a, "CLUSTER MYID");
+    rep = sp_test_redis_cmd(pa, "CLUSTER MYID");
     T_OK(rep && rep->type == REDIS_REPLY_STRING);
     snprintf(aid, sizeof(aid), "%s", rep->str);
     freeReplyObject(rep);
-    rep = sp_test_redis_cmd(&b, "CLUSTER SETSLOT %lld NODE %s", sl, aid);
+    rep = sp_test_redis_cmd(pb, "CLUSTER SETSLOT %lld NODE %s", sl, aid);
     T_OK(rep && rep->type == REDIS_REPLY_STATUS);
     freeReplyObject(rep);
-    rep = sp_test_redis_cmd(&a, "CLUSTER SETSLOT %lld NODE %s", sl, aid);
+    rep = sp_test_redis_cmd(pa, "CLUSTER SETSLOT %lld NODE %s", sl, aid);
     T_OK(rep && rep->type == REDIS_REPLY_STATUS);
     freeReplyObject(rep);
-    rep = sp_test_redis_cmd(&a, "CLUSTER BUMPEPOCH");
+    rep = sp_test_redis_cmd(pa, "CLUSTER BUMPEPOCH");
     if (rep)
         freeReplyObject(rep);
-    for (int i = 0; i < 200 && (owner_seen_by(&a, sl) != a.port ||
-                                owner_seen_by(&b, sl) != a.port); i++)
+    for (int i = 0; i < 200 && (owner_seen_by(pa, sl) != pa->port ||
+                                owner_seen_by(pb, sl) != pa->port); i++)
         sp_test_sleep_ms(50);
-    T_EQ_INT(owner_seen_by(&b, sl), a.port);
+    T_EQ_INT(owner_seen_by(pb, sl), pa->port);
     struct ct_alert mv = A(.id = "mv1", .tenant = ten[4], .ents = "host:h9", .t = 9);
     /* The stage still sends it to b, which answers MOVED: retried. */
     const char *errs = "socpilot_correlate_redis_errors_total{stage=\"correlate.0\"}";
@@ -912,7 +872,7 @@ static void test_cluster(void)
     /* The next try reads the slot map again and lands on a. */
     T_EQ_INT(ct_one(&t, &mv, &r[0]), SP_OK);
     T_OK(r[0].present && r[0].inc[0]);
-    rep = sp_test_redis_cmd(&a, "EXISTS sp:{t:%s}:i:%s", ten[4], r[0].inc);
+    rep = sp_test_redis_cmd(pa, "EXISTS sp:{t:%s}:i:%s", ten[4], r[0].inc);
     T_OK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
     freeReplyObject(rep);
     T_OK(t.st->type->ready(t.st, why, sizeof(why)));
@@ -920,17 +880,16 @@ static void test_cluster(void)
     /* The CLI scans every master. */
     char out[16384];
     const char *list_args[] = {"list"};
-    T_EQ_INT(run_cli_on(a.port, list_args, 1, out, sizeof(out)), 0);
+    T_EQ_INT(run_cli_on(pa->port, list_args, 1, out, sizeof(out)), 0);
     for (int i = 0; i < 4; i++)
         T_CONTAINS(out, incs[i]);
     T_CONTAINS(out, r[0].inc);
     /* Found without its tenant: on b. */
     const char *show_args[] = {"show", incs[3]};
-    T_EQ_INT(run_cli_on(a.port, show_args, 2, out, sizeof(out)), 0);
+    T_EQ_INT(run_cli_on(pa->port, show_args, 2, out, sizeof(out)), 0);
     T_CONTAINS(out, "\"alerts_total\": 2");
     ct_close(&t);
-    sp_test_redis_stop(&a);
-    sp_test_redis_stop(&b);
+    sp_test_cluster_stop(&cl);
 }
 
 /* The scripts survive SCRIPT FLUSH (NOSCRIPT -> SCRIPT LOAD). */
