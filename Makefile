@@ -93,7 +93,7 @@ unit-san:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined OPT=-O1 unit
 
 # The benchmarks are built (not run) here too, so that they keep compiling.
-integration: all $(TOOL_BINS) $(INTEG_BINS) $(BENCH_BINS)
+integration: all $(TOOL_BINS) $(INTEG_BINS) $(BENCH_BINS) $(UNIT_BINS)
 	@sh tests/run-integration.sh $(BUILD)
 
 test: deps

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run-integration.sh BUILD - the integration suites: every
 # BUILD/integration/test_* program (mock Kafka cluster, real redis-server,
-# fake HTTP services), the CLI checks, the schema check of everything the
-# pipeline produced, and the fuzz corpus replay.  One total line at the end.
+# fake HTTP services), the CLI checks, the Redis-backed unit suites against
+# a Redis Cluster, the schema check of everything the pipeline produced,
+# and the fuzz corpus replay.  One total line at the end.
 set -u
 build=${1:-build}
 export SOCPILOT_BIN="$build/socpilot"
@@ -25,6 +26,17 @@ for s in tests/integration/*.sh; do
     [ -f "$s" ] || continue
     sh "$s" "$build"; rc=$?
     count "$(basename "$s")" $rc
+done
+
+# The Redis-backed unit suites once more against a Redis Cluster of two
+# masters (the default tenant's slot is on the second one).
+for t in test_correlate test_analyze; do
+    [ -x "$build/tests/$t" ] || continue
+    out=$(SP_TEST_REDIS_CLUSTER=1 "$build/tests/$t" 2>&1); rc=$?
+    line=$(printf '%s\n' "$out" | grep -E ': [0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    [ $rc -ne 0 ] && printf '%s\n' "$out"
+    echo "$line (against a Redis Cluster)"
+    count "$t against a Redis Cluster" $rc
 done
 
 for f in build/e2e_alerts.jsonl build/normalized_samples.jsonl; do

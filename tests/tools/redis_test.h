@@ -86,7 +86,7 @@ static inline bool sp_test_redis_ping(const struct sp_test_redis *tr)
 }
 
 /* Runs one command on a fresh connection; returns the reply (caller
- * frees) or NULL. */
+ * frees) or NULL.  A MOVED reply (a cluster node) is followed once. */
 static inline redisReply *sp_test_redis_cmd(const struct sp_test_redis *tr,
                                             const char *fmt, ...)
 {
@@ -98,6 +98,20 @@ static inline redisReply *sp_test_redis_cmd(const struct sp_test_redis *tr,
     redisReply *r = redisvCommand(c, fmt, ap);
     va_end(ap);
     redisFree(c);
+    /* A cluster node that does not hold the key: ask the one that does. */
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0) {
+        const char *colon = strrchr(r->str, ':');
+        struct sp_test_redis other = *tr;
+        other.port = colon ? atoi(colon + 1) : tr->port;
+        freeReplyObject(r);
+        c = sp_test_redis_connect(&other);
+        if (!c)
+            return NULL;
+        va_start(ap, fmt);
+        r = redisvCommand(c, fmt, ap);
+        va_end(ap);
+        redisFree(c);
+    }
     return r;
 }
 

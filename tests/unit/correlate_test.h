@@ -27,10 +27,29 @@ extern const struct sp_stage_type sp_stage_correlate;
 
 static struct sp_test_redis ct_redis;
 static int ct_redis_state;              /* 0 untried, 1 up, -1 unavailable */
+/* SP_TEST_REDIS_CLUSTER=1: the program's server is a Redis Cluster of two
+ * masters (ct_redis: the first), so the same tests run against one. */
+static struct sp_test_cluster ct_cluster;
 
 static inline void ct_redis_atexit(void)
 {
-    sp_test_redis_stop(&ct_redis);
+    if (ct_cluster.n)
+        sp_test_cluster_stop(&ct_cluster);
+    else
+        sp_test_redis_stop(&ct_redis);
+}
+
+/* FLUSHALL on the program's server (every master of the cluster). */
+static inline void ct_flush_all(void)
+{
+    for (int i = 1; i < ct_cluster.n; i++) {
+        redisReply *r = sp_test_redis_cmd(&ct_cluster.node[i], "FLUSHALL");
+        if (r)
+            freeReplyObject(r);
+    }
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "FLUSHALL");
+    if (r)
+        freeReplyObject(r);
 }
 
 /* Starts the program's server once; false (and a reason) when there is
@@ -39,7 +58,15 @@ static inline bool ct_redis_up(const char **why)
 {
     if (ct_redis_state == 0) {
         signal(SIGPIPE, SIG_IGN);
-        int rc = sp_test_redis_start(&ct_redis);
+        const char *cl = getenv("SP_TEST_REDIS_CLUSTER");
+        int rc;
+        if (cl && strcmp(cl, "1") == 0) {
+            rc = sp_test_cluster_start(&ct_cluster, 2);
+            if (rc == 1)
+                ct_redis = ct_cluster.node[0];
+        } else {
+            rc = sp_test_redis_start(&ct_redis);
+        }
         ct_redis_state = rc == 1 ? 1 : -1;
         if (rc == 1)
             atexit(ct_redis_atexit);
@@ -112,9 +139,7 @@ static inline bool ct_stage(struct ct *t, struct sp_test_redis *server,
 /* Flushes the program's server and builds a stage on it. */
 static inline bool ct_open(struct ct *t, const char *const *sets)
 {
-    redisReply *r = sp_test_redis_cmd(&ct_redis, "FLUSHALL");
-    if (r)
-        freeReplyObject(r);
+    ct_flush_all();
     return ct_stage(t, NULL, sets);
 }
 

@@ -56,9 +56,7 @@ static struct sp_stage *at_an_new(struct at *t)
 static bool at_open(struct at *t, const char *const *sets)
 {
     memset(t, 0, sizeof(*t));
-    redisReply *r = sp_test_redis_cmd(&ct_redis, "FLUSHALL");
-    if (r)
-        freeReplyObject(r);
+    ct_flush_all();
     struct sp_error err = {0};
     t->cfg = sp_config_new();
     if (sp_config_declare(t->cfg, sp_stage_correlate.keys,
