@@ -41,6 +41,8 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 INTEG_SRCS := $(wildcard tests/integration/test_*.c)
 INTEG_BINS := $(patsubst tests/integration/%.c,$(BUILD)/integration/%,$(INTEG_SRCS))
+# Test programs are rebuilt when a shared test header changes.
+TEST_HDRS  := $(wildcard tests/unit/*.h tests/tools/*.h tests/fakes/*.h)
 BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 
@@ -62,19 +64,19 @@ $(BUILD)/libsocpilot.a: $(LIB_OBJS)
 $(BUILD)/socpilot: $(BUILD)/pipeline/main.o $(BUILD)/libsocpilot.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libsocpilot.a
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_HDRS) $(BUILD)/libsocpilot.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libsocpilot.a $(LIBS)
 
-$(BUILD)/integration/%: tests/integration/%.c $(wildcard tests/integration/*.h) tests/unit/t.h $(BUILD)/libsocpilot.a
+$(BUILD)/integration/%: tests/integration/%.c $(wildcard tests/integration/*.h) $(TEST_HDRS) $(BUILD)/libsocpilot.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit -Itests/integration $(LDFLAGS) -o $@ $< $(BUILD)/libsocpilot.a $(LIBS)
 
-$(BUILD)/tools/%: tests/tools/%.c $(BUILD)/libsocpilot.a
+$(BUILD)/tools/%: tests/tools/%.c $(TEST_HDRS) $(BUILD)/libsocpilot.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsocpilot.a $(LIBS)
 
-$(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libsocpilot.a
+$(BUILD)/bench/%: tests/bench/%.c $(TEST_HDRS) $(BUILD)/libsocpilot.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libsocpilot.a $(LIBS)
 

@@ -39,6 +39,60 @@ static inline void ct_redis_atexit(void)
         sp_test_redis_stop(&ct_redis);
 }
 
+/* KEYS pattern over every master of the program's server, as one array
+ * reply (freeReplyObject()); NULL when out of memory. */
+static inline redisReply *ct_keys(const char *pattern)
+{
+    redisReply *all = calloc(1, sizeof(*all));
+    if (!all)
+        return NULL;
+    all->type = REDIS_REPLY_ARRAY;
+    int masters = ct_cluster.n ? ct_cluster.n : 1;
+    for (int m = 0; m < masters; m++) {
+        struct sp_test_redis *r = ct_cluster.n ? &ct_cluster.node[m] : &ct_redis;
+        redisReply *k = sp_test_redis_cmd(r, "KEYS %s", pattern);
+        if (k && k->type == REDIS_REPLY_ARRAY && k->elements > 0) {
+            redisReply **e = realloc(all->element, (all->elements + k->elements) *
+                                                       sizeof(*e));
+            if (e) {
+                all->element = e;
+                for (size_t i = 0; i < k->elements; i++) {
+                    e[all->elements++] = k->element[i];
+                    k->element[i] = NULL;       /* moved */
+                }
+            }
+        }
+        if (k)
+            freeReplyObject(k);
+    }
+    return all;
+}
+
+/* A command without keys (SCRIPT FLUSH...) on every master. */
+static inline void ct_on_every_master(const char *cmd)
+{
+    int masters = ct_cluster.n ? ct_cluster.n : 1;
+    for (int m = 0; m < masters; m++) {
+        redisReply *r = sp_test_redis_cmd(ct_cluster.n ? &ct_cluster.node[m]
+                                                       : &ct_redis, "%s", cmd);
+        if (r)
+            freeReplyObject(r);
+    }
+}
+
+/* The first key matching pattern on the program's server (any master);
+ * false when none. */
+static inline bool ct_first_key(const char *pattern, char *out, size_t n)
+{
+    redisReply *k = ct_keys(pattern);
+    bool found = k && k->elements > 0;
+    if (found)
+        snprintf(out, n, "%s", k->element[0]->str);
+    if (k)
+        freeReplyObject(k);
+    return found;
+}
+
 /* FLUSHALL on the program's server (every master of the cluster). */
 static inline void ct_flush_all(void)
 {
