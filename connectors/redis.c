@@ -254,9 +254,9 @@ static void cluster_reset(struct sp_redis *r)
     r->remap = false;
 }
 
-static void drop(struct sp_redis *r, const char *why, bool immediate)
+/* Closes every connection; owed replies are forgotten. */
+static void close_all(struct sp_redis *r)
 {
-    bool was_up = r->ctx != NULL;
     if (r->ctx) {
         redisFree(r->ctx);
         r->ctx = NULL;
@@ -264,6 +264,12 @@ static void drop(struct sp_redis *r, const char *why, bool immediate)
     cluster_reset(r);
     r->pending = 0;
     r->unflushed = false;
+}
+
+static void drop(struct sp_redis *r, const char *why, bool immediate)
+{
+    bool was_up = r->ctx != NULL;
+    close_all(r);
     snprintf(r->last_error, sizeof(r->last_error), "%s", why);
     r->stats.failures++;
     if (was_up)
@@ -540,13 +546,7 @@ enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
 {
     char why[160] = "";
     enum sp_err e = SP_OK;
-    if (r->ctx) {
-        redisFree(r->ctx);
-        r->ctx = NULL;
-    }
-    cluster_reset(r);
-    r->pending = 0;
-    r->unflushed = false;
+    close_all(r);
     struct timeval ctv = tv_ms(r->o.connect_timeout_ms);
     r->ctx = r->unix_path ? redisConnectUnixWithTimeout(r->unix_path, ctv)
                           : redisConnectWithTimeout(r->host, r->o.port, ctv);
@@ -602,11 +602,7 @@ enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
         sp_log_info(r->comp, "connected to %s (db %d)", where, r->o.db);
     return SP_OK;
 fail:
-    if (r->ctx) {
-        redisFree(r->ctx);
-        r->ctx = NULL;
-    }
-    cluster_reset(r);
+    close_all(r);
     snprintf(r->last_error, sizeof(r->last_error), "%s", why);
     r->stats.failures++;
     schedule_retry(r, false);

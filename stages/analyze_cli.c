@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define AN_SCAN_STEPS 100000
 
 static const char usage[] =
     "usage: socpilot analyze INCIDENT_ID [-c FILE] [-s key=value]... "
@@ -76,45 +75,6 @@ static struct sp_config *load_config(const struct sp_cli_common *co)
 fail:
     sp_config_free(cfg);
     return NULL;
-}
-
-/* prefix of the incident: 1 found, 0 not found, -1 Redis error. */
-static int find(struct sp_redis *r, const char *key_prefix, const char *tenant,
-                const char *id, char *prefix, size_t n)
-{
-    if (tenant) {
-        corr_prefix(key_prefix, tenant, prefix, n);
-        return 1;
-    }
-    char pattern[256], cursor[32] = "0";
-    snprintf(pattern, sizeof(pattern), "%s:{t:*}:i:%s", key_prefix, id);
-    for (int step = 0; step < AN_SCAN_STEPS; step++) {
-        const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
-        size_t lens[] = {4, strlen(cursor), 5, strlen(pattern), 5, 4};
-        redisReply *rep = NULL;
-        enum sp_err e = sp_redis_call(r, &rep, 6, argv, lens);
-        if (e || !rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
-            if (rep)
-                freeReplyObject(rep);
-            return -1;
-        }
-        snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
-        const redisReply *keys = rep->element[1];
-        for (size_t i = 0; i < keys->elements; i++) {
-            const char *k = keys->element[i]->str;
-            const char *end = k ? strstr(k, "}:i:") : NULL;
-            if (!end || (size_t)(end + 2 - k) >= n)
-                continue;
-            memcpy(prefix, k, (size_t)(end + 2 - k));
-            prefix[end + 2 - k] = '\0';
-            freeReplyObject(rep);
-            return 1;
-        }
-        freeReplyObject(rep);
-        if (strcmp(cursor, "0") == 0)
-            break;
-    }
-    return 0;
 }
 
 static void print_dry_run(struct sp_llm *c, struct sp_analysis_job *job,
@@ -306,8 +266,8 @@ int sp_cmd_analyze(int argc, char **argv)
         goto out;
     }
     char prefix[CORR_PREFIX_MAX];
-    int f = find(r, sp_config_str(cfg, "correlate.key_prefix"), tenant, id,
-                 prefix, sizeof(prefix));
+    int f = corr_find_incident(r, sp_config_str(cfg, "correlate.key_prefix"),
+                               tenant, id, prefix, sizeof(prefix));
     if (f <= 0) {
         fprintf(stderr, "socpilot analyze: %s: %s\n", id,
                 f < 0 ? "redis error" : "no such incident");

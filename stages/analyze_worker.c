@@ -125,6 +125,19 @@ static void pump(struct wjob *wj)
     }
 }
 
+/* Queues finished work for the engine thread (an_pool_take()). */
+static void hand_back(struct an_pool *p, struct an_work *w)
+{
+    pthread_mutex_lock(&p->mu);
+    w->next = NULL;
+    if (p->out_tail)
+        p->out_tail->next = w;
+    else
+        p->out = w;
+    p->out_tail = w;
+    pthread_mutex_unlock(&p->mu);
+}
+
 static void start(struct an_worker *wk, struct an_work *w)
 {
     struct an_pool *p = wk->pool;
@@ -137,14 +150,7 @@ static void start(struct an_worker *wk, struct an_work *w)
         sp_log_warn(p->log, "incident %s: cannot start its analysis: %s",
                     w->id, wj ? err.msg : "out of memory");
         free(wj);
-        pthread_mutex_lock(&p->mu);          /* back without an analysis */
-        w->next = NULL;
-        if (p->out_tail)
-            p->out_tail->next = w;
-        else
-            p->out = w;
-        p->out_tail = w;
-        pthread_mutex_unlock(&p->mu);
+        hand_back(p, w);                     /* without an analysis */
         return;
     }
     wj->wk = wk;
@@ -186,14 +192,7 @@ static void reap(struct an_worker *wk)
         w->tokens = o->prompt_tokens + o->completion_tokens;
         sp_analysis_job_free(wj->job);
         free(wj);
-        pthread_mutex_lock(&p->mu);
-        w->next = NULL;
-        if (p->out_tail)
-            p->out_tail->next = w;
-        else
-            p->out = w;
-        p->out_tail = w;
-        pthread_mutex_unlock(&p->mu);
+        hand_back(p, w);
     }
 }
 

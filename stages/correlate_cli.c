@@ -68,34 +68,30 @@ static bool id_ok(const char *id)
     return true;
 }
 
-/* Finds "<prefix>i:<id>": with --tenant directly, else by SCAN.  Fills
- * prefix.  1 found, 0 not found, -1 Redis error. */
-static int find_incident(struct inc_cli *c, const char *id, char *prefix,
-                         size_t n)
+int corr_find_incident(struct sp_redis *r, const char *key_prefix,
+                       const char *tenant, const char *id, char *prefix,
+                       size_t n)
 {
-    if (c->tenant) {
-        corr_prefix(c->key_prefix, c->tenant, prefix, n);
+    if (tenant) {
+        corr_prefix(key_prefix, tenant, prefix, n);
         char key[CORR_PREFIX_MAX + 100];
         snprintf(key, sizeof(key), "%si:%s", prefix, id);
         const char *argv[] = {"EXISTS", key};
         size_t lens[] = {6, strlen(key)};
         redisReply *rep;
-        enum sp_err e = sp_redis_call(c->redis, &rep, 2, argv, lens);
+        enum sp_err e = sp_redis_call(r, &rep, 2, argv, lens);
         int found = e ? -1 : rep->type == REDIS_REPLY_INTEGER && rep->integer == 1;
         freeReplyObject(rep);
         return found;
     }
     char pattern[256], cursor[32] = "0";
-    snprintf(pattern, sizeof(pattern), "%s:{t:*}:i:%s", c->key_prefix, id);
+    snprintf(pattern, sizeof(pattern), "%s:{t:*}:i:%s", key_prefix, id);
     for (int step = 0; step < SCAN_MAX_STEPS; step++) {
         const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
         size_t lens[] = {4, strlen(cursor), 5, strlen(pattern), 5, 4};
         redisReply *rep;
-        if (sp_redis_call(c->redis, &rep, 6, argv, lens)) {
-            freeReplyObject(rep);
-            return -1;
-        }
-        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+        if (sp_redis_call(r, &rep, 6, argv, lens) ||
+            rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
             freeReplyObject(rep);
             return -1;
         }
@@ -103,7 +99,7 @@ static int find_incident(struct inc_cli *c, const char *id, char *prefix,
         const redisReply *keys = rep->element[1];
         for (size_t i = 0; i < keys->elements; i++) {
             const char *k = keys->element[i]->str;
-            const char *end = strstr(k, "}:i:");
+            const char *end = k ? strstr(k, "}:i:") : NULL;
             if (!end || (size_t)(end + 2 - k) >= n)
                 continue;
             memcpy(prefix, k, (size_t)(end + 2 - k));
@@ -116,6 +112,13 @@ static int find_incident(struct inc_cli *c, const char *id, char *prefix,
             break;
     }
     return 0;
+}
+
+static int find_incident(struct inc_cli *c, const char *id, char *prefix,
+                         size_t n)
+{
+    return corr_find_incident(c->redis, c->key_prefix, c->tenant, id, prefix,
+                              n);
 }
 
 static redisReply *snapshot(struct inc_cli *c, const char *prefix,

@@ -252,6 +252,15 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms);
 struct corr_acks *corr_acks_new(void);
 void corr_acks_release(struct corr_acks *acks);
 
+/* ---- correlate_cli.c ------------------------------------------------------ */
+
+/* The key prefix of incident id into prefix ("<key_prefix>:{t:<tenant>}:"):
+ * checked with EXISTS when the tenant is given, else found by SCAN (every
+ * master of a cluster).  1 found, 0 not found, -1 Redis error. */
+int corr_find_incident(struct sp_redis *r, const char *key_prefix,
+                       const char *tenant, const char *id, char *prefix,
+                       size_t n);
+
 /* ---- correlate_incident.c ------------------------------------------------- */
 
 /* Reading an incident atomically: MULTI, HGETALL meta, HGETALL alerts,

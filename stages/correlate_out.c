@@ -55,19 +55,6 @@ static void ack_free(struct corr_ack *a)
     free(a->id);
 }
 
-void corr_acks_release(struct corr_acks *acks)
-{
-    if (!acks)
-        return;
-    acks->dead = true;              /* the stage's reference is the first */
-    if (--acks->refs > 0)
-        return;
-    for (size_t i = 0; i < acks->n; i++)
-        ack_free(&acks->items[i]);
-    free(acks->items);
-    free(acks);
-}
-
 static void acks_unref(struct corr_acks *acks)
 {
     if (--acks->refs > 0)
@@ -76,6 +63,14 @@ static void acks_unref(struct corr_acks *acks)
         ack_free(&acks->items[i]);
     free(acks->items);
     free(acks);
+}
+
+void corr_acks_release(struct corr_acks *acks)
+{
+    if (!acks)
+        return;
+    acks->dead = true;              /* the stage's reference is the first */
+    acks_unref(acks);
 }
 
 static enum sp_err ack_push(struct corr_ack **items, size_t *n, size_t *cap,

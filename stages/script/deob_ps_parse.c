@@ -223,6 +223,20 @@ static const char *tmp_take(struct psp *p, size_t *n)
     return s;
 }
 
+/* The word read into p->tmp since start (NULL when nothing was read). */
+static struct psn *word_node(struct psp *p, size_t start, bool tick)
+{
+    if (p->i == start)
+        return NULL;
+    struct psn *n = mk(p, N_WORD, start);
+    if (!n)
+        return NULL;
+    n->s = tmp_take(p, &n->n);
+    if (tick)
+        n->flags |= NF_TICK;
+    return n->s ? n : NULL;
+}
+
 /* A bareword (command name or argument). */
 static struct psn *p_word(struct psp *p, bool cmdname)
 {
@@ -245,15 +259,7 @@ static struct psn *p_word(struct psp *p, bool cmdname)
         sp_buf_putc(&p->tmp, (char)c);
         p->i++;
     }
-    if (p->i == start)
-        return NULL;
-    struct psn *n = mk(p, N_WORD, start);
-    if (!n)
-        return NULL;
-    n->s = tmp_take(p, &n->n);
-    if (tick)
-        n->flags |= NF_TICK;
-    return n->s ? n : NULL;
+    return word_node(p, start, tick);
 }
 
 /* Scans a number at the cursor; true (and advances) only if the whole
@@ -743,15 +749,7 @@ static struct psn *p_member_name(struct psp *p)
         sp_buf_putc(&p->tmp, (char)c);
         p->i++;
     }
-    if (p->i == start)
-        return NULL;
-    struct psn *n = mk(p, N_WORD, start);
-    if (!n)
-        return NULL;
-    n->s = tmp_take(p, &n->n);
-    if (tick)
-        n->flags |= NF_TICK;
-    return n->s ? n : NULL;
+    return word_node(p, start, tick);
 }
 
 static struct psn *p_postfix(struct psp *p, struct psn *n)
