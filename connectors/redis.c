@@ -19,7 +19,10 @@
  * connected).  Replies are read back in the order the commands were
  * appended, whatever node they came from.  A MOVED or ASK reply (slots
  * moved) is handed to the caller as SP_ERR_RETRY, and the slot map is
- * read again before the next command.
+ * read again before the next command.  Every node the slot map names,
+ * replicas included, is remembered as a seed: when the configured
+ * endpoint is down (a master lost, its replica promoted), reconnecting
+ * goes through the first seed that answers.
  *
  * One thread per struct sp_redis (see redis.h).
  */
@@ -37,6 +40,7 @@
 #define SP_REDIS_MAX_SCRIPTS 16
 #define SP_REDIS_SLOTS 16384
 #define SP_REDIS_MAX_NODES 64
+#define SP_REDIS_MAX_SEEDS 32
 
 /* A cluster master and our connection to it. */
 struct rnode {
@@ -46,8 +50,16 @@ struct rnode {
     bool unflushed;
 };
 
+/* A cluster node's address, remembered to reconnect through. */
+struct rseed {
+    char host[128];
+    int port;
+};
+
 struct sp_redis {
     redisContext *ctx;           /* the endpoint (cluster: first node) */
+    char ep_host[128];           /* where ctx is connected (TCP) */
+    int ep_port;
     struct sp_redis_opts o;
     char *host, *unix_path, *user, *password, *comp;
     struct sp_redis_script *scripts[SP_REDIS_MAX_SCRIPTS];
@@ -70,6 +82,8 @@ struct sp_redis {
     bool multi_waits;            /* MULTI appended, its node not known yet */
     int last_node;               /* node of the last keyed command */
     bool remap;                  /* a redirect: read the slot map again */
+    struct rseed *seeds;         /* SP_REDIS_MAX_SEEDS: masters first */
+    size_t n_seeds;
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -147,6 +161,7 @@ void sp_redis_free(struct sp_redis *r)
         if (r->nodes[i].ctx)
             redisFree(r->nodes[i].ctx);
     free(r->nodes);
+    free(r->seeds);
     free(r->slots);
     free(r->order);
     free(r->host);
@@ -294,7 +309,11 @@ void sp_redis_describe(const struct sp_redis *r, char *buf, size_t n)
         snprintf(where, sizeof(where), "unix:%s", r->unix_path);
     else
         snprintf(where, sizeof(where), "%s:%d", r->host, r->o.port);
-    if (r->ctx && r->cluster)
+    if (r->ctx && r->cluster && !r->unix_path &&
+        (r->ep_port != r->o.port || strcmp(r->ep_host, r->host) != 0))
+        snprintf(buf, n, "redis cluster of %zu masters via %s:%d up (%s is "
+                 "down)", r->n_nodes, r->ep_host, r->ep_port, where);
+    else if (r->ctx && r->cluster)
         snprintf(buf, n, "redis cluster of %zu masters via %s up", r->n_nodes,
                  where);
     else if (r->ctx)
@@ -445,6 +464,46 @@ static void command_timeouts(struct sp_redis *r, redisContext *c)
                                  ? r->o.command_timeout_ms : 0));
 }
 
+static void add_seed(struct rseed *list, size_t *n, const char *host,
+                     size_t hlen, int port)
+{
+    if (*n == SP_REDIS_MAX_SEEDS || hlen == 0 || hlen >= sizeof(list->host) ||
+        port <= 0 || port > 65535)
+        return;
+    for (size_t i = 0; i < *n; i++)
+        if (list[i].port == port && strlen(list[i].host) == hlen &&
+            memcmp(list[i].host, host, hlen) == 0)
+            return;
+    memcpy(list[*n].host, host, hlen);
+    list[*n].host[hlen] = '\0';
+    list[*n].port = port;
+    (*n)++;
+}
+
+/* The seeds from a (validated) CLUSTER SLOTS reply: every master, then
+ * every replica, each once. */
+static void remember_seeds(struct sp_redis *r, const redisReply *rep)
+{
+    if (!r->seeds && !(r->seeds = calloc(SP_REDIS_MAX_SEEDS, sizeof(*r->seeds))))
+        return;                 /* only a fallback: do without */
+    r->n_seeds = 0;
+    for (int replicas = 0; replicas < 2; replicas++) {
+        for (size_t i = 0; i < rep->elements; i++) {
+            const redisReply *e = rep->element[i];
+            for (size_t j = replicas ? 3 : 2; j < (replicas ? e->elements : 3); j++) {
+                const redisReply *a = e->element[j];
+                if (a->type != REDIS_REPLY_ARRAY || a->elements < 2 ||
+                    a->element[0]->type != REDIS_REPLY_STRING ||
+                    a->element[1]->type != REDIS_REPLY_INTEGER)
+                    continue;
+                const char *h = a->element[0]->len ? a->element[0]->str : r->ep_host;
+                add_seed(r->seeds, &r->n_seeds, h, strlen(h),
+                         (int)a->element[1]->integer);
+            }
+        }
+    }
+}
+
 /* Builds the node list and slot map from a CLUSTER SLOTS reply and
  * connects to every master (AUTH, scripts). */
 static enum sp_err cluster_setup(struct sp_redis *r, const redisReply *rep,
@@ -475,7 +534,7 @@ static enum sp_err cluster_setup(struct sp_redis *r, const redisReply *rep,
         long long lo = e->element[0]->integer, hi = e->element[1]->integer;
         const redisReply *m = e->element[2];
         /* An empty address means "the node you asked". */
-        const char *host = m->element[0]->len ? m->element[0]->str : r->host;
+        const char *host = m->element[0]->len ? m->element[0]->str : r->ep_host;
         int port = (int)m->element[1]->integer;
         size_t k = 0;
         while (k < r->n_nodes &&
@@ -494,6 +553,7 @@ static enum sp_err cluster_setup(struct sp_redis *r, const redisReply *rep,
         for (long long sl = SP_MAX(lo, 0LL); sl <= hi && sl < SP_REDIS_SLOTS; sl++)
             r->slots[sl] = (uint8_t)(k + 1);
     }
+    remember_seeds(r, rep);
     for (size_t k = 0; k < r->n_nodes; k++) {
         struct rnode *nd = &r->nodes[k];
         enum sp_err e;
@@ -542,60 +602,86 @@ static enum sp_err cluster_detect(struct sp_redis *r, char *why, size_t n)
     return e;
 }
 
-enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
+/* Connects r->ctx to one endpoint (unix socket when host is NULL) and runs
+ * the handshake: AUTH, SELECT, scripts, cluster detection. */
+static enum sp_err connect_endpoint(struct sp_redis *r, const char *host,
+                                   int port, char *why, size_t n)
 {
-    char why[160] = "";
-    enum sp_err e = SP_OK;
+    enum sp_err e;
     close_all(r);
     struct timeval ctv = tv_ms(r->o.connect_timeout_ms);
-    r->ctx = r->unix_path ? redisConnectUnixWithTimeout(r->unix_path, ctv)
-                          : redisConnectWithTimeout(r->host, r->o.port, ctv);
+    r->ctx = host ? redisConnectWithTimeout(host, port, ctv)
+                  : redisConnectUnixWithTimeout(r->unix_path, ctv);
     if (!r->ctx) {
-        snprintf(why, sizeof(why), "connect: out of memory");
-        e = SP_ERR_NOMEM;
-        goto fail;
+        snprintf(why, n, "connect: out of memory");
+        return SP_ERR_NOMEM;
     }
     if (r->ctx->err) {
-        snprintf(why, sizeof(why), "connect: %s", r->ctx->errstr);
-        e = SP_ERR_RETRY;
-        goto fail;
+        snprintf(why, n, "connect: %s", r->ctx->errstr);
+        return SP_ERR_RETRY;
     }
-    if (!r->unix_path)
+    /* A node answering with an empty address means itself: over a unix
+     * socket, the configured host stands for it. */
+    snprintf(r->ep_host, sizeof(r->ep_host), "%s", host ? host : r->host);
+    r->ep_port = port;
+    if (host)
         redisEnableKeepAlive(r->ctx);
     /* The handshake runs under the connect timeout... */
     redisSetTimeout(r->ctx, ctv);
-    if ((e = auth_on(r, r->ctx, why, sizeof(why))))
-        goto fail;
+    if ((e = auth_on(r, r->ctx, why, n)))
+        return e;
     if (r->o.db != 0) {
         char db[16];
         snprintf(db, sizeof(db), "%d", r->o.db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
-        if ((e = handshake_cmd(r, 2, argv, lens, NULL, why, sizeof(why)))) {
-            if (e == SP_ERR_REMOTE)
-                e = SP_ERR_CONFIG;          /* "ERR DB index is out of range" */
-            goto fail;
-        }
+        if ((e = handshake_cmd(r, 2, argv, lens, NULL, why, n)))
+            return e == SP_ERR_REMOTE ? SP_ERR_CONFIG : e;  /* "ERR DB index is out of range" */
     }
     for (size_t i = 0; i < r->n_scripts; i++)
-        if ((e = load_script(r, r->scripts[i], why, sizeof(why))))
-            goto fail;
-    if ((e = cluster_detect(r, why, sizeof(why))))
-        goto fail;
-    /* ...and commands under the command timeout. */
-    if (r->o.command_timeout_ms > 0)
-        redisSetTimeout(r->ctx, tv_ms(r->o.command_timeout_ms));
-    else
-        redisSetTimeout(r->ctx, tv_ms(0));
-    r->backoff_ms = 0;
-    r->stats.connects++;
-    snprintf(r->last_error, sizeof(r->last_error), "none");
-    char where[300];
+        if ((e = load_script(r, r->scripts[i], why, n)))
+            return e;
+    return cluster_detect(r, why, n);
+}
+
+enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
+{
+    char why[160] = "", where[300];
     if (r->unix_path)
         snprintf(where, sizeof(where), "unix:%s", r->unix_path);
     else
         snprintf(where, sizeof(where), "%s:%d", r->host, r->o.port);
-    if (r->cluster)
+    enum sp_err e = connect_endpoint(r, r->unix_path ? NULL : r->host,
+                                     r->o.port, why, sizeof(why));
+    /* The endpoint is down but a cluster was seen: any node it named (a
+     * copy: a node answering rewrites the list). */
+    struct rseed seeds[SP_REDIS_MAX_SEEDS];
+    size_t n_seeds = e == SP_ERR_RETRY && !r->unix_path ? r->n_seeds : 0;
+    if (n_seeds)
+        memcpy(seeds, r->seeds, n_seeds * sizeof(*seeds));
+    bool via = false;
+    for (size_t i = 0; e == SP_ERR_RETRY && i < n_seeds; i++) {
+        if (seeds[i].port == r->o.port && strcmp(seeds[i].host, r->host) == 0)
+            continue;
+        char why2[160];
+        if (connect_endpoint(r, seeds[i].host, seeds[i].port, why2,
+                             sizeof(why2)) == SP_OK && r->cluster) {
+            e = SP_OK;
+            via = true;
+        }
+    }
+    if (e)
+        goto fail;
+    /* ...and commands under the command timeout. */
+    command_timeouts(r, r->ctx);
+    r->backoff_ms = 0;
+    r->stats.connects++;
+    snprintf(r->last_error, sizeof(r->last_error), "none");
+    if (via)
+        sp_log_warn(r->comp, "%s is unreachable (%s): connected to the Redis "
+                    "Cluster through %s:%d (%zu masters)", where, why,
+                    r->ep_host, r->ep_port, r->n_nodes);
+    else if (r->cluster)
         sp_log_info(r->comp, "connected to the Redis Cluster at %s (%zu "
                     "masters)", where, r->n_nodes);
     else
@@ -606,10 +692,10 @@ fail:
     snprintf(r->last_error, sizeof(r->last_error), "%s", why);
     r->stats.failures++;
     schedule_retry(r, false);
-    if (err)
+    if (err) {
         sp_error_set(err, e, "redis: %s", why);
-    if (err)
         err->retriable = (e == SP_ERR_RETRY);
+    }
     return e;
 }
 

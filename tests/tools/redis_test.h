@@ -172,14 +172,19 @@ static inline void sp_test_cluster_stop(struct sp_test_cluster *c)
 /*
  * n masters (1..SP_TEST_CLUSTER_MAX) on loopback, cluster-enabled, the
  * slots split evenly in order (node 0 holds the lowest), joined and
- * waited for (cluster_state:ok everywhere, 10 s at most).  Returns 1 on
- * success, 0 when redis-server is not installed, -1 on failure (nothing
- * left running).
+ * waited for (cluster_state:ok everywhere, 10 s at most); persistent
+ * (AOF, so a killed node restarts with its data) when persist, with
+ * n_opts more redis-server arguments (at most 4).  Returns 1 on success,
+ * 0 when redis-server is not installed, -1 on failure (nothing left
+ * running).
  */
-static inline int sp_test_cluster_start(struct sp_test_cluster *c, int n)
+static inline int sp_test_cluster_start_opts(struct sp_test_cluster *c, int n,
+                                             bool persist,
+                                             const char *const *opts,
+                                             int n_opts)
 {
     memset(c, 0, sizeof(*c));
-    if (n < 1 || n > SP_TEST_CLUSTER_MAX)
+    if (n < 1 || n > SP_TEST_CLUSTER_MAX || n_opts < 0 || n_opts > 4)
         return -1;
     for (int i = 0; i < n; i++) {
         struct sp_test_redis *r = &c->node[i];
@@ -191,6 +196,9 @@ static inline int sp_test_cluster_start(struct sp_test_cluster *c, int n)
         r->extra[4] = "--cluster-config-file";
         r->extra[5] = "nodes.conf";
         r->n_extra = 6;
+        for (int j = 0; j < n_opts; j++)
+            r->extra[r->n_extra++] = opts[j];
+        r->persist = persist;
         int rc = sp_test_redis_start(r);
         c->n = i + 1;
         if (rc != 1) {
@@ -226,6 +234,75 @@ static inline int sp_test_cluster_start(struct sp_test_cluster *c, int n)
         sp_test_sleep_ms(50);
     }
     sp_test_cluster_stop(c);
+    return -1;
+}
+
+static inline int sp_test_cluster_start(struct sp_test_cluster *c, int n)
+{
+    return sp_test_cluster_start_opts(c, n, false, NULL, 0);
+}
+
+/* The node id of a cluster node ("" when it does not answer). */
+static inline void sp_test_cluster_myid(const struct sp_test_redis *r,
+                                        char *out, size_t n)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER MYID");
+    snprintf(out, n, "%s", rep && rep->type == REDIS_REPLY_STRING ? rep->str : "");
+    if (rep)
+        freeReplyObject(rep);
+}
+
+/*
+ * Adds a replica of master m (started like the masters, with the same
+ * options) and waits until it has synchronised (10 s at most).  Returns
+ * its index in c->node, or -1.
+ */
+static inline int sp_test_cluster_add_replica(struct sp_test_cluster *c, int m,
+                                              const char *const *opts,
+                                              int n_opts)
+{
+    if (c->n >= SP_TEST_CLUSTER_MAX || m < 0 || m >= c->n || n_opts > 4)
+        return -1;
+    int k = c->n;
+    struct sp_test_redis *r = &c->node[k];
+    memset(r, 0, sizeof(*r));
+    snprintf(c->bus[k], sizeof(c->bus[k]), "%d", sp_test_free_port());
+    const char *base[] = {"--cluster-enabled", "yes", "--cluster-port", c->bus[k],
+                          "--cluster-config-file", "nodes.conf"};
+    for (int j = 0; j < 6; j++)
+        r->extra[r->n_extra++] = base[j];
+    for (int j = 0; j < n_opts; j++)
+        r->extra[r->n_extra++] = opts[j];
+    r->persist = c->node[m].persist;
+    if (sp_test_redis_start(r) != 1)
+        return -1;
+    c->n = k + 1;
+    char id[64];
+    sp_test_cluster_myid(&c->node[m], id, sizeof(id));
+    redisReply *rep = sp_test_redis_cmd(&c->node[m], "CLUSTER MEET 127.0.0.1 %d %s",
+                                        r->port, c->bus[k]);
+    if (rep)
+        freeReplyObject(rep);
+    bool ok = false;
+    for (int t = 0; t < 200 && !ok; t++) {
+        /* REPLICATE works once the new node has heard of the master. */
+        rep = sp_test_redis_cmd(r, "CLUSTER REPLICATE %s", id);
+        ok = rep && rep->type == REDIS_REPLY_STATUS;
+        if (rep)
+            freeReplyObject(rep);
+        if (!ok)
+            sp_test_sleep_ms(50);
+    }
+    for (int t = 0; t < 200 && ok; t++) {
+        rep = sp_test_redis_cmd(r, "INFO replication");
+        bool up = rep && rep->type == REDIS_REPLY_STRING &&
+                  strstr(rep->str, "master_link_status:up");
+        if (rep)
+            freeReplyObject(rep);
+        if (up)
+            return k;
+        sp_test_sleep_ms(50);
+    }
     return -1;
 }
 

@@ -361,9 +361,18 @@ static int check_redis_state(struct sp_test_redis *r, const struct gen *g)
     return c ? bad : -1;
 }
 
-static void test_redis_killed_midstream(void)
+/*
+ * Feeds 500 alerts of tenant t1 in batches of 20 through a stage that
+ * talks to entry, killing victim (SIGKILL) twice during a batch and
+ * restarting it 300 ms later.  Every batch must end SP_OK after retries,
+ * with the stage not ready while the server is down, the grouping that
+ * of an undisturbed run, every alert in exactly one incident and nothing
+ * left in the outbox.  victim holds t1's keys; entry is the server the
+ * stage is configured with (the same one, or another cluster master).
+ */
+static void killed_midstream(struct sp_test_redis *entry,
+                             struct sp_test_redis *victim)
 {
-    SKIP_WITHOUT_REDIS();
     struct gen g;
     gen_make(&g, 500, 11);
     struct ct ref;
@@ -372,19 +381,15 @@ static void test_redis_killed_midstream(void)
     char *want = ct_partition(&ref);
     ct_close(&ref);
 
-    struct sp_test_redis pr;
-    memset(&pr, 0, sizeof(pr));
-    pr.persist = true;
-    T_EQ_INT(sp_test_redis_start(&pr), 1);
     const char *sets[] = {"correlate.window=7d", "correlate.max_alerts=10000",
                           "redis.backoff_min=20ms", "redis.backoff_max=200ms",
                           "redis.command_timeout=2s", NULL};
     struct ct t;
-    T_OK(ct_stage(&t, &pr, sets));
+    T_OK(ct_stage(&t, entry, sets));
     int retries = 0, kills = 0;
     bool seen_not_ready = false;
     pthread_t killer_thread;
-    struct killer k = {&pr, 2, 300, false};
+    struct killer k = {victim, 2, 300, false};
     for (int i = 0; i < g.n; i += 20) {
         if (i == 100 || i == 300) {         /* twice, during a batch */
             k.restarted = false;
@@ -395,7 +400,7 @@ static void test_redis_killed_midstream(void)
         b->seq = (uint64_t)i + 1;
         for (int j = i; j < i + 20 && j < g.n; j++)
             ct_add(b, &g.alerts[j]);
-        int64_t deadline = sp_now_ms() + 20000;
+        int64_t deadline = sp_now_ms() + 30000;
         enum sp_err e;
         while ((e = sp_stage_process(t.st, b)) == SP_ERR_RETRY &&
                sp_now_ms() < deadline) {
@@ -425,20 +430,161 @@ static void test_redis_killed_midstream(void)
     /* Whatever the crash left unpublished goes out from the outbox. */
     struct ct *tp = &t;
     int64_t deadline = sp_now_ms() + 5000;
-    while (zcard(&pr, "sp:{t:t1}:out") != 0 && sp_now_ms() < deadline) {
+    while (zcard(victim, "sp:{t:t1}:out") != 0 && sp_now_ms() < deadline) {
         tp->st->type->tick(tp->st, sp_now_ms());
         sp_test_sleep_ms(10);
     }
-    T_EQ_INT(zcard(&pr, "sp:{t:t1}:out"), 0);
+    T_EQ_INT(zcard(victim, "sp:{t:t1}:out"), 0);
     char *got = ct_partition(&t);
     T_OK(strcmp(want, got) == 0);
     all_held_once(&t, &g);
-    T_EQ_INT(check_redis_state(&pr, &g), 0);
+    T_EQ_INT(check_redis_state(victim, &g), 0);
     free(want);
     free(got);
     ct_close(&t);
-    sp_test_redis_stop(&pr);
     gen_free(&g);
+}
+
+static void test_redis_killed_midstream(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_test_redis pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.persist = true;
+    T_EQ_INT(sp_test_redis_start(&pr), 1);
+    killed_midstream(&pr, &pr);
+    sp_test_redis_stop(&pr);
+}
+
+/* The same against a Redis Cluster of two persistent masters: the master
+ * that holds the tenant is killed while the stage's configured endpoint
+ * (the other master) stays up.  The stage must treat the lost master like
+ * a lost server (wait, reconnect, resume) and lose nothing. */
+static void test_cluster_master_killed_midstream(void)
+{
+    SKIP_WITHOUT_REDIS();
+    static struct sp_test_cluster cl;
+    const char *opts[] = {"--cluster-node-timeout", "1000"};
+    int rc = sp_test_cluster_start_opts(&cl, 2, true, opts, 2);
+    T_EQ_INT(rc, 1);
+    if (rc != 1)
+        return;
+    /* t1's slot: which master holds it? */
+    int home = -1;
+    for (int i = 0; i < 2; i++) {
+        redisReply *rep = sp_test_redis_cmd(&cl.node[i], "CLUSTER KEYSLOT %s",
+                                            "sp:{t:t1}:x");
+        long long sl = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+        if (rep)
+            freeReplyObject(rep);
+        if (sl >= 0)
+            home = sl < 8192 ? 0 : 1;
+    }
+    T_OK(home >= 0);
+    if (home >= 0)
+        killed_midstream(&cl.node[1 - home], &cl.node[home]);
+    sp_test_cluster_stop(&cl);
+}
+
+/* A tenant name whose keys hash into slots lo..hi. */
+static bool tenant_in_slots(struct sp_test_redis *r, long long lo, long long hi,
+                            char *out, size_t n)
+{
+    for (int i = 0; i < 1000; i++) {
+        char cand[16], key[64];
+        snprintf(cand, sizeof(cand), "ten%d", i);
+        snprintf(key, sizeof(key), "sp:{t:%s}:x", cand);
+        redisReply *rep = sp_test_redis_cmd(r, "CLUSTER KEYSLOT %s", key);
+        long long sl = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+        if (rep)
+            freeReplyObject(rep);
+        if (sl >= lo && sl <= hi) {
+            snprintf(out, n, "%s", cand);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Runs a batch until it is no longer SP_ERR_RETRY (30 s at most), ticking
+ * the stage in between; counts the retries. */
+static enum sp_err run_until_done(struct ct *t, const struct ct_alert *in,
+                                  size_t n, struct ct_res *r, int *retries)
+{
+    int64_t deadline = sp_now_ms() + 30000;
+    enum sp_err e;
+    while ((e = ct_run(t, in, n, r)) == SP_ERR_RETRY && sp_now_ms() < deadline) {
+        (*retries)++;
+        t->st->type->tick(t->st, sp_now_ms());
+        sp_test_sleep_ms(50);
+    }
+    return e;
+}
+
+/*
+ * The configured endpoint is a master that dies for good and its replica
+ * takes over (CLUSTER FAILOVER TAKEOVER, as an operator would).  The
+ * stage must find the cluster again through the other nodes it learnt
+ * from the slot map, and carry on with the replica's copy of the state:
+ * new alerts join the incidents made before the failover.
+ */
+static void test_cluster_failover_endpoint_lost(void)
+{
+    SKIP_WITHOUT_REDIS();
+    static struct sp_test_cluster cl;
+    const char *opts[] = {"--cluster-node-timeout", "1000"};
+    int rc = sp_test_cluster_start_opts(&cl, 2, false, opts, 2);
+    T_EQ_INT(rc, 1);
+    if (rc != 1)
+        return;
+    int rk = sp_test_cluster_add_replica(&cl, 0, opts, 2);
+    T_OK(rk == 2);
+    char ta[16], tb[16];
+    T_OK(tenant_in_slots(&cl.node[0], 0, 8191, ta, sizeof(ta)));
+    T_OK(tenant_in_slots(&cl.node[0], 8192, 16383, tb, sizeof(tb)));
+    const char *sets[] = {"redis.backoff_min=20ms", "redis.backoff_max=200ms",
+                          "redis.connect_timeout=500ms",
+                          "redis.command_timeout=2s", NULL};
+    struct ct t;
+    T_OK(ct_stage(&t, &cl.node[0], sets));
+    struct ct_alert in[2] = {
+        A(.id = "fo-a1", .tenant = ta, .ents = "host:h1", .t = 1),
+        A(.id = "fo-b1", .tenant = tb, .ents = "host:h1", .t = 1)};
+    struct ct_res before[2], after[2];
+    int retries = 0;
+    T_EQ_INT(run_until_done(&t, in, 2, before, &retries), SP_OK);
+    T_OK(before[0].present && before[1].present);
+    /* The replica has every write before its master goes. */
+    redisReply *rep = sp_test_redis_cmd(&cl.node[0], "WAIT 1 5000");
+    T_OK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
+    if (rep)
+        freeReplyObject(rep);
+    sp_test_redis_kill(&cl.node[0], SIGKILL);
+    rep = sp_test_redis_cmd(&cl.node[rk], "CLUSTER FAILOVER TAKEOVER");
+    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+    if (rep)
+        freeReplyObject(rep);
+    for (int i = 0; i < 200 && !(sp_test_cluster_node_ok(&cl.node[1]) &&
+                                 sp_test_cluster_node_ok(&cl.node[rk])); i++)
+        sp_test_sleep_ms(50);
+
+    struct ct_alert in2[2] = {
+        A(.id = "fo-a2", .tenant = ta, .ents = "host:h1", .t = 2),
+        A(.id = "fo-b2", .tenant = tb, .ents = "host:h1", .t = 2)};
+    T_EQ_INT(run_until_done(&t, in2, 2, after, &retries), SP_OK);
+    T_EQ_STR(after[0].inc, before[0].inc);
+    T_EQ_STR(after[1].inc, before[1].inc);
+    T_EQ_INT((long long)after[0].rejects + (long long)after[1].rejects, 0);
+    char why[256] = "";
+    T_OK(t.st->type->ready(t.st, why, sizeof(why)));
+    T_EQ_INT((long long)sp_test_sink_count(&t.sink, "dlq"), 0);
+    /* The incident now lives on the promoted replica. */
+    rep = sp_test_redis_cmd(&cl.node[rk], "HGET sp:{t:%s}:i:%s n", ta, after[0].inc);
+    T_OK(rep && rep->type == REDIS_REPLY_STRING && strcmp(rep->str, "2") == 0);
+    if (rep)
+        freeReplyObject(rep);
+    ct_close(&t);
+    sp_test_cluster_stop(&cl);
 }
 
 /* ---- Defender AlertInfo / AlertEvidence ------------------------------------ */
@@ -591,6 +737,8 @@ int main(void)
     T_RUN(test_replay_republishes);
     T_RUN(test_outbox_recovery);
     T_RUN(test_redis_killed_midstream);
+    T_RUN(test_cluster_master_killed_midstream);
+    T_RUN(test_cluster_failover_endpoint_lost);
     T_RUN(test_defender_assembly);
     T_RUN(test_defender_durable);
     return t_done();
