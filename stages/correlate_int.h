@@ -170,6 +170,7 @@ struct corr_ctx {
         *c_noisy_stop, *c_noisy_detected, *c_published, *c_recovered,
         *c_assembled, *c_round_trips, *c_redis_errors, *c_publish_errors;
     struct sp_gauge *g_redis_up;
+    struct sp_gauge *g_redis_may_evict;
     struct sp_hist *h_redis;
 };
 

@@ -899,6 +899,82 @@ static void test_cluster(void)
     sp_test_cluster_stop(&cl);
 }
 
+static long long info_int(struct sp_test_redis *r, const char *field)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "INFO memory");
+    long long v = -1;
+    const char *p = rep && rep->type == REDIS_REPLY_STRING ? strstr(rep->str, field) : NULL;
+    if (p)
+        v = atoll(p + strlen(field));
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
+/* Redis under a memory limit.  A policy that evicts (here allkeys-lru) is
+ * reported (gauge, warning): it could drop part of an incident.  With
+ * noeviction a full Redis refuses the scripts (OOM): the batch waits,
+ * nothing goes to the DLQ, and it goes through once there is room. */
+static void test_redis_memory_limit(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *may_evict = "socpilot_correlate_redis_may_evict{stage=\"correlate.0\"}";
+    struct sp_test_redis lru;
+    memset(&lru, 0, sizeof(lru));
+    lru.extra[0] = "--maxmemory";
+    lru.extra[1] = "64mb";
+    lru.extra[2] = "--maxmemory-policy";
+    lru.extra[3] = "allkeys-lru";
+    lru.n_extra = 4;
+    T_EQ_INT(sp_test_redis_start(&lru), 1);
+    struct ct t;
+    T_OK(ct_stage(&t, &lru, NULL));
+    struct ct_alert a = A(.id = "mem1", .ents = "host:m1", .t = 1);
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &a, &r), SP_OK);
+    T_EQ_INT((long long)ct_metric(&t, may_evict), 1);
+    ct_close(&t);
+    sp_test_redis_stop(&lru);
+
+    struct sp_test_redis full;
+    memset(&full, 0, sizeof(full));
+    T_EQ_INT(sp_test_redis_start(&full), 1);
+    T_OK(ct_stage(&t, &full, NULL));
+    T_EQ_INT(ct_one(&t, &a, &r), SP_OK);
+    T_EQ_INT((long long)ct_metric(&t, may_evict), 0);
+    /* Full from now on: the limit just under what is used. */
+    long long used = info_int(&full, "used_memory:");
+    T_OK(used > 0);
+    redisReply *rep = sp_test_redis_cmd(&full, "CONFIG SET maxmemory %lld",
+                                        used - 1024);
+    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+    if (rep)
+        freeReplyObject(rep);
+    struct ct_alert b[3] = {A(.id = "mem2", .ents = "host:m1", .t = 2),
+                            A(.id = "mem3", .ents = "host:m1 host:m2", .t = 3),
+                            A(.id = "mem4", .ents = "host:m2", .t = 4)};
+    struct ct_res rb[3];
+    T_EQ_INT(ct_run(&t, b, 3, rb), SP_ERR_RETRY);
+    T_EQ_INT(ct_run(&t, b, 3, rb), SP_ERR_RETRY);
+    for (int i = 0; i < 3; i++)
+        T_EQ_INT((long long)rb[i].rejects, 0);
+    T_EQ_INT((long long)sp_test_sink_count(&t.sink, "dlq"), 0);
+    rep = sp_test_redis_cmd(&full, "EXISTS sp:{t:default}:a:mem2");
+    T_OK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0);
+    if (rep)
+        freeReplyObject(rep);
+    /* Room again: the same batch goes through, every alert in the
+     * incident of mem1. */
+    rep = sp_test_redis_cmd(&full, "CONFIG SET maxmemory 0");
+    if (rep)
+        freeReplyObject(rep);
+    T_EQ_INT(ct_run(&t, b, 3, rb), SP_OK);
+    for (int i = 0; i < 3; i++)
+        T_EQ_STR(rb[i].inc, r.inc);
+    ct_close(&t);
+    sp_test_redis_stop(&full);
+}
+
 /* The scripts survive SCRIPT FLUSH (NOSCRIPT -> SCRIPT LOAD). */
 static void test_noscript_reload(void)
 {
@@ -1007,6 +1083,7 @@ int main(void)
     T_RUN(test_provider_grouping);
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
+    T_RUN(test_redis_memory_limit);
     T_RUN(test_noscript_reload);
     T_RUN(test_cluster);
     T_RUN(test_index_sweep);
