@@ -4,9 +4,10 @@
  * that changed is published as a full snapshot.
  *
  * A batch costs a constant number of Redis round trips: one pipeline of
- * EVALSHA calls (one Lua script per alert does dedupe + lookup + merge +
- * write atomically, see correlate_lua.c), one pipeline of snapshot reads
- * for the incidents that changed.  Snapshots go out in a detached batch;
+ * EVALSHA calls (one Lua script call per tenant does dedupe + lookup +
+ * merge + write for each of its alerts in turn, atomically, see
+ * correlate_lua.c), one pipeline of snapshot reads for the incidents that
+ * changed.  Snapshots go out in a detached batch;
  * every change is also recorded in a per-tenant outbox inside the same
  * script, and removed only once its snapshot is acknowledged, so a crash
  * anywhere between Redis and Kafka republishes instead of losing it.
@@ -354,9 +355,117 @@ static void take_row_result(struct corr_ctx *ctx, struct corr_item *item,
     sp_counter_inc(ctx->c_result[CORR_R_ROW]);
 }
 
-/* One pipeline: tenant registrations, then one script per item. */
+/*
+ * The alerts of one tenant go to Redis as one correlate call (at most
+ * CORR_CALL_MAX alerts: a script runs alone on its server, and 128 alerts
+ * take about 10 ms), each alert still decided and written atomically, one
+ * after the other in batch order.  Defender rows go one call each.
+ */
+#define CORR_CALL_MAX 128
+
+struct corr_call {
+    size_t first;                    /* the item the call starts with */
+    size_t n;                        /* alerts in it (1 for a row) */
+    size_t *members;                 /* item indices, batch order */
+};
+
+/* The call of the tenant of items[i], gathered from i on (items not
+ * taken yet, not rows, of the same tenant). */
+static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
+                               size_t n, size_t i, bool *taken, size_t call_max,
+                               bool only_alone, int *argcs, const char ***argvs,
+                               size_t **lensv, struct corr_call *call,
+                               const char ***argvp, size_t **lensp, int *argcp)
+{
+    size_t *members = sp_arena_alloc(&ctx->work, call_max * sizeof(*members));
+    if (!members)
+        return SP_ERR_NOMEM;
+    size_t m = 0;
+    int argc = 5;                    /* EVALSHA sha numkeys, KEYS[1], P */
+    for (size_t j = i; j < n && m < call_max; j++) {
+        if (taken[j] || items[j].row || (only_alone && !items[j].alone) ||
+            strcmp(items[j].prefix, items[i].prefix) != 0)
+            continue;
+        taken[j] = true;
+        members[m++] = j;
+        argc += argcs[j] - 5;
+    }
+    const char **argv = sp_arena_alloc(&ctx->work, (size_t)argc * sizeof(*argv));
+    size_t *lens = sp_arena_alloc(&ctx->work, (size_t)argc * sizeof(*lens));
+    if (!argv || !lens)
+        return SP_ERR_NOMEM;
+    memcpy(argv, argvs[i], 5 * sizeof(*argv));
+    memcpy(lens, lensv[i], 5 * sizeof(*lens));
+    int k = 5;
+    for (size_t x = 0; x < m; x++) {
+        size_t j = members[x];
+        memcpy(argv + k, argvs[j] + 5, (size_t)(argcs[j] - 5) * sizeof(*argv));
+        memcpy(lens + k, lensv[j] + 5, (size_t)(argcs[j] - 5) * sizeof(*lens));
+        k += argcs[j] - 5;
+    }
+    call->first = i;
+    call->n = m;
+    call->members = members;
+    *argvp = argv;
+    *lensp = lens;
+    *argcp = argc;
+    return SP_OK;
+}
+
+/* One call's reply: a row's, or an array of one result per alert. */
+static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
+                             const struct corr_call *call, redisReply *rep,
+                             bool *noscript)
+{
+    enum sp_err re = sp_redis_reply_err(rep);
+    if (re == SP_ERR_NOTFOUND) {
+        *noscript = true;
+        return SP_OK;
+    }
+    if (re && re != SP_ERR_REMOTE)
+        return re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
+    if (items[call->first].row) {
+        struct corr_item *item = &items[call->first];
+        if (re) {
+            item->err = SP_ERR_REMOTE;
+            item->errmsg = sp_arena_printf(item->arena, "redis: %.*s",
+                                           (int)SP_MIN(rep->len, 400),
+                                           rep->str ? rep->str : "");
+        } else {
+            take_row_result(ctx, item, rep);
+        }
+        return SP_OK;
+    }
+    if (!re && (rep->type != REDIS_REPLY_ARRAY || rep->elements != call->n))
+        re = SP_ERR_REMOTE;
+    for (size_t x = 0; x < call->n; x++) {
+        struct corr_item *item = &items[call->members[x]];
+        if (re && call->n > 1) {
+            /* A script error aborts the whole call, the alerts before it
+             * applied: each runs again alone (those are duplicates now),
+             * so only the one at fault is rejected. */
+            item->alone = true;
+        } else if (re) {
+            item->err = SP_ERR_REMOTE;
+            item->errmsg = sp_arena_printf(
+                item->arena, "redis: %.*s", (int)SP_MIN(rep->len, 400),
+                rep->type == REDIS_REPLY_ERROR && rep->str
+                    ? rep->str : "unexpected reply from the correlate script");
+        } else {
+            enum sp_err e = take_result(ctx, item, rep->element[x]);
+            if (e)
+                return e;
+        }
+    }
+    return SP_OK;
+}
+
+/* One pipeline: tenant registrations, then one correlate call per tenant
+ * (and one per Defender row).  only_alone: just the items marked alone,
+ * one call each. */
 static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
-                             size_t n, int64_t now_ms, bool *noscript)
+                             size_t n, int64_t now_ms, bool *noscript,
+                             bool only_alone)
 {
     enum sp_err e = SP_OK, fatal = SP_OK;
     size_t extra = 0;
@@ -367,6 +476,8 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
     *noscript = false;
     for (size_t i = 0; i < n; i++) {
         struct corr_item *item = &items[i];
+        if (only_alone && !item->alone)
+            continue;
         for (int s = 0; s < (item->row ? 2 : 1); s++) {
             /* Marked at once so a chunk registers a tenant only once; a
              * failed chunk forgets them all (below). */
@@ -381,25 +492,51 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
             extra++;
         }
     }
-    for (size_t i = 0; i < n; i++) {
+    int *argcs = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*argcs));
+    const char ***argvs = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*argvs));
+    size_t **lensv = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*lensv));
+    bool *taken = sp_arena_calloc(&ctx->work, (n + 1) * sizeof(*taken));
+    struct corr_call *calls = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*calls));
+    size_t n_calls = 0;
+    if (!argcs || !argvs || !lensv || !taken || !calls)
+        fatal = SP_ERR_NOMEM;
+    for (size_t i = 0; i < n && !fatal; i++) {
         struct corr_item *item = &items[i];
-        const char **argv;
-        size_t *lens;
-        int argc = item->row ? corr_asm_args(ctx, item, now_ms, &argv, &lens)
-                             : corr_build_args(ctx, item, now_ms, &argv, &lens);
-        if (argc < 0) {
-            /* Out of work memory: drain what was sent, then fail. */
+        if (only_alone && !item->alone) {
+            taken[i] = true;
+            continue;
+        }
+        argcs[i] = item->row ? corr_asm_args(ctx, item, now_ms, &argvs[i], &lensv[i])
+                             : corr_build_args(ctx, item, now_ms, &argvs[i], &lensv[i]);
+        if (argcs[i] < 5)
             fatal = SP_ERR_NOMEM;
-            n = i;
+    }
+    for (size_t i = 0; i < n && !fatal; i++) {
+        if (taken[i])
+            continue;
+        struct corr_item *item = &items[i];
+        const char **argv = argvs[i];
+        size_t *lens = lensv[i];
+        int argc = argcs[i];
+        struct corr_call *call = &calls[n_calls];
+        if (item->row) {
+            taken[i] = true;
+            *call = (struct corr_call){.first = i, .n = 1};
+        } else if ((e = gather_call(ctx, items, n, i, taken,
+                                    only_alone ? 1 : CORR_CALL_MAX, only_alone,
+                                    argcs, argvs, lensv, call, &argv, &lens,
+                                    &argc))) {
+            fatal = e;
             break;
         }
-        e = sp_redis_append_evalsha(ctx->redis,
-                                    item->row ? &ctx->s_asm_add
-                                              : &ctx->s_correlate,
-                                    1, argc, argv, lens);
-        if (e)
+        if ((e = sp_redis_append_evalsha(ctx->redis,
+                                         item->row ? &ctx->s_asm_add
+                                                   : &ctx->s_correlate,
+                                         1, argc, argv, lens)))
             return e;
+        n_calls++;
     }
+    /* Out of work memory: what was sent is drained, then the chunk fails. */
     int64_t t0 = sp_now_us();
     for (size_t i = 0; i < extra; i++) {
         redisReply *rep;
@@ -410,28 +547,14 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
         if (re && !fatal)
             fatal = re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
     }
-    for (size_t i = 0; i < n; i++) {
-        struct corr_item *item = &items[i];
+    for (size_t c = 0; c < n_calls; c++) {
         redisReply *rep;
         if ((e = sp_redis_read(ctx->redis, &rep)))
             return e;
-        enum sp_err re = sp_redis_reply_err(rep);
-        if (re == SP_ERR_NOTFOUND) {
-            *noscript = true;
-        } else if (re == SP_ERR_REMOTE) {
-            item->err = SP_ERR_REMOTE;
-            item->errmsg = sp_arena_printf(item->arena, "redis: %.*s",
-                                           (int)SP_MIN(rep->len, 400),
-                                           rep->str ? rep->str : "");
-        } else if (re) {
-            if (!fatal)
-                fatal = re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
-        } else if (item->row) {
-            take_row_result(ctx, item, rep);
-        } else if ((re = take_result(ctx, item, rep)) && !fatal) {
-            fatal = re;
-        }
+        enum sp_err re = take_call(ctx, items, &calls[c], rep, noscript);
         freeReplyObject(rep);
+        if (re && !fatal)
+            fatal = re;
     }
     sp_hist_observe_since_us(ctx->h_redis, t0);
     if (fatal)
@@ -503,29 +626,45 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
         check_eviction(ctx);
     }
     int64_t now_ms = sp_wall_us() / 1000;
+    for (size_t i = 0; i < n; i++)
+        items[i].alone = false;
     for (size_t start = 0; start < n; start += ctx->pipeline_max) {
         size_t len = SP_MIN(ctx->pipeline_max, n - start);
+        bool alone = false;             /* the pass for items run alone */
         for (int attempt = 0;; attempt++) {
             for (size_t i = start; i < start + len; i++) {
+                if (alone && !items[i].alone)
+                    continue;
                 items[i].done = false;
                 items[i].err = SP_OK;
             }
             bool noscript;
             enum sp_err e = run_chunk(ctx, items + start, len, now_ms,
-                                      &noscript);
+                                      &noscript, alone);
             if (e)
                 return e;
-            if (!noscript)
+            if (noscript) {
+                /* The server lost our scripts (SCRIPT FLUSH, failover):
+                 * load them and run the chunk again; replays are
+                 * duplicates. */
+                sp_log_warn(ctx->st->log, "NOSCRIPT from Redis: loading "
+                            "the scripts again");
+                if (attempt >= 2)
+                    return SP_ERR_RETRY;
+                if ((e = sp_redis_load_scripts(ctx->redis)))
+                    return e == SP_ERR_CONFIG ? SP_ERR_RETRY : e;
+                continue;
+            }
+            if (alone)
                 break;
-            /* The server lost our scripts (SCRIPT FLUSH, failover): load
-             * them and run the chunk again; replays are duplicates. */
-            sp_log_warn(ctx->st->log, "NOSCRIPT from Redis: loading the "
-                        "scripts again");
-            if (attempt >= 2)
-                return SP_ERR_RETRY;
-            if ((e = sp_redis_load_scripts(ctx->redis)))
-                return e == SP_ERR_CONFIG ? SP_ERR_RETRY : e;
+            for (size_t i = start; i < start + len && !alone; i++)
+                alone = items[i].alone;
+            if (!alone)
+                break;
+            attempt = -1;
         }
+        for (size_t i = start; i < start + len; i++)
+            items[i].alone = false;
     }
     return SP_OK;
 }

@@ -108,6 +108,7 @@ struct corr_item {
     char how[16];
     char inc[80];
     int64_t version;
+    bool alone;                      /* its tenant's call failed: run it alone */
 };
 
 /* An incident to publish (deduplicated per process call / tick). */

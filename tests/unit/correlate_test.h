@@ -275,6 +275,7 @@ struct ct_res {
     int64_t version;
     bool present;               /* still in the batch (not a row/reject) */
     size_t rejects;
+    char detail[256];           /* the first reject's detail */
 };
 
 /* Runs n alerts through process() as one batch.  Returns its result. */
@@ -293,6 +294,9 @@ static inline enum sp_err ct_run(struct ct *t, const struct ct_alert *alerts,
         struct sp_msg *msg = &b->msgs[i];
         res[i].present = msg->n_alerts == 1;
         res[i].rejects = msg->n_rejects;
+        if (msg->n_rejects && msg->rejects[0].detail)
+            snprintf(res[i].detail, sizeof(res[i].detail), "%s",
+                     msg->rejects[0].detail);
         if (res[i].present && al[i]->incident_id) {
             snprintf(res[i].inc, sizeof(res[i].inc), "%s", al[i]->incident_id);
             res[i].version = al[i]->incident_version;

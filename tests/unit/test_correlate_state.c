@@ -136,6 +136,59 @@ static void test_same_input_same_grouping(void)
     gen_free(&g);
 }
 
+/* Alerts of one tenant go to Redis together (one call of up to 128, each
+ * decided in turn): the grouping must be the one of alerts sent one by
+ * one, with every rule that carries state from alert to alert at work
+ * (the cap and its continuations, noisy entities, flood, expiry). */
+static void test_one_call_same_grouping(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.window=1h", "correlate.max_alerts=8",
+                          "correlate.noisy.threshold=4",
+                          "correlate.flood.enabled=true",
+                          "correlate.flood.threshold=40",
+                          "correlate.flood.window=10m", NULL};
+    /* Dense: small entity pools, 5 s apart, half from one detector. */
+    enum { N = 600 };
+    struct gen g = {calloc(N, sizeof(*g.alerts)), calloc(N, sizeof(*g.ids)),
+                    calloc(N, sizeof(*g.ents)), N};
+    static const char *const dets[] = {"d0", "d1", "d0", "d2"};
+    uint64_t seed = 7;
+    for (int i = 0; i < N; i++) {
+        snprintf(g.ids[i], sizeof(g.ids[i]), "dense:%d", i);
+        uint64_t r = rng_next(&seed);
+        snprintf(g.ents[i], sizeof(g.ents[i]), "host:ws%02d account:u%02d ip:10.1.0.%d",
+                 (int)(r % 40), (int)(r / 40 % 30), (int)(r / 1200 % 25));
+        g.alerts[i] = A(.id = g.ids[i], .ents = g.ents[i], .t = i * 5,
+                        .detector = dets[r / 30000 % 4]);
+    }
+    const char *m_cont = "socpilot_correlate_joins_total{stage=\"correlate.0\",how=\"continuation\"}";
+    const char *m_noisy = "socpilot_correlate_noisy_entities_detected_total{stage=\"correlate.0\"}";
+    const char *m_flood = "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"flood\"}";
+    const char *m_merges = "socpilot_correlate_merges_total{stage=\"correlate.0\"}";
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    feed(&t, &g, 1);
+    char *one = assignment(&t, &g);
+    double want[4] = {ct_metric(&t, m_cont), ct_metric(&t, m_noisy),
+                      ct_metric(&t, m_flood), ct_metric(&t, m_merges)};
+    ct_close(&t);
+    for (int i = 0; i < 4; i++)
+        T_OK(want[i] > 0);                  /* every rule at work */
+    T_OK(ct_open(&t, sets));
+    feed(&t, &g, 300);
+    char *batched = assignment(&t, &g);
+    T_OK(strcmp(one, batched) == 0);
+    T_EQ_INT((long long)ct_metric(&t, m_cont), (long long)want[0]);
+    T_EQ_INT((long long)ct_metric(&t, m_noisy), (long long)want[1]);
+    T_EQ_INT((long long)ct_metric(&t, m_flood), (long long)want[2]);
+    T_EQ_INT((long long)ct_metric(&t, m_merges), (long long)want[3]);
+    free(one);
+    free(batched);
+    ct_close(&t);
+    gen_free(&g);
+}
+
 struct half {
     struct ct *t;
     const struct gen *g;
@@ -732,6 +785,7 @@ int main(void)
     t_prog = "test_correlate_state";
     sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
     T_RUN(test_same_input_same_grouping);
+    T_RUN(test_one_call_same_grouping);
     T_RUN(test_two_instances);
     T_RUN(test_big_merge);
     T_RUN(test_replay_republishes);
