@@ -84,6 +84,11 @@ struct sp_redis {
     bool remap;                  /* a redirect: read the slot map again */
     struct rseed *seeds;         /* SP_REDIS_MAX_SEEDS: masters first */
     size_t n_seeds;
+    /* Addresses that refused or timed out during the current connect
+     * attempt: not tried again before it ends (a dead master named by
+     * every seed's slot map costs one connect timeout, not one per seed). */
+    struct rseed dead[8];
+    size_t n_dead;
 };
 
 /* ---- options ------------------------------------------------------------- */
@@ -311,8 +316,8 @@ void sp_redis_describe(const struct sp_redis *r, char *buf, size_t n)
         snprintf(where, sizeof(where), "%s:%d", r->host, r->o.port);
     if (r->ctx && r->cluster && !r->unix_path &&
         (r->ep_port != r->o.port || strcmp(r->ep_host, r->host) != 0))
-        snprintf(buf, n, "redis cluster of %zu masters via %s:%d up (%s is "
-                 "down)", r->n_nodes, r->ep_host, r->ep_port, where);
+        snprintf(buf, n, "redis cluster of %zu masters via %s:%d up (%s did "
+                 "not answer)", r->n_nodes, r->ep_host, r->ep_port, where);
     else if (r->ctx && r->cluster)
         snprintf(buf, n, "redis cluster of %zu masters via %s up", r->n_nodes,
                  where);
@@ -439,9 +444,29 @@ static unsigned key_slot(const char *k, size_t n)
     return crc16(k, n) & (SP_REDIS_SLOTS - 1);
 }
 
+static bool is_dead(const struct sp_redis *r, const char *host, int port)
+{
+    for (size_t i = 0; i < r->n_dead; i++)
+        if (r->dead[i].port == port && strcmp(r->dead[i].host, host) == 0)
+            return true;
+    return false;
+}
+
+static void mark_dead(struct sp_redis *r, const char *host, int port)
+{
+    if (r->n_dead < SP_ARRAY_SIZE(r->dead) && strlen(host) < sizeof(r->dead[0].host)) {
+        snprintf(r->dead[r->n_dead].host, sizeof(r->dead[0].host), "%s", host);
+        r->dead[r->n_dead++].port = port;
+    }
+}
+
 static redisContext *open_ctx(struct sp_redis *r, const char *host, int port,
                               char *why, size_t n)
 {
+    if (is_dead(r, host, port)) {
+        snprintf(why, n, "connect %.60s:%d: failed a moment ago", host, port);
+        return NULL;
+    }
     struct timeval ctv = tv_ms(r->o.connect_timeout_ms);
     redisContext *c = redisConnectWithTimeout(host, port, ctv);
     if (!c) {
@@ -451,6 +476,7 @@ static redisContext *open_ctx(struct sp_redis *r, const char *host, int port,
     if (c->err) {
         snprintf(why, n, "connect %.60s:%d: %.80s", host, port, c->errstr);
         redisFree(c);
+        mark_dead(r, host, port);
         return NULL;
     }
     redisEnableKeepAlive(c);
@@ -605,10 +631,11 @@ static enum sp_err cluster_detect(struct sp_redis *r, char *why, size_t n)
 /* Connects r->ctx to one endpoint (unix socket when host is NULL) and runs
  * the handshake: AUTH, SELECT, scripts, cluster detection. */
 static enum sp_err connect_endpoint(struct sp_redis *r, const char *host,
-                                   int port, char *why, size_t n)
+                                   int port, char *why, size_t n, bool *reached)
 {
     enum sp_err e;
     close_all(r);
+    *reached = false;
     struct timeval ctv = tv_ms(r->o.connect_timeout_ms);
     r->ctx = host ? redisConnectWithTimeout(host, port, ctv)
                   : redisConnectUnixWithTimeout(r->unix_path, ctv);
@@ -618,8 +645,11 @@ static enum sp_err connect_endpoint(struct sp_redis *r, const char *host,
     }
     if (r->ctx->err) {
         snprintf(why, n, "connect: %s", r->ctx->errstr);
+        if (host)
+            mark_dead(r, host, port);
         return SP_ERR_RETRY;
     }
+    *reached = true;
     /* A node answering with an empty address means itself: over a unix
      * socket, the configured host stands for it. */
     snprintf(r->ep_host, sizeof(r->ep_host), "%s", host ? host : r->host);
@@ -651,24 +681,37 @@ enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
         snprintf(where, sizeof(where), "unix:%s", r->unix_path);
     else
         snprintf(where, sizeof(where), "%s:%d", r->host, r->o.port);
+    bool reached;
+    r->n_dead = 0;
     enum sp_err e = connect_endpoint(r, r->unix_path ? NULL : r->host,
-                                     r->o.port, why, sizeof(why));
-    /* The endpoint is down but a cluster was seen: any node it named (a
-     * copy: a node answering rewrites the list). */
+                                     r->o.port, why, sizeof(why), &reached);
+    /* The endpoint did not answer but a cluster was seen: the first node
+     * of its last slot map that answers (a copy: a node answering
+     * rewrites the list).  Its own slot map decides; if that fails too
+     * (a master still down), the next attempt comes after the backoff. */
     struct rseed seeds[SP_REDIS_MAX_SEEDS];
-    size_t n_seeds = e == SP_ERR_RETRY && !r->unix_path ? r->n_seeds : 0;
+    size_t n_seeds = e == SP_ERR_RETRY && !reached && !r->unix_path ? r->n_seeds : 0;
     if (n_seeds)
         memcpy(seeds, r->seeds, n_seeds * sizeof(*seeds));
     bool via = false;
-    for (size_t i = 0; e == SP_ERR_RETRY && i < n_seeds; i++) {
-        if (seeds[i].port == r->o.port && strcmp(seeds[i].host, r->host) == 0)
+    for (size_t i = 0; i < n_seeds; i++) {
+        if (is_dead(r, seeds[i].host, seeds[i].port) ||
+            (seeds[i].port == r->o.port && strcmp(seeds[i].host, r->host) == 0))
             continue;
         char why2[160];
-        if (connect_endpoint(r, seeds[i].host, seeds[i].port, why2,
-                             sizeof(why2)) == SP_OK && r->cluster) {
+        enum sp_err e2 = connect_endpoint(r, seeds[i].host, seeds[i].port, why2,
+                                          sizeof(why2), &reached);
+        if (!reached)
+            continue;
+        if (e2 == SP_OK && r->cluster) {
             e = SP_OK;
             via = true;
+        } else {
+            snprintf(why, sizeof(why), "%.60s:%d: %.90s", seeds[i].host,
+                     seeds[i].port, e2 ? why2 : "not a cluster node");
+            e = e2 ? e2 : SP_ERR_RETRY;
         }
+        break;
     }
     if (e)
         goto fail;
@@ -678,7 +721,7 @@ enum sp_err sp_redis_connect(struct sp_redis *r, struct sp_error *err)
     r->stats.connects++;
     snprintf(r->last_error, sizeof(r->last_error), "none");
     if (via)
-        sp_log_warn(r->comp, "%s is unreachable (%s): connected to the Redis "
+        sp_log_warn(r->comp, "%s did not answer (%s): connected to the Redis "
                     "Cluster through %s:%d (%zu masters)", where, why,
                     r->ep_host, r->ep_port, r->n_nodes);
     else if (r->cluster)
@@ -771,6 +814,87 @@ enum sp_err sp_redis_load_scripts(struct sp_redis *r)
         }
     }
     return SP_OK;
+}
+
+/* ---- eviction ------------------------------------------------------------- */
+
+/* The value of "field:" in an INFO reply, up to the end of its line. */
+static void info_field(const char *s, const char *field, char *out, size_t n)
+{
+    out[0] = '\0';
+    size_t fl = strlen(field);
+    while (*s) {
+        if (strncmp(s, field, fl) == 0 && s[fl] == ':') {
+            s += fl + 1;
+            snprintf(out, n, "%.*s", (int)SP_MIN(strcspn(s, "\r\n"), n - 1), s);
+            return;
+        }
+        const char *nl = strchr(s, '\n');
+        if (!nl)
+            return;
+        s = nl + 1;
+    }
+}
+
+static int node_may_evict(struct sp_redis *r, redisContext *c, const char *name,
+                          char *detail, size_t n)
+{
+    const char *argv[] = {"INFO", "memory"};
+    size_t lens[] = {4, 6};
+    redisReply *rep = redisCommandArgv(c, 2, argv, lens);
+    r->stats.commands++;
+    r->stats.round_trips++;
+    if (!rep) {
+        /* The context keeps its error: the next command drops it. */
+        snprintf(detail, n, "%s: INFO: %s", name, c->errstr);
+        return -1;
+    }
+    int v = -1;
+    if (rep->type == REDIS_REPLY_STRING && rep->str) {
+        char maxmem[32], policy[64];
+        info_field(rep->str, "maxmemory", maxmem, sizeof(maxmem));
+        info_field(rep->str, "maxmemory_policy", policy, sizeof(policy));
+        if (!maxmem[0] || !policy[0]) {
+            snprintf(detail, n, "%s: INFO memory has no maxmemory", name);
+        } else {
+            v = strcmp(maxmem, "0") != 0 && strcmp(policy, "noeviction") != 0;
+            snprintf(detail, n, "%s: maxmemory %s bytes, maxmemory-policy %s",
+                     name, maxmem, policy);
+        }
+    } else {
+        snprintf(detail, n, "%s: INFO: %.100s", name,
+                 rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str
+                                                            : "unexpected reply");
+    }
+    freeReplyObject(rep);
+    return v;
+}
+
+int sp_redis_may_evict(struct sp_redis *r, char *detail, size_t n)
+{
+    if (!r->ctx || r->pending) {
+        snprintf(detail, n, "not connected");
+        return -1;
+    }
+    char name[300];
+    if (!r->cluster) {
+        snprintf(name, sizeof(name), "%s:%d", r->ep_host, r->ep_port);
+        return node_may_evict(r, r->ctx, r->unix_path ? r->unix_path : name,
+                              detail, n);
+    }
+    int worst = 0;
+    for (size_t k = 0; k < r->n_nodes; k++) {
+        char d[256];
+        snprintf(name, sizeof(name), "%s:%d", r->nodes[k].host, r->nodes[k].port);
+        int v = node_may_evict(r, r->nodes[k].ctx, name, d, sizeof(d));
+        if (v > 0 || (v < 0 && worst == 0) || k == 0)
+            snprintf(detail, n, "%s", d);
+        if (v > 0)
+            return 1;
+        if (v < 0)
+            worst = -1;
+    }
+    return worst;
 }
 
 /* ---- commands ------------------------------------------------------------- */

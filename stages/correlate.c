@@ -185,7 +185,7 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
     ctx->g_redis_may_evict = sp_metrics_gauge(
         m, "correlate_redis_may_evict",
         "1 when Redis has a maxmemory and a policy other than noeviction: "
-        "correlation state may be evicted", l);
+        "correlation state may be evicted (-1: could not be checked)", l);
     ctx->h_redis = sp_metrics_hist(m, "correlate_redis_seconds",
                                    "Time of one pipelined Redis round", l,
                                    NULL, 0);
@@ -562,56 +562,29 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
     return fatal;
 }
 
-/* The value of "field:" in an INFO reply, up to the end of its line. */
-static void info_field(const redisReply *rep, const char *field, char *out,
-                       size_t n)
-{
-    out[0] = '\0';
-    if (!rep || rep->type != REDIS_REPLY_STRING || !rep->str)
-        return;
-    size_t fl = strlen(field);
-    for (const char *p = rep->str; *p;) {
-        if (strncmp(p, field, fl) == 0 && p[fl] == ':') {
-            p += fl + 1;
-            snprintf(out, n, "%.*s", (int)SP_MIN(strcspn(p, "\r\n"), n - 1), p);
-            return;
-        }
-        const char *nl = strchr(p, '\n');
-        if (!nl)
-            return;
-        p = nl + 1;
-    }
-}
-
 /*
  * Correlation state must not be evicted: every key has a TTL, so with a
  * maxmemory any policy but noeviction (volatile-* included, the default
  * of some managed services) may drop part of an incident under memory
  * pressure and split what belongs together.  With noeviction a full
- * Redis answers OOM and the stage waits, losing nothing.  Checked on every
- * new connection, with INFO (allowed where CONFIG often is not).
+ * Redis refuses the scripts and the stage waits, losing nothing.  Checked
+ * on every new connection, on every master, with INFO (allowed where
+ * CONFIG often is not); -1 on the gauge when it cannot be told.
  */
 static void check_eviction(struct corr_ctx *ctx)
 {
-    const char *argv[] = {"INFO", "memory"};
-    size_t lens[] = {4, 6};
-    redisReply *rep = NULL;
-    if (sp_redis_call(ctx->redis, &rep, 2, argv, lens) == SP_OK) {
-        char maxmem[32], policy[64];
-        info_field(rep, "maxmemory", maxmem, sizeof(maxmem));
-        info_field(rep, "maxmemory_policy", policy, sizeof(policy));
-        bool evicts = maxmem[0] && strcmp(maxmem, "0") != 0 && policy[0] &&
-                      strcmp(policy, "noeviction") != 0;
-        sp_gauge_set(ctx->g_redis_may_evict, evicts ? 1 : 0);
-        if (evicts)
-            sp_log_warn(ctx->st->log, "Redis may evict correlation state "
-                        "(maxmemory %s bytes, maxmemory-policy %s): incidents "
-                        "could lose alerts or split; set maxmemory-policy "
-                        "noeviction (a full Redis then pauses the stage, "
-                        "losing nothing)", maxmem, policy);
-    }
-    if (rep)
-        freeReplyObject(rep);
+    char detail[300];
+    int v = sp_redis_may_evict(ctx->redis, detail, sizeof(detail));
+    sp_gauge_set(ctx->g_redis_may_evict, v);
+    if (v > 0)
+        sp_log_warn(ctx->st->log, "Redis may evict correlation state (%s): "
+                    "incidents could lose alerts or split; set "
+                    "maxmemory-policy noeviction (a full Redis then pauses "
+                    "the stage, losing nothing)", detail);
+    else if (v < 0)
+        sp_log_warn(ctx->st->log, "cannot tell whether Redis may evict "
+                    "correlation state (%s): make sure maxmemory-policy is "
+                    "noeviction", detail);
 }
 
 enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)

@@ -955,22 +955,42 @@ static void test_redis_memory_limit(void)
 {
     SKIP_WITHOUT_REDIS();
     const char *may_evict = "socpilot_correlate_redis_may_evict{stage=\"correlate.0\"}";
-    struct sp_test_redis lru;
-    memset(&lru, 0, sizeof(lru));
-    lru.extra[0] = "--maxmemory";
-    lru.extra[1] = "64mb";
-    lru.extra[2] = "--maxmemory-policy";
-    lru.extra[3] = "allkeys-lru";
-    lru.n_extra = 4;
-    T_EQ_INT(sp_test_redis_start(&lru), 1);
+    /* Only a limit with a policy that evicts is a risk; -1 when INFO is
+     * not allowed (an ACL user without it). */
+    static const struct {
+        const char *maxmem, *policy;
+        bool acl;
+        int want;
+    } cases[] = {{"64mb", "allkeys-lru", false, 1},
+                 {"64mb", "volatile-lru", false, 1},
+                 {"64mb", "noeviction", false, 0},
+                 {"0", "allkeys-lru", false, 0},
+                 {"0", "noeviction", true, -1}};
     struct ct t;
-    T_OK(ct_stage(&t, &lru, NULL));
     struct ct_alert a = A(.id = "mem1", .ents = "host:m1", .t = 1);
     struct ct_res r;
-    T_EQ_INT(ct_one(&t, &a, &r), SP_OK);
-    T_EQ_INT((long long)ct_metric(&t, may_evict), 1);
-    ct_close(&t);
-    sp_test_redis_stop(&lru);
+    for (size_t i = 0; i < SP_ARRAY_SIZE(cases); i++) {
+        struct sp_test_redis srv;
+        memset(&srv, 0, sizeof(srv));
+        const char *extra[] = {"--maxmemory", cases[i].maxmem,
+                               "--maxmemory-policy", cases[i].policy};
+        memcpy(srv.extra, extra, sizeof(extra));
+        srv.n_extra = 4;
+        T_EQ_INT(sp_test_redis_start(&srv), 1);
+        const char *acl_sets[] = {"redis.user=noinfo", "redis.password=pw", NULL};
+        if (cases[i].acl) {
+            redisReply *rep = sp_test_redis_cmd(&srv, "ACL SETUSER noinfo on >pw ~* "
+                                                "&* +@all -info");
+            T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+            if (rep)
+                freeReplyObject(rep);
+        }
+        T_OK(ct_stage(&t, &srv, cases[i].acl ? acl_sets : NULL));
+        T_EQ_INT(ct_one(&t, &a, &r), SP_OK);
+        T_EQ_INT((long long)ct_metric(&t, may_evict), cases[i].want);
+        ct_close(&t);
+        sp_test_redis_stop(&srv);
+    }
 
     struct sp_test_redis full;
     memset(&full, 0, sizeof(full));

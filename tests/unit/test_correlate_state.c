@@ -593,8 +593,13 @@ static void test_cluster_failover_endpoint_lost(void)
     int rk = sp_test_cluster_add_replica(&cl, 0, opts, 2);
     T_OK(rk == 2);
     char ta[16], tb[16];
-    T_OK(tenant_in_slots(&cl.node[0], 0, 8191, ta, sizeof(ta)));
-    T_OK(tenant_in_slots(&cl.node[0], 8192, 16383, tb, sizeof(tb)));
+    bool ok = rk == 2 && tenant_in_slots(&cl.node[0], 0, 8191, ta, sizeof(ta)) &&
+              tenant_in_slots(&cl.node[0], 8192, 16383, tb, sizeof(tb));
+    T_OK(ok);
+    if (!ok) {
+        sp_test_cluster_stop(&cl);
+        return;
+    }
     const char *sets[] = {"redis.backoff_min=20ms", "redis.backoff_max=200ms",
                           "redis.connect_timeout=500ms",
                           "redis.command_timeout=2s", NULL};
