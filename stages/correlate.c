@@ -377,12 +377,13 @@ static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
                                size_t **lensv, struct corr_call *call,
                                const char ***argvp, size_t **lensp, int *argcp)
 {
-    size_t *members = sp_arena_alloc(&ctx->work, call_max * sizeof(*members));
+    size_t cap = SP_MIN(call_max, n - i);
+    size_t *members = sp_arena_alloc(&ctx->work, cap * sizeof(*members));
     if (!members)
         return SP_ERR_NOMEM;
     size_t m = 0;
     int argc = 5;                    /* EVALSHA sha numkeys, KEYS[1], P */
-    for (size_t j = i; j < n && m < call_max; j++) {
+    for (size_t j = i; j < n && m < cap; j++) {
         if (taken[j] || items[j].row || (only_alone && !items[j].alone) ||
             strcmp(items[j].prefix, items[i].prefix) != 0)
             continue;
@@ -441,9 +442,11 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
     for (size_t x = 0; x < call->n; x++) {
         struct corr_item *item = &items[call->members[x]];
         if (re && call->n > 1) {
-            /* A script error aborts the whole call, the alerts before it
-             * applied: each runs again alone (those are duplicates now),
-             * so only the one at fault is rejected. */
+            /* A script error aborts the whole call after writing what
+             * the alerts before the one at fault did (see rcall in the
+             * script): each runs again alone, those as duplicates whose
+             * changes wait in the outbox, so only the one at fault is
+             * rejected. */
             item->alone = true;
         } else if (re) {
             item->err = SP_ERR_REMOTE;

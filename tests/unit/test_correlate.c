@@ -752,39 +752,71 @@ static void test_round_trips(void)
     ct_close(&t);
 }
 
+static long long hget_int(struct ct *t, const char *inc, const char *field)
+{
+    redisReply *rep = sp_test_redis_cmd(t->redis, "HGET sp:{t:t1}:i:%s %s", inc,
+                                        field);
+    long long v = rep && rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : -1;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
 /* The alerts of a tenant go to Redis in one call; a script error there
- * (here a dedupe key of the wrong type) aborts the call: each of its
- * alerts then runs alone, so the one at fault is rejected with the
- * reason and the others correlate once. */
+ * (here a dedupe key of the wrong type) aborts the call.  What the alerts
+ * before it did is complete in Redis (counts, index, merges, outbox), each
+ * alert of the call then runs alone, so the one at fault is rejected with
+ * the reason and the others correlate once, their snapshots published. */
 static void test_call_error_isolated(void)
 {
     SKIP_WITHOUT_REDIS();
     struct ct t;
     T_OK(ct_open(&t, NULL));
+    struct ct_alert first[3] = {A(.id = "ok1", .ents = "host:p1", .t = 1),
+                                A(.id = "m1", .ents = "host:m1", .t = 2),
+                                A(.id = "m2", .ents = "host:m2", .t = 3)};
+    struct ct_res r1[3];
+    T_EQ_INT(ct_run(&t, first, 3, r1), SP_OK);
     redisReply *rep = sp_test_redis_cmd(t.redis, "HSET sp:{t:t1}:a:%s x y",
                                         "poison");
     T_OK(rep && rep->type == REDIS_REPLY_INTEGER);
     if (rep)
         freeReplyObject(rep);
-    struct ct_alert in[4] = {A(.id = "ok1", .ents = "host:p1", .t = 1),
-                             A(.id = "ok2", .ents = "host:p1", .t = 2),
-                             A(.id = "poison", .ents = "host:p1", .t = 3),
-                             A(.id = "ok3", .ents = "host:p1", .t = 4)};
+    struct ct_alert in[4] = {A(.id = "ok2", .ents = "host:p1 host:q9", .t = 4),
+                             A(.id = "bridge", .ents = "host:m1 host:m2", .t = 5),
+                             A(.id = "poison", .ents = "host:p1", .t = 6),
+                             A(.id = "ok3", .ents = "host:p1", .t = 7)};
     struct ct_res r[4];
     T_EQ_INT(ct_run(&t, in, 4, r), SP_OK);
     T_EQ_INT((long long)r[2].rejects, 1);
     T_CONTAINS(r[2].detail, "WRONGTYPE");
-    for (int i = 0; i < 4; i++) {
-        if (i == 2)
-            continue;
-        T_EQ_INT((long long)r[i].rejects, 0);
-        T_EQ_STR(r[i].inc, r[0].inc);
-    }
-    T_EQ_INT(ct_holders(&t, "ok1", NULL, 0), 1);
-    T_EQ_INT(ct_holders(&t, "ok3", NULL, 0), 1);
-    json_t *inc = ct_latest(&t, r[0].inc);
+    T_EQ_INT((long long)(r[0].rejects + r[1].rejects + r[3].rejects), 0);
+    T_EQ_STR(r[0].inc, r1[0].inc);
+    T_EQ_STR(r[3].inc, r1[0].inc);
+    T_EQ_STR(r[1].inc, r1[1].inc);                  /* the older survives */
+    /* What the replays did not republish waits in the outbox. */
+    t.st->type->tick(t.st, sp_now_ms() + 1000000);
+    /* The incident's counts agree with its alerts, and its last snapshot
+     * went out. */
+    T_EQ_INT(hget_int(&t, r1[0].inc, "n"), 3);
+    json_t *inc = ct_latest(&t, r1[0].inc);
     T_EQ_INT(ct_jint(inc, "alerts_total"), 3);
+    T_EQ_INT(ct_jint(inc, "version"), hget_int(&t, r1[0].inc, "v"));
     json_decref(inc);
+    /* The merge before the fault is whole: m2's incident points to m1's. */
+    json_t *gone = ct_latest(&t, r1[2].inc);
+    T_EQ_STR(ct_jstr(gone, "merged_into"), r1[1].inc);
+    json_decref(gone);
+    T_EQ_INT(hget_int(&t, r1[1].inc, "n"), 3);
+    /* And the index learnt what ok2 and bridge brought. */
+    struct ct_alert later[2] = {A(.id = "q", .ents = "host:q9", .t = 8),
+                                A(.id = "m3", .ents = "host:m2", .t = 9)};
+    struct ct_res r3[2];
+    T_EQ_INT(ct_run(&t, later, 2, r3), SP_OK);
+    T_EQ_STR(r3[0].inc, r1[0].inc);
+    T_EQ_STR(r3[1].inc, r1[1].inc);
+    T_EQ_INT(ct_holders(&t, "ok2", NULL, 0), 1);
+    T_EQ_INT(ct_holders(&t, "m2", NULL, 0), 1);
     ct_close(&t);
 }
 
