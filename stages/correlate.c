@@ -362,6 +362,9 @@ static void take_row_result(struct corr_ctx *ctx, struct corr_item *item,
  * after the other in batch order.  Defender rows go one call each.
  */
 #define CORR_CALL_MAX 128
+/* How far past its first alert a call looks for more of its tenant: many
+ * tenants in one chunk cost a bounded scan each, not one over the chunk. */
+#define CORR_CALL_SCAN 1024
 
 struct corr_call {
     size_t first;                    /* the item the call starts with */
@@ -373,7 +376,8 @@ struct corr_call {
  * taken yet, not rows, of the same tenant). */
 static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
                                size_t n, size_t i, bool *taken, size_t call_max,
-                               bool only_alone, int *argcs, const char ***argvs,
+                               bool only_alone, const uint64_t *ph,
+                               int *argcs, const char ***argvs,
                                size_t **lensv, struct corr_call *call,
                                const char ***argvp, size_t **lensp, int *argcp)
 {
@@ -383,9 +387,10 @@ static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
         return SP_ERR_NOMEM;
     size_t m = 0;
     int argc = 5;                    /* EVALSHA sha numkeys, KEYS[1], P */
-    for (size_t j = i; j < n && m < cap; j++) {
+    size_t end = SP_MIN(n, i + CORR_CALL_SCAN);
+    for (size_t j = i; j < end && m < cap; j++) {
         if (taken[j] || items[j].row || (only_alone && !items[j].alone) ||
-            strcmp(items[j].prefix, items[i].prefix) != 0)
+            ph[j] != ph[i] || strcmp(items[j].prefix, items[i].prefix) != 0)
             continue;
         taken[j] = true;
         members[m++] = j;
@@ -500,8 +505,9 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
     size_t **lensv = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*lensv));
     bool *taken = sp_arena_calloc(&ctx->work, (n + 1) * sizeof(*taken));
     struct corr_call *calls = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*calls));
+    uint64_t *ph = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*ph));
     size_t n_calls = 0;
-    if (!argcs || !argvs || !lensv || !taken || !calls)
+    if (!argcs || !argvs || !lensv || !taken || !calls || !ph)
         fatal = SP_ERR_NOMEM;
     for (size_t i = 0; i < n && !fatal; i++) {
         struct corr_item *item = &items[i];
@@ -509,6 +515,7 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
             taken[i] = true;
             continue;
         }
+        ph[i] = corr_hash(CORR_HASH_INIT, item->prefix, strlen(item->prefix));
         argcs[i] = item->row ? corr_asm_args(ctx, item, now_ms, &argvs[i], &lensv[i])
                              : corr_build_args(ctx, item, now_ms, &argvs[i], &lensv[i]);
         if (argcs[i] < 5)
@@ -527,7 +534,7 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
             *call = (struct corr_call){.first = i, .n = 1};
         } else if ((e = gather_call(ctx, items, n, i, taken,
                                     only_alone ? 1 : CORR_CALL_MAX, only_alone,
-                                    argcs, argvs, lensv, call, &argv, &lens,
+                                    ph, argcs, argvs, lensv, call, &argv, &lens,
                                     &argc))) {
             fatal = e;
             break;
