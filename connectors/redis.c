@@ -750,6 +750,7 @@ enum sp_err sp_redis_ensure(struct sp_redis *r, int64_t now_ms)
         sp_log_info(r->comp, "Redis Cluster slots moved: reading the slot "
                     "map again");
         r->remap = false;
+        r->n_dead = 0;
         enum sp_err e = cluster_detect(r, why, sizeof(why));
         if (e == SP_OK && !r->cluster) {
             e = SP_ERR_REMOTE;
