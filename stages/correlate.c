@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const struct sp_cfg_key correlate_keys[] = {
     {"correlate.key_prefix", SP_CFG_STR, "sp", 0, 0,
@@ -377,7 +378,7 @@ struct corr_call {
 static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
                                size_t n, size_t i, bool *taken, size_t call_max,
                                bool only_alone, const uint64_t *ph,
-                               int *argcs, const char ***argvs,
+                               const char *token, int *argcs, const char ***argvs,
                                size_t **lensv, struct corr_call *call,
                                const char ***argvp, size_t **lensp, int *argcp)
 {
@@ -386,7 +387,7 @@ static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
     if (!members)
         return SP_ERR_NOMEM;
     size_t m = 0;
-    int argc = 5;                    /* EVALSHA sha numkeys, KEYS[1], P */
+    int argc = 6;                    /* EVALSHA sha numkeys, KEYS[1], P, token */
     size_t end = SP_MIN(n, i + CORR_CALL_SCAN);
     for (size_t j = i; j < end && m < cap; j++) {
         if (taken[j] || items[j].row || (only_alone && !items[j].alone) ||
@@ -402,7 +403,9 @@ static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
         return SP_ERR_NOMEM;
     memcpy(argv, argvs[i], 5 * sizeof(*argv));
     memcpy(lens, lensv[i], 5 * sizeof(*lens));
-    int k = 5;
+    argv[5] = token;
+    lens[5] = strlen(token);
+    int k = 6;
     for (size_t x = 0; x < m; x++) {
         size_t j = members[x];
         memcpy(argv + k, argvs[j] + 5, (size_t)(argcs[j] - 5) * sizeof(*argv));
@@ -440,6 +443,13 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
         } else {
             take_row_result(ctx, item, rep);
         }
+        return SP_OK;
+    }
+    if (!re && rep->type == REDIS_REPLY_STATUS && rep->str &&
+        strcmp(rep->str, "SKIPPED") == 0) {
+        /* An earlier call of this tenant failed: all run again alone. */
+        for (size_t x = 0; x < call->n; x++)
+            items[call->members[x]].alone = true;
         return SP_OK;
     }
     if (!re && (rep->type != REDIS_REPLY_ARRAY || rep->elements != call->n))
@@ -507,6 +517,15 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
     struct corr_call *calls = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*calls));
     uint64_t *ph = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*ph));
     size_t n_calls = 0;
+    /* Tells this pipeline's calls apart from any other's (see "stop" in
+     * the script); none when each alert runs alone. */
+    char token[96] = "";
+    if (!only_alone)
+        snprintf(token, sizeof(token), "%.40s.%ld.%llu.%llu",
+                 ctx->st && ctx->st->env && ctx->st->env->instance
+                     ? ctx->st->env->instance : "",
+                 (long)getpid(), (unsigned long long)sp_wall_us(),
+                 (unsigned long long)++ctx->calls_seq);
     if (!argcs || !argvs || !lensv || !taken || !calls || !ph)
         fatal = SP_ERR_NOMEM;
     for (size_t i = 0; i < n && !fatal; i++) {
@@ -534,7 +553,7 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
             *call = (struct corr_call){.first = i, .n = 1};
         } else if ((e = gather_call(ctx, items, n, i, taken,
                                     only_alone ? 1 : CORR_CALL_MAX, only_alone,
-                                    ph, argcs, argvs, lensv, call, &argv, &lens,
+                                    ph, token, argcs, argvs, lensv, call, &argv, &lens,
                                     &argc))) {
             fatal = e;
             break;

@@ -822,6 +822,37 @@ static void test_call_error_isolated(void)
     ct_close(&t);
 }
 
+/* A command failing after an alert was added to its incident (here the
+ * incident's decision list is of the wrong type) leaves the incident's
+ * count equal to its alerts, however often the alerts run again. */
+static void test_call_error_counts_once(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r0;
+    T_EQ_INT(ct_one(&t, &A(.id = "c1", .ents = "host:c1", .t = 1), &r0), SP_OK);
+    redisReply *rep = sp_test_redis_cmd(t.redis, "DEL sp:{t:t1}:i:%s:why", r0.inc);
+    if (rep)
+        freeReplyObject(rep);
+    rep = sp_test_redis_cmd(t.redis, "SET sp:{t:t1}:i:%s:why x", r0.inc);
+    T_OK(rep && rep->type == REDIS_REPLY_STATUS);
+    if (rep)
+        freeReplyObject(rep);
+    struct ct_alert in[2] = {A(.id = "c2", .ents = "host:c1", .t = 2),
+                             A(.id = "c3", .ents = "host:c1", .t = 3)};
+    struct ct_res r[2];
+    T_EQ_INT(ct_run(&t, in, 2, r), SP_OK);
+    T_EQ_INT((long long)(r[0].rejects + r[1].rejects), 2);
+    T_CONTAINS(r[0].detail, "WRONGTYPE");
+    rep = sp_test_redis_cmd(t.redis, "HLEN sp:{t:t1}:i:%s:al", r0.inc);
+    long long held = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (rep)
+        freeReplyObject(rep);
+    T_EQ_INT(hget_int(&t, r0.inc, "n"), held);
+    ct_close(&t);
+}
+
 /* The slot of key, asked of the server. */
 static long long slot_of(struct sp_test_redis *r, const char *key)
 {
@@ -1174,6 +1205,7 @@ int main(void)
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
     T_RUN(test_call_error_isolated);
+    T_RUN(test_call_error_counts_once);
     T_RUN(test_redis_memory_limit);
     T_RUN(test_noscript_reload);
     T_RUN(test_cluster);

@@ -189,6 +189,51 @@ static void test_one_call_same_grouping(void)
     gen_free(&g);
 }
 
+/* More than one call for a tenant in one pipeline (over 128 alerts): when
+ * the first fails on one alert, the later call stands aside and every
+ * alert of both runs again one by one, so the grouping is that of the
+ * stream in order without the alert at fault (here the cap of 150 alerts
+ * per incident decides which alerts open the continuation). */
+static void test_call_error_keeps_order(void)
+{
+    SKIP_WITHOUT_REDIS();
+    enum { N = 200, BAD = 5 };
+    struct gen g = {calloc(N, sizeof(*g.alerts)), calloc(N, sizeof(*g.ids)),
+                    calloc(N, sizeof(*g.ents)), N};
+    for (int i = 0; i < N; i++) {
+        snprintf(g.ids[i], sizeof(g.ids[i]), "ord:%d", i);
+        snprintf(g.ents[i], sizeof(g.ents[i]), "host:h1");
+        g.alerts[i] = A(.id = g.ids[i], .ents = g.ents[i], .t = i);
+    }
+    /* The stream in order, one alert at a time, without the bad one. */
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    for (int i = 0; i < N; i++)
+        if (i != BAD)
+            T_EQ_INT(ct_run(&t, &g.alerts[i], 1, NULL), SP_OK);
+    int dups = 0;
+    char *want = ct_assignment(&t, &dups);
+    ct_close(&t);
+    /* One batch, the bad alert's record of the wrong type. */
+    T_OK(ct_open(&t, NULL));
+    redisReply *rep = sp_test_redis_cmd(t.redis, "HSET sp:{t:t1}:a:%s x y",
+                                        g.ids[BAD]);
+    if (rep)
+        freeReplyObject(rep);
+    struct ct_res *r = calloc(N, sizeof(*r));
+    T_EQ_INT(ct_run(&t, g.alerts, N, r), SP_OK);
+    T_EQ_INT((long long)r[BAD].rejects, 1);
+    char *got = ct_assignment(&t, &dups);
+    T_EQ_INT(dups, 0);
+    T_OK(strcmp(want, got) == 0);
+    T_EQ_INT((long long)ct_metric(&t, "socpilot_correlate_joins_total{stage=\"correlate.0\",how=\"continuation\"}"), 1);
+    free(want);
+    free(got);
+    free(r);
+    ct_close(&t);
+    gen_free(&g);
+}
+
 struct half {
     struct ct *t;
     const struct gen *g;
@@ -791,6 +836,7 @@ int main(void)
     sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
     T_RUN(test_same_input_same_grouping);
     T_RUN(test_one_call_same_grouping);
+    T_RUN(test_call_error_keeps_order);
     T_RUN(test_two_instances);
     T_RUN(test_big_merge);
     T_RUN(test_replay_republishes);
