@@ -36,6 +36,8 @@
  *   noisy            hash entity -> wall ms it was found noisy (automatic)
  *   out              zset incident -> wall ms of its last unpublished
  *                    change: the outbox (removed by `ack` once published)
+ *   stop             string, PX 60 s: the token of a pipeline one of whose
+ *                    correlate calls failed (its later calls stand aside)
  *   asm:<alert>      hash of Defender rows (info, ev:<hash>), t0, rev, em
  *   asmdue           zset alert -> wall ms its assembly is due (or leased)
  * Outside the tag (plain commands from C only): <prefix>:tenants,
