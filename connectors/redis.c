@@ -219,6 +219,10 @@ enum sp_err sp_redis_reply_err(const redisReply *rep)
     }
     if (strstr(s, "-OOM ") || strstr(s, "OOM command not allowed"))
         return SP_ERR_RETRY;
+    /* A script touching a key whose slot is migrating (Redis Cluster):
+     * wait like ASK. */
+    if (strstr(s, "non local key"))
+        return SP_ERR_RETRY;
     return SP_ERR_REMOTE;
 }
 

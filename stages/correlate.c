@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 static const struct sp_cfg_key correlate_keys[] = {
@@ -521,10 +522,8 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
      * the script); none when each alert runs alone. */
     char token[96] = "";
     if (!only_alone)
-        snprintf(token, sizeof(token), "%.40s.%ld.%llu.%llu",
-                 ctx->st && ctx->st->env && ctx->st->env->instance
-                     ? ctx->st->env->instance : "",
-                 (long)getpid(), (unsigned long long)sp_wall_us(),
+        snprintf(token, sizeof(token), "%016llx.%llu",
+                 (unsigned long long)ctx->token_id,
                  (unsigned long long)++ctx->calls_seq);
     if (!argcs || !argvs || !lensv || !taken || !calls || !ph)
         fatal = SP_ERR_NOMEM;
@@ -863,6 +862,10 @@ static enum sp_err correlate_init(struct sp_stage *st, struct sp_error *err)
 {
     struct corr_ctx *ctx = st->ctx;
     ctx->st = st;
+    if (getrandom(&ctx->token_id, sizeof(ctx->token_id), GRND_NONBLOCK) !=
+        (ssize_t)sizeof(ctx->token_id))
+        ctx->token_id = (uint64_t)sp_wall_us() ^ ((uint64_t)getpid() << 32) ^
+                        (uint64_t)(uintptr_t)ctx;
     sp_arena_init(&ctx->work, (size_t)512 << 20);
     enum sp_err e = corr_config_load(ctx, st->env->cfg, err);
     if (e)

@@ -148,6 +148,7 @@ struct corr_ctx {
         s_asm_add, s_asm_take, s_asm_done;
     uint64_t connects_seen;          /* to notice reconnects */
     uint64_t calls_seq;              /* pipelines of correlate calls sent */
+    uint64_t token_id;               /* random: this stage's pipelines apart */
     uint64_t redirects_seen;         /* MOVED/ASK replies counted so far */
     int64_t redirect_ms;             /* when the last one was noticed */
     uint64_t tenant_cache[CORR_TENANT_CACHE];

@@ -36,8 +36,8 @@
  *   noisy            hash entity -> wall ms it was found noisy (automatic)
  *   out              zset incident -> wall ms of its last unpublished
  *                    change: the outbox (removed by `ack` once published)
- *   stop             string, PX 60 s: the token of a pipeline one of whose
- *                    correlate calls failed (its later calls stand aside)
+ *   stop:<token>     string, PX 60 s: a pipeline one of whose correlate
+ *                    calls failed (its later calls stand aside)
  *   asm:<alert>      hash of Defender rows (info, ev:<hash>), t0, rev, em
  *   asmdue           zset alert -> wall ms its assembly is due (or leased)
  * Outside the tag (plain commands from C only): <prefix>:tenants,
@@ -85,9 +85,9 @@
  *   pending (dup/stale): 1 when the incident's last change is still in
  *   the outbox, so a replay after a crash republishes it.
  * When a command fails, what the call did so far is written (the alerts
- * before the one at fault then replay as duplicates), P.."stop" is set to
- * the token, and the error is returned as Redis gave it; a later call of
- * the same tenant with the same token returns the status SKIPPED without
+ * before the one at fault then replay as duplicates), P.."stop:"..token is
+ * set, and the error is returned as Redis gave it; a later call of the
+ * same tenant with the same token returns the status SKIPPED without
  * doing anything, so that the caller can run the alerts of both again,
  * one per call, in batch order.
  */
@@ -439,7 +439,7 @@ SP_ANALYZE_LUA_SCHEDULE
 "end\n"
 "-- An earlier call of this tenant in the same pipeline failed: stand\n"
 "-- aside, so that its alerts (run again one by one) keep batch order.\n"
-"if TOKEN ~= '' and rcall('GET', P .. 'stop') == TOKEN then\n"
+"if TOKEN ~= '' and rcall('EXISTS', P .. 'stop:' .. TOKEN) == 1 then\n"
 "  return redis.status_reply('SKIPPED')\n"
 "end\n"
 "local results = {}\n"
@@ -816,13 +816,27 @@ SP_ANALYZE_LUA_SCHEDULE
 "\n"
 "local ok, ret = pcall(main)\n"
 "if ok then return ret end\n"
-"-- Written what was done; later calls of this tenant in the pipeline\n"
-"-- stand aside (stop, see main); the error goes back as Redis gave it\n"
-"-- (OOM, READONLY... stay what they are).\n"
-"if fault_flush then pcall(fault_flush) end\n"
-"if TOKEN ~= '' then rpcall('SET', P .. 'stop', TOKEN, 'PX', '60000') end\n"
-"if type(ret) == 'table' and ret.err then return redis.error_reply(ret.err) end\n"
-"return redis.error_reply('ERR socpilot: ' .. tostring(ret))\n";
+"-- The error as Redis gave it (OOM, READONLY... stay what they are): a\n"
+"-- table or the reply itself on Redis 7, the reply after '-' on Redis 6;\n"
+"-- anything else is a script error.\n"
+"local msg\n"
+"if type(ret) == 'table' and ret.err then\n"
+"  msg = ret.err\n"
+"else\n"
+"  msg = tostring(ret)\n"
+"  if not smatch(msg, '^%u[%u_]+ ') then\n"
+"    msg = smatch(msg, '%-(%u[%u_]+ .*)$') or ('ERR socpilot: ' .. msg)\n"
+"  end\n"
+"end\n"
+"-- OOM refuses only a script's first write: nothing was written, and\n"
+"-- writing now (some commands pass under OOM) would leave half a state.\n"
+"-- Otherwise what was done is written, and later calls of this tenant\n"
+"-- in the pipeline stand aside (stop, see main).\n"
+"if ssub(msg, 1, 4) ~= 'OOM ' then\n"
+"  if fault_flush then pcall(fault_flush) end\n"
+"  if TOKEN ~= '' then rpcall('SET', P .. 'stop:' .. TOKEN, '1', 'PX', '60000') end\n"
+"end\n"
+"return redis.error_reply(msg)\n";
 
 /*
  * sweep: KEYS[1] = P.."ix"; ARGV = wall ms, index TTL ms, fields per call.

@@ -1012,6 +1012,15 @@ static long long info_int(struct sp_test_redis *r, const char *field)
     return v;
 }
 
+static long long info_keys(struct sp_test_redis *r)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "DBSIZE");
+    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
 /* Redis under a memory limit.  A policy that evicts (here allkeys-lru) is
  * reported (gauge, warning): it could drop part of an incident.  With
  * noeviction a full Redis refuses the scripts (OOM): the batch waits,
@@ -1075,8 +1084,11 @@ static void test_redis_memory_limit(void)
                             A(.id = "mem3", .ents = "host:m1 host:m2", .t = 3),
                             A(.id = "mem4", .ents = "host:m2", .t = 4)};
     struct ct_res rb[3];
+    long long keys0 = info_keys(&full);
     T_EQ_INT(ct_run(&t, b, 3, rb), SP_ERR_RETRY);
     T_EQ_INT(ct_run(&t, b, 3, rb), SP_ERR_RETRY);
+    /* Refused before anything was written, and nothing written after. */
+    T_EQ_INT(info_keys(&full), keys0);
     for (int i = 0; i < 3; i++)
         T_EQ_INT((long long)rb[i].rejects, 0);
     T_EQ_INT((long long)sp_test_sink_count(&t.sink, "dlq"), 0);
