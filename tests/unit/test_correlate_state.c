@@ -604,6 +604,19 @@ static bool tenant_in_slots(struct sp_test_redis *r, long long lo, long long hi,
     return false;
 }
 
+/* A replication offset from INFO replication (-1 when absent). */
+static long long repl_offset(struct sp_test_redis *r, const char *field)
+{
+    redisReply *rep = sp_test_redis_cmd(r, "INFO replication");
+    long long v = -1;
+    const char *p = rep && rep->type == REDIS_REPLY_STRING ? strstr(rep->str, field) : NULL;
+    if (p)
+        v = atoll(p + strlen(field));
+    if (rep)
+        freeReplyObject(rep);
+    return v;
+}
+
 /* Runs a batch until it is no longer SP_ERR_RETRY (30 s at most), ticking
  * the stage in between; counts the retries. */
 static enum sp_err run_until_done(struct ct *t, const struct ct_alert *in,
@@ -657,12 +670,15 @@ static void test_cluster_failover_endpoint_lost(void)
     int retries = 0;
     T_EQ_INT(run_until_done(&t, in, 2, before, &retries), SP_OK);
     T_OK(before[0].present && before[1].present);
-    /* The replica has every write before its master goes. */
-    redisReply *rep = sp_test_redis_cmd(&cl.node[0], "WAIT 1 5000");
-    T_OK(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1);
-    if (rep)
-        freeReplyObject(rep);
+    /* The replica has every write before its master goes (WAIT would only
+     * cover this connection's writes: compare replication offsets). */
+    long long want = repl_offset(&cl.node[0], "master_repl_offset:");
+    T_OK(want > 0);
+    for (int i = 0; i < 200 && repl_offset(&cl.node[rk], "slave_repl_offset:") < want; i++)
+        sp_test_sleep_ms(25);
+    T_OK(repl_offset(&cl.node[rk], "slave_repl_offset:") >= want);
     sp_test_redis_kill(&cl.node[0], SIGKILL);
+    redisReply *rep;
     rep = sp_test_redis_cmd(&cl.node[rk], "CLUSTER FAILOVER TAKEOVER");
     T_OK(rep && rep->type == REDIS_REPLY_STATUS);
     if (rep)
