@@ -464,28 +464,40 @@ static void mark_dead(struct sp_redis *r, const char *host, int port)
     }
 }
 
-static redisContext *open_ctx(struct sp_redis *r, const char *host, int port,
-                              char *why, size_t n)
+/* A connection to host:port, or to the unix socket when host is NULL:
+ * keepalive on (TCP), the connect timeout for the handshake. */
+static enum sp_err open_ctx(struct sp_redis *r, const char *host, int port,
+                            redisContext **out, char *why, size_t n)
 {
-    if (is_dead(r, host, port)) {
-        snprintf(why, n, "connect %.60s:%d: failed a moment ago", host, port);
-        return NULL;
+    *out = NULL;
+    char where[200];
+    if (host)
+        snprintf(where, sizeof(where), "%.150s:%d", host, port);
+    else
+        snprintf(where, sizeof(where), "unix:%.150s", r->unix_path);
+    if (host && is_dead(r, host, port)) {
+        snprintf(why, n, "connect %.70s: failed a moment ago", where);
+        return SP_ERR_RETRY;
     }
     struct timeval ctv = tv_ms(r->o.connect_timeout_ms);
-    redisContext *c = redisConnectWithTimeout(host, port, ctv);
+    redisContext *c = host ? redisConnectWithTimeout(host, port, ctv)
+                           : redisConnectUnixWithTimeout(r->unix_path, ctv);
     if (!c) {
-        snprintf(why, n, "connect %s:%d: out of memory", host, port);
-        return NULL;
+        snprintf(why, n, "connect %.70s: out of memory", where);
+        return SP_ERR_NOMEM;
     }
     if (c->err) {
-        snprintf(why, n, "connect %.60s:%d: %.80s", host, port, c->errstr);
+        snprintf(why, n, "connect %.70s: %.70s", where, c->errstr);
         redisFree(c);
-        mark_dead(r, host, port);
-        return NULL;
+        if (host)
+            mark_dead(r, host, port);
+        return SP_ERR_RETRY;
     }
-    redisEnableKeepAlive(c);
+    if (host)
+        redisEnableKeepAlive(c);
     redisSetTimeout(c, ctv);
-    return c;
+    *out = c;
+    return SP_OK;
 }
 
 static void command_timeouts(struct sp_redis *r, redisContext *c)
@@ -494,18 +506,15 @@ static void command_timeouts(struct sp_redis *r, redisContext *c)
                                  ? r->o.command_timeout_ms : 0));
 }
 
-static void add_seed(struct rseed *list, size_t *n, const char *host,
-                     size_t hlen, int port)
+static void add_seed(struct rseed *list, size_t *n, const char *host, int port)
 {
-    if (*n == SP_REDIS_MAX_SEEDS || hlen == 0 || hlen >= sizeof(list->host) ||
+    if (*n == SP_REDIS_MAX_SEEDS || !*host || strlen(host) >= sizeof(list->host) ||
         port <= 0 || port > 65535)
         return;
     for (size_t i = 0; i < *n; i++)
-        if (list[i].port == port && strlen(list[i].host) == hlen &&
-            memcmp(list[i].host, host, hlen) == 0)
+        if (list[i].port == port && strcmp(list[i].host, host) == 0)
             return;
-    memcpy(list[*n].host, host, hlen);
-    list[*n].host[hlen] = '\0';
+    snprintf(list[*n].host, sizeof(list->host), "%s", host);
     list[*n].port = port;
     (*n)++;
 }
@@ -527,8 +536,7 @@ static void remember_seeds(struct sp_redis *r, const redisReply *rep)
                     a->element[1]->type != REDIS_REPLY_INTEGER)
                     continue;
                 const char *h = a->element[0]->len ? a->element[0]->str : r->ep_host;
-                add_seed(r->seeds, &r->n_seeds, h, strlen(h),
-                         (int)a->element[1]->integer);
+                add_seed(r->seeds, &r->n_seeds, h, (int)a->element[1]->integer);
             }
         }
     }
@@ -587,8 +595,8 @@ static enum sp_err cluster_setup(struct sp_redis *r, const redisReply *rep,
     for (size_t k = 0; k < r->n_nodes; k++) {
         struct rnode *nd = &r->nodes[k];
         enum sp_err e;
-        if (!(nd->ctx = open_ctx(r, nd->host, nd->port, why, n)))
-            return SP_ERR_RETRY;
+        if ((e = open_ctx(r, nd->host, nd->port, &nd->ctx, why, n)))
+            return e;
         if ((e = auth_on(r, nd->ctx, why, n)))
             return e;
         for (size_t i = 0; i < r->n_scripts; i++)
@@ -640,28 +648,14 @@ static enum sp_err connect_endpoint(struct sp_redis *r, const char *host,
     enum sp_err e;
     close_all(r);
     *reached = false;
-    struct timeval ctv = tv_ms(r->o.connect_timeout_ms);
-    r->ctx = host ? redisConnectWithTimeout(host, port, ctv)
-                  : redisConnectUnixWithTimeout(r->unix_path, ctv);
-    if (!r->ctx) {
-        snprintf(why, n, "connect: out of memory");
-        return SP_ERR_NOMEM;
-    }
-    if (r->ctx->err) {
-        snprintf(why, n, "connect: %s", r->ctx->errstr);
-        if (host)
-            mark_dead(r, host, port);
-        return SP_ERR_RETRY;
-    }
+    /* (the handshake runs under the connect timeout...) */
+    if ((e = open_ctx(r, host, port, &r->ctx, why, n)))
+        return e;
     *reached = true;
     /* A node answering with an empty address means itself: over a unix
      * socket, the configured host stands for it. */
     snprintf(r->ep_host, sizeof(r->ep_host), "%s", host ? host : r->host);
     r->ep_port = port;
-    if (host)
-        redisEnableKeepAlive(r->ctx);
-    /* The handshake runs under the connect timeout... */
-    redisSetTimeout(r->ctx, ctv);
     if ((e = auth_on(r, r->ctx, why, n)))
         return e;
     if (r->o.db != 0) {
@@ -846,12 +840,11 @@ static int node_may_evict(struct sp_redis *r, redisContext *c, const char *name,
 {
     const char *argv[] = {"INFO", "memory"};
     size_t lens[] = {4, 6};
-    redisReply *rep = redisCommandArgv(c, 2, argv, lens);
-    r->stats.commands++;
-    r->stats.round_trips++;
-    if (!rep) {
-        /* The context keeps its error: the next command drops it. */
-        snprintf(detail, n, "%s: INFO: %s", name, c->errstr);
+    redisReply *rep = NULL;
+    char why[160];
+    /* A lost connection keeps its error: the next command drops it. */
+    if (ctx_cmd(r, c, 2, argv, lens, &rep, why, sizeof(why))) {
+        snprintf(detail, n, "%s: %s", name, why);
         return -1;
     }
     int v = -1;
@@ -867,9 +860,7 @@ static int node_may_evict(struct sp_redis *r, redisContext *c, const char *name,
                      name, maxmem, policy);
         }
     } else {
-        snprintf(detail, n, "%s: INFO: %.100s", name,
-                 rep->type == REDIS_REPLY_ERROR && rep->str ? rep->str
-                                                            : "unexpected reply");
+        snprintf(detail, n, "%s: INFO: unexpected reply", name);
     }
     freeReplyObject(rep);
     return v;
@@ -940,11 +931,13 @@ static int route(struct sp_redis *r, int argc, const char **argv,
     return node ? (int)node - 1 : -2;
 }
 
+/* Appends to node's connection (-1: the endpoint's); in a cluster, records
+ * which node owes the reply. */
 static enum sp_err append_to(struct sp_redis *r, int node, int argc,
                              const char **argv, const size_t *lens)
 {
     redisContext *c = node >= 0 ? r->nodes[node].ctx : r->ctx;
-    if (r->o_len == r->o_cap) {
+    if (r->cluster && r->o_len == r->o_cap) {
         size_t cap = r->o_cap ? r->o_cap * 2 : 1024;
         int *o = malloc(cap * sizeof(*o));
         if (!o)
@@ -963,7 +956,8 @@ static enum sp_err append_to(struct sp_redis *r, int node, int argc,
         drop(r, why, false);
         return e;
     }
-    r->order[(r->o_head + r->o_len++) % r->o_cap] = node;
+    if (r->cluster)
+        r->order[(r->o_head + r->o_len++) % r->o_cap] = node;
     if (node >= 0)
         r->nodes[node].unflushed = true;
     r->pending++;
@@ -1006,19 +1000,8 @@ enum sp_err sp_redis_append(struct sp_redis *r, int argc, const char **argv,
 {
     if (!r->ctx)
         return SP_ERR_RETRY;
-    if (r->cluster)
-        return cluster_append(r, argc, argv, lens);
-    if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK) {
-        enum sp_err e = map_ctx_err(r->ctx->err);
-        char why[160];              /* drop() frees the context */
-        snprintf(why, sizeof(why), "%s", r->ctx->errstr);
-        drop(r, why, false);
-        return e;
-    }
-    r->pending++;
-    r->unflushed = true;
-    r->stats.commands++;
-    return SP_OK;
+    return r->cluster ? cluster_append(r, argc, argv, lens)
+                      : append_to(r, -1, argc, argv, lens);
 }
 
 enum sp_err sp_redis_append_evalsha(struct sp_redis *r,

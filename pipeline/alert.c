@@ -219,6 +219,15 @@ enum sp_err sp_alert_add_section(struct sp_arena *a, struct sp_alert *alert,
     return SP_OK;
 }
 
+const struct sp_section *sp_alert_find_section(const struct sp_alert *alert,
+                                               const char *name)
+{
+    for (const struct sp_section *sec = alert->sections; sec; sec = sec->next)
+        if (strcmp(sec->name, name) == 0)
+            return sec;
+    return NULL;
+}
+
 struct sp_entity *sp_alert_find_entity(const struct sp_alert *alert,
                                        const char *key)
 {

@@ -134,6 +134,9 @@ void sp_entity_add_role(struct sp_entity *ent, const char *role);
 enum sp_err sp_alert_add_section(struct sp_arena *a, struct sp_alert *alert,
                                  const char *name, const char *json,
                                  size_t len);
+/* The section called name (NULL when absent). */
+const struct sp_section *sp_alert_find_section(const struct sp_alert *alert,
+                                               const char *name);
 /* Finds an entity with the same key (NULL if key is NULL or absent). */
 struct sp_entity *sp_alert_find_entity(const struct sp_alert *alert,
                                        const char *key);

@@ -799,21 +799,18 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
                                      ? alert->tenant : ctx->default_tenant;
             if (strlen(tenant) > CORR_TENANT_MAX)
                 continue;
-            for (const struct sp_section *sec = alert->sections;
-                 sec && alert->id; sec = sec->next) {
-                if (strcmp(sec->name, "scripts") != 0)
-                    continue;
+            const struct sp_section *sec = sp_alert_find_section(alert, "scripts");
+            if (sec && alert->id) {
                 struct sched_scripts *x = &sc[n_sc];
                 x->json = an_compact_scripts(alert->id, sec->json, sec->len, &x->len);
-                if (!x->json)
-                    continue;
-                corr_prefix(ctx->key_prefix, tenant, x->prefix,
-                            sizeof(x->prefix));
-                x->inc = alert->incident_id;
-                x->alert = alert->id;
-                x->side = "sc";
-                n_sc++;
-                break;
+                if (x->json) {
+                    corr_prefix(ctx->key_prefix, tenant, x->prefix,
+                                sizeof(x->prefix));
+                    x->inc = alert->incident_id;
+                    x->alert = alert->id;
+                    x->side = "sc";
+                    n_sc++;
+                }
             }
             if (alert->id) {
                 struct sched_scripts *x = &sc[n_sc];

@@ -22,7 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 static const char usage[] =
     "usage: socpilot analyze INCIDENT_ID [-c FILE] [-s key=value]... "
     "[--dry-run] [--tenant T]\n"

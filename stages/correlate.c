@@ -374,16 +374,30 @@ struct corr_call {
     size_t *members;                 /* item indices, batch order */
 };
 
+/* A chunk's items with each one's script arguments, while its calls are
+ * put together. */
+struct chunk {
+    struct corr_item *items;
+    size_t n;
+    int *argcs;                      /* per item: its argv ... */
+    const char ***argvs;
+    size_t **lensv;
+    uint64_t *ph;                    /* ... and the hash of its prefix */
+    bool *taken;                     /* in a call already (or not sent) */
+    size_t call_max;                 /* alerts per call */
+    const char *token;               /* see "stop" in the script */
+};
+
 /* The call of the tenant of items[i], gathered from i on (items not
  * taken yet, not rows, of the same tenant). */
-static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
-                               size_t n, size_t i, bool *taken, size_t call_max,
-                               bool only_alone, const uint64_t *ph,
-                               const char *token, int *argcs, const char ***argvs,
-                               size_t **lensv, struct corr_call *call,
-                               const char ***argvp, size_t **lensp, int *argcp)
+static enum sp_err gather_call(struct corr_ctx *ctx, struct chunk *ck, size_t i,
+                               struct corr_call *call, const char ***argvp,
+                               size_t **lensp, int *argcp)
 {
-    size_t cap = SP_MIN(call_max, n - i);
+    const struct corr_item *items = ck->items;
+    size_t n = ck->n;
+    const int *argcs = ck->argcs;
+    size_t cap = SP_MIN(ck->call_max, n - i);
     size_t *members = sp_arena_alloc(&ctx->work, cap * sizeof(*members));
     if (!members)
         return SP_ERR_NOMEM;
@@ -391,26 +405,31 @@ static enum sp_err gather_call(struct corr_ctx *ctx, struct corr_item *items,
     int argc = 6;                    /* EVALSHA sha numkeys, KEYS[1], P, token */
     size_t end = SP_MIN(n, i + CORR_CALL_SCAN);
     for (size_t j = i; j < end && m < cap; j++) {
-        if (taken[j] || items[j].row || (only_alone && !items[j].alone) ||
-            ph[j] != ph[i] || strcmp(items[j].prefix, items[i].prefix) != 0)
+        if (ck->taken[j] || items[j].row || ck->ph[j] != ck->ph[i] ||
+            strcmp(items[j].prefix, items[i].prefix) != 0)
             continue;
-        taken[j] = true;
+        ck->taken[j] = true;
         members[m++] = j;
         argc += argcs[j] - 5;
     }
     const char **argv = sp_arena_alloc(&ctx->work, (size_t)argc * sizeof(*argv));
     size_t *lens = sp_arena_alloc(&ctx->work, (size_t)argc * sizeof(*lens));
-    if (!argv || !lens)
+    /* KEYS[1], for routing: the first alert's record. */
+    char *key = sp_arena_printf(&ctx->work, "%sa:%s", items[i].prefix,
+                                items[i].alert->id);
+    if (!argv || !lens || !key)
         return SP_ERR_NOMEM;
-    memcpy(argv, argvs[i], 5 * sizeof(*argv));
-    memcpy(lens, lensv[i], 5 * sizeof(*lens));
-    argv[5] = token;
-    lens[5] = strlen(token);
+    memcpy(argv, ck->argvs[i], 5 * sizeof(*argv));
+    memcpy(lens, ck->lensv[i], 5 * sizeof(*lens));
+    argv[3] = key;
+    lens[3] = strlen(key);
+    argv[5] = ck->token;
+    lens[5] = strlen(ck->token);
     int k = 6;
     for (size_t x = 0; x < m; x++) {
         size_t j = members[x];
-        memcpy(argv + k, argvs[j] + 5, (size_t)(argcs[j] - 5) * sizeof(*argv));
-        memcpy(lens + k, lensv[j] + 5, (size_t)(argcs[j] - 5) * sizeof(*lens));
+        memcpy(argv + k, ck->argvs[j] + 5, (size_t)(argcs[j] - 5) * sizeof(*argv));
+        memcpy(lens + k, ck->lensv[j] + 5, (size_t)(argcs[j] - 5) * sizeof(*lens));
         k += argcs[j] - 5;
     }
     call->first = i;
@@ -511,49 +530,53 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
             extra++;
         }
     }
-    int *argcs = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*argcs));
-    const char ***argvs = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*argvs));
-    size_t **lensv = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*lensv));
-    bool *taken = sp_arena_calloc(&ctx->work, (n + 1) * sizeof(*taken));
-    struct corr_call *calls = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*calls));
-    uint64_t *ph = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*ph));
-    size_t n_calls = 0;
-    /* Tells this pipeline's calls apart from any other's (see "stop" in
-     * the script); none when each alert runs alone. */
-    char token[96] = "";
+    /* The token tells this pipeline's calls apart from any other's (see
+     * "stop" in the script); none when each alert runs alone. */
+    char token[40] = "";
     if (!only_alone)
         snprintf(token, sizeof(token), "%016llx.%llu",
                  (unsigned long long)ctx->token_id,
                  (unsigned long long)++ctx->calls_seq);
-    if (!argcs || !argvs || !lensv || !taken || !calls || !ph)
+    struct chunk ck = {
+        .items = items,
+        .n = n,
+        .argcs = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*ck.argcs)),
+        .argvs = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*ck.argvs)),
+        .lensv = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*ck.lensv)),
+        .ph = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*ck.ph)),
+        .taken = sp_arena_calloc(&ctx->work, (n + 1) * sizeof(*ck.taken)),
+        .call_max = only_alone ? 1 : CORR_CALL_MAX,
+        .token = token,
+    };
+    struct corr_call *calls = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*calls));
+    size_t n_calls = 0;
+    if (!ck.argcs || !ck.argvs || !ck.lensv || !ck.ph || !ck.taken || !calls)
         fatal = SP_ERR_NOMEM;
     for (size_t i = 0; i < n && !fatal; i++) {
         struct corr_item *item = &items[i];
         if (only_alone && !item->alone) {
-            taken[i] = true;
+            ck.taken[i] = true;
             continue;
         }
-        ph[i] = corr_hash(CORR_HASH_INIT, item->prefix, strlen(item->prefix));
-        argcs[i] = item->row ? corr_asm_args(ctx, item, now_ms, &argvs[i], &lensv[i])
-                             : corr_build_args(ctx, item, now_ms, &argvs[i], &lensv[i]);
-        if (argcs[i] < 5)
+        ck.ph[i] = corr_hash(CORR_HASH_INIT, item->prefix, strlen(item->prefix));
+        ck.argcs[i] = item->row
+            ? corr_asm_args(ctx, item, now_ms, &ck.argvs[i], &ck.lensv[i])
+            : corr_build_args(ctx, item, now_ms, &ck.argvs[i], &ck.lensv[i]);
+        if (ck.argcs[i] < 5)
             fatal = SP_ERR_NOMEM;
     }
     for (size_t i = 0; i < n && !fatal; i++) {
-        if (taken[i])
+        if (ck.taken[i])
             continue;
         struct corr_item *item = &items[i];
-        const char **argv = argvs[i];
-        size_t *lens = lensv[i];
-        int argc = argcs[i];
+        const char **argv = ck.argvs[i];
+        size_t *lens = ck.lensv[i];
+        int argc = ck.argcs[i];
         struct corr_call *call = &calls[n_calls];
         if (item->row) {
-            taken[i] = true;
+            ck.taken[i] = true;
             *call = (struct corr_call){.first = i, .n = 1};
-        } else if ((e = gather_call(ctx, items, n, i, taken,
-                                    only_alone ? 1 : CORR_CALL_MAX, only_alone,
-                                    ph, token, argcs, argvs, lensv, call, &argv, &lens,
-                                    &argc))) {
+        } else if ((e = gather_call(ctx, &ck, i, call, &argv, &lens, &argc))) {
             fatal = e;
             break;
         }

@@ -195,8 +195,9 @@ const char *corr_tenant(const struct corr_ctx *ctx,
                         const struct sp_alert *alert);
 /* Event time of an alert in ms (first activity, created, updated, now). */
 int64_t corr_alert_time_ms(const struct sp_alert *alert);
-/* Builds the correlate script's argv for item (allocated in ctx->work):
- * returns argc (including the 3 reserved EVALSHA slots) or -1. */
+/* Builds the correlate script's argv block for item (allocated in
+ * ctx->work): returns argc (including the 3 reserved EVALSHA slots and
+ * KEYS[1], which the caller fills: one key per call) or -1. */
 int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
                     int64_t now_ms, const char ***argv, size_t **lens);
 /* 64-bit FNV-1a, for namespaces and content hashes. */

@@ -702,16 +702,15 @@ int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
     size_t cap = 3 + 1 + CORR_SCRIPT_ARGS + 2 * n_pass;
     const char **argv = sp_arena_alloc(&ctx->work, cap * sizeof(*argv));
     size_t *lens = sp_arena_alloc(&ctx->work, cap * sizeof(*lens));
-    char *akey = sp_arena_printf(&ctx->work, "%sa:%s", item->prefix, alert->id);
     char *fkey_s = sp_arena_strdup(&ctx->work, fkey);
     char *ns_s = sp_arena_strdup(&ctx->work, ns);
     char *chash_s = sp_arena_strdup(&ctx->work, chash);
     /* Everything argv points to must outlive this function (the caller
      * appends it): arena memory, the alert's, or static strings. */
-    if (!argv || !lens || !akey || !fkey_s || !ns_s || !chash_s)
+    if (!argv || !lens || !fkey_s || !ns_s || !chash_s)
         return -1;
     int argc = 3;               /* EVALSHA sha numkeys */
-    ARGS(akey);
+    ARG(NULL, 0);                                         /* KEYS[1] */
     ARGS(item->prefix);                                   /* 1 */
     ARGS(alert->id);                                      /* 2 */
     ARG(chash_s, 16);                                     /* 3 */

@@ -107,14 +107,6 @@ static enum sp_err produce_reject(struct sp_stage *st, struct sp_batch *batch,
     return e;
 }
 
-static bool has_section(const struct sp_alert *alert, const char *name)
-{
-    for (const struct sp_section *sec = alert->sections; sec; sec = sec->next)
-        if (strcmp(sec->name, name) == 0)
-            return true;
-    return false;
-}
-
 static enum sp_err produce_alert(struct sp_stage *st, struct sp_batch *batch,
                                  struct sp_msg *msg, struct sp_alert *alert)
 {
@@ -122,7 +114,7 @@ static enum sp_err produce_alert(struct sp_stage *st, struct sp_batch *batch,
     sp_buf_reset(&ctx->buf);
     struct sp_jw w;
     sp_jw_init(&w, &ctx->buf);
-    if (!ctx->include_raw && !has_section(alert, "raw_ref")) {
+    if (!ctx->include_raw && !sp_alert_find_section(alert, "raw_ref")) {
         /* The original is not embedded: say where it is instead (once:
          * a retried batch comes through here again).  Kafka topic names
          * are [a-zA-Z0-9._-], nothing to escape. */

@@ -172,23 +172,6 @@ struct run {
     struct count_sink sink;
 };
 
-static long long redis_int1(struct sp_test_redis *r, const char *cmd,
-                            const char *field)
-{
-    redisReply *rep = sp_test_redis_cmd(r, cmd);
-    long long v = -1;
-    if (rep && rep->type == REDIS_REPLY_INTEGER) {
-        v = rep->integer;
-    } else if (rep && rep->type == REDIS_REPLY_STRING && field) {
-        const char *p = strstr(rep->str, field);
-        if (p)
-            v = atoll(p + strlen(field));
-    }
-    if (rep)
-        freeReplyObject(rep);
-    return v;
-}
-
 /* The servers of a run: one, or the masters of a cluster. */
 struct servers {
     struct sp_test_cluster c;
@@ -199,7 +182,7 @@ static long long redis_int(struct servers *sv, const char *cmd,
 {
     long long sum = 0;
     for (int i = 0; i < sv->c.n; i++)
-        sum += redis_int1(&sv->c.node[i], cmd, field);
+        sum += sp_test_redis_int(&sv->c.node[i], field, cmd);
     return sum;
 }
 

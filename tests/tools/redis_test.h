@@ -85,18 +85,15 @@ static inline bool sp_test_redis_ping(const struct sp_test_redis *tr)
     return ok;
 }
 
-/* Runs one command on a fresh connection; returns the reply (caller
- * frees) or NULL.  A MOVED reply (a cluster node) is followed once. */
-static inline redisReply *sp_test_redis_cmd(const struct sp_test_redis *tr,
-                                            const char *fmt, ...)
+static inline redisReply *sp_test_redis_vcmd(const struct sp_test_redis *tr,
+                                             const char *fmt, va_list ap)
 {
     redisContext *c = sp_test_redis_connect(tr);
     if (!c)
         return NULL;
-    va_list ap;
-    va_start(ap, fmt);
+    va_list again;
+    va_copy(again, ap);
     redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
     redisFree(c);
     /* A cluster node that does not hold the key: ask the one that does. */
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "MOVED ", 6) == 0) {
@@ -104,15 +101,49 @@ static inline redisReply *sp_test_redis_cmd(const struct sp_test_redis *tr,
         struct sp_test_redis other = *tr;
         other.port = colon ? atoi(colon + 1) : tr->port;
         freeReplyObject(r);
-        c = sp_test_redis_connect(&other);
-        if (!c)
-            return NULL;
-        va_start(ap, fmt);
-        r = redisvCommand(c, fmt, ap);
-        va_end(ap);
-        redisFree(c);
+        r = NULL;
+        if ((c = sp_test_redis_connect(&other)) != NULL) {
+            r = redisvCommand(c, fmt, again);
+            redisFree(c);
+        }
     }
+    va_end(again);
     return r;
+}
+
+/* Runs one command on a fresh connection; returns the reply (caller
+ * frees) or NULL.  A MOVED reply (a cluster node) is followed once. */
+static inline redisReply *sp_test_redis_cmd(const struct sp_test_redis *tr,
+                                            const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = sp_test_redis_vcmd(tr, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* A number from one command: an integer reply, or for a string reply the
+ * number after field (an INFO line, e.g. "used_memory:") or, with field
+ * NULL, the string itself.  -1 when there is none. */
+static inline long long sp_test_redis_int(const struct sp_test_redis *tr,
+                                          const char *field, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = sp_test_redis_vcmd(tr, fmt, ap);
+    va_end(ap);
+    long long v = -1;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        v = r->integer;
+    } else if (r && r->type == REDIS_REPLY_STRING) {
+        const char *p = field ? strstr(r->str, field) : r->str;
+        if (p)
+            v = atoll(p + (field ? strlen(field) : 0));
+    }
+    if (r)
+        freeReplyObject(r);
+    return v;
 }
 
 /*

@@ -754,12 +754,8 @@ static void test_round_trips(void)
 
 static long long hget_int(struct ct *t, const char *inc, const char *field)
 {
-    redisReply *rep = sp_test_redis_cmd(t->redis, "HGET sp:{t:t1}:i:%s %s", inc,
-                                        field);
-    long long v = rep && rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : -1;
-    if (rep)
-        freeReplyObject(rep);
-    return v;
+    return sp_test_redis_int(t->redis, NULL, "HGET sp:{t:t1}:i:%s %s", inc,
+                             field);
 }
 
 /* The alerts of a tenant go to Redis in one call; a script error there
@@ -845,22 +841,10 @@ static void test_call_error_counts_once(void)
     T_EQ_INT(ct_run(&t, in, 2, r), SP_OK);
     T_EQ_INT((long long)(r[0].rejects + r[1].rejects), 2);
     T_CONTAINS(r[0].detail, "WRONGTYPE");
-    rep = sp_test_redis_cmd(t.redis, "HLEN sp:{t:t1}:i:%s:al", r0.inc);
-    long long held = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-    if (rep)
-        freeReplyObject(rep);
+    long long held = sp_test_redis_int(t.redis, NULL, "HLEN sp:{t:t1}:i:%s:al",
+                                       r0.inc);
     T_EQ_INT(hget_int(&t, r0.inc, "n"), held);
     ct_close(&t);
-}
-
-/* The slot of key, asked of the server. */
-static long long slot_of(struct sp_test_redis *r, const char *key)
-{
-    redisReply *rep = sp_test_redis_cmd(r, "CLUSTER KEYSLOT %s", key);
-    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-    if (rep)
-        freeReplyObject(rep);
-    return v;
 }
 
 /* The port of the master that node r believes owns slot. */
@@ -902,7 +886,7 @@ static void test_cluster(void)
         char cand[16], key[64];
         snprintf(cand, sizeof(cand), "t%d", i);
         snprintf(key, sizeof(key), "sp:{t:%s}:x", cand);
-        long long sl = slot_of(pa, key);
+        long long sl = sp_test_redis_int(pa, NULL, "CLUSTER KEYSLOT %s", key);
         if (sl >= 0 && sl < 8192 && on_a < 2)
             snprintf(ten[on_a++], 16, "%s", cand);
         else if (sl >= 8192 && on_b < 3)
@@ -951,7 +935,7 @@ static void test_cluster(void)
     /* The spare tenant's slot moves from b to a. */
     char key[64];
     snprintf(key, sizeof(key), "sp:{t:%s}:x", ten[4]);
-    long long sl = slot_of(pa, key);
+    long long sl = sp_test_redis_int(pa, NULL, "CLUSTER KEYSLOT %s", key);
     char aid[64] = "";
     rep = sp_test_redis_cmd(pa, "CLUSTER MYID");
     T_OK(rep && rep->type == REDIS_REPLY_STRING);
@@ -998,27 +982,6 @@ static void test_cluster(void)
     T_CONTAINS(out, "\"alerts_total\": 2");
     ct_close(&t);
     sp_test_cluster_stop(&cl);
-}
-
-static long long info_int(struct sp_test_redis *r, const char *field)
-{
-    redisReply *rep = sp_test_redis_cmd(r, "INFO memory");
-    long long v = -1;
-    const char *p = rep && rep->type == REDIS_REPLY_STRING ? strstr(rep->str, field) : NULL;
-    if (p)
-        v = atoll(p + strlen(field));
-    if (rep)
-        freeReplyObject(rep);
-    return v;
-}
-
-static long long info_keys(struct sp_test_redis *r)
-{
-    redisReply *rep = sp_test_redis_cmd(r, "DBSIZE");
-    long long v = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-    if (rep)
-        freeReplyObject(rep);
-    return v;
 }
 
 /* Redis under a memory limit.  A policy that evicts (here allkeys-lru) is
@@ -1073,7 +1036,7 @@ static void test_redis_memory_limit(void)
     T_EQ_INT(ct_one(&t, &a, &r), SP_OK);
     T_EQ_INT((long long)ct_metric(&t, may_evict), 0);
     /* Full from now on: the limit well under what is used. */
-    long long used = info_int(&full, "used_memory:");
+    long long used = sp_test_redis_int(&full, "used_memory:", "INFO memory");
     T_OK(used > 0);
     redisReply *rep = sp_test_redis_cmd(&full, "CONFIG SET maxmemory %lld",
                                         used / 2);
@@ -1084,11 +1047,11 @@ static void test_redis_memory_limit(void)
                             A(.id = "mem3", .ents = "host:m1 host:m2", .t = 3),
                             A(.id = "mem4", .ents = "host:m2", .t = 4)};
     struct ct_res rb[3];
-    long long keys0 = info_keys(&full);
+    long long keys0 = sp_test_redis_int(&full, NULL, "DBSIZE");
     T_EQ_INT(ct_run(&t, b, 3, rb), SP_ERR_RETRY);
     T_EQ_INT(ct_run(&t, b, 3, rb), SP_ERR_RETRY);
     /* Refused before anything was written, and nothing written after. */
-    T_EQ_INT(info_keys(&full), keys0);
+    T_EQ_INT(sp_test_redis_int(&full, NULL, "DBSIZE"), keys0);
     for (int i = 0; i < 3; i++)
         T_EQ_INT((long long)rb[i].rejects, 0);
     T_EQ_INT((long long)sp_test_sink_count(&t.sink, "dlq"), 0);

@@ -324,18 +324,9 @@ static void test_big_merge(void)
 
 /* ---- at-least-once -------------------------------------------------------- */
 
-static redisReply *cmd(struct sp_test_redis *r, const char *fmt, const char *arg)
-{
-    return sp_test_redis_cmd(r, fmt, arg);
-}
-
 static long long zcard(struct sp_test_redis *r, const char *key)
 {
-    redisReply *rep = cmd(r, "ZCARD %s", key);
-    long long n = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-    if (rep)
-        freeReplyObject(rep);
-    return n;
+    return sp_test_redis_int(r, NULL, "ZCARD %s", key);
 }
 
 static bool outbox_empty(struct ct *t)
@@ -570,11 +561,8 @@ static void test_cluster_master_killed_midstream(void)
     /* t1's slot: which master holds it? */
     int home = -1;
     for (int i = 0; i < 2; i++) {
-        redisReply *rep = sp_test_redis_cmd(&cl.node[i], "CLUSTER KEYSLOT %s",
-                                            "sp:{t:t1}:x");
-        long long sl = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-        if (rep)
-            freeReplyObject(rep);
+        long long sl = sp_test_redis_int(&cl.node[i], NULL, "CLUSTER KEYSLOT %s",
+                                         "sp:{t:t1}:x");
         if (sl >= 0)
             home = sl < 8192 ? 0 : 1;
     }
@@ -592,29 +580,13 @@ static bool tenant_in_slots(struct sp_test_redis *r, long long lo, long long hi,
         char cand[16], key[64];
         snprintf(cand, sizeof(cand), "ten%d", i);
         snprintf(key, sizeof(key), "sp:{t:%s}:x", cand);
-        redisReply *rep = sp_test_redis_cmd(r, "CLUSTER KEYSLOT %s", key);
-        long long sl = rep && rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-        if (rep)
-            freeReplyObject(rep);
+        long long sl = sp_test_redis_int(r, NULL, "CLUSTER KEYSLOT %s", key);
         if (sl >= lo && sl <= hi) {
             snprintf(out, n, "%s", cand);
             return true;
         }
     }
     return false;
-}
-
-/* A replication offset from INFO replication (-1 when absent). */
-static long long repl_offset(struct sp_test_redis *r, const char *field)
-{
-    redisReply *rep = sp_test_redis_cmd(r, "INFO replication");
-    long long v = -1;
-    const char *p = rep && rep->type == REDIS_REPLY_STRING ? strstr(rep->str, field) : NULL;
-    if (p)
-        v = atoll(p + strlen(field));
-    if (rep)
-        freeReplyObject(rep);
-    return v;
 }
 
 /* Runs a batch until it is no longer SP_ERR_RETRY (30 s at most), ticking
@@ -672,11 +644,13 @@ static void test_cluster_failover_endpoint_lost(void)
     T_OK(before[0].present && before[1].present);
     /* The replica has every write before its master goes (WAIT would only
      * cover this connection's writes: compare replication offsets). */
-    long long want = repl_offset(&cl.node[0], "master_repl_offset:");
+    const char *info = "INFO replication";
+    long long want = sp_test_redis_int(&cl.node[0], "master_repl_offset:", info);
     T_OK(want > 0);
-    for (int i = 0; i < 200 && repl_offset(&cl.node[rk], "slave_repl_offset:") < want; i++)
+    for (int i = 0; i < 200 && sp_test_redis_int(&cl.node[rk], "slave_repl_offset:",
+                                                 info) < want; i++)
         sp_test_sleep_ms(25);
-    T_OK(repl_offset(&cl.node[rk], "slave_repl_offset:") >= want);
+    T_OK(sp_test_redis_int(&cl.node[rk], "slave_repl_offset:", info) >= want);
     sp_test_redis_kill(&cl.node[0], SIGKILL);
     redisReply *rep;
     rep = sp_test_redis_cmd(&cl.node[rk], "CLUSTER FAILOVER TAKEOVER");
