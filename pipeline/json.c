@@ -695,9 +695,8 @@ void sp_jw_str(struct sp_jw *w, const char *s)
 void sp_jw_int(struct sp_jw *w, int64_t v)
 {
     jw_sep(w);
-    char tmp[24];
-    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-    sp_buf_put(w->b, tmp, (size_t)n);
+    char tmp[SP_INT_BUF];
+    sp_buf_put(w->b, tmp, sp_fmt_int(tmp, v));
 }
 
 void sp_jw_double(struct sp_jw *w, double v)
@@ -905,18 +904,35 @@ size_t sp_time_format(int64_t us, char *out)
     unsigned d = doy - (153 * mp + 2) / 5 + 1;
     unsigned mo = mp < 10 ? mp + 3 : mp - 9;
     y += mo <= 2;
-    int n;
-    int hh = (int)(rem / 3600), mm = (int)(rem / 60 % 60), ss = (int)(rem % 60);
+    unsigned hh = (unsigned)(rem / 3600), mm = (unsigned)(rem / 60 % 60),
+             ss = (unsigned)(rem % 60);
     if (y < 0 || y > 9999)
         y = y < 0 ? 0 : 9999;
-    if (frac == 0)
-        n = snprintf(out, 32, "%04d-%02u-%02uT%02d:%02d:%02dZ", (int)y, mo, d,
-                     hh, mm, ss);
-    else if (frac % 1000 == 0)
-        n = snprintf(out, 32, "%04d-%02u-%02uT%02d:%02d:%02d.%03dZ", (int)y,
-                     mo, d, hh, mm, ss, (int)(frac / 1000));
-    else
-        n = snprintf(out, 32, "%04d-%02u-%02uT%02d:%02d:%02d.%06dZ", (int)y,
-                     mo, d, hh, mm, ss, (int)frac);
-    return (size_t)n;
+    /* By hand: snprintf was a tenth of the time spent writing an alert. */
+    unsigned yy = (unsigned)y;
+    char *o = out;
+    *o++ = (char)('0' + yy / 1000);
+    *o++ = (char)('0' + yy / 100 % 10);
+    *o++ = (char)('0' + yy / 10 % 10);
+    *o++ = (char)('0' + yy % 10);
+    const unsigned two[5] = {mo, d, hh, mm, ss};
+    const char sep[5] = {'-', '-', 'T', ':', ':'};
+    for (int i = 0; i < 5; i++) {
+        *o++ = sep[i];
+        *o++ = (char)('0' + two[i] / 10);
+        *o++ = (char)('0' + two[i] % 10);
+    }
+    int digits = frac == 0 ? 0 : frac % 1000 == 0 ? 3 : 6;
+    if (digits) {
+        unsigned f = (unsigned)(digits == 3 ? frac / 1000 : frac);
+        *o++ = '.';
+        for (int i = digits - 1; i >= 0; i--) {
+            o[i] = (char)('0' + f % 10);
+            f /= 10;
+        }
+        o += digits;
+    }
+    *o++ = 'Z';
+    *o = '\0';
+    return (size_t)(o - out);
 }

@@ -306,6 +306,31 @@ char *sp_arena_printf(struct sp_arena *a, const char *fmt, ...)
     return p;
 }
 
+size_t sp_fmt_int(char *out, int64_t v)
+{
+    char tmp[SP_INT_BUF];
+    size_t n = 0, len = 0;
+    /* In unsigned arithmetic, so INT64_MIN negates too. */
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        out[len++] = '-';
+    while (n)
+        out[len++] = tmp[--n];
+    out[len] = '\0';
+    return len;
+}
+
+char *sp_arena_int(struct sp_arena *a, int64_t v)
+{
+    char tmp[SP_INT_BUF];
+    size_t n = sp_fmt_int(tmp, v);
+    return sp_arena_strndup(a, tmp, n);
+}
+
 /* ---- clocks ------------------------------------------------------------ */
 
 int64_t sp_now_us(void)

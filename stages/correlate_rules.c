@@ -616,7 +616,7 @@ static bool seen_add(const char **set, size_t cap, const char *key)
 #define ARGS(s) ARG((s), strlen(s))
 #define ARGI(v)                                                             \
     do {                                                                    \
-        char *num_ = sp_arena_printf(&ctx->work, "%lld", (long long)(v));   \
+        char *num_ = sp_arena_int(&ctx->work, (v));                         \
         if (!num_)                                                          \
             return -1;                                                      \
         ARGS(num_);                                                         \

@@ -167,6 +167,45 @@ static void test_time(void)
     T_OK(!sp_time_parse("2024-13-01T00:00:00Z", &us));
     T_OK(!sp_time_parse("yesterday", &us));
     T_OK(!sp_time_parse("2024-01-01T00:00:00Zjunk", &us));
+    /* leap day, single digits, microseconds with leading zeros */
+    T_OK(sp_time_parse("2024-02-29T01:02:03.000004Z", &us));
+    T_EQ_INT(sp_time_format(us, out), 27);
+    T_EQ_STR(out, "2024-02-29T01:02:03.000004Z");
+    T_OK(sp_time_parse("0999-01-01T00:00:00.05Z", &us));
+    sp_time_format(us, out);
+    T_EQ_STR(out, "0999-01-01T00:00:00.050Z");
+    T_EQ_INT(sp_time_format(0, out), 20);
+    T_EQ_STR(out, "1970-01-01T00:00:00Z");
+    /* outside 0000-9999: clamped to a four-digit year */
+    sp_time_format(INT64_C(20000) * 365 * 86400 * 1000000, out);
+    T_OK(strncmp(out, "9999-", 5) == 0);
+}
+
+static void test_fmt_int(void)
+{
+    char out[SP_INT_BUF];
+    const struct {
+        int64_t v;
+        const char *s;
+    } cases[] = {
+        {0, "0"}, {7, "7"}, {-7, "-7"}, {10, "10"}, {1732838400000, "1732838400000"},
+        {INT64_MAX, "9223372036854775807"}, {INT64_MIN, "-9223372036854775808"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        T_EQ_INT(sp_fmt_int(out, cases[i].v), strlen(cases[i].s));
+        T_EQ_STR(out, cases[i].s);
+    }
+    struct sp_buf b;
+    struct sp_jw w;
+    sp_buf_init(&b, 0);
+    sp_jw_init(&w, &b);
+    sp_jw_arr_open(&w);
+    sp_jw_int(&w, -42);
+    sp_jw_int(&w, INT64_MIN);
+    sp_jw_arr_close(&w);
+    T_OK(sp_jw_ok(&w));
+    T_EQ_STR(b.data, "[-42,-9223372036854775808]");
+    sp_buf_fini(&b);
 }
 
 int main(void)
@@ -180,6 +219,7 @@ int main(void)
     T_RUN(test_prefix);
     T_RUN(test_writer);
     T_RUN(test_time);
+    T_RUN(test_fmt_int);
     sp_arena_fini(&A);
     return t_done();
 }
