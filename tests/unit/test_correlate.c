@@ -1113,6 +1113,140 @@ static void test_index_sweep(void)
     ct_close(&t);
 }
 
+/* An index field's members as stored ("<incident> <event ms>|..." or
+ * "!<event ms>"), without the wall-clock time that leads the value. */
+static void ix_members(const char *field, char *out, size_t n)
+{
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "HGET sp:{t:t1}:ix %s", field);
+    const char *bar = r && r->type == REDIS_REPLY_STRING ? strchr(r->str, '|') : NULL;
+    snprintf(out, n, "%s", bar ? bar + 1 : "(none)");
+    freeReplyObject(r);
+}
+
+#define IX_DAY 86400
+#define IX_CAP_ALERTS 40
+#define IX_FAR_ALERTS 40
+
+/* Joins, a bridge (a member merged away), expiry past twice the window,
+ * the automatic noisy rule (K = 2), members leading to a successor, and
+ * a list past its cap (32 = max(32, 2K + 8)). */
+static size_t ix_scenario(struct ct_alert *al)
+{
+    static const struct ct_alert fixed[] = {
+        {.id = "a1", .ents = "host:h1", .t = 0},
+        {.id = "a2", .ents = "host:h1 account:u1", .t = 10},
+        {.id = "b1", .ents = "host:h2", .t = 20},
+        {.id = "c1", .ents = "host:h1 host:h2", .t = 30},
+        {.id = "d1", .ents = "host:h1", .t = 3 * IX_DAY},
+        {.id = "e1", .ents = "ip:9.9.9.9 host:n1", .t = 40},
+        {.id = "e2", .ents = "ip:9.9.9.9 host:n2", .t = 41},
+        {.id = "e3", .ents = "ip:9.9.9.9 host:n3", .t = 42},
+        {.id = "e4", .ents = "ip:9.9.9.9 host:n4", .t = 43},
+        {.id = "e5", .ents = "ip:9.9.9.9 host:n5", .t = 44},
+    };
+    static char ids[IX_CAP_ALERTS][16];
+    size_t n = 0;
+    for (; n < SP_ARRAY_SIZE(fixed); n++)
+        al[n] = fixed[n];
+    for (int i = 0; i < IX_CAP_ALERTS; i++, n++) {
+        snprintf(ids[i], sizeof(ids[i]), "cap%02d", i);
+        al[n] = A(.id = ids[i], .ents = "host:cap", .t = 100 + i,
+                  .status = "resolved");
+    }
+    static char fids[IX_FAR_ALERTS][16];
+    for (int i = 0; i < IX_FAR_ALERTS; i++, n++) {
+        snprintf(fids[i], sizeof(fids[i]), "far%02d", i);
+        al[n] = A(.id = fids[i], .ents = "host:far", .t = 5000 - 2 * i,
+                  .detector = "Far");
+    }
+    return n;
+}
+
+static const char *const ix_fields[] = {
+    "e:host:h1", "e:account:u1", "e:host:h2", "e:ip:9.9.9.9", "e:host:n4",
+    "e:host:cap", "e:host:far",
+};
+
+/*
+ * The entity index as stored, checked member by member, and the same
+ * whether the alerts run in one script call (the index changed in place
+ * and written once) or one call each.
+ */
+static void test_index_values(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.noisy.threshold=2",
+                          "correlate.rules.detector:Far=window=1s", NULL};
+    struct ct_alert al[128];
+    size_t n = ix_scenario(al);
+    static char got[2][SP_ARRAY_SIZE(ix_fields)][4096];
+    static struct ct_res res[128];
+    for (int pass = 0; pass < 2; pass++) {
+        struct ct t;
+        T_OK(ct_open(&t, sets));
+        if (pass == 0) {
+            T_EQ_INT(ct_run(&t, al, n, res), SP_OK);
+        } else {
+            for (size_t i = 0; i < n; i++)
+                T_EQ_INT(ct_one(&t, &al[i], &res[i]), SP_OK);
+        }
+        for (size_t f = 0; f < SP_ARRAY_SIZE(ix_fields); f++)
+            ix_members(ix_fields[f], got[pass][f], sizeof(got[pass][f]));
+        ct_close(&t);
+        /* a1, a2 and c1 share X; b1 (Y) was merged into X by c1; d1 came
+         * three days later: a new incident Z, and X expired from h1. */
+        const char *x = res[0].inc, *z = res[4].inc;
+        T_EQ_STR(res[3].inc, x);
+        T_OK(strcmp(z, x) != 0);
+        char want[512];
+        snprintf(want, sizeof(want), "%s %lld", z, (CT_BASE_S + 3 * IX_DAY) * 1000);
+        T_EQ_STR(got[pass][0], want);
+        snprintf(want, sizeof(want), "%s %lld", x, (CT_BASE_S + 10) * 1000);
+        T_EQ_STR(got[pass][1], want);
+        /* h2: Y, then X with the context it bridged (~X: noisy counting);
+         * Y stays until a later sighting finds it merged. */
+        snprintf(want, sizeof(want), "%s %lld|%s %lld|~%s %lld", res[2].inc,
+                 (CT_BASE_S + 20) * 1000, x, (CT_BASE_S + 30) * 1000, x,
+                 (CT_BASE_S + 30) * 1000);
+        T_EQ_STR(got[pass][2], want);
+        /* e2 and e3 joined e1 through the ip, each bringing a new host (a
+         * context each); at e4 the ip was in more than K: noisy, and e4
+         * and e5 open incidents of their own. */
+        T_EQ_STR(res[6].inc, res[5].inc);
+        T_EQ_STR(res[7].inc, res[5].inc);
+        T_OK(strcmp(res[8].inc, res[5].inc) != 0);
+        T_OK(strcmp(res[9].inc, res[8].inc) != 0);
+        snprintf(want, sizeof(want), "!%lld", (CT_BASE_S + 43) * 1000);
+        T_EQ_STR(got[pass][3], want);
+        snprintf(want, sizeof(want), "%s %lld", res[8].inc, (CT_BASE_S + 43) * 1000);
+        T_EQ_STR(got[pass][4], want);
+        /* host:cap: each resolved alert closed its incident, and the next
+         * one opened a successor; members lead to their successor, so
+         * the list holds the last two. */
+        const size_t c0 = 10, f0 = 10 + IX_CAP_ALERTS;
+        snprintf(want, sizeof(want), "%s %lld|%s %lld", res[f0 - 2].inc,
+                 (CT_BASE_S + 100 + IX_CAP_ALERTS - 2) * 1000, res[f0 - 1].inc,
+                 (CT_BASE_S + 100 + IX_CAP_ALERTS - 1) * 1000);
+        T_EQ_STR(got[pass][5], want);
+        T_OK(strcmp(res[c0].inc, res[c0 + 1].inc) != 0);
+        /* host:far (window 1s, each alert 2s before the previous one):
+         * every alert opens an incident and none expires, so the list
+         * reaches its cap of 32: cut to the 32 latest event times, which
+         * are the first 32 alerts'. */
+        const char *far = got[pass][6];
+        size_t members = 1;
+        for (const char *c = far; *c; c++)
+            members += *c == '|';
+        T_EQ_INT(members, 32);
+        T_OK(strstr(far, res[f0].inc) != NULL);
+        T_OK(strstr(far, res[f0 + 31].inc) != NULL);
+        T_OK(strstr(far, res[f0 + 32].inc) == NULL);
+        T_OK(strcmp(res[f0].inc, res[f0 + 1].inc) != 0);
+    }
+    for (size_t f = 0; f < SP_ARRAY_SIZE(ix_fields); f++)
+        T_EQ_STR(got[0][f], got[1][f]);
+}
+
 /* Snapshots validate against schema/incident.schema.json. */
 static void test_schema(void)
 {
@@ -1185,6 +1319,7 @@ int main(void)
     T_RUN(test_noscript_reload);
     T_RUN(test_cluster);
     T_RUN(test_index_sweep);
+    T_RUN(test_index_values);
     T_RUN(test_schema);
     return t_done();
 }
