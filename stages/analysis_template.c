@@ -98,6 +98,60 @@ static bool tset_has(const struct tset *s, const char *v)
     return false;
 }
 
+/* A detector named by an identifier (a GUID, a rule id) tells a reader
+ * nothing: it is counted, not quoted. */
+static bool id_like(const char *s)
+{
+    size_t n = 0, hex = 0;
+    for (; s[n]; n++) {
+        unsigned char c = (unsigned char)s[n];
+        if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'))
+            hex++;
+        else if (c != '-' && c != '_')
+            return false;
+    }
+    return hex >= 16;
+}
+
+/* The product that raised an alert, as analysts name it (Graph's
+ * serviceSource codes; Sentinel gives names already). */
+static const char *product_name(const char *p)
+{
+    static const struct {
+        const char *code, *name;
+    } names[] = {
+        {"microsoftDefenderForEndpoint", "Microsoft Defender for Endpoint"},
+        {"microsoftDefenderForIdentity", "Microsoft Defender for Identity"},
+        {"microsoftDefenderForOffice365", "Microsoft Defender for Office 365"},
+        {"microsoftDefenderForCloudApps", "Microsoft Defender for Cloud Apps"},
+        {"microsoftDefenderForCloud", "Microsoft Defender for Cloud"},
+        {"microsoft365Defender", "Microsoft Defender XDR"},
+        {"microsoftSentinel", "Microsoft Sentinel"},
+        {"azureAdIdentityProtection", "Microsoft Entra ID Protection"},
+        {"microsoftAppGovernance", "App governance"},
+        {"dataLossPrevention", "Microsoft Purview Data Loss Prevention"},
+        {"microsoftInsiderRiskManagement",
+         "Microsoft Purview Insider Risk Management"},
+    };
+    if (!p || !*p || sp_strcaseeq(p, "unknown"))
+        return NULL;
+    for (size_t i = 0; i < SP_ARRAY_SIZE(names); i++)
+        if (sp_strcaseeq(p, names[i].code))
+            return names[i].name;
+    return p;
+}
+
+/* "A, B and C", or "A, B, C and N other <what>" past three. */
+static void put_list3(struct sp_buf *b, const struct tset *s, const char *what)
+{
+    size_t shown = s->n > 3 ? 3 : s->n;
+    for (size_t i = 0; i < shown; i++)
+        sp_buf_printf(b, "%s%.80s", i == 0 ? "" : i + 1 == s->n ? " and " : ", ",
+                      s->v[i]);
+    if (s->n > 3)
+        sp_buf_printf(b, " and %zu other %s", s->n - 3, what);
+}
+
 static const char *behaviour_tech(const struct sp_json *b)
 {
     const char *t = sp_json_str(b, "technique");
@@ -408,17 +462,31 @@ enum sp_err an_template_answer(const struct an_inc *ix,
                   an_time(t1, ix->first_seen), an_time(t2, ix->last_seen),
                   n_alerts,
                   n_alerts == 1 ? " was raised" : "s were raised");
-    struct tset det = {{0}, 0};
-    for (size_t i = 0; i < ix->n_alerts; i++)
-        tset_add(&det, ix->alerts[i].detector ? ix->alerts[i].detector
-                                              : ix->alerts[i].provider);
-    if (det.n) {
+    /* By which products, and how many detection rules: rule names only
+     * when nothing names a product, identifiers never. */
+    struct tset prod = {{0}, 0}, rules = {{0}, 0}, named = {{0}, 0};
+    for (size_t i = 0; i < ix->n_alerts; i++) {
+        const char *d = ix->alerts[i].detector;
+        tset_add(&prod, product_name(ix->alerts[i].provider));
+        tset_add(&rules, d);
+        if (d && !id_like(d))
+            tset_add(&named, d);
+    }
+    if (prod.n) {
         sp_buf_puts(&b, "by ");
-        for (size_t i = 0; i < det.n && i < 3; i++)
-            sp_buf_printf(&b, "%s%.80s", i ? ", " : "", det.v[i]);
-        if (det.n > 3)
-            sp_buf_printf(&b, " and %zu other detectors", det.n - 3);
+        put_list3(&b, &prod, "products");
+        if (rules.n)
+            sp_buf_printf(&b, " (%s%zu detection rule%s)",
+                          rules.n == SP_ARRAY_SIZE(rules.v) ? "at least " : "",
+                          rules.n, rules.n == 1 ? "" : "s");
         sp_buf_putc(&b, ' ');
+    } else if (named.n && named.n == rules.n) {
+        sp_buf_puts(&b, "by ");
+        put_list3(&b, &named, "detection rules");
+        sp_buf_putc(&b, ' ');
+    } else if (rules.n) {
+        sp_buf_printf(&b, "by %zu detection rule%s ", rules.n,
+                      rules.n == 1 ? "" : "s");
     }
     sp_buf_printf(&b, "involving %zu host%s and %zu identit%s.", hosts,
                   hosts == 1 ? "" : "s", ids, ids == 1 ? "y" : "ies");
@@ -450,11 +518,12 @@ enum sp_err an_template_answer(const struct an_inc *ix,
         fe = &ix->ents[first->ents[0]];
     kput(&w, "where", fh ? fh->name : "unknown", 300);
     sp_buf_reset(&b);
-    if (first)
+    if (first) {
+        const char *by = first->detector && !id_like(first->detector)
+                             ? first->detector : product_name(first->provider);
         sp_buf_printf(&b, "%.400s%s%.200s%s", first->title ? first->title : "",
-                      first->detector ? " (detected by " : "",
-                      first->detector ? first->detector : "",
-                      first->detector ? ")" : "");
+                      by ? " (detected by " : "", by ? by : "", by ? ")" : "");
+    }
     kput(&w, "how", b.data ? b.data : "", 1000);
     sp_jw_obj_close(&w);
     kput(&w, "first_entity", fe ? fe->name : "", 300);

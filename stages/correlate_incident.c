@@ -21,7 +21,8 @@
 #include <string.h>
 
 struct inc_alert {
-    const char *id, *title, *severity, *source, *detector, *status, *pid;
+    const char *id, *title, *severity, *source, *detector, *provider, *status,
+        *pid;
     int64_t t;
     const struct sp_json *ents;
 };
@@ -216,6 +217,7 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
         x->severity = sp_json_str(d, "severity");
         x->source = sp_json_str(d, "source");
         x->detector = sp_json_str(d, "detector");
+        x->provider = sp_json_str(d, "provider");
         x->status = sp_json_str(d, "status");
         x->pid = sp_json_str(d, "provider_incident_id");
         sp_json_int(sp_json_get(d, "t"), &x->t);
@@ -430,6 +432,7 @@ static void write_snapshot(struct sp_jw *w, const struct inc_view *v,
         jw_ms(w, "time", x->t);
         sp_jw_kstr_opt(w, "source", x->source);
         sp_jw_kstr_opt(w, "detector", x->detector);
+        sp_jw_kstr_opt(w, "provider", x->provider);
         sp_jw_kstr_opt(w, "status", x->status);
         sp_jw_kstr_opt(w, "provider_incident_id", x->pid);
         sp_jw_obj_close(w);

@@ -573,6 +573,7 @@ static const char *summary_json(struct corr_ctx *ctx,
     sp_jw_kint(&w, "t", t_ms);
     sp_jw_kstr_opt(&w, "source", alert->source);
     sp_jw_kstr_opt(&w, "detector", alert->detector);
+    sp_jw_kstr_opt(&w, "provider", alert->provider);
     sp_jw_kstr(&w, "status", alert->status ? alert->status : "unknown");
     sp_jw_kstr_opt(&w, "provider_incident_id", alert->provider_incident_id);
     sp_jw_key(&w, "ents");

@@ -485,6 +485,66 @@ static void test_template(void)
     sp_arena_fini(&a);
 }
 
+/* The narrative names the products that raised the alerts and counts the
+ * detection rules; rule ids (GUIDs) are never quoted. */
+static const char *narrative_of(struct sp_arena *a, const char *inc_json,
+                                struct sp_buf *out)
+{
+    struct sp_analysis_opts o;
+    opts(&o);
+    sp_buf_reset(out);
+    if (sp_analysis_template(parse(a, inc_json), &o, "disabled", out) != SP_OK)
+        return "";
+    const char *n = sp_json_str(sp_json_get(parse(a, out->data), "summary"),
+                                "narrative");
+    return n ? n : "";
+}
+
+#define SRC_INC(alerts)                                                     \
+    "{\"id\":\"inc-1\",\"tenant\":\"t\",\"version\":1,\"status\":\"new\","  \
+    "\"severity\":\"high\",\"title\":\"T\",\"first_seen\":"                \
+    "\"2024-05-01T10:00:00Z\",\"last_seen\":\"2024-05-01T11:00:00Z\","      \
+    "\"alerts\":[" alerts "],\"entities\":[]}"
+#define SRC_AL(id, det, prov)                                               \
+    "{\"id\":\"" id "\",\"title\":\"A " id "\",\"severity\":\"high\","      \
+    "\"time\":\"2024-05-01T10:00:00Z\",\"detector\":\"" det "\""            \
+    prov "}"
+
+static void test_template_sources(void)
+{
+    struct sp_arena a;
+    sp_arena_init(&a, 0);
+    struct sp_buf out;
+    sp_buf_init(&out, 0);
+    const char *n = narrative_of(&a, SRC_INC(
+        SRC_AL("a1", "4b1f7e2d-6a5c-4d3b-9e8f-0a1b2c3d4e5f",
+               ",\"provider\":\"microsoftDefenderForEndpoint\"") ","
+        SRC_AL("a2", "7e0c5b1a-93d2-4f6e-8a1b-2c3d4e5f6a7b",
+               ",\"provider\":\"microsoftDefenderForOffice365\"") ","
+        SRC_AL("a3", "Brute force (custom rule)",
+               ",\"provider\":\"Azure Sentinel\"") ","
+        SRC_AL("a4", "7e0c5b1a-93d2-4f6e-8a1b-2c3d4e5f6a7b",
+               ",\"provider\":\"microsoftDefenderForOffice365\"")), &out);
+    T_CONTAINS(n, "4 alerts were raised by Microsoft Defender for Endpoint, "
+                  "Microsoft Defender for Office 365 and Azure Sentinel "
+                  "(3 detection rules) involving");
+    T_OK(strstr(out.data, "4b1f7e2d") == NULL);
+    T_OK(strstr(out.data, "7e0c5b1a") == NULL);
+    /* the first alert's rule is an id: its product says who detected it */
+    T_CONTAINS(out.data, "A a1 (detected by Microsoft Defender for Endpoint)");
+    /* no products: rule names when all have one, else a count */
+    n = narrative_of(&a, SRC_INC(SRC_AL("b1", "Brute force", "") ","
+                                 SRC_AL("b2", "Password spray", "")), &out);
+    T_CONTAINS(n, "raised by Brute force and Password spray involving");
+    n = narrative_of(&a, SRC_INC(SRC_AL("c1", "Brute force", "") ","
+                                 SRC_AL("c2", "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "")),
+                     &out);
+    T_CONTAINS(n, "raised by 2 detection rules involving");
+    T_OK(strstr(out.data, "0a1b2c3d") == NULL);
+    sp_buf_fini(&out);
+    sp_arena_fini(&a);
+}
+
 /* ---- validation, grounding, flags --------------------------------------- */
 
 static void test_validator(void)
@@ -1200,6 +1260,7 @@ int main(void)
     T_RUN(test_anonymized_job_roundtrip);
     T_RUN(test_impact);
     T_RUN(test_template);
+    T_RUN(test_template_sources);
     T_RUN(test_validator);
     T_RUN(test_job_flags);
     T_RUN(test_budget_and_batches);
