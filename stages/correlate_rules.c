@@ -86,16 +86,17 @@ void corr_prefix(const char *key_prefix, const char *tenant, char *out,
     snprintf(out + o, n - o, "}:");
 }
 
+/* The first of first activity, created, updated that is a time; a time at
+ * or before 1970 is a placeholder (.NET's default "0001-01-01T00:00:00Z"
+ * is common), not an event time, and the index stores only positive ones. */
 int64_t corr_alert_time_ms(const struct sp_alert *alert)
 {
-    int64_t us = alert->first_activity;
-    if (us == SP_TIME_NONE || us == 0)
-        us = alert->created;
-    if (us == SP_TIME_NONE || us == 0)
-        us = alert->updated;
-    if (us == SP_TIME_NONE || us == 0)
-        us = sp_wall_us();
-    return us / 1000;
+    const int64_t cand[] = {alert->first_activity, alert->created,
+                            alert->updated};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(cand); i++)
+        if (cand[i] != SP_TIME_NONE && cand[i] >= 1000)
+            return cand[i] / 1000;
+    return sp_wall_us() / 1000;
 }
 
 /* ---- config -------------------------------------------------------------- */

@@ -1247,6 +1247,42 @@ static void test_index_values(void)
         T_EQ_STR(got[0][f], got[1][f]);
 }
 
+/* Event times at or before 1970 are placeholders (0001-01-01 is .NET's
+ * default): the alert correlates on its next time (here updated), in one
+ * call or alert by alert alike. */
+static void test_placeholder_times(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const struct ct_alert al[2] = {
+        A(.id = "p1", .ents = "host:neg", .t = -CT_BASE_S - 62135596800LL,
+          .updated = 10),
+        A(.id = "p2", .ents = "host:neg", .t = -CT_BASE_S - 3600, .updated = 20),
+    };
+    for (int pass = 0; pass < 2; pass++) {
+        struct ct t;
+        T_OK(ct_open(&t, NULL));
+        struct ct_res r[2];
+        if (pass == 0) {
+            T_EQ_INT(ct_run(&t, al, 2, r), SP_OK);
+        } else {
+            T_EQ_INT(ct_one(&t, &al[0], &r[0]), SP_OK);
+            T_EQ_INT(ct_one(&t, &al[1], &r[1]), SP_OK);
+        }
+        T_OK(r[0].inc[0] != '\0');
+        T_EQ_STR(r[1].inc, r[0].inc);
+        char want[128];
+        snprintf(want, sizeof(want), "%s %lld", r[0].inc, (CT_BASE_S + 20) * 1000);
+        char got[256];
+        ix_members("e:host:neg", got, sizeof(got));
+        T_EQ_STR(got, want);
+        json_t *inc = ct_latest(&t, r[0].inc);
+        T_EQ_STR(json_string_value(json_object_get(inc, "first_seen")),
+                 "2024-01-01T00:00:10Z");
+        json_decref(inc);
+        ct_close(&t);
+    }
+}
+
 /* Snapshots validate against schema/incident.schema.json. */
 static void test_schema(void)
 {
@@ -1320,6 +1356,7 @@ int main(void)
     T_RUN(test_cluster);
     T_RUN(test_index_sweep);
     T_RUN(test_index_values);
+    T_RUN(test_placeholder_times);
     T_RUN(test_schema);
     return t_done();
 }
