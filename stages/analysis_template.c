@@ -142,14 +142,16 @@ static const char *product_name(const char *p)
 }
 
 /* "A, B and C", or "A, B, C and N other <what>" past three. */
-static void put_list3(struct sp_buf *b, const struct tset *s, const char *what)
+static void put_list3(struct sp_buf *b, const struct tset *s, const char *one,
+                      const char *many)
 {
     size_t shown = s->n > 3 ? 3 : s->n;
     for (size_t i = 0; i < shown; i++)
         sp_buf_printf(b, "%s%.80s", i == 0 ? "" : i + 1 == s->n ? " and " : ", ",
                       s->v[i]);
     if (s->n > 3)
-        sp_buf_printf(b, " and %zu other %s", s->n - 3, what);
+        sp_buf_printf(b, " and %zu other %s", s->n - 3,
+                      s->n - 3 == 1 ? one : many);
 }
 
 static const char *behaviour_tech(const struct sp_json *b)
@@ -474,7 +476,7 @@ enum sp_err an_template_answer(const struct an_inc *ix,
     }
     if (prod.n) {
         sp_buf_puts(&b, "by ");
-        put_list3(&b, &prod, "products");
+        put_list3(&b, &prod, "product", "products");
         if (rules.n)
             sp_buf_printf(&b, " (%s%zu detection rule%s)",
                           rules.n == SP_ARRAY_SIZE(rules.v) ? "at least " : "",
@@ -482,7 +484,7 @@ enum sp_err an_template_answer(const struct an_inc *ix,
         sp_buf_putc(&b, ' ');
     } else if (named.n && named.n == rules.n) {
         sp_buf_puts(&b, "by ");
-        put_list3(&b, &named, "detection rules");
+        put_list3(&b, &named, "detection rule", "detection rules");
         sp_buf_putc(&b, ' ');
     } else if (rules.n) {
         sp_buf_printf(&b, "by %zu detection rule%s ", rules.n,

@@ -540,6 +540,15 @@ static void test_template_sources(void)
                                  SRC_AL("c2", "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "")),
                      &out);
     T_CONTAINS(n, "raised by 2 detection rules involving");
+    /* a fourth product: "and 1 other product" */
+    n = narrative_of(&a, SRC_INC(
+        SRC_AL("d1", "r1", ",\"provider\":\"microsoftDefenderForEndpoint\"") ","
+        SRC_AL("d2", "r2", ",\"provider\":\"microsoftDefenderForIdentity\"") ","
+        SRC_AL("d3", "r3", ",\"provider\":\"microsoftSentinel\"") ","
+        SRC_AL("d4", "r4", ",\"provider\":\"azureAdIdentityProtection\"")), &out);
+    T_CONTAINS(n, "by Microsoft Defender for Endpoint, Microsoft Defender for "
+                  "Identity, Microsoft Sentinel and 1 other product "
+                  "(4 detection rules) involving");
     T_OK(strstr(out.data, "0a1b2c3d") == NULL);
     sp_buf_fini(&out);
     sp_arena_fini(&a);
