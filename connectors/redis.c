@@ -835,23 +835,27 @@ static void info_field(const char *s, const char *field, char *out, size_t n)
     }
 }
 
-static int node_may_evict(struct sp_redis *r, redisContext *c, const char *name,
-                          char *detail, size_t n)
+/* Adds one master's figures to mem (see sp_redis_mem: max -2 = no master
+ * yet); returns whether it may evict, as sp_redis_memory. */
+static int node_memory(struct sp_redis *r, redisContext *c, const char *name,
+                       struct sp_redis_mem *mem, char *detail, size_t n)
 {
     const char *argv[] = {"INFO", "memory"};
     size_t lens[] = {4, 6};
     redisReply *rep = NULL;
     char why[160];
     /* A lost connection keeps its error: the next command drops it. */
-    if (ctx_cmd(r, c, 2, argv, lens, &rep, why, sizeof(why))) {
-        snprintf(detail, n, "%s: %s", name, why);
+    if (!c || ctx_cmd(r, c, 2, argv, lens, &rep, why, sizeof(why))) {
+        snprintf(detail, n, "%s: %s", name, c ? why : "not connected");
+        mem->used = mem->max = -1;
         return -1;
     }
     int v = -1;
+    char maxmem[32] = "", policy[64] = "", used[32] = "";
     if (rep->type == REDIS_REPLY_STRING && rep->str) {
-        char maxmem[32], policy[64];
         info_field(rep->str, "maxmemory", maxmem, sizeof(maxmem));
         info_field(rep->str, "maxmemory_policy", policy, sizeof(policy));
+        info_field(rep->str, "used_memory", used, sizeof(used));
         if (!maxmem[0] || !policy[0]) {
             snprintf(detail, n, "%s: INFO memory has no maxmemory", name);
         } else {
@@ -863,34 +867,59 @@ static int node_may_evict(struct sp_redis *r, redisContext *c, const char *name,
         snprintf(detail, n, "%s: INFO: unexpected reply", name);
     }
     freeReplyObject(rep);
+    long long u = used[0] ? strtoll(used, NULL, 10) : -1;
+    long long m = maxmem[0] ? strtoll(maxmem, NULL, 10) : -1;
+    mem->used = u < 0 || mem->used < 0 ? -1 : mem->used + u;
+    if (m < 0 || mem->max == -1)
+        mem->max = -1;                  /* not known */
+    else if (m == 0 || mem->max == 0)
+        mem->max = 0;                   /* some master has no limit */
+    else
+        mem->max = (mem->max == -2 ? 0 : mem->max) + m;
     return v;
 }
 
-int sp_redis_may_evict(struct sp_redis *r, char *detail, size_t n)
+int sp_redis_memory(struct sp_redis *r, struct sp_redis_mem *mem,
+                    char *detail, size_t n)
 {
+    struct sp_redis_mem own;
+    if (!mem)
+        mem = &own;
+    mem->used = -1;
+    mem->max = -1;
     if (!r->ctx || r->pending) {
         snprintf(detail, n, "not connected");
         return -1;
     }
+    mem->used = 0;
+    mem->max = -2;
     char name[300];
+    int v;
     if (!r->cluster) {
         snprintf(name, sizeof(name), "%s:%d", r->ep_host, r->ep_port);
-        return node_may_evict(r, r->ctx, r->unix_path ? r->unix_path : name,
-                              detail, n);
+        v = node_memory(r, r->ctx, r->unix_path ? r->unix_path : name, mem,
+                        detail, n);
+    } else {
+        /* Every master is asked (the figures are sums); the detail is
+         * that of the first that may evict, else of the first that
+         * cannot tell, else of the first. */
+        v = 0;
+        for (size_t k = 0; k < r->n_nodes; k++) {
+            char d[256];
+            snprintf(name, sizeof(name), "%s:%d", r->nodes[k].host,
+                     r->nodes[k].port);
+            int nv = node_memory(r, r->nodes[k].ctx, name, mem, d, sizeof(d));
+            if (k == 0 || (nv > 0 && v <= 0) || (nv < 0 && v == 0))
+                snprintf(detail, n, "%s", d);
+            if (nv > 0)
+                v = 1;
+            else if (nv < 0 && v == 0)
+                v = -1;
+        }
     }
-    int worst = 0;
-    for (size_t k = 0; k < r->n_nodes; k++) {
-        char d[256];
-        snprintf(name, sizeof(name), "%s:%d", r->nodes[k].host, r->nodes[k].port);
-        int v = node_may_evict(r, r->nodes[k].ctx, name, d, sizeof(d));
-        if (v > 0 || (v < 0 && worst == 0) || k == 0)
-            snprintf(detail, n, "%s", d);
-        if (v > 0)
-            return 1;
-        if (v < 0)
-            worst = -1;
-    }
-    return worst;
+    if (mem->max == -2)
+        mem->max = -1;
+    return v;
 }
 
 /* ---- commands ------------------------------------------------------------- */

@@ -126,12 +126,20 @@ bool sp_redis_is_up(const struct sp_redis *r);
 /* "127.0.0.1:6379 up" or "127.0.0.1:6379 down: <last error>". */
 void sp_redis_describe(const struct sp_redis *r, char *buf, size_t n);
 
+/* Memory of the server, summed over the masters of a cluster (INFO
+ * memory): used and maxmemory in bytes (max 0: some master has no limit;
+ * -1: not known). */
+struct sp_redis_mem {
+    long long used, max;
+};
 /* Whether Redis may evict keys: 1 when the server (any master of a
  * cluster) has a maxmemory and a maxmemory-policy other than noeviction,
  * 0 when none has, -1 when it cannot be told (INFO refused, not
- * connected).  detail: the node and its settings, or why not.  One round
- * trip per node; nothing may be pending. */
-int sp_redis_may_evict(struct sp_redis *r, char *detail, size_t n);
+ * connected).  mem (may be NULL) gets the memory figures.  detail: the
+ * node and its settings, or why not.  One round trip per node; nothing
+ * may be pending. */
+int sp_redis_memory(struct sp_redis *r, struct sp_redis_mem *mem,
+                    char *detail, size_t n);
 /* Drops the connection (pending replies are lost); the next ensure()
  * reconnects at once, later ones back off.  why is logged. */
 void sp_redis_disconnect(struct sp_redis *r, const char *why);

@@ -188,6 +188,13 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         m, "correlate_redis_may_evict",
         "1 when Redis has a maxmemory and a policy other than noeviction: "
         "correlation state may be evicted (-1: could not be checked)", l);
+    ctx->g_redis_used = sp_metrics_gauge(
+        m, "correlate_redis_used_memory_bytes",
+        "Memory Redis uses, all masters (INFO used_memory; -1: not known)", l);
+    ctx->g_redis_max = sp_metrics_gauge(
+        m, "correlate_redis_maxmemory_bytes",
+        "Redis maxmemory, all masters (0: no limit; -1: not known); a full "
+        "Redis pauses the stage", l);
     ctx->h_redis = sp_metrics_hist(m, "correlate_redis_seconds",
                                    "Time of one pipelined Redis round", l,
                                    NULL, 0);
@@ -618,14 +625,43 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
  * maxmemory any policy but noeviction (volatile-* included, the default
  * of some managed services) may drop part of an incident under memory
  * pressure and split what belongs together.  With noeviction a full
- * Redis refuses the scripts and the stage waits, losing nothing.  Checked
- * on every new connection, on every master, with INFO (allowed where
- * CONFIG often is not); -1 on the gauge when it cannot be told.
+ * Redis refuses the scripts and the stage waits, losing nothing, so how
+ * full it is matters too: the memory gauges, and a warning past 90%.
+ * Checked on every new connection and every 30 s, on every master, with
+ * INFO (allowed where CONFIG often is not); -1 on a gauge when it cannot
+ * be told.
  */
-static void check_eviction(struct corr_ctx *ctx)
+#define CORR_MEM_CHECK_MS 30000
+#define CORR_MEM_HIGH 0.9
+#define CORR_MEM_LOW 0.8
+
+static void check_memory(struct corr_ctx *ctx, bool connect)
 {
     char detail[300];
-    int v = sp_redis_may_evict(ctx->redis, detail, sizeof(detail));
+    struct sp_redis_mem mem;
+    int v = sp_redis_memory(ctx->redis, &mem, detail, sizeof(detail));
+    sp_gauge_set(ctx->g_redis_used, (double)mem.used);
+    sp_gauge_set(ctx->g_redis_max, (double)mem.max);
+    if (mem.max > 0 && mem.used >= 0) {
+        /* Warned once on the way up, told once on the way down. */
+        double use = (double)mem.used / (double)mem.max;
+        if (!ctx->mem_high && use >= CORR_MEM_HIGH) {
+            ctx->mem_high = true;
+            sp_log_warn(ctx->st->log, "Redis is %.0f%% full (%lld of %lld "
+                        "bytes): when it is full the stage pauses until there "
+                        "is room; raise maxmemory or shorten "
+                        "correlate.retention", use * 100, mem.used, mem.max);
+        } else if (ctx->mem_high && use < CORR_MEM_LOW) {
+            ctx->mem_high = false;
+            sp_log_info(ctx->st->log, "Redis is %.0f%% full again",
+                        use * 100);
+        }
+    }
+    /* A check that cannot tell (a command refused between batches) keeps
+     * the last answer; a new connection always reports. */
+    if (!connect && (v < 0 || v == ctx->may_evict))
+        return;
+    ctx->may_evict = v;
     sp_gauge_set(ctx->g_redis_may_evict, v);
     if (v > 0)
         sp_log_warn(ctx->st->log, "Redis may evict correlation state (%s): "
@@ -647,7 +683,8 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
          * again. */
         memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
         ctx->connects_seen = rs.connects;
-        check_eviction(ctx);
+        check_memory(ctx, true);
+        ctx->next_mem_ms = sp_now_ms() + CORR_MEM_CHECK_MS;
     }
     int64_t now_ms = sp_wall_us() / 1000;
     for (size_t i = 0; i < n; i++)
@@ -823,6 +860,10 @@ static enum sp_err correlate_tick(struct sp_stage *st, int64_t now_ms)
     if (e == SP_OK && now_ms >= ctx->next_asm_ms) {
         ctx->next_asm_ms = now_ms + ctx->poll_ms;
         e = corr_asm_tick(ctx, wall);
+    }
+    if (e == SP_OK && ctx->next_mem_ms && now_ms >= ctx->next_mem_ms) {
+        ctx->next_mem_ms = now_ms + CORR_MEM_CHECK_MS;
+        check_memory(ctx, false);
     }
     if (e == SP_OK && now_ms >= ctx->next_outbox_ms) {
         ctx->next_outbox_ms = now_ms + ctx->outbox_interval_ms;

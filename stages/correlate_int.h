@@ -162,7 +162,9 @@ struct corr_ctx {
     size_t n_changed, cap_changed;
 
     struct corr_acks *acks;
-    int64_t next_outbox_ms, next_asm_ms;
+    int64_t next_outbox_ms, next_asm_ms, next_mem_ms;
+    int may_evict;                   /* last sp_redis_memory() answer */
+    bool mem_high;                   /* over CORR_MEM_HIGH of maxmemory */
     char scan_cursor[32];            /* SSCAN cursor over tenants */
 
     /* Metrics. */
@@ -173,7 +175,7 @@ struct corr_ctx {
         *c_noisy_stop, *c_noisy_detected, *c_published, *c_recovered,
         *c_assembled, *c_round_trips, *c_redis_errors, *c_publish_errors;
     struct sp_gauge *g_redis_up;
-    struct sp_gauge *g_redis_may_evict;
+    struct sp_gauge *g_redis_may_evict, *g_redis_used, *g_redis_max;
     struct sp_hist *h_redis;
 };
 

@@ -928,6 +928,18 @@ static void test_cluster(void)
         freeReplyObject(rep);
     }
     T_EQ_INT((long long)sp_test_sink_count(&t.sink, "dlq"), 0);
+    /* Memory figures are the sums over the masters. */
+    freeReplyObject(sp_test_redis_cmd(pa, "CONFIG SET maxmemory 100mb"));
+    freeReplyObject(sp_test_redis_cmd(pb, "CONFIG SET maxmemory 50mb"));
+    t.st->type->tick(t.st, sp_now_ms() + 31000);
+    T_EQ_INT((long long)ct_metric(&t, "socpilot_correlate_redis_maxmemory_bytes"
+                                      "{stage=\"correlate.0\"}"), 150LL << 20);
+    long long used_a = sp_test_redis_int(pa, "used_memory:", "INFO memory");
+    long long used_b = sp_test_redis_int(pb, "used_memory:", "INFO memory");
+    double used = ct_metric(&t, "socpilot_correlate_redis_used_memory_bytes"
+                                "{stage=\"correlate.0\"}");
+    T_OK(used > 0.8 * (double)(used_a + used_b));
+    T_OK(used < 1.2 * (double)(used_a + used_b));
     char incs[4][80];
     for (int i = 0; i < 4; i++)
         snprintf(incs[i], sizeof(incs[i]), "%.79s", r[2 * i].inc);
@@ -992,17 +1004,20 @@ static void test_redis_memory_limit(void)
 {
     SKIP_WITHOUT_REDIS();
     const char *may_evict = "socpilot_correlate_redis_may_evict{stage=\"correlate.0\"}";
+    const char *used_g = "socpilot_correlate_redis_used_memory_bytes{stage=\"correlate.0\"}";
+    const char *max_g = "socpilot_correlate_redis_maxmemory_bytes{stage=\"correlate.0\"}";
     /* Only a limit with a policy that evicts is a risk; -1 when INFO is
      * not allowed (an ACL user without it). */
     static const struct {
         const char *maxmem, *policy;
         bool acl;
         int want;
-    } cases[] = {{"64mb", "allkeys-lru", false, 1},
-                 {"64mb", "volatile-lru", false, 1},
-                 {"64mb", "noeviction", false, 0},
-                 {"0", "allkeys-lru", false, 0},
-                 {"0", "noeviction", true, -1}};
+        long long max;              /* the maxmemory gauge */
+    } cases[] = {{"64mb", "allkeys-lru", false, 1, 64LL << 20},
+                 {"64mb", "volatile-lru", false, 1, 64LL << 20},
+                 {"64mb", "noeviction", false, 0, 64LL << 20},
+                 {"0", "allkeys-lru", false, 0, 0},
+                 {"0", "noeviction", true, -1, -1}};
     struct ct t;
     struct ct_alert a = A(.id = "mem1", .ents = "host:m1", .t = 1);
     struct ct_res r;
@@ -1025,6 +1040,11 @@ static void test_redis_memory_limit(void)
         T_OK(ct_stage(&t, &srv, cases[i].acl ? acl_sets : NULL));
         T_EQ_INT(ct_one(&t, &a, &r), SP_OK);
         T_EQ_INT((long long)ct_metric(&t, may_evict), cases[i].want);
+        T_EQ_INT((long long)ct_metric(&t, max_g), cases[i].max);
+        if (cases[i].acl)
+            T_EQ_INT((long long)ct_metric(&t, used_g), -1);
+        else
+            T_OK(ct_metric(&t, used_g) > 100000);
         ct_close(&t);
         sp_test_redis_stop(&srv);
     }
@@ -1043,6 +1063,12 @@ static void test_redis_memory_limit(void)
     T_OK(rep && rep->type == REDIS_REPLY_STATUS);
     if (rep)
         freeReplyObject(rep);
+    /* The timer reads the new limit (every 30 s): over it, as operators
+     * see before the first refused batch. */
+    T_EQ_INT((long long)ct_metric(&t, max_g), 0);
+    t.st->type->tick(t.st, sp_now_ms() + 31000);
+    T_EQ_INT((long long)ct_metric(&t, max_g), used / 2);
+    T_OK(ct_metric(&t, used_g) > used / 2);
     struct ct_alert b[3] = {A(.id = "mem2", .ents = "host:m1", .t = 2),
                             A(.id = "mem3", .ents = "host:m1 host:m2", .t = 3),
                             A(.id = "mem4", .ents = "host:m2", .t = 4)};
