@@ -102,19 +102,21 @@ static bool tset_has(const struct tset *s, const char *v)
  * nothing: it is counted, not quoted. */
 static bool id_like(const char *s)
 {
-    size_t n = 0, hex = 0;
+    size_t n = 0, hex = 0, digits = 0;
     for (; s[n]; n++) {
         unsigned char c = (unsigned char)s[n];
-        if ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'))
+        if (c >= '0' && c <= '9')
+            digits++;
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
             hex++;
         else if (c != '-' && c != '_')
             return false;
     }
-    return hex >= 16;
+    return (digits && digits + hex >= 16) || (digits >= 3 && !hex);
 }
 
-/* The product that raised an alert, as analysts name it (Graph's
- * serviceSource codes; Sentinel gives names already). */
+/* The product that raised an alert, as analysts name it now: Graph's
+ * serviceSource codes, and the older names Sentinel alerts still carry. */
 static const char *product_name(const char *p)
 {
     static const struct {
@@ -132,8 +134,20 @@ static const char *product_name(const char *p)
         {"dataLossPrevention", "Microsoft Purview Data Loss Prevention"},
         {"microsoftInsiderRiskManagement",
          "Microsoft Purview Insider Risk Management"},
+        {"Microsoft Defender Advanced Threat Protection",
+         "Microsoft Defender for Endpoint"},
+        {"Office 365 Advanced Threat Protection",
+         "Microsoft Defender for Office 365"},
+        {"Azure Advanced Threat Protection", "Microsoft Defender for Identity"},
+        {"Microsoft Cloud App Security", "Microsoft Defender for Cloud Apps"},
+        {"Azure Security Center", "Microsoft Defender for Cloud"},
+        {"Azure Active Directory Identity Protection",
+         "Microsoft Entra ID Protection"},
+        {"Microsoft 365 Defender", "Microsoft Defender XDR"},
+        {"Azure Sentinel", "Microsoft Sentinel"},
     };
-    if (!p || !*p || sp_strcaseeq(p, "unknown"))
+    if (!p || !*p || sp_strcaseeq(p, "unknown") ||
+        sp_strcaseeq(p, "unknownFutureValue"))
         return NULL;
     for (size_t i = 0; i < SP_ARRAY_SIZE(names); i++)
         if (sp_strcaseeq(p, names[i].code))
@@ -141,17 +155,22 @@ static const char *product_name(const char *p)
     return p;
 }
 
-/* "A, B and C", or "A, B, C and N other <what>" past three. */
-static void put_list3(struct sp_buf *b, const struct tset *s, const char *one,
-                      const char *many)
+/* "A, B and C", or "A, B, C and N other <what>" past three; when the set
+ * may be short (full, or not every alert was read) "at least N other", or
+ * "A, B and possibly other <what>". */
+static void put_list3(struct sp_buf *b, const struct tset *s, bool partial,
+                      const char *one, const char *many)
 {
     size_t shown = s->n > 3 ? 3 : s->n;
     for (size_t i = 0; i < shown; i++)
-        sp_buf_printf(b, "%s%.80s", i == 0 ? "" : i + 1 == s->n ? " and " : ", ",
+        sp_buf_printf(b, "%s%.80s",
+                      i == 0 ? "" : i + 1 == s->n && !partial ? " and " : ", ",
                       s->v[i]);
     if (s->n > 3)
-        sp_buf_printf(b, " and %zu other %s", s->n - 3,
-                      s->n - 3 == 1 ? one : many);
+        sp_buf_printf(b, " and %s%zu other %s", partial ? "at least " : "",
+                      s->n - shown, s->n - shown == 1 && !partial ? one : many);
+    else if (partial)
+        sp_buf_printf(b, " and possibly other %s", many);
 }
 
 static const char *behaviour_tech(const struct sp_json *b)
@@ -466,29 +485,35 @@ enum sp_err an_template_answer(const struct an_inc *ix,
                   n_alerts == 1 ? " was raised" : "s were raised");
     /* By which products, and how many detection rules: rule names only
      * when nothing names a product, identifiers never. */
-    struct tset prod = {{0}, 0}, rules = {{0}, 0}, named = {{0}, 0};
+    struct tset prod = {{0}, 0}, rules = {{0}, 0};
+    bool rule_ids = false;
     for (size_t i = 0; i < ix->n_alerts; i++) {
         const char *d = ix->alerts[i].detector;
         tset_add(&prod, product_name(ix->alerts[i].provider));
         tset_add(&rules, d);
-        if (d && !id_like(d))
-            tset_add(&named, d);
+        rule_ids = rule_ids || (d && id_like(d));
     }
+    /* Counts are lower bounds when a set filled up or some alerts were
+     * not read (a capped snapshot). */
+    bool unread = ix->n_alerts_total > ix->n_alerts;
+    bool rules_partial = unread || rules.n == SP_ARRAY_SIZE(rules.v);
+    const char *atl = rules_partial ? "at least " : "";
     if (prod.n) {
         sp_buf_puts(&b, "by ");
-        put_list3(&b, &prod, "product", "products");
+        put_list3(&b, &prod, unread || prod.n == SP_ARRAY_SIZE(prod.v),
+                  "product", "products");
         if (rules.n)
-            sp_buf_printf(&b, " (%s%zu detection rule%s)",
-                          rules.n == SP_ARRAY_SIZE(rules.v) ? "at least " : "",
-                          rules.n, rules.n == 1 ? "" : "s");
+            sp_buf_printf(&b, " (%s%zu detection rule%s)", atl, rules.n,
+                          rules.n == 1 && !rules_partial ? "" : "s");
         sp_buf_putc(&b, ' ');
-    } else if (named.n && named.n == rules.n) {
+    } else if (rules.n && !rule_ids) {
         sp_buf_puts(&b, "by ");
-        put_list3(&b, &named, "detection rule", "detection rules");
+        put_list3(&b, &rules, rules_partial, "detection rule",
+                  "detection rules");
         sp_buf_putc(&b, ' ');
     } else if (rules.n) {
-        sp_buf_printf(&b, "by %zu detection rule%s ", rules.n,
-                      rules.n == 1 ? "" : "s");
+        sp_buf_printf(&b, "by %s%zu detection rule%s ", atl, rules.n,
+                      rules.n == 1 && !rules_partial ? "" : "s");
     }
     sp_buf_printf(&b, "involving %zu host%s and %zu identit%s.", hosts,
                   hosts == 1 ? "" : "s", ids, ids == 1 ? "y" : "ies");

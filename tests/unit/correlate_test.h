@@ -214,6 +214,7 @@ struct ct_alert {
     int64_t t;                  /* seconds after CT_BASE_S */
     const char *tenant;         /* NULL = "t1" */
     const char *detector;
+    const char *provider;       /* the product */
     const char *title;
     const char *pid;            /* provider incident id */
     const char *status;         /* NULL = "new" */
@@ -247,6 +248,7 @@ static inline struct sp_alert *ct_add(struct sp_batch *b,
     al->source = s->source ? s->source : "graph";
     al->title = s->title ? s->title : sp_arena_printf(a, "Alert %s", s->id);
     al->detector = s->detector;
+    al->provider = s->provider;
     al->provider_incident_id = s->pid;
     al->status = s->status ? s->status : "new";
     al->severity = s->sev ? (enum sp_severity)s->sev : SP_SEV_MEDIUM;

@@ -526,7 +526,7 @@ static void test_template_sources(void)
         SRC_AL("a4", "7e0c5b1a-93d2-4f6e-8a1b-2c3d4e5f6a7b",
                ",\"provider\":\"microsoftDefenderForOffice365\"")), &out);
     T_CONTAINS(n, "4 alerts were raised by Microsoft Defender for Endpoint, "
-                  "Microsoft Defender for Office 365 and Azure Sentinel "
+                  "Microsoft Defender for Office 365 and Microsoft Sentinel "
                   "(3 detection rules) involving");
     T_OK(strstr(out.data, "4b1f7e2d") == NULL);
     T_OK(strstr(out.data, "7e0c5b1a") == NULL);
@@ -540,6 +540,22 @@ static void test_template_sources(void)
                                  SRC_AL("c2", "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d", "")),
                      &out);
     T_CONTAINS(n, "raised by 2 detection rules involving");
+    /* one product under its old and new names; an unknown one left out;
+     * a numeric rule id counted, not quoted */
+    n = narrative_of(&a, SRC_INC(
+        SRC_AL("e1", "123456", ",\"provider\":\"Microsoft Defender Advanced Threat Protection\"") ","
+        SRC_AL("e2", "123457", ",\"provider\":\"microsoftDefenderForEndpoint\"") ","
+        SRC_AL("e3", "123458", ",\"provider\":\"unknownFutureValue\"")), &out);
+    T_CONTAINS(n, "raised by Microsoft Defender for Endpoint (3 detection rules) involving");
+    T_OK(strstr(out.data, "123456") == NULL);
+    /* a capped snapshot (alerts_total past the alerts listed): lower bounds */
+    n = narrative_of(&a,
+        "{\"id\":\"inc-2\",\"tenant\":\"t\",\"version\":1,\"status\":\"new\","
+        "\"severity\":\"high\",\"title\":\"T\",\"alerts_total\":40,\"alerts\":["
+        SRC_AL("f1", "Brute force", "") "," SRC_AL("f2", "Password spray", "")
+        "],\"entities\":[]}", &out);
+    T_CONTAINS(n, "40 alerts were raised by Brute force, Password spray and "
+                  "possibly other detection rules involving");
     /* a fourth product: "and 1 other product" */
     n = narrative_of(&a, SRC_INC(
         SRC_AL("d1", "r1", ",\"provider\":\"microsoftDefenderForEndpoint\"") ","

@@ -1325,7 +1325,8 @@ static void test_schema(void)
     T_OK(ct_open(&t, sets));
     struct ct_alert in[] = {
         A(.id = "s1", .ents = "host:h1 host:dc1", .t = 0, .pid = "9"),
-        A(.id = "s2", .ents = "account:u1", .t = 1, .detector = "d2"),
+        A(.id = "s2", .ents = "account:u1", .t = 1, .detector = "d2",
+          .provider = "microsoftDefenderForIdentity"),
         A(.id = "s3", .ents = "host:h1 account:u1", .t = 2, .title = "quote \" and \\ and \x01"),
         A(.id = "s4", .ents = "host:h1", .t = 3, .status = "resolved"),
         A(.id = "s5", .ents = "host:h1", .t = 4),
@@ -1338,14 +1339,17 @@ static void test_schema(void)
     char path[] = "/tmp/socpilot-incidents-XXXXXX";
     int fd = mkstemp(path);
     FILE *f = fdopen(fd, "w");
-    size_t n = 0;
+    size_t n = 0, with_provider = 0;
     for (size_t i = 0; i < t.sink.n; i++)
         if (strcmp(t.sink.outs[i].topic, "incidents") == 0) {
             fprintf(f, "%s\n", t.sink.outs[i].value);
             n++;
+            with_provider += strstr(t.sink.outs[i].value, "\"provider\":"
+                                    "\"microsoftDefenderForIdentity\"") != NULL;
         }
     fclose(f);
     T_OK(n >= 7);
+    T_OK(with_provider >= 1);
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "python3 tests/tools/schema_check.py --require "
              "--schema schema/incident.schema.json %s >/dev/null", path);
