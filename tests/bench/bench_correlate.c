@@ -26,6 +26,7 @@
  * printed, never asserted.
  */
 #include <signal.h>
+#include <sys/resource.h>
 
 #include "config.h"
 #include "engine.h"
@@ -427,6 +428,16 @@ static long size_histogram(struct servers *sv)
     return live;
 }
 
+/* CPU seconds this process has used (user + system, every thread). */
+static double self_cpu(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 /* One size: decode+publish, then decode+correlate+publish, on a fresh
  * redis-server.  Returns 0, or 1 when Redis could not be started. */
 static int run_size(size_t n, int shards)
@@ -446,13 +457,15 @@ static int run_size(size_t n, int shards)
     const char *with[] = {"decode", "correlate", "publish"};
     struct sp_metrics *m0 = sp_metrics_new("socpilot_");
     struct run a, b;
+    double ucpu0 = self_cpu();
     run_chain(&a, cfg, m0, without, 2, n);
+    double ucpu1 = self_cpu();
 
     long long mem0 = redis_int(&sv, "INFO memory", "used_memory:");
     struct sp_metrics *m1 = sp_metrics_new("socpilot_");
-    double cpu0 = redis_cpu(&sv);
+    double cpu0 = redis_cpu(&sv), ucpu2 = self_cpu();
     run_chain(&b, cfg, m1, with, 3, n);
-    double cpu1 = redis_cpu(&sv);
+    double cpu1 = redis_cpu(&sv), ucpu3 = self_cpu();
     long long mem1 = redis_int(&sv, "INFO memory", "used_memory:");
 
     double rt = metric(m1, "socpilot_correlate_redis_round_trips_total{stage=\"correlate.0\"}");
@@ -490,6 +503,10 @@ static int run_size(size_t n, int shards)
            corr_s > 0 ? corr_s * 1e6 / (double)b.alerts : 0);
     printf("%-34s %9.1f us per alert (server CPU, user + system)\n",
            "redis CPU", (cpu1 - cpu0) * 1e6 / (double)b.alerts);
+    printf("%-34s %9.1f us per alert with correlation, %.1f without "
+           "(this process, every thread)\n", "client CPU",
+           (ucpu3 - ucpu2) * 1e6 / (double)b.alerts,
+           (ucpu1 - ucpu0) * 1e6 / (double)a.alerts);
     printf("%-34s %9.2f per batch of %d (%.0f round trips, %zu batches)\n",
            "redis round trips", rt / (double)b.batches, BATCH, rt, b.batches);
     printf("%-34s %9.0f incidents opened (%.0f merges, %.0f continuations, "
