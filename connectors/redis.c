@@ -448,20 +448,30 @@ static unsigned key_slot(const char *k, size_t n)
     return crc16(k, n) & (SP_REDIS_SLOTS - 1);
 }
 
-static bool is_dead(const struct sp_redis *r, const char *host, int port)
+/* Address lists (seeds, dead addresses): lookup, and append once. */
+static bool addr_in(const struct rseed *list, size_t n, const char *host,
+                    int port)
 {
-    for (size_t i = 0; i < r->n_dead; i++)
-        if (r->dead[i].port == port && strcmp(r->dead[i].host, host) == 0)
+    for (size_t i = 0; i < n; i++)
+        if (list[i].port == port && strcmp(list[i].host, host) == 0)
             return true;
     return false;
 }
 
-static void mark_dead(struct sp_redis *r, const char *host, int port)
+static void addr_add(struct rseed *list, size_t *n, size_t cap,
+                     const char *host, int port)
 {
-    if (r->n_dead < SP_ARRAY_SIZE(r->dead) && strlen(host) < sizeof(r->dead[0].host)) {
-        snprintf(r->dead[r->n_dead].host, sizeof(r->dead[0].host), "%s", host);
-        r->dead[r->n_dead++].port = port;
-    }
+    if (*n == cap || !*host || strlen(host) >= sizeof(list->host) ||
+        port <= 0 || port > 65535 || addr_in(list, *n, host, port))
+        return;
+    snprintf(list[*n].host, sizeof(list->host), "%s", host);
+    list[*n].port = port;
+    (*n)++;
+}
+
+static bool is_dead(const struct sp_redis *r, const char *host, int port)
+{
+    return addr_in(r->dead, r->n_dead, host, port);
 }
 
 /* A connection to host:port, or to the unix socket when host is NULL:
@@ -490,7 +500,7 @@ static enum sp_err open_ctx(struct sp_redis *r, const char *host, int port,
         snprintf(why, n, "connect %.70s: %.70s", where, c->errstr);
         redisFree(c);
         if (host)
-            mark_dead(r, host, port);
+            addr_add(r->dead, &r->n_dead, SP_ARRAY_SIZE(r->dead), host, port);
         return SP_ERR_RETRY;
     }
     if (host)
@@ -504,19 +514,6 @@ static void command_timeouts(struct sp_redis *r, redisContext *c)
 {
     redisSetTimeout(c, tv_ms(r->o.command_timeout_ms > 0
                                  ? r->o.command_timeout_ms : 0));
-}
-
-static void add_seed(struct rseed *list, size_t *n, const char *host, int port)
-{
-    if (*n == SP_REDIS_MAX_SEEDS || !*host || strlen(host) >= sizeof(list->host) ||
-        port <= 0 || port > 65535)
-        return;
-    for (size_t i = 0; i < *n; i++)
-        if (list[i].port == port && strcmp(list[i].host, host) == 0)
-            return;
-    snprintf(list[*n].host, sizeof(list->host), "%s", host);
-    list[*n].port = port;
-    (*n)++;
 }
 
 /* The seeds from a (validated) CLUSTER SLOTS reply: every master, then
@@ -536,7 +533,8 @@ static void remember_seeds(struct sp_redis *r, const redisReply *rep)
                     a->element[1]->type != REDIS_REPLY_INTEGER)
                     continue;
                 const char *h = a->element[0]->len ? a->element[0]->str : r->ep_host;
-                add_seed(r->seeds, &r->n_seeds, h, (int)a->element[1]->integer);
+                addr_add(r->seeds, &r->n_seeds, SP_REDIS_MAX_SEEDS, h,
+                         (int)a->element[1]->integer);
             }
         }
     }
@@ -882,9 +880,6 @@ static int node_memory(struct sp_redis *r, redisContext *c, const char *name,
 int sp_redis_memory(struct sp_redis *r, struct sp_redis_mem *mem,
                     char *detail, size_t n)
 {
-    struct sp_redis_mem own;
-    if (!mem)
-        mem = &own;
     mem->used = -1;
     mem->max = -1;
     if (!r->ctx || r->pending) {

@@ -135,7 +135,7 @@ struct sp_redis_mem {
 /* Whether Redis may evict keys: 1 when the server (any master of a
  * cluster) has a maxmemory and a maxmemory-policy other than noeviction,
  * 0 when none has, -1 when it cannot be told (INFO refused, not
- * connected).  mem (may be NULL) gets the memory figures.  detail: the
+ * connected).  mem gets the memory figures.  detail: the
  * node and its settings, or why not.  One round trip per node; nothing
  * may be pending. */
 int sp_redis_memory(struct sp_redis *r, struct sp_redis_mem *mem,
