@@ -18,6 +18,33 @@
 #include <string.h>
 #include <time.h>
 
+/*
+ * Word-at-a-time string scanning: eight bytes per step, a byte's high bit
+ * set in the mask when that byte needs a look ('"', '\\', a control byte,
+ * and for the writer any non-ASCII byte).  Each test is exact about
+ * whether such a byte exists; the byte loops after it find which one.
+ */
+#define SW_ONES 0x0101010101010101ULL
+#define SW_HIGH 0x8080808080808080ULL
+
+static inline uint64_t sw_load(const char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+static inline uint64_t sw_zero(uint64_t v)
+{
+    return (v - SW_ONES) & ~v & SW_HIGH;
+}
+
+static inline uint64_t sw_special(uint64_t v)
+{
+    return sw_zero(v ^ (SW_ONES * '"')) | sw_zero(v ^ (SW_ONES * '\\')) |
+           ((v - SW_ONES * 0x20) & ~v & SW_HIGH);
+}
+
 /* ---- parser ------------------------------------------------------------- */
 
 struct jp {
@@ -145,6 +172,8 @@ static const char *jp_string(struct jp *jp, uint32_t *out_len)
     const char *p = jp->p + 1, *e = jp->end;
     const char *run = p;
     /* Fast scan: find the end or the first escape. */
+    while (e - p >= 8 && !sw_special(sw_load(p)))
+        p += 8;
     while (p < e) {
         unsigned char c = (unsigned char)*p;
         if (c == '"' || c == '\\' || c < 0x20)
@@ -623,6 +652,12 @@ void sp_json_escape(struct sp_buf *b, const char *str, size_t n)
     b->data[b->len++] = '"';
     while (s < end) {
         const unsigned char *run = s;
+        while (end - s >= 8) {
+            uint64_t v = sw_load((const char *)s);
+            if (sw_special(v) | (v & SW_HIGH))
+                break;
+            s += 8;
+        }
         while (s < end && *s >= 0x20 && *s != '"' && *s != '\\' && *s < 0x80)
             s++;
         if (s > run)

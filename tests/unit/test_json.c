@@ -146,6 +146,83 @@ static void test_writer(void)
     sp_buf_fini(&b);
 }
 
+/*
+ * The string scanners look at eight bytes at a time: a byte that needs
+ * escaping (or ends a string) must be found in every lane of a word and in
+ * the tail after the last whole word.  Each special byte at every position
+ * of strings from 0 to 40 bytes, written and parsed back.
+ */
+static void test_string_lanes(void)
+{
+    static const char *const special[] = {"\"", "\\", "\n", "\x01", "\x1f",
+                                          "\x7f", "\xc3\xa9", "\xe2\x82\xac",
+                                          " ", "\xff"};
+    static const char *const want[] = {"\\\"", "\\\\", "\\n", "\\u0001",
+                                       "\\u001f", "\x7f", "\xc3\xa9",
+                                       "\xe2\x82\xac", " ", "\xef\xbf\xbd"};
+    struct sp_buf b, exp;
+    sp_buf_init(&b, 0);
+    sp_buf_init(&exp, 0);
+    char in[64], back[64];
+    int bad = 0;
+    for (size_t k = 0; k < SP_ARRAY_SIZE(special); k++) {
+        size_t sl = strlen(special[k]);
+        for (size_t len = 0; len <= 40; len++) {
+            for (size_t pos = 0; pos <= len; pos++) {
+                /* len 'a's with the special bytes inserted at pos */
+                memset(in, 'a', len);
+                memcpy(in + pos, special[k], sl);
+                memset(in + pos + sl, 'b', len - pos);
+                size_t n = len + sl;
+                in[n] = '\0';
+                sp_buf_reset(&b);
+                sp_json_escape(&b, in, n);
+                sp_buf_reset(&exp);
+                sp_buf_putc(&exp, '"');
+                sp_buf_put(&exp, in, pos);
+                sp_buf_puts(&exp, want[k]);
+                sp_buf_put(&exp, in + pos + sl, len - pos);
+                sp_buf_putc(&exp, '"');
+                if (b.len != exp.len || memcmp(b.data, exp.data, b.len) != 0) {
+                    if (bad++ < 3)
+                        T_FAILF("escape of special %zu at %zu/%zu: %s",
+                                k, pos, len, b.data);
+                    continue;
+                }
+                /* parsed back (invalid UTF-8 came out as U+FFFD) */
+                struct sp_json *v = sp_json_parse(&A, b.data, b.len, NULL, NULL);
+                if (!v || v->type != SP_JSON_STRING) {
+                    if (bad++ < 3)
+                        T_FAILF("parse of special %zu at %zu/%zu", k, pos, len);
+                    continue;
+                }
+                size_t wl = 0;
+                for (const char *q = want[k]; *q; q++)
+                    wl++;
+                memset(back, 'a', pos);
+                if (k < 5) {           /* escaped: the original byte */
+                    memcpy(back + pos, special[k], sl);
+                    wl = sl;
+                } else {
+                    memcpy(back + pos, want[k], wl);
+                }
+                memset(back + pos + wl, 'b', len - pos);
+                if (v->n != len + wl || memcmp(v->u.s, back, v->n) != 0) {
+                    if (bad++ < 3)
+                        T_FAILF("round trip of special %zu at %zu/%zu", k, pos, len);
+                }
+            }
+        }
+    }
+    /* an unterminated string whose last byte sits in a whole word */
+    T_EQ_INT(code_of("\"aaaaaaaaaaaaaaaa"), SP_JSON_E_TRUNCATED);
+    /* a control byte in a whole word is still refused */
+    T_EQ_INT(code_of("\"aaaa\x02" "aaaaaaaaaaa\""), SP_JSON_E_SYNTAX);
+    T_EQ_INT(bad, 0);
+    sp_buf_fini(&b);
+    sp_buf_fini(&exp);
+}
+
 static void test_time(void)
 {
     int64_t us;
@@ -218,6 +295,7 @@ int main(void)
     T_RUN(test_deep_nesting_is_bounded);
     T_RUN(test_prefix);
     T_RUN(test_writer);
+    T_RUN(test_string_lanes);
     T_RUN(test_time);
     T_RUN(test_fmt_int);
     sp_arena_fini(&A);
