@@ -393,6 +393,7 @@ struct chunk {
     bool *taken;                     /* in a call already (or not sent) */
     size_t call_max;                 /* alerts per call */
     const char *token;               /* see "stop" in the script */
+    int64_t now_ms;
 };
 
 /* The call of the tenant of items[i], gathered from i on (items not
@@ -409,7 +410,8 @@ static enum sp_err gather_call(struct corr_ctx *ctx, struct chunk *ck, size_t i,
     if (!members)
         return SP_ERR_NOMEM;
     size_t m = 0;
-    int argc = 6;                    /* EVALSHA sha numkeys, KEYS[1], P, token */
+    /* EVALSHA sha numkeys, KEYS[1], P, token, the shared settings */
+    int argc = 6 + CORR_CALL_ARGS;
     size_t end = SP_MIN(n, i + CORR_CALL_SCAN);
     for (size_t j = i; j < end && m < cap; j++) {
         if (ck->taken[j] || items[j].row || ck->ph[j] != ck->ph[i] ||
@@ -433,6 +435,10 @@ static enum sp_err gather_call(struct corr_ctx *ctx, struct chunk *ck, size_t i,
     argv[5] = ck->token;
     lens[5] = strlen(ck->token);
     int k = 6;
+    int nh = corr_call_header(ctx, &items[i], ck->now_ms, argv + k, lens + k);
+    if (nh != CORR_CALL_ARGS)
+        return SP_ERR_NOMEM;
+    k += nh;
     for (size_t x = 0; x < m; x++) {
         size_t j = members[x];
         memcpy(argv + k, ck->argvs[j] + 5, (size_t)(argcs[j] - 5) * sizeof(*argv));
@@ -554,6 +560,7 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
         .taken = sp_arena_calloc(&ctx->work, (n + 1) * sizeof(*ck.taken)),
         .call_max = only_alone ? 1 : CORR_CALL_MAX,
         .token = token,
+        .now_ms = now_ms,
     };
     struct corr_call *calls = sp_arena_alloc(&ctx->work, (n + 1) * sizeof(*calls));
     size_t n_calls = 0;

@@ -33,7 +33,8 @@
 #define CORR_MAX_STOPLIST     1024
 #define CORR_PREFIX_MAX       600     /* "<prefix>:{t:<tenant>}:" */
 #define CORR_TENANT_MAX       128     /* tenant bytes before encoding */
-#define CORR_SCRIPT_ARGS      29      /* fixed ARGV of the correlate script */
+#define CORR_ALERT_ARGS       17      /* fixed ARGV of an alert's block */
+#define CORR_CALL_ARGS        11      /* ARGV every alert of a call shares */
 #define CORR_ACKS_MAX         100000  /* queued outbox/assembly acks */
 #define CORR_TENANT_CACHE     256
 
@@ -197,11 +198,15 @@ const char *corr_tenant(const struct corr_ctx *ctx,
                         const struct sp_alert *alert);
 /* Event time of an alert in ms (first activity, created, updated, now). */
 int64_t corr_alert_time_ms(const struct sp_alert *alert);
-/* Builds the correlate script's argv block for item (allocated in
- * ctx->work): returns argc (including the 3 reserved EVALSHA slots and
- * KEYS[1], which the caller fills: one key per call) or -1. */
+/* Builds the correlate script's argv for item (allocated in ctx->work):
+ * the 3 reserved EVALSHA slots, KEYS[1] (the caller fills it: one key
+ * per call), P, then the alert's block.  Returns argc or -1. */
 int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
                     int64_t now_ms, const char ***argv, size_t **lens);
+/* The settings a call's alerts share: CORR_CALL_ARGS into argv/lens.
+ * Returns how many, or -1. */
+int corr_call_header(struct corr_ctx *ctx, const struct corr_item *item,
+                     int64_t now_ms, const char **argv, size_t *lens);
 /* 64-bit FNV-1a, for namespaces and content hashes. */
 uint64_t corr_hash(uint64_t h, const void *p, size_t n);
 #define CORR_HASH_INIT 0xcbf29ce484222325ULL

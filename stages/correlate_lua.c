@@ -61,20 +61,20 @@
  * still gets its own version of each incident it changes.
  *
  * KEYS[1] = P.."a:"..first alert id (routing; any key under P would do)
- * ARGV 1 P, 2 stop token ("" = none: see below), then one block per alert
- * (B = 1 for the first; the next block starts at B + 28 + 2 * NE); every
- * block is checked before anything is written.  ARGV[B + k]:
- *       2 alert id     3 content hash   4 event ms
- *       5 updated ms   6 wall ms      7 severity 0-4   8 title
- *       9 status      10 summary JSON 11 provider incident id or ""
- *      12 flood key (hash) or ""      13 flood label   14 mode any|all|selected
- *      15 ns          16 rule name    17 window ms     18 max alerts
- *      19 flood threshold             20 flood window ms
- *      21 noisy K (0 = off)           22 retention ms  23 index TTL ms
- *      24 max why     25 close on resolved 1|0        26 tenant
- *      27 analysis quiet ms  28 analysis max delay ms (0 = no analysis
- *         job: see SP_ANALYZE_LUA_SCHEDULE in analyze.h)
- *      29 NE, then NE pairs (entity key, flag: c correlating, s stop-listed,
+ * ARGV 1 P, 2 stop token ("" = none: see below); then what every alert of
+ * the call shares: 3 wall ms, 4 max alerts, 5 flood threshold, 6 flood
+ * window ms, 7 retention ms, 8 index TTL ms, 9 max why, 10 close on
+ * resolved 1|0, 11 tenant, 12 analysis quiet ms, 13 analysis max delay ms
+ * (0 = no analysis job: see SP_ANALYZE_LUA_SCHEDULE in analyze.h); then
+ * one block per alert (B = 14 for the first; the next block starts at
+ * B + 17 + 2 * NE); every block is checked before anything is written.
+ * ARGV[B + k]:
+ *       0 alert id     1 content hash   2 event ms     3 updated ms
+ *       4 severity 0-4 5 title          6 status       7 summary JSON
+ *       8 provider incident id or ""    9 flood key (hash) or ""
+ *      10 flood label 11 mode any|all|selected         12 ns
+ *      13 rule name   14 window ms     15 noisy K (0 = off)
+ *      16 NE, then NE pairs (entity key, flag: c correlating, s stop-listed,
  *         x other type)
  * Returns an array with, per alert, {status, incident, version, pending,
  *   how, {changed incidents}, {entities newly found noisy}, noisy uses,
@@ -109,21 +109,12 @@ SP_ANALYZE_LUA_SCHEDULE
 "local fault_flush\n"
 "local function main()\n"
 "local OUT, IX = P .. 'out', P .. 'ix'\n"
-"local E0 = 29\n"
-"if ssub(KEYS[1], 1, #P) ~= P then\n"
+"local H0, E0 = 3, 17\n"
+"if ssub(KEYS[1], 1, #P) ~= P or #ARGV < H0 + 10 then\n"
 "  return redis.error_reply('ERR socpilot: bad correlate arguments')\n"
 "end\n"
-"-- One alert's arguments (load(B): the block at ARGV[B + 2 .. ]), shared\n"
-"-- by the helpers below as upvalues.\n"
-"local aid, chash, t, upd, now, sev, title, astatus, summary, pid, fkey\n"
-"local flabel, mode, ns, rule, W, MAXA, FLN, FLW, K, MAXWHY, CLOSE_RES\n"
-"local tenant, AQ, AMD, NE, EB, akey, res, CAP, fieldp\n"
-"-- Lua turns numbers into strings with printf(\"%.14g\"), which costs more\n"
-"-- than most commands: numeric arguments go out as the strings they came\n"
-"-- in as, or formatted once as integers.\n"
-"local tS, nowS, RETs, ITTLs, NEGWHY, updS, FLWs\n"
 "-- tonumber() goes through strtod: each string is converted once per call\n"
-"-- (settings repeat in every block, times in many places).\n"
+"-- (times repeat in many places).\n"
 "local numc = {}\n"
 "local function num(s)\n"
 "  local v = numc[s]\n"
@@ -134,33 +125,48 @@ SP_ANALYZE_LUA_SCHEDULE
 "  end\n"
 "  return v or nil\n"
 "end\n"
-"local function load(B)\n"
-"  aid, chash = ARGV[B + 2], ARGV[B + 3]\n"
-"  t, upd, now = num(ARGV[B + 4]), num(ARGV[B + 5]), num(ARGV[B + 6])\n"
-"  sev, title, astatus = num(ARGV[B + 7]), ARGV[B + 8], ARGV[B + 9]\n"
-"  summary, pid, fkey, flabel = ARGV[B + 10], ARGV[B + 11], ARGV[B + 12], ARGV[B + 13]\n"
-"  mode, ns, rule = ARGV[B + 14], ARGV[B + 15], ARGV[B + 16]\n"
-"  W, MAXA = num(ARGV[B + 17]), num(ARGV[B + 18])\n"
-"  FLN, FLW, K = num(ARGV[B + 19]), num(ARGV[B + 20]), num(ARGV[B + 21])\n"
-"  MAXWHY, CLOSE_RES, tenant = num(ARGV[B + 24]), ARGV[B + 25] == '1', ARGV[B + 26]\n"
-"  AQ, AMD = num(ARGV[B + 27]) or 0, num(ARGV[B + 28]) or 0\n"
-"  NE = num(ARGV[B + 29])\n"
-"  if NE == nil or NE < 0 or NE % 1 ~= 0 or B + E0 + 2 * NE > #ARGV\n"
-"     or t == nil or now == nil or W == nil or upd == nil or K == nil\n"
-"     or MAXWHY == nil or sev == nil or MAXA == nil or FLN == nil\n"
-"     or FLW == nil then\n"
-"    return false\n"
+"-- What the alerts of the call share (the stage's settings, the tenant).\n"
+"-- Lua turns numbers into strings with printf(\"%.14g\"), which costs more\n"
+"-- than most commands: numeric arguments go out as the strings they came\n"
+"-- in as, or formatted once as integers.\n"
+"local nowS, RETs, ITTLs, FLWs = ARGV[H0], ARGV[H0 + 4], ARGV[H0 + 5], ARGV[H0 + 3]\n"
+"local now, MAXA, FLN, FLW = num(nowS), num(ARGV[H0 + 1]), num(ARGV[H0 + 2]), num(FLWs)\n"
+"local RET, MAXWHY, CLOSE_RES = num(RETs), num(ARGV[H0 + 6]), ARGV[H0 + 7] == '1'\n"
+"local tenant, AQ, AMD = ARGV[H0 + 8], num(ARGV[H0 + 9]) or 0, num(ARGV[H0 + 10]) or 0\n"
+"if now == nil or MAXA == nil or FLN == nil or FLW == nil or RET == nil\n"
+"   or MAXWHY == nil or num(ITTLs) == nil then\n"
+"  return redis.error_reply('ERR socpilot: bad correlate arguments')\n"
+"end\n"
+"local NEGWHY = '-' .. ARGV[H0 + 6]\n"
+"-- One alert's arguments (load(B): the block at ARGV[B .. ]), shared by\n"
+"-- the helpers below as upvalues.\n"
+"local aid, chash, t, upd, sev, title, astatus, summary, pid, fkey\n"
+"local flabel, mode, ns, rule, W, K, NE, EB, akey, res, CAP, fieldp\n"
+"local tS, updS\n"
+"-- Checks a block (before anything is written); returns its end.\n"
+"local function check(B)\n"
+"  local ne = num(ARGV[B + 16])\n"
+"  if ne == nil or ne < 0 or ne % 1 ~= 0 or B + E0 + 2 * ne - 1 > #ARGV\n"
+"     or num(ARGV[B + 2]) == nil or num(ARGV[B + 3]) == nil\n"
+"     or num(ARGV[B + 4]) == nil or num(ARGV[B + 14]) == nil\n"
+"     or num(ARGV[B + 15]) == nil then\n"
+"    return nil\n"
 "  end\n"
-"  EB = B + E0\n"
+"  return B + E0 + 2 * ne\n"
+"end\n"
+"local function load(B)\n"
+"  aid, chash, tS, updS = ARGV[B], ARGV[B + 1], ARGV[B + 2], ARGV[B + 3]\n"
+"  t, upd, sev = num(tS), num(updS), num(ARGV[B + 4])\n"
+"  title, astatus, summary = ARGV[B + 5], ARGV[B + 6], ARGV[B + 7]\n"
+"  pid, fkey, flabel = ARGV[B + 8], ARGV[B + 9], ARGV[B + 10]\n"
+"  mode, ns, rule = ARGV[B + 11], ARGV[B + 12], ARGV[B + 13]\n"
+"  W, K, NE = num(ARGV[B + 14]), num(ARGV[B + 15]), num(ARGV[B + 16])\n"
+"  EB = B + E0 - 1\n"
 "  akey = P .. 'a:' .. aid\n"
-"  tS, nowS, RETs, ITTLs = ARGV[B + 4], ARGV[B + 6], ARGV[B + 22], ARGV[B + 23]\n"
-"  updS, FLWs = ARGV[B + 5], ARGV[B + 20]\n"
-"  NEGWHY = '-' .. ARGV[B + 24]\n"
 "  res = 0\n"
 "  if astatus == 'resolved' then res = 1 end\n"
 "  CAP = mmax(32, 2 * K + 8)\n"
 "  if mode == 'selected' then fieldp = 's:' .. ns .. ':' else fieldp = 'e:' end\n"
-"  return true\n"
 "end\n"
 "local function S(n) return sformat('%d', n) end\n"
 "local function ik(id) return P .. 'i:' .. id end\n"
@@ -419,8 +425,7 @@ SP_ANALYZE_LUA_SCHEDULE
 "  src.mi = dst.id src.st = 'closed' src.cb = 'merged' src.n = 0 src.nr = 0\n"
 "end\n"
 "\n"
-"-- Settings used here (now, retention, index TTL, analysis delays) are the\n"
-"-- stage's, the same in every block: the last block's serve.\n"
+
 "local function flush()\n"
 "  -- Every write is tried, also after one failed (this runs after a\n"
 "  -- fault too); the first failure is raised at the end.\n"
@@ -438,7 +443,7 @@ SP_ANALYZE_LUA_SCHEDULE
 "    if m.cb then a[#a+1] = 'cb' a[#a+1] = m.cb end\n"
 "    if m.mg then a[#a+1] = 'mg' a[#a+1] = m.mg end\n"
 "    for i = 1, #m.extra do a[#a+1] = m.extra[i] end\n"
-"    local refresh = now - m.ex > num(RETs) / 10\n"
+"    local refresh = now - m.ex > RET / 10\n"
 "    if refresh then a[#a+1] = 'ex' a[#a+1] = nowS end\n"
 "    w('HSET', ik(m.id), unpack(a))\n"
 "    if refresh then\n"
@@ -481,13 +486,14 @@ SP_ANALYZE_LUA_SCHEDULE
 "-- Each alert's steps run as before; a step that ends the alert sets ret\n"
 "-- and leaves the repeat block.\n"
 "-- Every block is checked before anything is written.\n"
-"local blocks, B, NARGV = {}, 1, #ARGV\n"
-"while B + E0 <= NARGV do\n"
-"  if not load(B) then break end\n"
+"local blocks, B, NARGV = {}, H0 + 11, #ARGV\n"
+"while B <= NARGV do\n"
+"  local nb = check(B)\n"
+"  if not nb then break end\n"
 "  blocks[#blocks + 1] = B\n"
-"  B = EB + 2 * NE - 1\n"
+"  B = nb\n"
 "end\n"
-"if #blocks == 0 or B ~= NARGV - 1 then\n"
+"if #blocks == 0 or B ~= NARGV + 1 then\n"
 "  return redis.error_reply('ERR socpilot: bad correlate arguments')\n"
 "end\n"
 "-- An earlier call of this tenant in the same pipeline failed: stand\n"

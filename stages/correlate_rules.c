@@ -699,9 +699,8 @@ int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
     const char *pid = alert->provider_incident_id ? alert->provider_incident_id : "";
     if (strlen(pid) > 512)
         pid = "";
-    const char *tenant = corr_tenant(ctx, alert);
 
-    size_t cap = 3 + 1 + CORR_SCRIPT_ARGS + 2 * n_pass;
+    size_t cap = 3 + 2 + CORR_ALERT_ARGS + 2 * n_pass;
     const char **argv = sp_arena_alloc(&ctx->work, cap * sizeof(*argv));
     size_t *lens = sp_arena_alloc(&ctx->work, cap * sizeof(*lens));
     char *fkey_s = sp_arena_strdup(&ctx->work, fkey);
@@ -713,38 +712,25 @@ int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
         return -1;
     int argc = 3;               /* EVALSHA sha numkeys */
     ARG(NULL, 0);                                         /* KEYS[1] */
-    ARGS(item->prefix);                                   /* 1 */
-    ARGS(alert->id);                                      /* 2 */
-    ARG(chash_s, 16);                                     /* 3 */
-    ARGI(t_ms);                                           /* 4 */
-    ARGI(upd);                                            /* 5 */
-    ARGI(now_ms);                                         /* 6 */
-    ARGI((int)alert->severity);                           /* 7 */
-    ARGS(alert->title ? alert->title : "");               /* 8 */
-    ARGS(alert->status ? alert->status : "unknown");      /* 9 */
-    ARG(summary, slen);                                   /* 10 */
-    ARGS(pid);                                            /* 11 */
-    ARGS(fkey_s);                                         /* 12 */
-    ARGS(flabel ? flabel : "");                           /* 13 */
-    ARGS(mode_name(rule->mode));                          /* 14 */
-    ARGS(ns_s);                                           /* 15 */
-    ARGS(rule->name);                                     /* 16 */
-    ARGI(rule->window_ms);                                /* 17 */
-    ARGI(ctx->max_alerts);                                /* 18 */
-    ARGI(ctx->flood_on ? ctx->flood_n : 0);               /* 19 */
-    ARGI(ctx->flood_window_ms);                           /* 20 */
-    ARGI(rule->mode == CORR_ALL ? 0 : ctx->noisy_k);      /* 21 */
-    ARGI(ctx->retention_ms);                              /* 22 */
-    ARGI(ctx->index_ttl_ms);                              /* 23 */
-    ARGI(ctx->max_why);                                   /* 24 */
-    ARGS(ctx->close_on_resolved ? "1" : "0");             /* 25 */
-    ARGS(tenant);                                         /* 26 */
-    {
-        const struct sp_env *env = ctx->st ? ctx->st->env : NULL;
-        ARGI(env ? env->analysis_quiet_ms : 0);           /* 27 */
-        ARGI(env ? env->analysis_max_delay_ms : 0);       /* 28 */
-    }
-    ARGI((int64_t)n_pass);                                /* 29 */
+    ARGS(item->prefix);                                   /* ARGV[1] */
+    /* The alert's block (offsets from its start B, see the script). */
+    ARGS(alert->id);                                      /* 0 */
+    ARG(chash_s, 16);                                     /* 1 */
+    ARGI(t_ms);                                           /* 2 */
+    ARGI(upd);                                            /* 3 */
+    ARGI((int)alert->severity);                           /* 4 */
+    ARGS(alert->title ? alert->title : "");               /* 5 */
+    ARGS(alert->status ? alert->status : "unknown");      /* 6 */
+    ARG(summary, slen);                                   /* 7 */
+    ARGS(pid);                                            /* 8 */
+    ARGS(fkey_s);                                         /* 9 */
+    ARGS(flabel ? flabel : "");                           /* 10 */
+    ARGS(mode_name(rule->mode));                          /* 11 */
+    ARGS(ns_s);                                           /* 12 */
+    ARGS(rule->name);                                     /* 13 */
+    ARGI(rule->window_ms);                                /* 14 */
+    ARGI(rule->mode == CORR_ALL ? 0 : ctx->noisy_k);      /* 15 */
+    ARGI((int64_t)n_pass);                                /* 16 */
     for (size_t i = 0; i < n; i++) {
         if (flags[i] == 'x')
             continue;
@@ -753,5 +739,30 @@ int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
     }
     *argvp = argv;
     *lensp = lens;
+    return argc;
+}
+
+/*
+ * The settings every alert of a call shares (the stage's, and the
+ * tenant: a call holds one tenant's alerts), CORR_CALL_ARGS of them, at
+ * ARGV[3] on; argv and lens have room for them.  Returns -1 when out of
+ * work memory.
+ */
+int corr_call_header(struct corr_ctx *ctx, const struct corr_item *item,
+                     int64_t now_ms, const char **argv, size_t *lens)
+{
+    const struct sp_env *env = ctx->st ? ctx->st->env : NULL;
+    int argc = 0;
+    ARGI(now_ms);                                         /* 3 */
+    ARGI(ctx->max_alerts);                                /* 4 */
+    ARGI(ctx->flood_on ? ctx->flood_n : 0);               /* 5 */
+    ARGI(ctx->flood_window_ms);                           /* 6 */
+    ARGI(ctx->retention_ms);                              /* 7 */
+    ARGI(ctx->index_ttl_ms);                              /* 8 */
+    ARGI(ctx->max_why);                                   /* 9 */
+    ARGS(ctx->close_on_resolved ? "1" : "0");             /* 10 */
+    ARGS(corr_tenant(ctx, item->alert));                  /* 11 */
+    ARGI(env ? env->analysis_quiet_ms : 0);               /* 12 */
+    ARGI(env ? env->analysis_max_delay_ms : 0);           /* 13 */
     return argc;
 }
