@@ -276,22 +276,52 @@ static void copy_str(char *dst, size_t n, const redisReply *r)
 }
 
 /* Takes a correlate script reply apart into item and counters. */
-static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
-                               const redisReply *rep)
+/*
+ * One alert's result, read from the call's flat reply at *pos (see the
+ * script's header): status, incident, version, pending, how, N changed
+ * incidents, M entities newly noisy, noisy uses, merges, merges skipped.
+ * Returns false, *pos unchanged, when the reply does not have that shape.
+ */
+static bool result_shape(const redisReply *rep, size_t *pos,
+                         redisReply ***ep, redisReply ***chg, size_t *n_chg,
+                         redisReply ***nn, size_t *n_nn, redisReply ***tail)
 {
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 10 ||
-        rep->element[2]->type != REDIS_REPLY_INTEGER ||
-        rep->element[3]->type != REDIS_REPLY_INTEGER ||
-        rep->element[5]->type != REDIS_REPLY_ARRAY ||
-        rep->element[6]->type != REDIS_REPLY_ARRAY ||
-        rep->element[7]->type != REDIS_REPLY_INTEGER ||
-        rep->element[8]->type != REDIS_REPLY_INTEGER ||
-        rep->element[9]->type != REDIS_REPLY_INTEGER) {
+    size_t p = *pos, n = rep->elements;
+    redisReply **el = rep->element;
+    if (n - p < 6 || el[p + 2]->type != REDIS_REPLY_INTEGER ||
+        el[p + 3]->type != REDIS_REPLY_INTEGER ||
+        el[p + 5]->type != REDIS_REPLY_INTEGER || el[p + 5]->integer < 0 ||
+        (unsigned long long)el[p + 5]->integer > n - p - 6)
+        return false;
+    *ep = el + p;
+    *n_chg = (size_t)el[p + 5]->integer;
+    *chg = el + p + 6;
+    p += 6 + *n_chg;
+    if (n - p < 1 || el[p]->type != REDIS_REPLY_INTEGER || el[p]->integer < 0 ||
+        (unsigned long long)el[p]->integer > n - p - 1)
+        return false;
+    *n_nn = (size_t)el[p]->integer;
+    *nn = el + p + 1;
+    p += 1 + *n_nn;
+    if (n - p < 3 || el[p]->type != REDIS_REPLY_INTEGER ||
+        el[p + 1]->type != REDIS_REPLY_INTEGER ||
+        el[p + 2]->type != REDIS_REPLY_INTEGER)
+        return false;
+    *tail = el + p;
+    *pos = p + 3;
+    return true;
+}
+
+static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
+                               const redisReply *rep, size_t *pos)
+{
+    redisReply **e, **chg, **nn, **tail;
+    size_t n_chg, n_nn;
+    if (!result_shape(rep, pos, &e, &chg, &n_chg, &nn, &n_nn, &tail)) {
         item->err = SP_ERR_REMOTE;
         item->errmsg = "unexpected reply from the correlate script";
         return SP_OK;
     }
-    redisReply **e = rep->element;
     copy_str(item->status, sizeof(item->status), e[0]);
     copy_str(item->inc, sizeof(item->inc), e[1]);
     item->version = e[2]->integer;
@@ -325,11 +355,11 @@ static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
     }
     if (item->n_stop)
         sp_counter_add(ctx->c_noisy_stop, (uint64_t)item->n_stop);
-    sp_counter_add(ctx->c_noisy_auto, (uint64_t)e[7]->integer);
-    sp_counter_add(ctx->c_merges, (uint64_t)e[8]->integer);
-    sp_counter_add(ctx->c_merge_skips, (uint64_t)e[9]->integer);
-    for (size_t i = 0; i < e[6]->elements; i++) {
-        const redisReply *k = e[6]->element[i];
+    sp_counter_add(ctx->c_noisy_auto, (uint64_t)tail[0]->integer);
+    sp_counter_add(ctx->c_merges, (uint64_t)tail[1]->integer);
+    sp_counter_add(ctx->c_merge_skips, (uint64_t)tail[2]->integer);
+    for (size_t i = 0; i < n_nn; i++) {
+        const redisReply *k = nn[i];
         sp_counter_inc(ctx->c_noisy_detected);
         if (k->type == REDIS_REPLY_STRING)
             sp_log_info(ctx->st->log, "entity %.*s is noisy in tenant %s: it "
@@ -337,9 +367,9 @@ static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
                         (int)SP_MIN(k->len, 300), k->str, item->tenant,
                         (long long)ctx->noisy_k);
     }
-    for (size_t i = 0; i < e[5]->elements && !err; i++) {
+    for (size_t i = 0; i < n_chg && !err; i++) {
         char id[80];
-        copy_str(id, sizeof(id), e[5]->element[i]);
+        copy_str(id, sizeof(id), chg[i]);
         if (id[0])
             err = corr_changed_add(ctx, item->prefix, item->tenant, id);
     }
@@ -454,7 +484,8 @@ static enum sp_err gather_call(struct corr_ctx *ctx, struct chunk *ck, size_t i,
     return SP_OK;
 }
 
-/* One call's reply: a row's, or an array of one result per alert. */
+/* One call's reply: a row's, or the results of its alerts, one after the
+ * other in one array. */
 static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
                              const struct corr_call *call, redisReply *rep,
                              bool *noscript)
@@ -485,8 +516,9 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
             items[call->members[x]].alone = true;
         return SP_OK;
     }
-    if (!re && (rep->type != REDIS_REPLY_ARRAY || rep->elements != call->n))
+    if (!re && rep->type != REDIS_REPLY_ARRAY)
         re = SP_ERR_REMOTE;
+    size_t pos = 0;
     for (size_t x = 0; x < call->n; x++) {
         struct corr_item *item = &items[call->members[x]];
         if (re && call->n > 1) {
@@ -503,7 +535,7 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
                 rep->type == REDIS_REPLY_ERROR && rep->str
                     ? rep->str : "unexpected reply from the correlate script");
         } else {
-            enum sp_err e = take_result(ctx, item, rep->element[x]);
+            enum sp_err e = take_result(ctx, item, rep, &pos);
             if (e)
                 return e;
         }

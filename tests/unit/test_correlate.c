@@ -338,6 +338,24 @@ static void test_flood(void)
     json_decref(inc);
     T_EQ_INT(ct_live(&t), 6);
     T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"flood\"}"), 7);
+    /* The stored counter: 12 alerts in 1 s buckets (a tenth of the
+     * window), 'all' their sum, expiring after 3 windows. */
+    char fk[128];
+    T_OK(ct_first_key("sp:{t:t1}:f:*", fk, sizeof(fk)));
+    redisReply *h = sp_test_redis_cmd(&ct_redis, "HGETALL %s", fk);
+    T_OK(h && h->type == REDIS_REPLY_ARRAY);
+    long long sum = 0, all = -1;
+    for (size_t i = 0; h && h->type == REDIS_REPLY_ARRAY && i + 1 < h->elements; i += 2) {
+        if (strcmp(h->element[i]->str, "all") == 0)
+            all = atoll(h->element[i + 1]->str);
+        else
+            sum += atoll(h->element[i + 1]->str);
+    }
+    T_EQ_INT(sum, 12);
+    T_EQ_INT(all, 12);
+    freeReplyObject(h);
+    long long ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL %s", fk);
+    T_OK(ttl > 0 && ttl <= 3 * 600000);
     /* After the window, the detector correlates normally again. */
     struct ct_res late;
     T_EQ_INT(ct_one(&t, &A(.id = "f99", .ents = "host:fbox1", .t = 3600,
