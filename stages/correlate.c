@@ -275,7 +275,6 @@ static void copy_str(char *dst, size_t n, const redisReply *r)
     }
 }
 
-/* Takes a correlate script reply apart into item and counters. */
 /*
  * One alert's result, read from the call's flat reply at *pos (see the
  * script's header): status, incident, version, pending, how, N changed
@@ -312,6 +311,18 @@ static bool result_shape(const redisReply *rep, size_t *pos,
     return true;
 }
 
+/* Whether rep holds exactly n results, each of the right shape. */
+static bool reply_fits(const redisReply *rep, size_t n)
+{
+    size_t pos = 0, n_chg, n_nn;
+    redisReply **e, **chg, **nn, **tail;
+    for (size_t i = 0; i < n; i++)
+        if (!result_shape(rep, &pos, &e, &chg, &n_chg, &nn, &n_nn, &tail))
+            return false;
+    return pos == rep->elements;
+}
+
+/* Takes one alert's result apart into item and counters. */
 static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
                                const redisReply *rep, size_t *pos)
 {
@@ -516,7 +527,9 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
             items[call->members[x]].alone = true;
         return SP_OK;
     }
-    if (!re && rep->type != REDIS_REPLY_ARRAY)
+    /* A reply not of the call's shape fails the whole call, as an error
+     * would: nothing of it is taken. */
+    if (!re && (rep->type != REDIS_REPLY_ARRAY || !reply_fits(rep, call->n)))
         re = SP_ERR_REMOTE;
     size_t pos = 0;
     for (size_t x = 0; x < call->n; x++) {
