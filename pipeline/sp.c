@@ -132,7 +132,9 @@ enum sp_err sp_buf_puts(struct sp_buf *b, const char *s)
 
 enum sp_err sp_buf_putc(struct sp_buf *b, char c)
 {
-    if (b->len + 1 < b->cap) {
+    /* The fast path keeps to max too: a buffer grown by earlier, larger
+     * contents has room past a smaller max set since. */
+    if (b->len + 1 < b->cap && b->len < (b->max ? b->max : SP_BUF_DEFAULT_MAX)) {
         b->data[b->len++] = c;
         b->data[b->len] = '\0';
         return SP_OK;

@@ -143,6 +143,19 @@ static void test_writer(void)
     sp_jw_str(&w, "much longer than eight bytes");
     T_OK(!sp_jw_ok(&w));
     sp_buf_fini(&small);
+    /* a buffer grown by earlier contents keeps to a smaller max set since,
+     * byte by byte too */
+    struct sp_buf g;
+    sp_buf_init(&g, 0);
+    for (int i = 0; i < 1000; i++)
+        sp_buf_putc(&g, 'x');
+    sp_buf_reset(&g);
+    g.max = 10;
+    for (int i = 0; i < 20; i++)
+        sp_buf_putc(&g, 'y');
+    T_EQ_INT(g.len, 10);
+    T_OK(g.overflow);
+    sp_buf_fini(&g);
     sp_buf_fini(&b);
 }
 
