@@ -410,7 +410,7 @@ enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
     sp_buf_init(&snap, 0);
     struct sp_arena a;
     sp_arena_init(&a, (size_t)256 << 20);
-    e = corr_incident_write(rep, id, &snap, snapshot_max, &out->version);
+    e = corr_incident_write(rep, id, &snap, snapshot_max, &out->version, NULL);
     if (e)
         goto out;
     splice_scripts(r, prefix, id, &snap);

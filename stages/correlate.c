@@ -88,6 +88,10 @@ static const struct sp_cfg_key correlate_keys[] = {
     {"correlate.snapshot_max", SP_CFG_SIZE, "900KiB", 16384,
      (int64_t)64 << 20,
      "Largest incident snapshot; past it entities and why are cut", 0, NULL},
+    {"correlate.snapshot_cache", SP_CFG_SIZE, "64MiB", 0, (int64_t)4 << 30,
+     "Memory for alert summaries and decisions already parsed and written "
+     "into snapshots, so a large incident's are not redone with each "
+     "change (0 = off)", 0, NULL},
     {"correlate.snapshot_why", SP_CFG_INT, "100", 0, 100000,
      "Latest decisions included in each published snapshot (explain shows "
      "all kept)", 0, NULL},
@@ -195,6 +199,16 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         m, "correlate_redis_maxmemory_bytes",
         "Redis maxmemory, all masters (0: no limit; -1: not known); a full "
         "Redis pauses the stage", l);
+    ctx->c_memo_hits = sp_metrics_counter(
+        m, "correlate_snapshot_memo_hits_total",
+        "Alert summaries and decisions a snapshot took from the memo "
+        "(correlate.snapshot_cache)", l);
+    ctx->c_memo_misses = sp_metrics_counter(
+        m, "correlate_snapshot_memo_misses_total",
+        "Alert summaries and decisions parsed and written for the memo", l);
+    ctx->g_memo_bytes = sp_metrics_gauge(
+        m, "correlate_snapshot_memo_bytes", "Memory the snapshot memo holds",
+        l);
     ctx->h_redis = sp_metrics_hist(m, "correlate_redis_seconds",
                                    "Time of one pipelined Redis round", l,
                                    NULL, 0);
@@ -987,6 +1001,9 @@ static enum sp_err correlate_init(struct sp_stage *st, struct sp_error *err)
     if (e)
         return e;
     sp_buf_init(&ctx->json, SP_MAX(ctx->snapshot_max, (size_t)4 << 20));
+    int64_t vcmax = sp_config_int(st->env->cfg, "correlate.snapshot_cache");
+    if (vcmax > 0 && !(ctx->vcache = corr_vcache_new((size_t)vcmax)))
+        return sp_error_set(err, SP_ERR_NOMEM, "out of memory");
     metrics_init(ctx, st);
     ctx->acks = corr_acks_new();
     if (!ctx->acks)
@@ -1042,6 +1059,8 @@ static void correlate_close(struct sp_stage *st)
     corr_config_free(ctx);
     sp_arena_fini(&ctx->work);
     sp_buf_fini(&ctx->json);
+    corr_vcache_free(ctx->vcache);
+    ctx->vcache = NULL;
     free(ctx->items);
     free(ctx->changed);
     ctx->items = NULL;

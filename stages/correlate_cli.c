@@ -167,7 +167,7 @@ static int cmd_show(struct inc_cli *c, const char *id, bool explain)
             fwrite(out.data, 1, out.len, stdout);
     } else {
         int64_t version;
-        e = corr_incident_write(rep, id, &out, (size_t)64 << 20, &version);
+        e = corr_incident_write(rep, id, &out, (size_t)64 << 20, &version, NULL);
         if (e == SP_OK) {
             json_error_t jerr;
             json_t *doc = json_loadb(out.data, out.len, 0, &jerr);

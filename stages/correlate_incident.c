@@ -11,8 +11,12 @@
  *
  * Everything read from Redis is data: summaries and decisions are parsed
  * with the bounded parser and re-emitted field by field, never spliced.
+ * The correlate stage keeps what that gave per distinct value (struct
+ * corr_vcache), so a large incident's alerts are not parsed and written
+ * again with every change.
  *
- * Pure functions over their arguments; any thread.
+ * Pure functions over their arguments (a memo is its owner's: one thread
+ * at a time); any thread.
  */
 #include "correlate_int.h"
 
@@ -24,7 +28,10 @@ struct inc_alert {
     const char *id, *title, *severity, *source, *detector, *provider, *status,
         *pid;
     int64_t t;
-    const struct sp_json *ents;
+    const char **ent_type, **ent_key;   /* its entities, n_ents */
+    uint32_t n_ents;
+    const char *out;                /* its object as written (memo), or NULL */
+    size_t out_len;
 };
 
 struct inc_entity {
@@ -40,6 +47,7 @@ struct inc_view {
     struct inc_entity *ents;
     size_t n_ents;
     struct sp_json **why;
+    const struct vc_entry **why_memo;   /* each decision's memo, or NULL */
     size_t n_why;
     const char **pids;
     size_t n_pids;
@@ -179,9 +187,254 @@ enum sp_err corr_snapshot_read(struct sp_redis *r, redisReply **out)
     return bad;
 }
 
-/* Parses the reply into v (memory from a).  SP_ERR_NOTFOUND: no incident. */
+/* ---- memo of parsed and written values ---------------------------------- */
+
+/*
+ * An incident's alert summaries and decisions are read again with each of
+ * its changes, and a large incident changes often: parsing and writing
+ * them every time made a snapshot cost O(alerts) per change, the largest
+ * client cost of correlation at scale.  The memo keeps, per distinct value
+ * (its exact bytes, so it is never stale), what parsing gave (a summary's
+ * fields and entities, a decision's tree) and the object written from it.
+ * Bounded: emptied between snapshots (never during one) once it holds max
+ * bytes.
+ */
+struct vc_entry {
+    uint64_t h;
+    const char *raw;
+    size_t len;
+    bool alert;                     /* a summary (else a decision) */
+    bool ok;                        /* parsed and written: usable */
+    struct inc_alert x;             /* summaries */
+    struct sp_json *doc;            /* decisions */
+    const char *out;                /* the object written (decisions: with
+                                       no list cut) */
+    size_t out_len;
+};
+
+struct corr_vcache {
+    struct sp_arena arena;          /* entries and what they keep */
+    struct sp_arena scratch;        /* a summary's tree, while kept */
+    struct vc_entry **slots;
+    size_t cap, n, max;
+    struct sp_buf tmp;
+    uint64_t hits, misses, resets;
+};
+
+static void write_alert(struct sp_jw *w, const struct inc_alert *x);
+static void write_why(struct sp_jw *w, const struct sp_json *d, size_t max_list);
+static bool alert_from(const struct sp_json *d, struct inc_alert *x,
+                       struct sp_arena *a, bool copy);
+
+struct corr_vcache *corr_vcache_new(size_t max_bytes)
+{
+    struct corr_vcache *vc = calloc(1, sizeof(*vc));
+    if (!vc)
+        return NULL;
+    sp_arena_init(&vc->arena, 0);
+    sp_arena_init(&vc->scratch, 0);
+    sp_buf_init(&vc->tmp, (size_t)1 << 20);
+    vc->max = max_bytes;
+    return vc;
+}
+
+void corr_vcache_free(struct corr_vcache *vc)
+{
+    if (!vc)
+        return;
+    sp_arena_fini(&vc->arena);
+    sp_arena_fini(&vc->scratch);
+    sp_buf_fini(&vc->tmp);
+    free(vc->slots);
+    free(vc);
+}
+
+void corr_vcache_stats(const struct corr_vcache *vc, uint64_t *hits,
+                       uint64_t *misses, size_t *bytes)
+{
+    *hits = vc ? vc->hits : 0;
+    *misses = vc ? vc->misses : 0;
+    *bytes = vc ? vc->arena.used + vc->cap * sizeof(*vc->slots) : 0;
+}
+
+/* Before a snapshot: room for its values, or start over. */
+static void vc_begin(struct corr_vcache *vc)
+{
+    if (!vc || vc->arena.used + vc->cap * sizeof(*vc->slots) < vc->max)
+        return;
+    sp_arena_reset(&vc->arena);
+    if (vc->slots)
+        memset(vc->slots, 0, vc->cap * sizeof(*vc->slots));
+    vc->n = 0;
+    vc->resets++;
+}
+
+static bool vc_grow(struct corr_vcache *vc)
+{
+    size_t cap = vc->cap ? vc->cap * 2 : 4096;
+    struct vc_entry **slots = calloc(cap, sizeof(*slots));
+    if (!slots)
+        return false;
+    for (size_t i = 0; i < vc->cap; i++) {
+        struct vc_entry *e = vc->slots[i];
+        if (!e)
+            continue;
+        size_t j = (size_t)e->h & (cap - 1);
+        while (slots[j])
+            j = (j + 1) & (cap - 1);
+        slots[j] = e;
+    }
+    free(vc->slots);
+    vc->slots = slots;
+    vc->cap = cap;
+    return true;
+}
+
+/* The memo's hash: eight bytes a step (multiply-xorshift), not FNV's one. */
+static uint64_t vc_hash(const char *p, size_t n, uint64_t seed)
+{
+    const uint64_t k = 0x9E3779B97F4A7C15ULL;
+    uint64_t h = seed ^ (n * k);
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        h = (h ^ v) * k;
+        h ^= h >> 29;
+    }
+    uint64_t t = 0;
+    memcpy(&t, p, n);
+    h = (h ^ t) * k;
+    return h ^ (h >> 32);
+}
+
+/*
+ * The memo of one value (a summary when alert, else a decision): found,
+ * or parsed, written and kept.  NULL when there is no room (the caller
+ * then parses into its own arena).  An entry whose value is not ours has
+ * ok false: the caller leaves it out, as it would.
+ */
+static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
+                                     size_t len, bool alert)
+{
+    uint64_t h = vc_hash(raw, len, alert ? 1 : 2);
+    if (vc->cap) {
+        for (size_t j = (size_t)h & (vc->cap - 1); vc->slots[j];
+             j = (j + 1) & (vc->cap - 1)) {
+            const struct vc_entry *e = vc->slots[j];
+            if (e->h == h && e->len == len && e->alert == alert &&
+                memcmp(e->raw, raw, len) == 0) {
+                vc->hits++;
+                return e;
+            }
+        }
+    }
+    if (vc->arena.used + vc->cap * sizeof(*vc->slots) >= vc->max ||
+        ((vc->n + 1) * 2 > vc->cap && !vc_grow(vc)))
+        return NULL;
+    struct vc_entry *e = sp_arena_calloc(&vc->arena, sizeof(*e));
+    char *copy = e ? sp_arena_strndup(&vc->arena, raw, len) : NULL;
+    if (!copy)
+        return NULL;
+    vc->misses++;
+    e->h = h;
+    e->raw = copy;
+    e->len = len;
+    e->alert = alert;
+    /* A summary keeps its fields, not its tree; a decision its tree. */
+    struct sp_json_limits lim = {(size_t)1 << 20, 16, 100000};
+    struct sp_json_error jerr;
+    sp_arena_reset(&vc->scratch);
+    struct sp_json *d = sp_json_parse(alert ? &vc->scratch : &vc->arena, raw,
+                                      len, &lim, &jerr);
+    bool ours = d && d->type == SP_JSON_OBJECT &&
+                (!alert || alert_from(d, &e->x, &vc->arena, true));
+    if (ours) {
+        sp_buf_reset(&vc->tmp);
+        vc->tmp.overflow = false;
+        struct sp_jw w;
+        sp_jw_init(&w, &vc->tmp);
+        if (alert)
+            write_alert(&w, &e->x);
+        else
+            write_why(&w, d, SIZE_MAX);
+        char *out = sp_jw_ok(&w)
+            ? sp_arena_strndup(&vc->arena, vc->tmp.data, vc->tmp.len) : NULL;
+        if (!out)
+            return NULL;            /* the entry is not linked: unused */
+        e->out = out;
+        e->out_len = vc->tmp.len;
+        e->x.out = alert ? out : NULL;
+        e->x.out_len = alert ? vc->tmp.len : 0;
+        e->doc = alert ? NULL : d;
+        e->ok = true;
+    }
+    size_t j = (size_t)h & (vc->cap - 1);
+    while (vc->slots[j])
+        j = (j + 1) & (vc->cap - 1);
+    vc->slots[j] = e;
+    vc->n++;
+    return e;
+}
+
+/* A string of d, copied into a when copy (NULL stays NULL). */
+static const char *field(const struct sp_json *d, const char *name,
+                         struct sp_arena *a, bool copy, bool *nomem)
+{
+    const char *v = sp_json_str(d, name);
+    if (!v || !copy)
+        return v;
+    const char *c = sp_arena_strdup(a, v);
+    if (!c)
+        *nomem = true;
+    return c;
+}
+
+/* A summary's fields: strings d's, or copies in a when copy; the entity
+ * lists from a.  False when it has no id (or out of memory). */
+static bool alert_from(const struct sp_json *d, struct inc_alert *x,
+                       struct sp_arena *a, bool copy)
+{
+    bool nomem = false;
+    memset(x, 0, sizeof(*x));
+    x->id = field(d, "id", a, copy, &nomem);
+    if (!x->id)
+        return false;
+    x->title = field(d, "title", a, copy, &nomem);
+    x->severity = field(d, "severity", a, copy, &nomem);
+    x->source = field(d, "source", a, copy, &nomem);
+    x->detector = field(d, "detector", a, copy, &nomem);
+    x->provider = field(d, "provider", a, copy, &nomem);
+    x->status = field(d, "status", a, copy, &nomem);
+    x->pid = field(d, "provider_incident_id", a, copy, &nomem);
+    sp_json_int(sp_json_get(d, "t"), &x->t);
+    const struct sp_json *ents = sp_json_get(d, "ents");
+    size_t n = ents && ents->type == SP_JSON_ARRAY ? ents->n : 0;
+    x->ent_type = sp_arena_alloc(a, (n + 1) * sizeof(*x->ent_type));
+    x->ent_key = sp_arena_alloc(a, (n + 1) * sizeof(*x->ent_key));
+    if (!x->ent_type || !x->ent_key)
+        return false;
+    if (n) {
+        sp_json_foreach(ents, pair) {
+            if (pair->type != SP_JSON_ARRAY || pair->n != 2)
+                continue;
+            const struct sp_json *ty = pair->u.child, *k = ty->next;
+            if (ty->type != SP_JSON_STRING || k->type != SP_JSON_STRING)
+                continue;
+            const char *tc = copy ? sp_arena_strdup(a, ty->u.s) : ty->u.s;
+            const char *kc = copy ? sp_arena_strdup(a, k->u.s) : k->u.s;
+            if (!tc || !kc)
+                return false;
+            x->ent_type[x->n_ents] = tc;
+            x->ent_key[x->n_ents++] = kc;
+        }
+    }
+    return !nomem;
+}
+
+/* Parses the reply into v (memory from a, and from vc when given).
+ * SP_ERR_NOTFOUND: no incident. */
 static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
-                              struct inc_view *v)
+                              struct inc_view *v, struct corr_vcache *vc)
 {
     memset(v, 0, sizeof(*v));
     if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0)
@@ -205,25 +458,19 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
         const redisReply *val = al->element[2 * i + 1];
         if (val->type != REDIS_REPLY_STRING)
             continue;
-        struct sp_json_error jerr;
-        struct sp_json *d = sp_json_parse(a, val->str, val->len, &lim, &jerr);
-        if (!d || d->type != SP_JSON_OBJECT)
-            continue;           /* not ours: leave it out */
         struct inc_alert *x = &v->alerts[v->n_alerts];
-        x->id = sp_json_str(d, "id");
-        if (!x->id)
-            continue;
-        x->title = sp_json_str(d, "title");
-        x->severity = sp_json_str(d, "severity");
-        x->source = sp_json_str(d, "source");
-        x->detector = sp_json_str(d, "detector");
-        x->provider = sp_json_str(d, "provider");
-        x->status = sp_json_str(d, "status");
-        x->pid = sp_json_str(d, "provider_incident_id");
-        sp_json_int(sp_json_get(d, "t"), &x->t);
-        x->ents = sp_json_get(d, "ents");
-        if (x->ents)
-            n_refs += x->ents->n;
+        const struct vc_entry *m = vc ? vc_get(vc, val->str, val->len, true) : NULL;
+        if (m) {
+            if (!m->ok)
+                continue;       /* not ours: leave it out */
+            *x = m->x;
+        } else {
+            struct sp_json_error jerr;
+            struct sp_json *d = sp_json_parse(a, val->str, val->len, &lim, &jerr);
+            if (!d || d->type != SP_JSON_OBJECT || !alert_from(d, x, a, false))
+                continue;       /* not ours: leave it out */
+        }
+        n_refs += x->n_ents;
         v->n_alerts++;
         if (x->pid) {
             bool seen = false;
@@ -242,33 +489,37 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
     if (!slots)
         return SP_ERR_NOMEM;
     for (size_t i = 0; i < v->n_alerts; i++) {
-        sp_json_foreach(v->alerts[i].ents, pair) {
-            if (pair->type != SP_JSON_ARRAY || pair->n != 2)
-                continue;
-            const struct sp_json *ty = pair->u.child, *k = ty->next;
-            if (ty->type != SP_JSON_STRING || k->type != SP_JSON_STRING)
-                continue;
-            struct inc_entity *e = ent_get(a, slots, cap, k->u.s);
+        const struct inc_alert *x = &v->alerts[i];
+        for (uint32_t j = 0; j < x->n_ents; j++) {
+            struct inc_entity *e = ent_get(a, slots, cap, x->ent_key[j]);
             if (!e)
                 return SP_ERR_NOMEM;
             if (!e->type)
-                e->type = ty->u.s;
+                e->type = x->ent_type[j];
             if (!ent_add_alert(a, e, (uint32_t)i))
                 return SP_ERR_NOMEM;
         }
     }
 
     v->why = sp_arena_calloc(a, (why->elements + 1) * sizeof(*v->why));
-    if (!v->why)
+    v->why_memo = sp_arena_calloc(a, (why->elements + 1) * sizeof(*v->why_memo));
+    if (!v->why || !v->why_memo)
         return SP_ERR_NOMEM;
     for (size_t i = 0; i < why->elements; i++) {
         const redisReply *w = why->element[i];
         if (w->type != REDIS_REPLY_STRING)
             continue;
-        struct sp_json_error jerr;
-        struct sp_json *d = sp_json_parse(a, w->str, w->len, &lim, &jerr);
+        const struct vc_entry *m = vc ? vc_get(vc, w->str, w->len, false) : NULL;
+        struct sp_json *d;
+        if (m) {
+            d = m->ok ? m->doc : NULL;
+        } else {
+            struct sp_json_error jerr;
+            d = sp_json_parse(a, w->str, w->len, &lim, &jerr);
+        }
         if (!d || d->type != SP_JSON_OBJECT)
             continue;
+        v->why_memo[v->n_why] = m;
         v->why[v->n_why++] = d;
     }
     /* Only entities some alert carries are listed; a noisy mark on an
@@ -328,6 +579,22 @@ static void jw_json_ms(struct sp_jw *w, const char *key,
     int64_t ms;
     if (sp_json_int(v, &ms) && ms > 0)
         sp_jw_ktime(w, key, ms * 1000);
+}
+
+/* An alert of the incident, from its summary. */
+static void write_alert(struct sp_jw *w, const struct inc_alert *x)
+{
+    sp_jw_obj_open(w);
+    sp_jw_kstr(w, "id", x->id);
+    sp_jw_kstr(w, "title", x->title ? x->title : "");
+    sp_jw_kstr(w, "severity", x->severity ? x->severity : "informational");
+    jw_ms(w, "time", x->t);
+    sp_jw_kstr_opt(w, "source", x->source);
+    sp_jw_kstr_opt(w, "detector", x->detector);
+    sp_jw_kstr_opt(w, "provider", x->provider);
+    sp_jw_kstr_opt(w, "status", x->status);
+    sp_jw_kstr_opt(w, "provider_incident_id", x->pid);
+    sp_jw_obj_close(w);
 }
 
 /* A recorded decision, re-emitted with the contract's names. */
@@ -425,17 +692,10 @@ static void write_snapshot(struct sp_jw *w, const struct inc_view *v,
     sp_jw_arr_open(w);
     for (size_t i = 0; i < v->n_alerts; i++) {
         const struct inc_alert *x = &v->alerts[i];
-        sp_jw_obj_open(w);
-        sp_jw_kstr(w, "id", x->id);
-        sp_jw_kstr(w, "title", x->title ? x->title : "");
-        sp_jw_kstr(w, "severity", x->severity ? x->severity : "informational");
-        jw_ms(w, "time", x->t);
-        sp_jw_kstr_opt(w, "source", x->source);
-        sp_jw_kstr_opt(w, "detector", x->detector);
-        sp_jw_kstr_opt(w, "provider", x->provider);
-        sp_jw_kstr_opt(w, "status", x->status);
-        sp_jw_kstr_opt(w, "provider_incident_id", x->pid);
-        sp_jw_obj_close(w);
+        if (x->out)
+            sp_jw_raw(w, x->out, x->out_len);   /* written by write_alert */
+        else
+            write_alert(w, x);
     }
     sp_jw_arr_close(w);
     sp_jw_key(w, "entities");
@@ -474,8 +734,13 @@ static void write_snapshot(struct sp_jw *w, const struct inc_view *v,
     sp_jw_key(w, "why");
     sp_jw_arr_open(w);
     size_t from = v->n_why > lim->why ? v->n_why - lim->why : 0;
-    for (size_t i = from; i < v->n_why; i++)
-        write_why(w, v->why[i], lim->list);
+    for (size_t i = from; i < v->n_why; i++) {
+        const struct vc_entry *memo = v->why_memo[i];
+        if (memo && lim->list == SIZE_MAX)
+            sp_jw_raw(w, memo->out, memo->out_len);   /* written by write_why */
+        else
+            write_why(w, v->why[i], lim->list);
+    }
     sp_jw_arr_close(w);
     sp_jw_kbool(w, "truncated", truncated);
     /* Sections later stages fill. */
@@ -500,12 +765,13 @@ static void write_snapshot(struct sp_jw *w, const struct inc_view *v,
 
 enum sp_err corr_incident_write(const redisReply *rep, const char *id,
                                 struct sp_buf *out, size_t max_bytes,
-                                int64_t *version)
+                                int64_t *version, struct corr_vcache *vc)
 {
     struct sp_arena a;
     sp_arena_init(&a, (size_t)256 << 20);
     struct inc_view v;
-    enum sp_err e = view_build(&a, rep, &v);
+    vc_begin(vc);
+    enum sp_err e = view_build(&a, rep, &v, vc);
     if (e)
         goto out;
     *version = SP_MAX(mnum(v.meta, "v"), 1);
@@ -661,7 +927,7 @@ enum sp_err corr_incident_explain(const redisReply *rep, const char *id,
     struct sp_arena a;
     sp_arena_init(&a, (size_t)256 << 20);
     struct inc_view v;
-    enum sp_err e = view_build(&a, rep, &v);
+    enum sp_err e = view_build(&a, rep, &v, NULL);
     if (e)
         goto out;
     const redisReply *m = v.meta;

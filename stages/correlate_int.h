@@ -119,6 +119,8 @@ struct corr_changed {
     char tenant[CORR_TENANT_MAX * 3 + 1];
 };
 
+struct corr_vcache;
+
 struct corr_ctx {
     struct sp_stage *st;
     /* Config. */
@@ -157,6 +159,7 @@ struct corr_ctx {
     /* Work memory, reset per process()/tick. */
     struct sp_arena work;
     struct sp_buf json;              /* snapshot/alert serialisation */
+    struct corr_vcache *vcache;      /* snapshot memo (NULL: off) */
     struct corr_item *items;
     size_t cap_items;
     struct corr_changed *changed;
@@ -177,6 +180,9 @@ struct corr_ctx {
         *c_assembled, *c_round_trips, *c_redis_errors, *c_publish_errors;
     struct sp_gauge *g_redis_up;
     struct sp_gauge *g_redis_may_evict, *g_redis_used, *g_redis_max;
+    struct sp_counter *c_memo_hits, *c_memo_misses;
+    struct sp_gauge *g_memo_bytes;
+    uint64_t memo_hits, memo_misses;     /* as last counted */
     struct sp_hist *h_redis;
 };
 
@@ -287,13 +293,21 @@ enum sp_err corr_snapshot_append(struct sp_redis *r, const char *prefix,
  * call; an error reply returns its mapped code (and *out NULL). */
 enum sp_err corr_snapshot_read(struct sp_redis *r, redisReply **out);
 
+/* What snapshots parsed and wrote, per distinct summary or decision:
+ * max_bytes of it at most (0: none kept).  One thread at a time. */
+struct corr_vcache;
+struct corr_vcache *corr_vcache_new(size_t max_bytes);
+void corr_vcache_free(struct corr_vcache *vc);
+void corr_vcache_stats(const struct corr_vcache *vc, uint64_t *hits,
+                       uint64_t *misses, size_t *bytes);
 /* Writes the incident snapshot JSON for a corr_snapshot_read() reply
  * (meta, alerts, why) into out, bounded by max_bytes (sections are cut
  * and "truncated" set when needed).  *version gets the snapshot's
- * version.  SP_ERR_NOTFOUND for an empty reply. */
+ * version.  vc (may be NULL) remembers parsed values between calls.
+ * SP_ERR_NOTFOUND for an empty reply. */
 enum sp_err corr_incident_write(const redisReply *rep, const char *id,
                                 struct sp_buf *out, size_t max_bytes,
-                                int64_t *version);
+                                int64_t *version, struct corr_vcache *vc);
 /* Human explanation of an incident for `socpilot incident explain`.
  * noisy (may be NULL): the tenant's noisy-entity hash reply. */
 enum sp_err corr_incident_explain(const redisReply *rep, const char *id,

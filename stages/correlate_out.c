@@ -207,7 +207,8 @@ static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
     int64_t version = 0;
     sp_buf_reset(&ctx->json);
     enum sp_err e = corr_incident_write(rep, c->id, &ctx->json,
-                                        ctx->snapshot_max, &version);
+                                        ctx->snapshot_max, &version,
+                                        ctx->vcache);
     if (e == SP_ERR_NOTFOUND)
         return SP_OK;               /* expired since: nothing to publish */
     if (e) {
@@ -262,6 +263,16 @@ enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out)
         }
     }
     free(reps);
+    if (ctx->vcache) {
+        uint64_t hits, misses;
+        size_t bytes;
+        corr_vcache_stats(ctx->vcache, &hits, &misses, &bytes);
+        sp_counter_add(ctx->c_memo_hits, hits - ctx->memo_hits);
+        sp_counter_add(ctx->c_memo_misses, misses - ctx->memo_misses);
+        sp_gauge_set(ctx->g_memo_bytes, (double)bytes);
+        ctx->memo_hits = hits;
+        ctx->memo_misses = misses;
+    }
     return e;
 }
 

@@ -11,6 +11,7 @@
 #include "t.h"
 
 #include "cli.h"
+#include "correlate_int.h"
 #include "correlate_test.h"
 
 #define SKIP_WITHOUT_REDIS()                                                \
@@ -1376,6 +1377,129 @@ static void test_schema(void)
     ct_close(&t);
 }
 
+/* What the snapshot read returns for incident id: the EXEC reply, from
+ * the master that holds it (cluster runs: the others answer MOVED). */
+static redisReply *snapshot_reply(const char *id, int why)
+{
+    char meta[128];
+    snprintf(meta, sizeof(meta), "sp:{t:t1}:i:%s", id);
+    for (int m = 0; m < (ct_cluster.n ? ct_cluster.n : 1); m++) {
+        redisContext *c = sp_test_redis_connect(ct_cluster.n ? &ct_cluster.node[m]
+                                                             : &ct_redis);
+        if (!c)
+            continue;
+        redisAppendCommand(c, "MULTI");
+        redisAppendCommand(c, "HGETALL %s", meta);
+        redisAppendCommand(c, "HGETALL %s:al", meta);
+        redisAppendCommand(c, "LRANGE %s:why %d -1", meta, -why);
+        redisAppendCommand(c, "EXEC");
+        redisReply *rep = NULL;
+        for (int i = 0; i < 5; i++) {
+            void *x = NULL;
+            if (redisGetReply(c, &x) != REDIS_OK)
+                break;
+            if (i < 4)
+                freeReplyObject(x);
+            else
+                rep = x;
+        }
+        redisFree(c);
+        if (rep && rep->type == REDIS_REPLY_ARRAY)
+            return rep;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    return NULL;
+}
+
+/*
+ * Snapshots are the same bytes with the memo of parsed summaries and
+ * decisions as without: filled, then used, then too small to hold one
+ * incident, and when the snapshot is cut to fit.  An incident with
+ * merges, an update, and titles that need escaping.
+ */
+static void test_snapshot_memo(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    static const char *const titles[] = {
+        "Quote \" and backslash \\ in a title", "Tab\there, newline\nthere",
+        "Ünïcödé — \xe2\x82\xac and \xf0\x9f\x98\x80", "\x01control\x1f bytes",
+        "plain title"};
+    struct ct_alert in[40];
+    char ids[40][16], ents[40][48];
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "m%d", i);
+        /* two chains (h1, h2) bridged by alert 30 */
+        snprintf(ents[i], sizeof(ents[i]), i == 30 ? "host:h1 host:h2" :
+                 i % 2 ? "host:h1 ip:10.0.0.%d" : "host:h2 ip:10.0.1.%d", i);
+        in[i] = A(.id = ids[i], .ents = ents[i], .t = i,
+                  .title = titles[i % 5], .detector = i % 3 ? "Det\"A" : "det-b");
+    }
+    struct ct_res r[40];
+    T_EQ_INT(ct_run(&t, in, 20, r), SP_OK);
+    T_EQ_INT(ct_run(&t, in + 20, 20, r + 20), SP_OK);
+    struct ct_res ru;
+    T_EQ_INT(ct_one(&t, &A(.id = "m4", .ents = "host:h2", .t = 4, .updated = 99,
+                           .status = "resolved", .title = titles[1]), &ru), SP_OK);
+    T_EQ_STR(ru.inc, r[30].inc);
+    /* The stage itself took summaries from its memo. */
+    T_OK(ct_metric(&t, "socpilot_correlate_snapshot_memo_hits_total{stage=\"correlate.0\"}") > 0);
+
+    /* the survivor of the bridge, and the incident merged into it */
+    const char *incs[] = {r[30].inc, strcmp(r[0].inc, r[30].inc) ? r[0].inc : r[1].inc};
+    T_OK(strcmp(incs[0], incs[1]) != 0);
+    for (size_t k = 0; k < 2; k++) {
+        redisReply *rep = snapshot_reply(incs[k], 100);
+        T_OK(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
+            freeReplyObject(rep);
+            continue;
+        }
+        struct corr_vcache *vc = corr_vcache_new((size_t)64 << 20),
+                           *tiny = corr_vcache_new(2048);
+        struct sp_buf want, got;
+        sp_buf_init(&want, 0);
+        sp_buf_init(&got, 0);
+        int64_t v0 = 0, v1 = 0;
+        /* whole snapshots, then one byte too large: cut ones */
+        size_t maxes[] = {(size_t)1 << 20, 0};
+        for (size_t x = 0; x < 2; x++) {
+            if (x == 1)
+                maxes[1] = want.len - 1;
+            sp_buf_reset(&want);
+            T_EQ_INT(corr_incident_write(rep, incs[k], &want, maxes[x], &v0, NULL), SP_OK);
+            struct corr_vcache *use[] = {vc, vc, tiny, tiny};
+            for (size_t u = 0; u < 4; u++) {
+                sp_buf_reset(&got);
+                T_EQ_INT(corr_incident_write(rep, incs[k], &got, maxes[x], &v1, use[u]),
+                         SP_OK);
+                T_EQ_INT(v1, v0);
+                T_OK(got.len == want.len && memcmp(got.data, want.data, got.len) == 0);
+            }
+        }
+        T_OK(strstr(want.data, "\"truncated\":true") != NULL);  /* the cut ran */
+        uint64_t hits, misses;
+        size_t bytes;
+        corr_vcache_stats(vc, &hits, &misses, &bytes);
+        if (k == 0) {           /* 40 summaries, 40 decisions and more */
+            T_OK(misses >= 80 && hits >= 3 * misses);
+            T_OK(bytes > 0);
+        } else {                /* merged away: nothing left to remember */
+            T_EQ_INT(misses, 0);
+        }
+        corr_vcache_stats(tiny, &hits, &misses, &bytes);
+        T_OK(bytes < 2048 + 4096 * sizeof(void *) + 4096);
+        corr_vcache_free(vc);
+        corr_vcache_free(tiny);
+        sp_buf_fini(&want);
+        sp_buf_fini(&got);
+        freeReplyObject(rep);
+    }
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate";
@@ -1405,6 +1529,7 @@ int main(void)
     T_RUN(test_index_sweep);
     T_RUN(test_index_values);
     T_RUN(test_placeholder_times);
+    T_RUN(test_snapshot_memo);
     T_RUN(test_schema);
     return t_done();
 }
