@@ -91,7 +91,7 @@ static const struct sp_cfg_key correlate_keys[] = {
     {"correlate.snapshot_cache", SP_CFG_SIZE, "64MiB", 0, (int64_t)4 << 30,
      "Memory for alert summaries and decisions already parsed and written "
      "into snapshots, so a large incident's are not redone with each "
-     "change (0 = off)", 0, NULL},
+     "change (0 = off; a few MiB at least to be of use)", 0, NULL},
     {"correlate.snapshot_why", SP_CFG_INT, "100", 0, 100000,
      "Latest decisions included in each published snapshot (explain shows "
      "all kept)", 0, NULL},
@@ -205,7 +205,11 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         "(correlate.snapshot_cache)", l);
     ctx->c_memo_misses = sp_metrics_counter(
         m, "correlate_snapshot_memo_misses_total",
-        "Alert summaries and decisions parsed and written for the memo", l);
+        "Alert summaries and decisions a snapshot had to parse and write "
+        "(kept in the memo when it has room)", l);
+    ctx->c_memo_drops = sp_metrics_counter(
+        m, "correlate_snapshot_memo_drops_total",
+        "Times the memo dropped its older half to make room", l);
     ctx->g_memo_bytes = sp_metrics_gauge(
         m, "correlate_snapshot_memo_bytes", "Memory the snapshot memo holds",
         l);

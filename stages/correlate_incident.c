@@ -196,44 +196,53 @@ enum sp_err corr_snapshot_read(struct sp_redis *r, redisReply **out)
  * client cost of correlation at scale.  The memo keeps, per distinct value
  * (its exact bytes, so it is never stale), what parsing gave (a summary's
  * fields and entities, a decision's tree) and the object written from it.
- * Bounded: emptied between snapshots (never during one) once it holds max
- * bytes.
+ *
+ * Two generations of max / 2 bytes each: new values go to the current one;
+ * when it is full, at the start of a snapshot (never during one, whose
+ * pointers must stay valid), the older one is dropped and a new one begins.
+ * Values still in use are found in the older one meanwhile, so an incident
+ * too large for one generation does not empty the memo at every snapshot.
  */
 struct vc_entry {
     uint64_t h;
     const char *raw;
     size_t len;
+    uint8_t gen;                    /* 0 or 1: which arena holds it */
     bool alert;                     /* a summary (else a decision) */
-    bool ok;                        /* parsed and written: usable */
+    bool ok;                        /* ours: parsed (else left out) */
     struct inc_alert x;             /* summaries */
     struct sp_json *doc;            /* decisions */
     const char *out;                /* the object written (decisions: with
-                                       no list cut) */
+                                       no list cut), or NULL: write it */
     size_t out_len;
 };
 
+#define VC_VALUE_MAX ((size_t)1 << 20)  /* the parse limit: larger, never ours */
+
 struct corr_vcache {
-    struct sp_arena arena;          /* entries and what they keep */
+    struct sp_arena gen[2];         /* entries and what they keep */
+    uint8_t cur;                    /* the generation new entries go to */
     struct sp_arena scratch;        /* a summary's tree, while kept */
     struct vc_entry **slots;
     size_t cap, n, max;
     struct sp_buf tmp;
-    uint64_t hits, misses, resets;
+    uint64_t hits, misses, drops;
 };
 
 static void write_alert(struct sp_jw *w, const struct inc_alert *x);
 static void write_why(struct sp_jw *w, const struct sp_json *d, size_t max_list);
-static bool alert_from(const struct sp_json *d, struct inc_alert *x,
-                       struct sp_arena *a, bool copy);
+static int alert_from(const struct sp_json *d, struct inc_alert *x,
+                      struct sp_arena *a, bool copy);
 
 struct corr_vcache *corr_vcache_new(size_t max_bytes)
 {
     struct corr_vcache *vc = calloc(1, sizeof(*vc));
     if (!vc)
         return NULL;
-    sp_arena_init(&vc->arena, 0);
+    sp_arena_init(&vc->gen[0], 0);
+    sp_arena_init(&vc->gen[1], 0);
     sp_arena_init(&vc->scratch, 0);
-    sp_buf_init(&vc->tmp, (size_t)1 << 20);
+    sp_buf_init(&vc->tmp, 0);
     vc->max = max_bytes;
     return vc;
 }
@@ -242,48 +251,75 @@ void corr_vcache_free(struct corr_vcache *vc)
 {
     if (!vc)
         return;
-    sp_arena_fini(&vc->arena);
+    sp_arena_fini(&vc->gen[0]);
+    sp_arena_fini(&vc->gen[1]);
     sp_arena_fini(&vc->scratch);
     sp_buf_fini(&vc->tmp);
     free(vc->slots);
     free(vc);
 }
 
+/* Bytes the entries hold (both generations and the table); the scratch
+ * arena and buffer, a value's worth each, come on top. */
+static size_t vc_bytes(const struct corr_vcache *vc)
+{
+    return vc->gen[0].used + vc->gen[1].used + vc->cap * sizeof(*vc->slots);
+}
+
 void corr_vcache_stats(const struct corr_vcache *vc, uint64_t *hits,
-                       uint64_t *misses, size_t *bytes)
+                       uint64_t *misses, uint64_t *drops, size_t *bytes)
 {
     *hits = vc ? vc->hits : 0;
     *misses = vc ? vc->misses : 0;
-    *bytes = vc ? vc->arena.used + vc->cap * sizeof(*vc->slots) : 0;
+    *drops = vc ? vc->drops : 0;
+    *bytes = vc ? vc_bytes(vc) + vc->scratch.used + vc->tmp.cap : 0;
 }
 
-/* Before a snapshot: room for its values, or start over. */
+/* Puts e in the table (which has room). */
+static void vc_link(struct vc_entry **slots, size_t cap, struct vc_entry *e)
+{
+    size_t j = (size_t)e->h & (cap - 1);
+    while (slots[j])
+        j = (j + 1) & (cap - 1);
+    slots[j] = e;
+}
+
+/* Before a snapshot: when the current generation is full, the older one
+ * is dropped (its entries leave the table) and a new one begins. */
 static void vc_begin(struct corr_vcache *vc)
 {
-    if (!vc || vc->arena.used + vc->cap * sizeof(*vc->slots) < vc->max)
+    if (!vc || vc->gen[vc->cur].used + vc->cap * sizeof(*vc->slots) / 2 <
+                   vc->max / 2)
         return;
-    sp_arena_reset(&vc->arena);
-    if (vc->slots)
-        memset(vc->slots, 0, vc->cap * sizeof(*vc->slots));
-    vc->n = 0;
-    vc->resets++;
+    uint8_t old = (uint8_t)(vc->cur ^ 1);
+    struct vc_entry **slots = calloc(vc->cap, sizeof(*slots));
+    size_t n = 0;
+    for (size_t i = 0; i < vc->cap; i++) {
+        struct vc_entry *e = vc->slots[i];
+        if (e && e->gen != old && slots) {
+            vc_link(slots, vc->cap, e);
+            n++;
+        }
+    }
+    free(vc->slots);
+    vc->slots = slots;              /* NULL when out of memory: empty */
+    if (!slots)
+        vc->cap = 0;
+    vc->n = n;
+    sp_arena_reset(&vc->gen[old]);
+    vc->cur = old;
+    vc->drops++;
 }
 
 static bool vc_grow(struct corr_vcache *vc)
 {
-    size_t cap = vc->cap ? vc->cap * 2 : 4096;
+    size_t cap = vc->cap ? vc->cap * 2 : 1024;
     struct vc_entry **slots = calloc(cap, sizeof(*slots));
     if (!slots)
         return false;
-    for (size_t i = 0; i < vc->cap; i++) {
-        struct vc_entry *e = vc->slots[i];
-        if (!e)
-            continue;
-        size_t j = (size_t)e->h & (cap - 1);
-        while (slots[j])
-            j = (j + 1) & (cap - 1);
-        slots[j] = e;
-    }
+    for (size_t i = 0; i < vc->cap; i++)
+        if (vc->slots[i])
+            vc_link(slots, cap, vc->slots[i]);
     free(vc->slots);
     vc->slots = slots;
     vc->cap = cap;
@@ -309,9 +345,10 @@ static uint64_t vc_hash(const char *p, size_t n, uint64_t seed)
 
 /*
  * The memo of one value (a summary when alert, else a decision): found,
- * or parsed, written and kept.  NULL when there is no room (the caller
- * then parses into its own arena).  An entry whose value is not ours has
- * ok false: the caller leaves it out, as it would.
+ * or parsed, written and kept.  NULL when it cannot be kept (no room, too
+ * large, out of memory): the caller then parses into its own arena.  An
+ * entry whose value is not ours has ok false: the caller leaves it out,
+ * as it would.
  */
 static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
                                      size_t len, bool alert)
@@ -328,27 +365,37 @@ static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
             }
         }
     }
-    if (vc->arena.used + vc->cap * sizeof(*vc->slots) >= vc->max ||
+    vc->misses++;
+    struct sp_arena *a = &vc->gen[vc->cur];
+    if (len > VC_VALUE_MAX || vc_bytes(vc) >= vc->max ||
         ((vc->n + 1) * 2 > vc->cap && !vc_grow(vc)))
         return NULL;
-    struct vc_entry *e = sp_arena_calloc(&vc->arena, sizeof(*e));
-    char *copy = e ? sp_arena_strndup(&vc->arena, raw, len) : NULL;
+    struct vc_entry *e = sp_arena_calloc(a, sizeof(*e));
+    char *copy = e ? sp_arena_strndup(a, raw, len) : NULL;
     if (!copy)
         return NULL;
-    vc->misses++;
     e->h = h;
     e->raw = copy;
     e->len = len;
+    e->gen = vc->cur;
     e->alert = alert;
     /* A summary keeps its fields, not its tree; a decision its tree. */
-    struct sp_json_limits lim = {(size_t)1 << 20, 16, 100000};
+    struct sp_json_limits lim = {VC_VALUE_MAX, 16, 100000};
     struct sp_json_error jerr;
     sp_arena_reset(&vc->scratch);
-    struct sp_json *d = sp_json_parse(alert ? &vc->scratch : &vc->arena, raw,
-                                      len, &lim, &jerr);
-    bool ours = d && d->type == SP_JSON_OBJECT &&
-                (!alert || alert_from(d, &e->x, &vc->arena, true));
-    if (ours) {
+    struct sp_json *d = sp_json_parse(alert ? &vc->scratch : a, raw, len,
+                                      &lim, &jerr);
+    if (!d && jerr.code == SP_JSON_E_NOMEM)
+        return NULL;
+    int got = d && d->type == SP_JSON_OBJECT
+                  ? (alert ? alert_from(d, &e->x, a, true) : 1) : 0;
+    if (got < 0)
+        return NULL;                /* out of memory: not kept, not "not ours" */
+    e->ok = got == 1;
+    if (e->ok) {
+        e->doc = alert ? NULL : d;
+        /* Written once; when that fails (the written form can be larger
+         * than the value), each snapshot writes it. */
         sp_buf_reset(&vc->tmp);
         vc->tmp.overflow = false;
         struct sp_jw w;
@@ -358,20 +405,15 @@ static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
         else
             write_why(&w, d, SIZE_MAX);
         char *out = sp_jw_ok(&w)
-            ? sp_arena_strndup(&vc->arena, vc->tmp.data, vc->tmp.len) : NULL;
-        if (!out)
-            return NULL;            /* the entry is not linked: unused */
-        e->out = out;
-        e->out_len = vc->tmp.len;
-        e->x.out = alert ? out : NULL;
-        e->x.out_len = alert ? vc->tmp.len : 0;
-        e->doc = alert ? NULL : d;
-        e->ok = true;
+            ? sp_arena_strndup(a, vc->tmp.data, vc->tmp.len) : NULL;
+        if (out) {
+            e->out = out;
+            e->out_len = vc->tmp.len;
+            e->x.out = alert ? out : NULL;
+            e->x.out_len = alert ? vc->tmp.len : 0;
+        }
     }
-    size_t j = (size_t)h & (vc->cap - 1);
-    while (vc->slots[j])
-        j = (j + 1) & (vc->cap - 1);
-    vc->slots[j] = e;
+    vc_link(vc->slots, vc->cap, e);
     vc->n++;
     return e;
 }
@@ -390,15 +432,15 @@ static const char *field(const struct sp_json *d, const char *name,
 }
 
 /* A summary's fields: strings d's, or copies in a when copy; the entity
- * lists from a.  False when it has no id (or out of memory). */
-static bool alert_from(const struct sp_json *d, struct inc_alert *x,
-                       struct sp_arena *a, bool copy)
+ * pairs from a.  1, or 0 when it has no id, -1 when out of memory. */
+static int alert_from(const struct sp_json *d, struct inc_alert *x,
+                      struct sp_arena *a, bool copy)
 {
     bool nomem = false;
     memset(x, 0, sizeof(*x));
     x->id = field(d, "id", a, copy, &nomem);
     if (!x->id)
-        return false;
+        return nomem ? -1 : 0;
     x->title = field(d, "title", a, copy, &nomem);
     x->severity = field(d, "severity", a, copy, &nomem);
     x->source = field(d, "source", a, copy, &nomem);
@@ -407,12 +449,15 @@ static bool alert_from(const struct sp_json *d, struct inc_alert *x,
     x->status = field(d, "status", a, copy, &nomem);
     x->pid = field(d, "provider_incident_id", a, copy, &nomem);
     sp_json_int(sp_json_get(d, "t"), &x->t);
+    /* "ents" is a list of [type, key] pairs (an object's members count
+     * the same way, as sp_json_foreach walks both). */
     const struct sp_json *ents = sp_json_get(d, "ents");
-    size_t n = ents && ents->type == SP_JSON_ARRAY ? ents->n : 0;
+    size_t n = ents && (ents->type == SP_JSON_ARRAY ||
+                        ents->type == SP_JSON_OBJECT) ? ents->n : 0;
     x->ent_type = sp_arena_alloc(a, (n + 1) * sizeof(*x->ent_type));
     x->ent_key = sp_arena_alloc(a, (n + 1) * sizeof(*x->ent_key));
     if (!x->ent_type || !x->ent_key)
-        return false;
+        return -1;
     if (n) {
         sp_json_foreach(ents, pair) {
             if (pair->type != SP_JSON_ARRAY || pair->n != 2)
@@ -423,12 +468,12 @@ static bool alert_from(const struct sp_json *d, struct inc_alert *x,
             const char *tc = copy ? sp_arena_strdup(a, ty->u.s) : ty->u.s;
             const char *kc = copy ? sp_arena_strdup(a, k->u.s) : k->u.s;
             if (!tc || !kc)
-                return false;
+                return -1;
             x->ent_type[x->n_ents] = tc;
             x->ent_key[x->n_ents++] = kc;
         }
     }
-    return !nomem;
+    return nomem ? -1 : 1;
 }
 
 /* Parses the reply into v (memory from a, and from vc when given).
@@ -467,7 +512,10 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
         } else {
             struct sp_json_error jerr;
             struct sp_json *d = sp_json_parse(a, val->str, val->len, &lim, &jerr);
-            if (!d || d->type != SP_JSON_OBJECT || !alert_from(d, x, a, false))
+            int got = d && d->type == SP_JSON_OBJECT ? alert_from(d, x, a, false) : 0;
+            if (got < 0)
+                return SP_ERR_NOMEM;
+            if (got == 0)
                 continue;       /* not ours: leave it out */
         }
         n_refs += x->n_ents;
@@ -736,7 +784,7 @@ static void write_snapshot(struct sp_jw *w, const struct inc_view *v,
     size_t from = v->n_why > lim->why ? v->n_why - lim->why : 0;
     for (size_t i = from; i < v->n_why; i++) {
         const struct vc_entry *memo = v->why_memo[i];
-        if (memo && lim->list == SIZE_MAX)
+        if (memo && memo->out && lim->list == SIZE_MAX)
             sp_jw_raw(w, memo->out, memo->out_len);   /* written by write_why */
         else
             write_why(w, v->why[i], lim->list);

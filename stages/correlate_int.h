@@ -180,9 +180,9 @@ struct corr_ctx {
         *c_assembled, *c_round_trips, *c_redis_errors, *c_publish_errors;
     struct sp_gauge *g_redis_up;
     struct sp_gauge *g_redis_may_evict, *g_redis_used, *g_redis_max;
-    struct sp_counter *c_memo_hits, *c_memo_misses;
+    struct sp_counter *c_memo_hits, *c_memo_misses, *c_memo_drops;
     struct sp_gauge *g_memo_bytes;
-    uint64_t memo_hits, memo_misses;     /* as last counted */
+    uint64_t memo_hits, memo_misses, memo_drops;    /* as last counted */
     struct sp_hist *h_redis;
 };
 
@@ -299,7 +299,7 @@ struct corr_vcache;
 struct corr_vcache *corr_vcache_new(size_t max_bytes);
 void corr_vcache_free(struct corr_vcache *vc);
 void corr_vcache_stats(const struct corr_vcache *vc, uint64_t *hits,
-                       uint64_t *misses, size_t *bytes);
+                       uint64_t *misses, uint64_t *drops, size_t *bytes);
 /* Writes the incident snapshot JSON for a corr_snapshot_read() reply
  * (meta, alerts, why) into out, bounded by max_bytes (sections are cut
  * and "truncated" set when needed).  *version gets the snapshot's

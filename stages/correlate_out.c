@@ -264,14 +264,16 @@ enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out)
     }
     free(reps);
     if (ctx->vcache) {
-        uint64_t hits, misses;
+        uint64_t hits, misses, drops;
         size_t bytes;
-        corr_vcache_stats(ctx->vcache, &hits, &misses, &bytes);
+        corr_vcache_stats(ctx->vcache, &hits, &misses, &drops, &bytes);
         sp_counter_add(ctx->c_memo_hits, hits - ctx->memo_hits);
         sp_counter_add(ctx->c_memo_misses, misses - ctx->memo_misses);
+        sp_counter_add(ctx->c_memo_drops, drops - ctx->memo_drops);
         sp_gauge_set(ctx->g_memo_bytes, (double)bytes);
         ctx->memo_hits = hits;
         ctx->memo_misses = misses;
+        ctx->memo_drops = drops;
     }
     return e;
 }
