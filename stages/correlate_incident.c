@@ -367,7 +367,10 @@ static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
     }
     vc->misses++;
     struct sp_arena *a = &vc->gen[vc->cur];
-    if (len > VC_VALUE_MAX || vc_bytes(vc) >= vc->max ||
+    /* Each generation has half: one large snapshot cannot fill the memo
+     * past the point where the next one would switch generations. */
+    if (len > VC_VALUE_MAX ||
+        a->used + vc->cap * sizeof(*vc->slots) / 2 >= vc->max / 2 ||
         ((vc->n + 1) * 2 > vc->cap && !vc_grow(vc)))
         return NULL;
     struct vc_entry *e = sp_arena_calloc(a, sizeof(*e));
@@ -512,6 +515,8 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
         } else {
             struct sp_json_error jerr;
             struct sp_json *d = sp_json_parse(a, val->str, val->len, &lim, &jerr);
+            if (!d && jerr.code == SP_JSON_E_NOMEM)
+                return SP_ERR_NOMEM;
             int got = d && d->type == SP_JSON_OBJECT ? alert_from(d, x, a, false) : 0;
             if (got < 0)
                 return SP_ERR_NOMEM;
@@ -564,6 +569,8 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
         } else {
             struct sp_json_error jerr;
             d = sp_json_parse(a, w->str, w->len, &lim, &jerr);
+            if (!d && jerr.code == SP_JSON_E_NOMEM)
+                return SP_ERR_NOMEM;
         }
         if (!d || d->type != SP_JSON_OBJECT)
             continue;
