@@ -513,6 +513,12 @@ static int run_size(size_t n, int shards)
            "%.0f alerts in flood incidents, %.0f noisy entities found), %zu "
            "snapshots published\n", "grouping", created, merges, cont,
            flooded, noisy, b.sink.incidents);
+    double mh = metric(m1, "socpilot_correlate_snapshot_memo_hits_total{stage=\"correlate.0\"}");
+    double mm = metric(m1, "socpilot_correlate_snapshot_memo_misses_total{stage=\"correlate.0\"}");
+    printf("%-34s %9.0f %% of summaries and decisions taken from it (%.0f hits, "
+           "%.0f parsed, %.1f MB held)\n", "snapshot memo",
+           mh + mm > 0 ? 100.0 * mh / (mh + mm) : 0.0, mh, mm,
+           metric(m1, "socpilot_correlate_snapshot_memo_bytes{stage=\"correlate.0\"}") / 1e6);
     long live = size_histogram(&sv);
     printf("%-34s %9.0f bytes per live incident (used_memory delta %.1f MB "
            "/ %ld live incidents, %lld keys)\n", "redis memory (INFO)",
