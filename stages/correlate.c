@@ -294,14 +294,19 @@ static void copy_str(char *dst, size_t n, const redisReply *r)
 }
 
 /*
- * One alert's result, read from the call's flat reply at *pos (see the
- * script's header): status, incident, version, pending, how, N changed
- * incidents, M entities newly noisy, noisy uses, merges, merges skipped.
- * Returns false, *pos unchanged, when the reply does not have that shape.
+ * One alert's result in the call's flat reply (see the script's header):
+ * status, incident, version, pending, how (e[0..4]), N changed incidents,
+ * M entities newly noisy, then noisy uses, merges, merges skipped (tail).
  */
+struct result_view {
+    redisReply **e, **chg, **nn, **tail;
+    size_t n_chg, n_nn;
+};
+
+/* Reads the result at *pos into r and moves *pos past it; false, *pos
+ * unchanged, when the reply does not have that shape there. */
 static bool result_shape(const redisReply *rep, size_t *pos,
-                         redisReply ***ep, redisReply ***chg, size_t *n_chg,
-                         redisReply ***nn, size_t *n_nn, redisReply ***tail)
+                         struct result_view *r)
 {
     size_t p = *pos, n = rep->elements;
     redisReply **el = rep->element;
@@ -310,21 +315,21 @@ static bool result_shape(const redisReply *rep, size_t *pos,
         el[p + 5]->type != REDIS_REPLY_INTEGER || el[p + 5]->integer < 0 ||
         (unsigned long long)el[p + 5]->integer > n - p - 6)
         return false;
-    *ep = el + p;
-    *n_chg = (size_t)el[p + 5]->integer;
-    *chg = el + p + 6;
-    p += 6 + *n_chg;
+    r->e = el + p;
+    r->n_chg = (size_t)el[p + 5]->integer;
+    r->chg = el + p + 6;
+    p += 6 + r->n_chg;
     if (n - p < 1 || el[p]->type != REDIS_REPLY_INTEGER || el[p]->integer < 0 ||
         (unsigned long long)el[p]->integer > n - p - 1)
         return false;
-    *n_nn = (size_t)el[p]->integer;
-    *nn = el + p + 1;
-    p += 1 + *n_nn;
+    r->n_nn = (size_t)el[p]->integer;
+    r->nn = el + p + 1;
+    p += 1 + r->n_nn;
     if (n - p < 3 || el[p]->type != REDIS_REPLY_INTEGER ||
         el[p + 1]->type != REDIS_REPLY_INTEGER ||
         el[p + 2]->type != REDIS_REPLY_INTEGER)
         return false;
-    *tail = el + p;
+    r->tail = el + p;
     *pos = p + 3;
     return true;
 }
@@ -332,10 +337,10 @@ static bool result_shape(const redisReply *rep, size_t *pos,
 /* Whether rep holds exactly n results, each of the right shape. */
 static bool reply_fits(const redisReply *rep, size_t n)
 {
-    size_t pos = 0, n_chg, n_nn;
-    redisReply **e, **chg, **nn, **tail;
+    size_t pos = 0;
+    struct result_view r;
     for (size_t i = 0; i < n; i++)
-        if (!result_shape(rep, &pos, &e, &chg, &n_chg, &nn, &n_nn, &tail))
+        if (!result_shape(rep, &pos, &r))
             return false;
     return pos == rep->elements;
 }
@@ -344,13 +349,13 @@ static bool reply_fits(const redisReply *rep, size_t n)
 static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
                                const redisReply *rep, size_t *pos)
 {
-    redisReply **e, **chg, **nn, **tail;
-    size_t n_chg, n_nn;
-    if (!result_shape(rep, pos, &e, &chg, &n_chg, &nn, &n_nn, &tail)) {
+    struct result_view rv;
+    if (!result_shape(rep, pos, &rv)) {
         item->err = SP_ERR_REMOTE;
         item->errmsg = "unexpected reply from the correlate script";
         return SP_OK;
     }
+    redisReply **e = rv.e;
     copy_str(item->status, sizeof(item->status), e[0]);
     copy_str(item->inc, sizeof(item->inc), e[1]);
     item->version = e[2]->integer;
@@ -384,11 +389,11 @@ static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
     }
     if (item->n_stop)
         sp_counter_add(ctx->c_noisy_stop, (uint64_t)item->n_stop);
-    sp_counter_add(ctx->c_noisy_auto, (uint64_t)tail[0]->integer);
-    sp_counter_add(ctx->c_merges, (uint64_t)tail[1]->integer);
-    sp_counter_add(ctx->c_merge_skips, (uint64_t)tail[2]->integer);
-    for (size_t i = 0; i < n_nn; i++) {
-        const redisReply *k = nn[i];
+    sp_counter_add(ctx->c_noisy_auto, (uint64_t)rv.tail[0]->integer);
+    sp_counter_add(ctx->c_merges, (uint64_t)rv.tail[1]->integer);
+    sp_counter_add(ctx->c_merge_skips, (uint64_t)rv.tail[2]->integer);
+    for (size_t i = 0; i < rv.n_nn; i++) {
+        const redisReply *k = rv.nn[i];
         sp_counter_inc(ctx->c_noisy_detected);
         if (k->type == REDIS_REPLY_STRING)
             sp_log_info(ctx->st->log, "entity %.*s is noisy in tenant %s: it "
@@ -396,9 +401,9 @@ static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
                         (int)SP_MIN(k->len, 300), k->str, item->tenant,
                         (long long)ctx->noisy_k);
     }
-    for (size_t i = 0; i < n_chg && !err; i++) {
+    for (size_t i = 0; i < rv.n_chg && !err; i++) {
         char id[80];
-        copy_str(id, sizeof(id), chg[i]);
+        copy_str(id, sizeof(id), rv.chg[i]);
         if (id[0])
             err = corr_changed_add(ctx, item->prefix, item->tenant, id);
     }
@@ -638,7 +643,7 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
         ck.ph[i] = corr_hash(CORR_HASH_INIT, item->prefix, strlen(item->prefix));
         ck.argcs[i] = item->row
             ? corr_asm_args(ctx, item, now_ms, &ck.argvs[i], &ck.lensv[i])
-            : corr_build_args(ctx, item, now_ms, &ck.argvs[i], &ck.lensv[i]);
+            : corr_build_args(ctx, item, &ck.argvs[i], &ck.lensv[i]);
         if (ck.argcs[i] < 5)
             fatal = SP_ERR_NOMEM;
     }

@@ -217,7 +217,8 @@ struct vc_entry {
     size_t out_len;
 };
 
-#define VC_VALUE_MAX ((size_t)1 << 20)  /* the parse limit: larger, never ours */
+/* How summaries and decisions are parsed; a larger value is never ours. */
+static const struct sp_json_limits value_lim = {(size_t)1 << 20, 16, 100000};
 
 struct corr_vcache {
     struct sp_arena gen[2];         /* entries and what they keep */
@@ -284,6 +285,28 @@ static void vc_link(struct vc_entry **slots, size_t cap, struct vc_entry *e)
     slots[j] = e;
 }
 
+/* The table again with cap slots, without the entries of generation drop
+ * (-1: none).  False when out of memory (the table is then unchanged). */
+static bool vc_rehash(struct corr_vcache *vc, size_t cap, int drop)
+{
+    struct vc_entry **slots = calloc(cap, sizeof(*slots));
+    if (!slots)
+        return false;
+    size_t n = 0;
+    for (size_t i = 0; i < vc->cap; i++) {
+        struct vc_entry *e = vc->slots[i];
+        if (e && e->gen != drop) {
+            vc_link(slots, cap, e);
+            n++;
+        }
+    }
+    free(vc->slots);
+    vc->slots = slots;
+    vc->cap = cap;
+    vc->n = n;
+    return true;
+}
+
 /* Before a snapshot: when the current generation is full, the older one
  * is dropped (its entries leave the table) and a new one begins. */
 static void vc_begin(struct corr_vcache *vc)
@@ -292,38 +315,14 @@ static void vc_begin(struct corr_vcache *vc)
                    vc->max / 2)
         return;
     uint8_t old = (uint8_t)(vc->cur ^ 1);
-    struct vc_entry **slots = calloc(vc->cap, sizeof(*slots));
-    size_t n = 0;
-    for (size_t i = 0; i < vc->cap; i++) {
-        struct vc_entry *e = vc->slots[i];
-        if (e && e->gen != old && slots) {
-            vc_link(slots, vc->cap, e);
-            n++;
-        }
+    if (!vc_rehash(vc, vc->cap, old)) {     /* out of memory: empty */
+        free(vc->slots);
+        vc->slots = NULL;
+        vc->cap = vc->n = 0;
     }
-    free(vc->slots);
-    vc->slots = slots;              /* NULL when out of memory: empty */
-    if (!slots)
-        vc->cap = 0;
-    vc->n = n;
     sp_arena_reset(&vc->gen[old]);
     vc->cur = old;
     vc->drops++;
-}
-
-static bool vc_grow(struct corr_vcache *vc)
-{
-    size_t cap = vc->cap ? vc->cap * 2 : 1024;
-    struct vc_entry **slots = calloc(cap, sizeof(*slots));
-    if (!slots)
-        return false;
-    for (size_t i = 0; i < vc->cap; i++)
-        if (vc->slots[i])
-            vc_link(slots, cap, vc->slots[i]);
-    free(vc->slots);
-    vc->slots = slots;
-    vc->cap = cap;
-    return true;
 }
 
 /* The memo's hash: eight bytes a step (multiply-xorshift), not FNV's one. */
@@ -369,9 +368,10 @@ static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
     struct sp_arena *a = &vc->gen[vc->cur];
     /* Each generation has half: one large snapshot cannot fill the memo
      * past the point where the next one would switch generations. */
-    if (len > VC_VALUE_MAX ||
+    if (len > value_lim.max_bytes ||
         a->used + vc->cap * sizeof(*vc->slots) / 2 >= vc->max / 2 ||
-        ((vc->n + 1) * 2 > vc->cap && !vc_grow(vc)))
+        ((vc->n + 1) * 2 > vc->cap &&
+         !vc_rehash(vc, vc->cap ? vc->cap * 2 : 1024, -1)))
         return NULL;
     struct vc_entry *e = sp_arena_calloc(a, sizeof(*e));
     char *copy = e ? sp_arena_strndup(a, raw, len) : NULL;
@@ -383,11 +383,10 @@ static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
     e->gen = vc->cur;
     e->alert = alert;
     /* A summary keeps its fields, not its tree; a decision its tree. */
-    struct sp_json_limits lim = {VC_VALUE_MAX, 16, 100000};
     struct sp_json_error jerr;
     sp_arena_reset(&vc->scratch);
     struct sp_json *d = sp_json_parse(alert ? &vc->scratch : a, raw, len,
-                                      &lim, &jerr);
+                                      &value_lim, &jerr);
     if (!d && jerr.code == SP_JSON_E_NOMEM)
         return NULL;
     int got = d && d->type == SP_JSON_OBJECT
@@ -412,8 +411,6 @@ static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
         if (out) {
             e->out = out;
             e->out_len = vc->tmp.len;
-            e->x.out = alert ? out : NULL;
-            e->x.out_len = alert ? vc->tmp.len : 0;
         }
     }
     vc_link(vc->slots, vc->cap, e);
@@ -495,7 +492,6 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
         return SP_ERR_NOTFOUND;     /* no meta: gone (expired) */
     v->meta = rep->element[0];
     const redisReply *al = rep->element[1], *why = rep->element[2];
-    struct sp_json_limits lim = {(size_t)1 << 20, 16, 100000};
 
     size_t na = al->elements / 2, n_refs = 0;
     v->alerts = sp_arena_calloc(a, (na + 1) * sizeof(*v->alerts));
@@ -512,9 +508,11 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
             if (!m->ok)
                 continue;       /* not ours: leave it out */
             *x = m->x;
+            x->out = m->out;
+            x->out_len = m->out_len;
         } else {
             struct sp_json_error jerr;
-            struct sp_json *d = sp_json_parse(a, val->str, val->len, &lim, &jerr);
+            struct sp_json *d = sp_json_parse(a, val->str, val->len, &value_lim, &jerr);
             if (!d && jerr.code == SP_JSON_E_NOMEM)
                 return SP_ERR_NOMEM;
             int got = d && d->type == SP_JSON_OBJECT ? alert_from(d, x, a, false) : 0;
@@ -568,7 +566,7 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
             d = m->ok ? m->doc : NULL;
         } else {
             struct sp_json_error jerr;
-            d = sp_json_parse(a, w->str, w->len, &lim, &jerr);
+            d = sp_json_parse(a, w->str, w->len, &value_lim, &jerr);
             if (!d && jerr.code == SP_JSON_E_NOMEM)
                 return SP_ERR_NOMEM;
         }

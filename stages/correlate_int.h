@@ -208,7 +208,7 @@ int64_t corr_alert_time_ms(const struct sp_alert *alert);
  * the 3 reserved EVALSHA slots, KEYS[1] (the caller fills it: one key
  * per call), P, then the alert's block.  Returns argc or -1. */
 int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
-                    int64_t now_ms, const char ***argv, size_t **lens);
+                    const char ***argv, size_t **lens);
 /* The settings a call's alerts share: CORR_CALL_ARGS into argv/lens.
  * Returns how many, or -1. */
 int corr_call_header(struct corr_ctx *ctx, const struct corr_item *item,

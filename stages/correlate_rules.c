@@ -625,7 +625,7 @@ static bool seen_add(const char **set, size_t cap, const char *key)
     } while (0)
 
 int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
-                    int64_t now_ms, const char ***argvp, size_t **lensp)
+                    const char ***argvp, size_t **lensp)
 {
     const struct sp_alert *alert = item->alert;
     const struct corr_rule *rule = corr_rule_for(ctx, alert);
