@@ -372,8 +372,12 @@ struct asm_take {
 static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
                         const int64_t *revs, size_t n)
 {
+    /* Versions go out in order: what the last batch changed first. */
+    enum sp_err e = corr_owed_publish(ctx);
+    if (e)
+        return e;
     ctx->n_changed = 0;
-    enum sp_err e = corr_run(ctx, items, n);
+    e = corr_run(ctx, items, n);
     if (e)
         return e;
     struct corr_out *out = corr_out_new(ctx);

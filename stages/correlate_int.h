@@ -164,6 +164,13 @@ struct corr_ctx {
     size_t cap_items;
     struct corr_changed *changed;
     size_t n_changed, cap_changed;
+    /* Snapshots owed (correlate.snapshot_defer): the incidents the last
+     * batch changed, read at the head of the next batch's pipeline. */
+    struct corr_changed *owed;
+    size_t n_owed, cap_owed;
+    size_t owed_sent;                /* owed[0..owed_sent) are being read */
+    int64_t owed_ms;                 /* monotonic ms they became owed */
+    bool defer;
 
     struct corr_acks *acks;
     int64_t next_outbox_ms, next_asm_ms, next_mem_ms;
@@ -250,6 +257,19 @@ struct corr_out *corr_out_new(struct corr_ctx *ctx);
 /* Fetches snapshots of ctx->changed (one pipelined round) and produces
  * them into out.  SP_ERR_RETRY when Redis failed (nothing produced). */
 enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out);
+/* Moves ctx->changed into the owed snapshots (deduplicated). */
+enum sp_err corr_owed_add(struct corr_ctx *ctx);
+/* Appends the reads of the owed snapshots to the pipeline; false when
+ * there are none or too many for one pipeline (publish them first). */
+bool corr_owed_send(struct corr_ctx *ctx);
+/* Reads what corr_owed_send sent and publishes it; what an error reply
+ * kept from being read stays owed.  Fails only when the connection is
+ * lost (nothing read after that is published). */
+enum sp_err corr_owed_take(struct corr_ctx *ctx);
+/* Reads and publishes every owed snapshot now (SP_ERR_RETRY: some are
+ * still owed). */
+enum sp_err corr_owed_publish(struct corr_ctx *ctx);
+#define CORR_OWED_WAIT_MS 100
 /* Produces an alert (the assembled Defender alert) to the alerts topic. */
 enum sp_err corr_out_alert(struct corr_ctx *ctx, struct corr_out *out,
                            const struct sp_alert *alert);

@@ -231,6 +231,23 @@ static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
                     version);
 }
 
+/* The memo's figures since they were last counted, into the metrics. */
+static void memo_count(struct corr_ctx *ctx)
+{
+    if (!ctx->vcache)
+        return;
+    uint64_t hits, misses, drops;
+    size_t bytes;
+    corr_vcache_stats(ctx->vcache, &hits, &misses, &drops, &bytes);
+    sp_counter_add(ctx->c_memo_hits, hits - ctx->memo_hits);
+    sp_counter_add(ctx->c_memo_misses, misses - ctx->memo_misses);
+    sp_counter_add(ctx->c_memo_drops, drops - ctx->memo_drops);
+    sp_gauge_set(ctx->g_memo_bytes, (double)bytes);
+    ctx->memo_hits = hits;
+    ctx->memo_misses = misses;
+    ctx->memo_drops = drops;
+}
+
 enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out)
 {
     size_t chunk = SP_MAX(ctx->pipeline_max / CORR_SNAPSHOT_REPLIES, (size_t)1);
@@ -263,19 +280,140 @@ enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out)
         }
     }
     free(reps);
-    if (ctx->vcache) {
-        uint64_t hits, misses, drops;
-        size_t bytes;
-        corr_vcache_stats(ctx->vcache, &hits, &misses, &drops, &bytes);
-        sp_counter_add(ctx->c_memo_hits, hits - ctx->memo_hits);
-        sp_counter_add(ctx->c_memo_misses, misses - ctx->memo_misses);
-        sp_counter_add(ctx->c_memo_drops, drops - ctx->memo_drops);
-        sp_gauge_set(ctx->g_memo_bytes, (double)bytes);
-        ctx->memo_hits = hits;
-        ctx->memo_misses = misses;
-        ctx->memo_drops = drops;
-    }
+    memo_count(ctx);
     return e;
+}
+
+/* ---- owed snapshots --------------------------------------------------------- */
+
+/*
+ * With correlate.snapshot_defer the snapshots of a batch are not read at
+ * once: their reads go out at the head of the next batch's pipeline, and
+ * the client writes and publishes them while Redis runs that batch's
+ * scripts (a batch's time was Redis's plus the client's; now it is close
+ * to the larger of the two).  The reads still come before any later
+ * change, so every snapshot is exactly the one the synchronous path would
+ * publish, one batch later.  When no batch follows, tick() publishes them
+ * after CORR_OWED_WAIT_MS; anything else that publishes snapshots does it
+ * first, so versions go out in order.
+ */
+
+enum sp_err corr_owed_add(struct corr_ctx *ctx)
+{
+    if (ctx->n_owed == 0) {
+        /* The common case: the batch's list becomes the owed one. */
+        struct corr_changed *c = ctx->owed;
+        size_t cap = ctx->cap_owed;
+        ctx->owed = ctx->changed;
+        ctx->cap_owed = ctx->cap_changed;
+        ctx->n_owed = ctx->n_changed;
+        ctx->changed = c;
+        ctx->cap_changed = cap;
+        ctx->n_changed = 0;
+        ctx->owed_ms = sp_now_ms();
+        return SP_OK;
+    }
+    /* Reads that failed last time are still owed: add the new ones. */
+    for (size_t i = 0; i < ctx->n_changed; i++) {
+        const struct corr_changed *c = &ctx->changed[i];
+        bool seen = false;
+        for (size_t j = 0; j < ctx->n_owed && !seen; j++)
+            seen = strcmp(ctx->owed[j].id, c->id) == 0 &&
+                   strcmp(ctx->owed[j].prefix, c->prefix) == 0;
+        if (seen)
+            continue;
+        if (ctx->n_owed == ctx->cap_owed) {
+            size_t cap = ctx->cap_owed * 2;
+            struct corr_changed *o = realloc(ctx->owed, cap * sizeof(*o));
+            if (!o)
+                return SP_ERR_NOMEM;
+            ctx->owed = o;
+            ctx->cap_owed = cap;
+        }
+        ctx->owed[ctx->n_owed++] = *c;
+    }
+    ctx->n_changed = 0;
+    return SP_OK;
+}
+
+bool corr_owed_send(struct corr_ctx *ctx)
+{
+    if (ctx->n_owed == 0 || ctx->owed_sent ||
+        ctx->n_owed * CORR_SNAPSHOT_REPLIES > ctx->pipeline_max)
+        return false;
+    for (size_t i = 0; i < ctx->n_owed; i++)
+        if (corr_snapshot_append(ctx->redis, ctx->owed[i].prefix,
+                                 ctx->owed[i].id, ctx->snapshot_why)) {
+            /* Out of memory half-way: the pipeline is not what it should
+             * be; start over on a new connection. */
+            sp_redis_disconnect(ctx->redis, "out of memory appending reads");
+            return false;
+        }
+    ctx->owed_sent = ctx->n_owed;
+    return true;
+}
+
+enum sp_err corr_owed_take(struct corr_ctx *ctx)
+{
+    size_t n = ctx->owed_sent, kept = 0, i = 0;
+    if (n == 0)
+        return SP_OK;
+    ctx->owed_sent = 0;
+    struct corr_out *out = corr_out_new(ctx);
+    enum sp_err e = SP_OK;
+    /* Each reply as it comes: the rest are on their way meanwhile. */
+    for (; i < n; i++) {
+        redisReply *rep;
+        enum sp_err re = corr_snapshot_read(ctx->redis, &rep);
+        if (re && !sp_redis_is_up(ctx->redis)) {
+            e = re;                 /* the connection is gone */
+            break;
+        }
+        if (re || !out)             /* LOADING, MOVED...: read it later */
+            ctx->owed[kept++] = ctx->owed[i];
+        else
+            publish_snapshot(ctx, out, &ctx->owed[i], rep);
+        freeReplyObject(rep);
+    }
+    for (; i < n; i++)
+        ctx->owed[kept++] = ctx->owed[i];
+    /* Owed entries added after the reads were sent stay too. */
+    memmove(ctx->owed + kept, ctx->owed + n,
+            (ctx->n_owed - n) * sizeof(*ctx->owed));
+    ctx->n_owed = kept + ctx->n_owed - n;
+    if (out)
+        corr_out_seal(ctx, out);
+    memo_count(ctx);
+    return e;
+}
+
+enum sp_err corr_owed_publish(struct corr_ctx *ctx)
+{
+    if (ctx->n_owed == 0)
+        return SP_OK;
+    if (ctx->owed_sent)
+        return SP_ERR_STATE;
+    size_t chunk = SP_MAX(ctx->pipeline_max / CORR_SNAPSHOT_REPLIES, (size_t)1);
+    while (ctx->n_owed > 0) {
+        /* One pipelined round per chunk of pipeline_max commands. */
+        size_t len = SP_MIN(chunk, ctx->n_owed), before = ctx->n_owed;
+        for (size_t i = 0; i < len; i++) {
+            enum sp_err e = corr_snapshot_append(ctx->redis, ctx->owed[i].prefix,
+                                                 ctx->owed[i].id,
+                                                 ctx->snapshot_why);
+            if (e) {
+                sp_redis_disconnect(ctx->redis, "out of memory appending reads");
+                return e;
+            }
+        }
+        ctx->owed_sent = len;
+        enum sp_err e = corr_owed_take(ctx);
+        if (e)
+            return e;
+        if (ctx->n_owed > before - len)
+            return SP_ERR_RETRY;    /* an error reply: try again later */
+    }
+    return SP_OK;
 }
 
 enum sp_err corr_out_alert(struct corr_ctx *ctx, struct corr_out *out,
@@ -494,6 +632,9 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
     if (!e && noscript)
         e = sp_redis_load_scripts(ctx->redis);
     if (e || ctx->n_changed == 0)
+        return e;
+    /* Versions go out in order: what the last batch changed first. */
+    if ((e = corr_owed_publish(ctx)))
         return e;
     struct corr_out *out = corr_out_new(ctx);
     if (!out)

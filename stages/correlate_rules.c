@@ -401,6 +401,7 @@ enum sp_err corr_config_load(struct corr_ctx *ctx, const struct sp_config *cfg,
     ctx->pipeline_max = (size_t)sp_config_int(cfg, "correlate.pipeline_max");
     ctx->snapshot_max = (size_t)sp_config_int(cfg, "correlate.snapshot_max");
     ctx->snapshot_why = sp_config_int(cfg, "correlate.snapshot_why");
+    ctx->defer = sp_config_bool(cfg, "correlate.snapshot_defer");
     ctx->outbox_interval_ms = sp_config_int(cfg, "correlate.outbox.interval");
     ctx->outbox_grace_ms = sp_config_int(cfg, "correlate.outbox.grace");
     ctx->outbox_batch = (size_t)sp_config_int(cfg, "correlate.outbox.batch");

@@ -164,6 +164,10 @@ static inline bool ct_stage(struct ct *t, struct sp_test_redis *server,
     sp_config_set(t->cfg, "correlate.outbox.grace=0", &err);
     sp_config_set(t->cfg, "correlate.outbox.interval=100ms", &err);
     sp_config_set(t->cfg, "correlate.defender.poll=10ms", &err);
+    /* Snapshots out before process() returns, so a test can look at them
+     * right after a batch; test_correlate_state runs the deferred way (the
+     * default) against this one. */
+    sp_config_set(t->cfg, "correlate.snapshot_defer=false", &err);
     for (size_t i = 0; sets && sets[i] && i < CT_MAX_SETS; i++)
         if (sp_config_set(t->cfg, sets[i], &err)) {
             fprintf(stderr, "set %s: %s\n", sets[i], err.msg);

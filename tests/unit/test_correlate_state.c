@@ -136,6 +136,33 @@ static void test_same_input_same_grouping(void)
     gen_free(&g);
 }
 
+/* Dense: n alerts from small entity pools, 5 s apart, half from one
+ * detector; with dense_sets every rule that carries state from alert to
+ * alert is at work (the cap and its continuations, noisy entities, flood,
+ * merges, expiry). */
+static void gen_dense(struct gen *g, int n)
+{
+    *g = (struct gen){calloc((size_t)n, sizeof(*g->alerts)),
+                      calloc((size_t)n, sizeof(*g->ids)),
+                      calloc((size_t)n, sizeof(*g->ents)), n};
+    static const char *const dets[] = {"d0", "d1", "d0", "d2"};
+    uint64_t seed = 7;
+    for (int i = 0; i < n; i++) {
+        snprintf(g->ids[i], sizeof(g->ids[i]), "dense:%d", i);
+        uint64_t r = rng_next(&seed);
+        snprintf(g->ents[i], sizeof(g->ents[i]),
+                 "host:ws%02d account:u%02d ip:10.1.0.%d", (int)(r % 40),
+                 (int)(r / 40 % 30), (int)(r / 1200 % 25));
+        g->alerts[i] = A(.id = g->ids[i], .ents = g->ents[i], .t = i * 5,
+                         .detector = dets[r / 30000 % 4]);
+    }
+}
+
+static const char *const dense_sets[] = {
+    "correlate.window=1h", "correlate.max_alerts=8",
+    "correlate.noisy.threshold=4", "correlate.flood.enabled=true",
+    "correlate.flood.threshold=40", "correlate.flood.window=10m", NULL};
+
 /* Alerts of one tenant go to Redis together (one call of up to 128, each
  * decided in turn): the grouping must be the one of alerts sent one by
  * one, with every rule that carries state from alert to alert at work
@@ -143,25 +170,9 @@ static void test_same_input_same_grouping(void)
 static void test_one_call_same_grouping(void)
 {
     SKIP_WITHOUT_REDIS();
-    const char *sets[] = {"correlate.window=1h", "correlate.max_alerts=8",
-                          "correlate.noisy.threshold=4",
-                          "correlate.flood.enabled=true",
-                          "correlate.flood.threshold=40",
-                          "correlate.flood.window=10m", NULL};
-    /* Dense: small entity pools, 5 s apart, half from one detector. */
-    enum { N = 600 };
-    struct gen g = {calloc(N, sizeof(*g.alerts)), calloc(N, sizeof(*g.ids)),
-                    calloc(N, sizeof(*g.ents)), N};
-    static const char *const dets[] = {"d0", "d1", "d0", "d2"};
-    uint64_t seed = 7;
-    for (int i = 0; i < N; i++) {
-        snprintf(g.ids[i], sizeof(g.ids[i]), "dense:%d", i);
-        uint64_t r = rng_next(&seed);
-        snprintf(g.ents[i], sizeof(g.ents[i]), "host:ws%02d account:u%02d ip:10.1.0.%d",
-                 (int)(r % 40), (int)(r / 40 % 30), (int)(r / 1200 % 25));
-        g.alerts[i] = A(.id = g.ids[i], .ents = g.ents[i], .t = i * 5,
-                        .detector = dets[r / 30000 % 4]);
-    }
+    const char *const *sets = dense_sets;
+    struct gen g;
+    gen_dense(&g, 600);
     const char *m_cont = "socpilot_correlate_joins_total{stage=\"correlate.0\",how=\"continuation\"}";
     const char *m_noisy = "socpilot_correlate_noisy_entities_detected_total{stage=\"correlate.0\"}";
     const char *m_flood = "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"flood\"}";
@@ -186,6 +197,86 @@ static void test_one_call_same_grouping(void)
     free(one);
     free(batched);
     ct_close(&t);
+    gen_free(&g);
+}
+
+/* "key version" of every incident snapshot published so far, in order. */
+static char *published(struct ct *t)
+{
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    pthread_mutex_lock(&t->sink.mu);
+    for (size_t i = 0; i < t->sink.n; i++) {
+        const struct sp_test_out *o = &t->sink.outs[i];
+        if (strcmp(o->topic, "incidents") == 0)
+            sp_buf_printf(&b, "%s %s\n", o->key, o->version ? o->version : "?");
+    }
+    pthread_mutex_unlock(&t->sink.mu);
+    char *out = strndup(b.data ? b.data : "", b.len);
+    sp_buf_fini(&b);
+    return out;
+}
+
+/* Deferred snapshots (correlate.snapshot_defer, the default): a batch's
+ * snapshots are read at the head of the next batch's pipeline and go out
+ * while Redis runs it.  The published sequence must be exactly the one of
+ * the synchronous path (same incidents, same versions, same order), one
+ * batch late: none after the first batch, all of batch k-1's after batch
+ * k; a tick once the stream pauses, or flush(), publishes the rest. */
+static void test_deferred_snapshots(void)
+{
+    SKIP_WITHOUT_REDIS();
+    enum { N = 600, BS = 50, NB = N / BS };
+    struct gen g;
+    gen_dense(&g, N);
+    const char *sync_sets[CT_MAX_SETS], *defer_sets[CT_MAX_SETS];
+    size_t ns = 0;
+    for (; dense_sets[ns]; ns++)
+        sync_sets[ns] = defer_sets[ns] = dense_sets[ns];
+    sync_sets[ns] = NULL;
+    defer_sets[ns] = "correlate.snapshot_defer=true";
+    defer_sets[ns + 1] = NULL;
+
+    struct ct t;
+    size_t after[NB];
+    T_OK(ct_open(&t, sync_sets));
+    for (int b = 0; b < NB; b++) {
+        T_EQ_INT(ct_run(&t, g.alerts + b * BS, BS, NULL), SP_OK);
+        after[b] = sp_test_sink_count(&t.sink, "incidents");
+    }
+    char *want = published(&t);
+    char *want_groups = assignment(&t, &g);
+    ct_close(&t);
+    T_OK(after[0] > 0 && after[NB - 1] > (size_t)NB * 5);  /* each batch some */
+
+    T_OK(ct_open(&t, defer_sets));
+    for (int b = 0; b < NB; b++) {
+        T_EQ_INT(ct_run(&t, g.alerts + b * BS, BS, NULL), SP_OK);
+        T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"),
+                 b == 0 ? 0 : after[b - 1]);
+    }
+    /* The stream pauses: the next tick past the wait publishes them. */
+    t.st->type->tick(t.st, sp_now_ms() + 1000);
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), after[NB - 1]);
+    char *got = published(&t);
+    T_OK(strcmp(want, got) == 0);
+    char *got_groups = assignment(&t, &g);
+    T_OK(strcmp(want_groups, got_groups) == 0);
+    free(got);
+    free(got_groups);
+    /* flush() (shutdown, rebalance) sends what is owed at once. */
+    struct ct_alert extra = A(.id = "extra:1", .ents = "host:lonely", .t = N * 5);
+    struct ct_res r;
+    T_EQ_INT(ct_run(&t, &extra, 1, &r), SP_OK);
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), after[NB - 1]);
+    T_EQ_INT(t.st->type->flush(t.st, 1000), SP_OK);
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), after[NB - 1] + 1);
+    json_t *inc = ct_latest(&t, r.inc);
+    T_OK(inc != NULL && ct_jint(inc, "version") == r.version);
+    json_decref(inc);
+    ct_close(&t);
+    free(want);
+    free(want_groups);
     gen_free(&g);
 }
 
@@ -460,7 +551,7 @@ static int check_redis_state(struct sp_test_redis *r, const struct gen *g)
  * stage is configured with (the same one, or another cluster master).
  */
 static void killed_midstream(struct sp_test_redis *entry,
-                             struct sp_test_redis *victim)
+                             struct sp_test_redis *victim, bool defer)
 {
     struct gen g;
     gen_make(&g, 500, 11);
@@ -472,7 +563,8 @@ static void killed_midstream(struct sp_test_redis *entry,
 
     const char *sets[] = {"correlate.window=7d", "correlate.max_alerts=10000",
                           "redis.backoff_min=20ms", "redis.backoff_max=200ms",
-                          "redis.command_timeout=2s", NULL};
+                          "redis.command_timeout=2s",
+                          defer ? "correlate.snapshot_defer=true" : NULL, NULL};
     struct ct t;
     T_OK(ct_stage(&t, entry, sets));
     int retries = 0, kills = 0;
@@ -541,7 +633,20 @@ static void test_redis_killed_midstream(void)
     memset(&pr, 0, sizeof(pr));
     pr.persist = true;
     T_EQ_INT(sp_test_redis_start(&pr), 1);
-    killed_midstream(&pr, &pr);
+    killed_midstream(&pr, &pr, false);
+    sp_test_redis_stop(&pr);
+}
+
+/* The same with deferred snapshots: the reads owed by the batch before
+ * are lost with the connection too, and must go out all the same. */
+static void test_redis_killed_midstream_deferred(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_test_redis pr;
+    memset(&pr, 0, sizeof(pr));
+    pr.persist = true;
+    T_EQ_INT(sp_test_redis_start(&pr), 1);
+    killed_midstream(&pr, &pr, true);
     sp_test_redis_stop(&pr);
 }
 
@@ -564,7 +669,7 @@ static void test_cluster_master_killed_midstream(void)
     int home = sl < 0 ? -1 : sl < 8192 ? 0 : 1;
     T_OK(home >= 0);
     if (home >= 0)
-        killed_midstream(&cl.node[1 - home], &cl.node[home]);
+        killed_midstream(&cl.node[1 - home], &cl.node[home], false);
     sp_test_cluster_stop(&cl);
 }
 
@@ -822,12 +927,14 @@ int main(void)
     sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
     T_RUN(test_same_input_same_grouping);
     T_RUN(test_one_call_same_grouping);
+    T_RUN(test_deferred_snapshots);
     T_RUN(test_call_error_keeps_order);
     T_RUN(test_two_instances);
     T_RUN(test_big_merge);
     T_RUN(test_replay_republishes);
     T_RUN(test_outbox_recovery);
     T_RUN(test_redis_killed_midstream);
+    T_RUN(test_redis_killed_midstream_deferred);
     T_RUN(test_cluster_master_killed_midstream);
     T_RUN(test_cluster_failover_endpoint_lost);
     T_RUN(test_defender_assembly);
