@@ -86,7 +86,8 @@ static const struct sp_cfg_key correlate_keys[] = {
      "their last change", 0, NULL},
     {"correlate.pipeline_max", SP_CFG_INT, "4096", 1, 100000,
      "Commands per Redis pipeline (a batch needs ceil(alerts/this) round "
-     "trips per step)", 0, NULL},
+     "trips per step; the last batch's snapshot reads, up to as many "
+     "again, may ride along)", 0, NULL},
     {"correlate.snapshot_max", SP_CFG_SIZE, "900KiB", 16384,
      (int64_t)64 << 20,
      "Largest incident snapshot; past it entities and why are cut", 0, NULL},
@@ -759,18 +760,24 @@ static void check_memory(struct corr_ctx *ctx, bool connect)
                     "noeviction", detail);
 }
 
-enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
+/* A new connection may be a new (empty) server: tenants are registered
+ * again, and its memory settings checked (with no reply pending, so
+ * before anything is appended). */
+static void note_connection(struct corr_ctx *ctx)
 {
     struct sp_redis_stats rs;
     sp_redis_stats(ctx->redis, &rs);
-    if (rs.connects != ctx->connects_seen) {
-        /* A new connection may be a new (empty) server: register tenants
-         * again. */
-        memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
-        ctx->connects_seen = rs.connects;
-        check_memory(ctx, true);
-        ctx->next_mem_ms = sp_now_ms() + CORR_MEM_CHECK_MS;
-    }
+    if (rs.connects == ctx->connects_seen)
+        return;
+    memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
+    ctx->connects_seen = rs.connects;
+    check_memory(ctx, true);
+    ctx->next_mem_ms = sp_now_ms() + CORR_MEM_CHECK_MS;
+}
+
+enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
+{
+    note_connection(ctx);
     int64_t now_ms = sp_wall_us() / 1000;
     for (size_t i = 0; i < n; i++)
         items[i].alone = false;
@@ -910,6 +917,7 @@ static enum sp_err correlate_process(struct sp_stage *st,
     /* Snapshots owed by the last batch: read ahead of this batch's calls
      * (so they see what that batch left), or, when they do not fit in the
      * pipeline, published first. */
+    note_connection(ctx);
     if (ctx->n_owed && !corr_owed_send(ctx))
         e = corr_owed_publish(ctx);
     ctx->n_changed = 0;
@@ -956,12 +964,14 @@ static enum sp_err correlate_tick(struct sp_stage *st, int64_t now_ms)
     struct sp_redis_stats rs;
     sp_redis_stats(ctx->redis, &rs);
     int64_t wall = sp_wall_us() / 1000;
+    /* No batch took the owed snapshots: the stream paused.  A failure
+     * here keeps nothing else from running (what could not be read stays
+     * owed only when the connection was lost). */
     enum sp_err e = SP_OK;
-    /* No batch took the owed snapshots: the stream paused. */
-    if (ctx->n_owed && now_ms - ctx->owed_ms >= CORR_OWED_WAIT_MS)
-        e = corr_owed_publish(ctx);
-    if (e == SP_OK)
-        e = corr_out_flush_acks(ctx);
+    if (ctx->n_owed && now_ms - ctx->owed_ms >= CORR_OWED_WAIT_MS &&
+        (e = corr_owed_publish(ctx)) && e != SP_ERR_NOMEM)
+        corr_redis_failed(ctx, e, "publishing snapshots");
+    e = corr_out_flush_acks(ctx);
     if (e == SP_OK && now_ms >= ctx->next_asm_ms) {
         ctx->next_asm_ms = now_ms + ctx->poll_ms;
         e = corr_asm_tick(ctx, wall);
@@ -1015,7 +1025,8 @@ static enum sp_err correlate_flush(struct sp_stage *st, int timeout_ms)
     if (sp_redis_ensure(ctx->redis, sp_now_ms()) != SP_OK)
         return SP_ERR_RETRY;
     enum sp_err e = corr_owed_publish(ctx);
-    return e ? e : corr_out_flush_acks(ctx);
+    enum sp_err ae = corr_out_flush_acks(ctx);
+    return e ? e : ae;
 }
 
 /* ---- life cycle ------------------------------------------------------------ */

@@ -262,12 +262,12 @@ enum sp_err corr_owed_add(struct corr_ctx *ctx);
 /* Appends the reads of the owed snapshots to the pipeline; false when
  * there are none or too many for one pipeline (publish them first). */
 bool corr_owed_send(struct corr_ctx *ctx);
-/* Reads what corr_owed_send sent and publishes it; what an error reply
- * kept from being read stays owed.  Fails only when the connection is
- * lost (nothing read after that is published). */
+/* Reads what corr_owed_send sent and publishes it (a read Redis refuses
+ * is left to the outbox).  Fails only when the connection is lost: what
+ * was not read then stays owed. */
 enum sp_err corr_owed_take(struct corr_ctx *ctx);
-/* Reads and publishes every owed snapshot now (SP_ERR_RETRY: some are
- * still owed). */
+/* Reads and publishes every owed snapshot now (an error: the connection
+ * was lost, the rest stays owed). */
 enum sp_err corr_owed_publish(struct corr_ctx *ctx);
 #define CORR_OWED_WAIT_MS 100
 /* Produces an alert (the assembled Defender alert) to the alerts topic. */

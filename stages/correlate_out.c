@@ -369,10 +369,20 @@ enum sp_err corr_owed_take(struct corr_ctx *ctx)
             e = re;                 /* the connection is gone */
             break;
         }
-        if (re || !out)             /* LOADING, MOVED...: read it later */
-            ctx->owed[kept++] = ctx->owed[i];
-        else
+        if (re || !out) {
+            /* Refused (LOADING, MOVED, an ACL...) or out of memory: left
+             * to the outbox, which republishes it after the grace period;
+             * keeping it owed could hold everything else up as long as
+             * the refusal lasts. */
+            static struct sp_log_rl rl;
+            sp_counter_inc(ctx->c_publish_errors);
+            sp_log_warn_rl(&rl, 5000, ctx->st->log, "incident %s: cannot "
+                           "read its snapshot: %s (the outbox publishes it "
+                           "again)", ctx->owed[i].id,
+                           sp_strerror(out ? re : SP_ERR_NOMEM));
+        } else {
             publish_snapshot(ctx, out, &ctx->owed[i], rep);
+        }
         freeReplyObject(rep);
     }
     for (; i < n; i++)
@@ -396,7 +406,7 @@ enum sp_err corr_owed_publish(struct corr_ctx *ctx)
     size_t chunk = SP_MAX(ctx->pipeline_max / CORR_SNAPSHOT_REPLIES, (size_t)1);
     while (ctx->n_owed > 0) {
         /* One pipelined round per chunk of pipeline_max commands. */
-        size_t len = SP_MIN(chunk, ctx->n_owed), before = ctx->n_owed;
+        size_t len = SP_MIN(chunk, ctx->n_owed);
         for (size_t i = 0; i < len; i++) {
             enum sp_err e = corr_snapshot_append(ctx->redis, ctx->owed[i].prefix,
                                                  ctx->owed[i].id,
@@ -409,9 +419,7 @@ enum sp_err corr_owed_publish(struct corr_ctx *ctx)
         ctx->owed_sent = len;
         enum sp_err e = corr_owed_take(ctx);
         if (e)
-            return e;
-        if (ctx->n_owed > before - len)
-            return SP_ERR_RETRY;    /* an error reply: try again later */
+            return e;               /* the rest stays owed */
     }
     return SP_OK;
 }

@@ -139,7 +139,14 @@ struct ct {
     struct sp_test_sink sink;
     struct sp_env env;
     struct sp_stage *st;
+    bool manual;                /* ct_run never ticks (SP_TEST_SNAPSHOT_DEFER) */
 };
+
+static inline bool ct_defer(void)
+{
+    const char *d = getenv("SP_TEST_SNAPSHOT_DEFER");
+    return d && strcmp(d, "1") == 0;
+}
 
 /* Builds config + stage against server (NULL = the program's server).
  * sets: NULL-terminated "key=value" overrides.  Returns false on error. */
@@ -165,9 +172,12 @@ static inline bool ct_stage(struct ct *t, struct sp_test_redis *server,
     sp_config_set(t->cfg, "correlate.outbox.interval=100ms", &err);
     sp_config_set(t->cfg, "correlate.defender.poll=10ms", &err);
     /* Snapshots out before process() returns, so a test can look at them
-     * right after a batch; test_correlate_state runs the deferred way (the
-     * default) against this one. */
-    sp_config_set(t->cfg, "correlate.snapshot_defer=false", &err);
+     * right after a batch; test_correlate_state compares the deferred way
+     * (the default) with it, and SP_TEST_SNAPSHOT_DEFER=1 runs every test
+     * the deferred way, with the owed snapshots published after each
+     * batch by a tick past the wait (as when the stream pauses). */
+    if (!ct_defer())
+        sp_config_set(t->cfg, "correlate.snapshot_defer=false", &err);
     for (size_t i = 0; sets && sets[i] && i < CT_MAX_SETS; i++)
         if (sp_config_set(t->cfg, sets[i], &err)) {
             fprintf(stderr, "set %s: %s\n", sets[i], err.msg);
@@ -295,6 +305,8 @@ static inline enum sp_err ct_run(struct ct *t, const struct ct_alert *alerts,
     for (size_t i = 0; i < n; i++)
         al[i] = ct_add(b, &alerts[i]);
     enum sp_err e = sp_stage_process(t->st, b);
+    if (ct_defer() && !t->manual)
+        t->st->type->tick(t->st, sp_now_ms() + 1000);
     for (size_t i = 0; res && i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
         struct sp_msg *msg = &b->msgs[i];
