@@ -191,8 +191,8 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         "Redis failures that made the stage retry", l);
     ctx->c_publish_errors = sp_metrics_counter(
         m, "correlate_publish_errors_total",
-        "Snapshots or assembled alerts the sink refused (republished later)",
-        l);
+        "Snapshots or assembled alerts the sink refused, and snapshot reads "
+        "Redis refused (republished from the outbox later)", l);
     ctx->g_redis_up = sp_metrics_gauge(m, "correlate_redis_up",
                                        "1 while Redis is connected", l);
     ctx->g_redis_may_evict = sp_metrics_gauge(
@@ -964,14 +964,14 @@ static enum sp_err correlate_tick(struct sp_stage *st, int64_t now_ms)
     struct sp_redis_stats rs;
     sp_redis_stats(ctx->redis, &rs);
     int64_t wall = sp_wall_us() / 1000;
-    /* No batch took the owed snapshots: the stream paused.  A failure
-     * here keeps nothing else from running (what could not be read stays
-     * owed only when the connection was lost). */
+    /* No batch took the owed snapshots: the stream paused.  Only a lost
+     * connection fails this (a refused read is left to the outbox), and
+     * then the rest has to wait too. */
     enum sp_err e = SP_OK;
-    if (ctx->n_owed && now_ms - ctx->owed_ms >= CORR_OWED_WAIT_MS &&
-        (e = corr_owed_publish(ctx)) && e != SP_ERR_NOMEM)
-        corr_redis_failed(ctx, e, "publishing snapshots");
-    e = corr_out_flush_acks(ctx);
+    if (ctx->n_owed && now_ms - ctx->owed_ms >= CORR_OWED_WAIT_MS)
+        e = corr_owed_publish(ctx);
+    if (e == SP_OK)
+        e = corr_out_flush_acks(ctx);
     if (e == SP_OK && now_ms >= ctx->next_asm_ms) {
         ctx->next_asm_ms = now_ms + ctx->poll_ms;
         e = corr_asm_tick(ctx, wall);

@@ -1,8 +1,9 @@
 #!/bin/sh
 # run-integration.sh BUILD - the integration suites: every
 # BUILD/integration/test_* program (mock Kafka cluster, real redis-server,
-# fake HTTP services), the CLI checks, the Redis-backed unit suites against
-# a Redis Cluster, the schema check of everything the pipeline produced,
+# fake HTTP services), the CLI checks, the Redis-backed unit suites again
+# (against a Redis Cluster, and with snapshots deferred), the schema check
+# of everything the pipeline produced,
 # and the fuzz corpus replay.  One total line at the end.
 set -u
 build=${1:-build}
@@ -28,28 +29,26 @@ for s in tests/integration/*.sh; do
     count "$(basename "$s")" $rc
 done
 
-# The Redis-backed unit suites once more against a Redis Cluster of two
-# masters (the default tenant's slot is on the second one).
-for t in test_correlate test_analyze; do
-    [ -x "$build/tests/$t" ] || continue
-    out=$(SP_TEST_REDIS_CLUSTER=1 "$build/tests/$t" 2>&1); rc=$?
-    line=$(printf '%s\n' "$out" | grep -E ': [0-9]+ passed, [0-9]+ failed' | tail -n 1)
-    [ $rc -ne 0 ] && printf '%s\n' "$out"
-    echo "$line (against a Redis Cluster)"
-    count "$t against a Redis Cluster" $rc
-done
-
-# The same suites with snapshots deferred (the default; the unit run
-# publishes them before process() returns, so tests can look right after a
-# batch): each batch's snapshots are published by a tick past the wait.
-for t in test_correlate test_analyze; do
-    [ -x "$build/tests/$t" ] || continue
-    out=$(SP_TEST_SNAPSHOT_DEFER=1 "$build/tests/$t" 2>&1); rc=$?
-    line=$(printf '%s\n' "$out" | grep -E ': [0-9]+ passed, [0-9]+ failed' | tail -n 1)
-    [ $rc -ne 0 ] && printf '%s\n' "$out"
-    echo "$line (snapshots deferred)"
-    count "$t with snapshots deferred" $rc
-done
+# again VAR LABEL SUITE...: Redis-backed unit suites once more with VAR=1.
+again() {
+    var=$1; label=$2; shift 2
+    for t in "$@"; do
+        [ -x "$build/tests/$t" ] || continue
+        out=$(env "$var=1" "$build/tests/$t" 2>&1); rc=$?
+        line=$(printf '%s\n' "$out" | grep -E ': [0-9]+ passed, [0-9]+ failed' | tail -n 1)
+        [ $rc -ne 0 ] && printf '%s\n' "$out"
+        echo "$line ($label)"
+        count "$t $label" $rc
+    done
+}
+# Against a Redis Cluster of two masters (the default tenant's slot is on
+# the second one).
+again SP_TEST_REDIS_CLUSTER "against a Redis Cluster" test_correlate test_analyze
+# With snapshots deferred (the default, which test_analyze runs anyway; the
+# test_correlate unit run publishes them before process() returns, so a
+# test can look right after a batch): what is owed rides with the next
+# batch, and a tick publishes the rest when a test looks.
+again SP_TEST_SNAPSHOT_DEFER "snapshots deferred" test_correlate
 
 for f in build/e2e_alerts.jsonl build/normalized_samples.jsonl; do
     if [ -s "$f" ]; then

@@ -139,7 +139,7 @@ struct ct {
     struct sp_test_sink sink;
     struct sp_env env;
     struct sp_stage *st;
-    bool manual;                /* ct_run never ticks (SP_TEST_SNAPSHOT_DEFER) */
+    bool manual;                /* ct_settle never ticks */
 };
 
 static inline bool ct_defer(void)
@@ -174,8 +174,9 @@ static inline bool ct_stage(struct ct *t, struct sp_test_redis *server,
     /* Snapshots out before process() returns, so a test can look at them
      * right after a batch; test_correlate_state compares the deferred way
      * (the default) with it, and SP_TEST_SNAPSHOT_DEFER=1 runs every test
-     * the deferred way, with the owed snapshots published after each
-     * batch by a tick past the wait (as when the stream pauses). */
+     * the deferred way: what is owed rides with the next batch, and is
+     * published by a tick past the wait (as when the stream pauses) only
+     * when the test looks at the snapshots (ct_settle). */
     if (!ct_defer())
         sp_config_set(t->cfg, "correlate.snapshot_defer=false", &err);
     for (size_t i = 0; sets && sets[i] && i < CT_MAX_SETS; i++)
@@ -305,8 +306,6 @@ static inline enum sp_err ct_run(struct ct *t, const struct ct_alert *alerts,
     for (size_t i = 0; i < n; i++)
         al[i] = ct_add(b, &alerts[i]);
     enum sp_err e = sp_stage_process(t->st, b);
-    if (ct_defer() && !t->manual)
-        t->st->type->tick(t->st, sp_now_ms() + 1000);
     for (size_t i = 0; res && i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
         struct sp_msg *msg = &b->msgs[i];
@@ -333,11 +332,27 @@ static inline enum sp_err ct_one(struct ct *t, const struct ct_alert *a,
 
 /* ---- snapshots ------------------------------------------------------------ */
 
+/* With SP_TEST_SNAPSHOT_DEFER=1, publishes the snapshots still owed (a
+ * tick past the wait), before a test looks at what was published. */
+static inline void ct_settle(struct ct *t)
+{
+    if (ct_defer() && !t->manual)
+        t->st->type->tick(t->st, sp_now_ms() + 1000);
+}
+
+/* Outputs to topic so far, what is owed first. */
+static inline size_t ct_count(struct ct *t, const char *topic)
+{
+    ct_settle(t);
+    return sp_test_sink_count(&t->sink, topic);
+}
+
 /* The latest snapshot of incident id (new reference), or NULL. */
 static inline json_t *ct_latest(struct ct *t, const char *id)
 {
     json_t *best = NULL;
     long long bv = -1;
+    ct_settle(t);
     pthread_mutex_lock(&t->sink.mu);
     for (size_t i = 0; i < t->sink.n; i++) {
         struct sp_test_out *o = &t->sink.outs[i];
@@ -393,6 +408,7 @@ static inline int ct_vrow_cmp(const void *a, const void *b)
 
 static inline void ct_view_build(struct ct *t, struct ct_view *v)
 {
+    ct_settle(t);
     pthread_mutex_lock(&t->sink.mu);
     struct ct_vrow *rows = calloc(t->sink.n + 1, sizeof(*rows));
     size_t nr = 0;

@@ -635,9 +635,9 @@ static void test_duplicates_updates(void)
     /* Once the snapshot's ack reached Redis, a duplicate publishes
      * nothing more. */
     t.st->type->tick(t.st, sp_now_ms() + 1000000);
-    size_t after_dups = sp_test_sink_count(&t.sink, "incidents");
+    size_t after_dups = ct_count(&t, "incidents");
     T_EQ_INT(ct_one(&t, &v1, &r), SP_OK);
-    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), after_dups);
+    T_EQ_INT(ct_count(&t, "incidents"), after_dups);
     struct ct_alert v2 = A(.id = "u1", .ents = "host:h1 account:u9", .t = 0, .updated = 300,
                            .title = "Suspicious logon (confirmed)", .sev = SP_SEV_HIGH);
     T_EQ_INT(ct_one(&t, &v2, &r), SP_OK);
@@ -649,7 +649,7 @@ static void test_duplicates_updates(void)
     T_EQ_STR(ct_jstr(d, "title"), "Suspicious logon (confirmed)");
     T_OK(has_entity(d, "account:u9", NULL));
     json_decref(d);
-    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), after_dups + 1);
+    T_EQ_INT(ct_count(&t, "incidents"), after_dups + 1);
     T_EQ_INT(ct_one(&t, &v1, &r), SP_OK);       /* older: stale */
     T_EQ_INT(r.version, 2);
     T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"duplicate\"}"), 2);
@@ -1363,6 +1363,7 @@ static void test_schema(void)
         A(.id = "f4", .ents = "ip:1.1.1.4", .t = 8, .detector = "F"),
     };
     T_EQ_INT(ct_run(&t, in, SP_ARRAY_SIZE(in), NULL), SP_OK);
+    ct_settle(&t);
     char path[] = "/tmp/socpilot-incidents-XXXXXX";
     int fd = mkstemp(path);
     FILE *f = fdopen(fd, "w");
