@@ -292,10 +292,11 @@ enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out)
  * the client writes and publishes them while Redis runs that batch's
  * scripts (a batch's time was Redis's plus the client's; now it is close
  * to the larger of the two).  The reads still come before any later
- * change, so every snapshot is exactly the one the synchronous path would
+ * change, so every snapshot is the one the synchronous path would
  * publish, one batch later.  When no batch follows, tick() publishes them
  * after CORR_OWED_WAIT_MS; anything else that publishes snapshots does it
- * first, so versions go out in order.
+ * first, so versions go out in order.  A read lost with the connection
+ * stays owed; one Redis refuses is left to the outbox.
  */
 
 enum sp_err corr_owed_add(struct corr_ctx *ctx)
@@ -313,7 +314,8 @@ enum sp_err corr_owed_add(struct corr_ctx *ctx)
         ctx->owed_ms = sp_now_ms();
         return SP_OK;
     }
-    /* Reads that failed last time are still owed: add the new ones. */
+    /* Reads lost with the connection last time are still owed: add the
+     * new ones. */
     for (size_t i = 0; i < ctx->n_changed; i++) {
         const struct corr_changed *c = &ctx->changed[i];
         bool seen = false;
@@ -336,6 +338,15 @@ enum sp_err corr_owed_add(struct corr_ctx *ctx)
     return SP_OK;
 }
 
+/* Appending failed half-way (out of memory, or the connection or the
+ * slot map went): replies would be owed for reads no one reads, so the
+ * connection starts over. */
+static void owed_abandon(struct corr_ctx *ctx)
+{
+    if (sp_redis_is_up(ctx->redis))
+        sp_redis_disconnect(ctx->redis, "appending snapshot reads failed");
+}
+
 bool corr_owed_send(struct corr_ctx *ctx)
 {
     if (ctx->n_owed == 0 || ctx->owed_sent ||
@@ -344,9 +355,7 @@ bool corr_owed_send(struct corr_ctx *ctx)
     for (size_t i = 0; i < ctx->n_owed; i++)
         if (corr_snapshot_append(ctx->redis, ctx->owed[i].prefix,
                                  ctx->owed[i].id, ctx->snapshot_why)) {
-            /* Out of memory half-way: the pipeline is not what it should
-             * be; start over on a new connection. */
-            sp_redis_disconnect(ctx->redis, "out of memory appending reads");
+            owed_abandon(ctx);
             return false;
         }
     ctx->owed_sent = ctx->n_owed;
@@ -412,7 +421,7 @@ enum sp_err corr_owed_publish(struct corr_ctx *ctx)
                                                  ctx->owed[i].id,
                                                  ctx->snapshot_why);
             if (e) {
-                sp_redis_disconnect(ctx->redis, "out of memory appending reads");
+                owed_abandon(ctx);
                 return e;
             }
         }
