@@ -191,8 +191,8 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         "Redis failures that made the stage retry", l);
     ctx->c_publish_errors = sp_metrics_counter(
         m, "correlate_publish_errors_total",
-        "Snapshots or assembled alerts the sink refused, and snapshot reads "
-        "Redis refused (republished from the outbox later)", l);
+        "Snapshots or assembled alerts the sink refused, and deferred "
+        "snapshot reads Redis refused (republished from the outbox later)", l);
     ctx->g_redis_up = sp_metrics_gauge(m, "correlate_redis_up",
                                        "1 while Redis is connected", l);
     ctx->g_redis_may_evict = sp_metrics_gauge(

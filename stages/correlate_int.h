@@ -260,7 +260,8 @@ enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out);
 /* Moves ctx->changed into the owed snapshots (deduplicated). */
 enum sp_err corr_owed_add(struct corr_ctx *ctx);
 /* Appends the reads of the owed snapshots to the pipeline; false when
- * there are none or too many for one pipeline (publish them first). */
+ * there are none, too many for one pipeline (publish them first), or
+ * appending failed (the connection was dropped). */
 bool corr_owed_send(struct corr_ctx *ctx);
 /* Reads what corr_owed_send sent and publishes it (a read Redis refuses
  * is left to the outbox).  Fails only when the connection is lost: what

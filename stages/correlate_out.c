@@ -314,8 +314,8 @@ enum sp_err corr_owed_add(struct corr_ctx *ctx)
         ctx->owed_ms = sp_now_ms();
         return SP_OK;
     }
-    /* Reads lost with the connection last time are still owed: add the
-     * new ones. */
+    /* Still owed (defensive: a batch retried after a lost connection
+     * takes them again before it gets here): add the new ones. */
     for (size_t i = 0; i < ctx->n_changed; i++) {
         const struct corr_changed *c = &ctx->changed[i];
         bool seen = false;
