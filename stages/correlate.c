@@ -221,7 +221,9 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         m, "correlate_snapshot_memo_bytes", "Memory the snapshot memo holds",
         l);
     ctx->h_redis = sp_metrics_hist(m, "correlate_redis_seconds",
-                                   "Time of one pipelined Redis round", l,
+                                   "Time waiting for a pipelined round's "
+                                   "replies (deferred snapshots: after "
+                                   "publishing the owed ones)", l,
                                    NULL, 0);
     snprintf(l, sizeof(l), "stage=\"%s\",reason=\"stoplist\"", st->name);
     ctx->c_noisy_stop = sp_metrics_counter(
@@ -246,30 +248,38 @@ void corr_redis_failed(struct corr_ctx *ctx, enum sp_err e, const char *what)
 
 /* ---- changed incidents ----------------------------------------------------- */
 
-enum sp_err corr_changed_add(struct corr_ctx *ctx, const char *prefix,
-                             const char *tenant, const char *id)
+enum sp_err corr_list_add(struct corr_changed **list, size_t *n,
+                          size_t *cap, const char *prefix, const char *tenant,
+                          const char *id)
 {
     /* A batch changes few incidents; a linear scan stays cheap and keeps
      * snapshot order deterministic (first change first). */
-    for (size_t i = 0; i < ctx->n_changed; i++)
-        if (strcmp(ctx->changed[i].id, id) == 0 &&
-            strcmp(ctx->changed[i].prefix, prefix) == 0)
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp((*list)[i].id, id) == 0 &&
+            strcmp((*list)[i].prefix, prefix) == 0)
             return SP_OK;
-    if (ctx->n_changed == ctx->cap_changed) {
-        size_t cap = ctx->cap_changed ? ctx->cap_changed * 2 : 64;
-        if (cap > 1000000)
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 64;
+        if (nc > 1000000)
             return SP_ERR_LIMIT;
-        struct corr_changed *c = realloc(ctx->changed, cap * sizeof(*c));
+        struct corr_changed *c = realloc(*list, nc * sizeof(*c));
         if (!c)
             return SP_ERR_NOMEM;
-        ctx->changed = c;
-        ctx->cap_changed = cap;
+        *list = c;
+        *cap = nc;
     }
-    struct corr_changed *c = &ctx->changed[ctx->n_changed++];
+    struct corr_changed *c = &(*list)[(*n)++];
     snprintf(c->prefix, sizeof(c->prefix), "%s", prefix);
     snprintf(c->id, sizeof(c->id), "%s", id);
     snprintf(c->tenant, sizeof(c->tenant), "%s", tenant);
     return SP_OK;
+}
+
+enum sp_err corr_changed_add(struct corr_ctx *ctx, const char *prefix,
+                             const char *tenant, const char *id)
+{
+    return corr_list_add(&ctx->changed, &ctx->n_changed, &ctx->cap_changed,
+                         prefix, tenant, id);
 }
 
 /* ---- the Redis rounds ------------------------------------------------------ */

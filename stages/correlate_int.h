@@ -242,6 +242,11 @@ extern const char corr_lua_asm_done[];
  * message is modified.  SP_ERR_RETRY when Redis is away (the caller
  * repeats the whole call later: the scripts are idempotent). */
 enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n);
+/* Adds incident (prefix, id) to a list of incidents to publish (*n of
+ * *cap), once. */
+enum sp_err corr_list_add(struct corr_changed **list, size_t *n,
+                          size_t *cap, const char *prefix, const char *tenant,
+                          const char *id);
 /* Records incident (prefix, id) for publishing; deduplicated. */
 enum sp_err corr_changed_add(struct corr_ctx *ctx, const char *prefix,
                              const char *tenant, const char *id);

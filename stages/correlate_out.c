@@ -318,21 +318,10 @@ enum sp_err corr_owed_add(struct corr_ctx *ctx)
      * takes them again before it gets here): add the new ones. */
     for (size_t i = 0; i < ctx->n_changed; i++) {
         const struct corr_changed *c = &ctx->changed[i];
-        bool seen = false;
-        for (size_t j = 0; j < ctx->n_owed && !seen; j++)
-            seen = strcmp(ctx->owed[j].id, c->id) == 0 &&
-                   strcmp(ctx->owed[j].prefix, c->prefix) == 0;
-        if (seen)
-            continue;
-        if (ctx->n_owed == ctx->cap_owed) {
-            size_t cap = ctx->cap_owed * 2;
-            struct corr_changed *o = realloc(ctx->owed, cap * sizeof(*o));
-            if (!o)
-                return SP_ERR_NOMEM;
-            ctx->owed = o;
-            ctx->cap_owed = cap;
-        }
-        ctx->owed[ctx->n_owed++] = *c;
+        enum sp_err e = corr_list_add(&ctx->owed, &ctx->n_owed, &ctx->cap_owed,
+                                      c->prefix, c->tenant, c->id);
+        if (e)
+            return e;
     }
     ctx->n_changed = 0;
     return SP_OK;
