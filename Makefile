@@ -95,7 +95,11 @@ unit-san:
 	@$(MAKE) --no-print-directory SANITIZE=address,undefined OPT=-O1 unit
 
 # The benchmarks are built (not run) here too, so that they keep compiling.
+# test_faults runs once more under the sanitizers: its fault paths (a
+# batch given up with outputs in flight) are where memory errors hide.
 integration: all $(TOOL_BINS) $(INTEG_BINS) $(BENCH_BINS) $(UNIT_BINS)
+	@$(MAKE) --no-print-directory SANITIZE=address,undefined OPT=-O1 \
+		build-san/integration/test_faults
 	@sh tests/run-integration.sh $(BUILD)
 
 test: deps

@@ -699,6 +699,26 @@ void sp_kafka_pause(struct sp_kafka *k, bool pause)
     k->paused = pause;
 }
 
+bool sp_kafka_fatal(struct sp_kafka *k, char *buf, size_t size)
+{
+    rd_kafka_t *hs[] = {k->consumer, k->producer};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(hs); i++) {
+        char why[512];
+        rd_kafka_resp_err_t e;
+        if (!hs[i] || !(e = rd_kafka_fatal_error(hs[i], why, sizeof(why))))
+            continue;
+        snprintf(buf, size, "%s %s: %s", i ? "producer" : "consumer",
+                 rd_kafka_err2name(e), why);
+        return true;
+    }
+    return false;
+}
+
+rd_kafka_t *sp_kafka_producer(struct sp_kafka *k)
+{
+    return k->producer;
+}
+
 bool sp_kafka_is_paused(const struct sp_kafka *k)
 {
     return k->paused;

@@ -78,6 +78,12 @@ void sp_kafka_pause(struct sp_kafka *k, bool pause);    /* all assigned */
 bool sp_kafka_is_paused(const struct sp_kafka *k);
 /* Number of partitions currently assigned. */
 int sp_kafka_assigned(const struct sp_kafka *k);
+/* A fatal error on the consumer or the producer (e.g. a fenced static
+ * member, an idempotence failure): the handle is unusable, nothing more
+ * will be consumed or delivered.  Describes it in buf when true. */
+bool sp_kafka_fatal(struct sp_kafka *k, char *buf, size_t size);
+/* The raw handles, for tests (fault injection). */
+rd_kafka_t *sp_kafka_producer(struct sp_kafka *k);
 
 /* ---- mock cluster ---------------------------------------------------- */
 

@@ -124,6 +124,10 @@ struct sp_engine {
     int64_t pause_after_ms;
     int64_t full_since_ms;              /* 0 = not at the in-flight limit */
     rd_kafka_message_t **rkms;
+    rd_kafka_message_t **held;          /* taken while paused (see
+                                           serve_paused): the next batch's
+                                           first messages */
+    size_t n_held;
 
     volatile sig_atomic_t stop;
     int64_t last_tick_ms;
@@ -272,13 +276,15 @@ static void complete_batches(struct sp_engine *eng)
         if (!eng->head)
             eng->tail = NULL;
         eng->n_inflight--;
-        if (batch->failed) {
-            /* Something could not be delivered even to the DLQ: never
-             * commit past it.  Stop; a restart replays from here. */
-            sp_log_error(ECOMP, "batch %llu: %lld output(s) undeliverable; "
-                         "stopping without committing it",
-                         (unsigned long long)batch->seq,
-                         (long long)batch->failed);
+        if (batch->failed || batch->abandoned) {
+            /* Something could not be delivered even to the DLQ, or a
+             * stage gave up on the batch: never commit past it.  Stop; a
+             * restart replays from here. */
+            if (batch->failed)
+                sp_log_error(ECOMP, "batch %llu: %lld output(s) "
+                             "undeliverable; stopping without committing it",
+                             (unsigned long long)batch->seq,
+                             (long long)batch->failed);
             eng->failed = true;
             eng->stop = 1;
             /* Later batches must not be stored either. */
@@ -305,6 +311,25 @@ static void inflight_push(struct sp_engine *eng, struct sp_batch *batch)
     eng->tail = batch;
     eng->n_inflight++;
     sp_gauge_set(eng->g_inflight, (double)eng->n_inflight);
+}
+
+/*
+ * A batch given up on after a stage error: never stored, and the engine
+ * stops (a restart replays it).  Outputs it produced before the error
+ * still point at it and acknowledge it when their reports come, so it is
+ * freed only once they are settled: it waits at the tail of the in-flight
+ * FIFO, marked abandoned, and complete_batches() releases it.
+ */
+static void batch_abandon(struct sp_engine *eng, struct sp_batch *batch)
+{
+    eng->failed = true;
+    eng->stop = 1;
+    if (batch->pending == 0) {
+        batch_release(batch);
+        return;
+    }
+    batch->abandoned = true;
+    inflight_push(eng, batch);
 }
 
 /* Runs the chain from batch->next_stage.  SP_ERR_RETRY leaves
@@ -372,9 +397,7 @@ static void retry_stuck(struct sp_engine *eng)
         sp_log_error(ECOMP, "batch %llu abandoned after a stage error; "
                      "stopping without committing it",
                      (unsigned long long)batch->seq);
-        eng->failed = true;
-        eng->stop = 1;
-        batch_release(batch);
+        batch_abandon(eng, batch);
         return;
     }
     count_outputs(eng, batch);
@@ -426,6 +449,17 @@ static bool part_in(const rd_kafka_topic_partition_list_t *parts,
     return false;
 }
 
+static bool held_in(const rd_kafka_topic_partition_list_t *parts,
+                    const rd_kafka_message_t *rkm)
+{
+    const char *topic = rd_kafka_topic_name(rkm->rkt);
+    for (int i = 0; i < parts->cnt; i++)
+        if (parts->elems[i].partition == rkm->partition &&
+            strcmp(parts->elems[i].topic, topic) == 0)
+            return true;
+    return false;
+}
+
 static void drop_revoked(struct sp_batch *batch,
                          const rd_kafka_topic_partition_list_t *parts,
                          uint64_t *count)
@@ -436,6 +470,25 @@ static void drop_revoked(struct sp_batch *batch,
             (*count)++;
         }
     }
+}
+
+/* Messages held for the next batch (see serve_paused) of revoked
+ * partitions go back: their next owner reads them again. */
+static void drop_held(struct sp_engine *eng,
+                      const rd_kafka_topic_partition_list_t *parts,
+                      uint64_t *count)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < eng->n_held; i++) {
+        rd_kafka_message_t *rkm = eng->held[i];
+        if (held_in(parts, rkm)) {
+            rd_kafka_message_destroy(rkm);
+            (*count)++;
+        } else {
+            eng->held[k++] = rkm;
+        }
+    }
+    eng->n_held = k;
 }
 
 static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts)
@@ -454,6 +507,7 @@ static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts)
         drop_revoked(b, parts, &dropped);
     if (eng->stuck)
         drop_revoked(eng->stuck, parts, &dropped);
+    drop_held(eng, parts, &dropped);
     if (dropped) {
         sp_log_warn(ECOMP, "%llu in-flight message(s) of revoked partitions "
                     "left for their next owner",
@@ -558,8 +612,9 @@ struct sp_engine *sp_engine_new(struct sp_config *cfg, struct sp_error *err)
     eng->backoff_max_ms = sp_config_int(cfg, "pipeline.retry_backoff_max");
     eng->pause_after_ms = sp_config_int(cfg, "pipeline.pause_after");
     eng->rkms = calloc(eng->batch_size, sizeof(*eng->rkms));
+    eng->held = calloc(eng->batch_size, sizeof(*eng->held));
     eng->metrics = sp_metrics_new("socpilot_");
-    if (!eng->rkms || !eng->metrics) {
+    if (!eng->rkms || !eng->held || !eng->metrics) {
         sp_error_set(err, SP_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -634,18 +689,61 @@ static void tick_stages(struct sp_engine *eng)
     update_readiness(eng);
 }
 
+/*
+ * While paused, the consumer queue must still be served: rebalance
+ * callbacks and consumer errors come through it, and a member that does
+ * not serve them holds up the whole group (an eager rebalance waits up to
+ * max.poll.interval.ms for it).  librdkafka serves the queue only when a
+ * call may return a message, so ask for one: paused partitions fetch
+ * nothing, but one assigned just before the pause took effect may, and
+ * such a message is held, in order, for the head of the next batch.
+ * (A revoke served during the call may drop held messages: the count is
+ * read after it returns.)
+ */
+static void serve_paused(struct sp_engine *eng)
+{
+    rd_kafka_message_t *rkm;
+    if (eng->n_held >= eng->batch_size)
+        return;
+    if (sp_kafka_consume(eng->kafka, &rkm, 1, 0) == 1)
+        eng->held[eng->n_held++] = rkm;
+}
+
+/* Takes up to a batch: the held messages first, then new ones. */
+static size_t take_batch(struct sp_engine *eng)
+{
+    size_t n = sp_kafka_consume(eng->kafka, eng->rkms,
+                                eng->batch_size - eng->n_held,
+                                eng->n_held ? 0 : eng->batch_wait_ms);
+    size_t h = eng->n_held;         /* after any revoke in the call */
+    if (h) {
+        memmove(eng->rkms + h, eng->rkms, n * sizeof(*eng->rkms));
+        memcpy(eng->rkms, eng->held, h * sizeof(*eng->rkms));
+        eng->n_held = 0;
+    }
+    return h + n;
+}
+
 /* One turn of the loop; returns the number of messages consumed. */
 static size_t loop_once(struct sp_engine *eng)
 {
     sp_kafka_poll(eng->kafka, 0);
     complete_batches(eng);
     tick_stages(eng);
+    char why[600];
+    if (sp_kafka_fatal(eng->kafka, why, sizeof(why))) {
+        /* Nothing more will come in or go out on this handle: stop (not
+         * ready), commit what completed, and let a restart start over. */
+        sp_log_error(ECOMP, "Kafka fatal error (%s); stopping", why);
+        eng->failed = true;
+        eng->stop = 1;
+        return 0;
+    }
 
     if (eng->stuck) {
         retry_stuck(eng);
         if (eng->stuck) {
-            /* Keep group membership alive while paused. */
-            sp_kafka_consume(eng->kafka, eng->rkms, 0, 0);
+            serve_paused(eng);
             sp_kafka_poll(eng->kafka, 20);
             return 0;
         }
@@ -670,13 +768,11 @@ static size_t loop_once(struct sp_engine *eng)
             sp_gauge_set(eng->g_paused, 1);
         }
         sp_kafka_poll(eng->kafka, 10);
-        /* Serve rebalances while paused (returns no messages then). */
         if (sp_kafka_is_paused(eng->kafka))
-            sp_kafka_consume(eng->kafka, eng->rkms, 0, 0);
+            serve_paused(eng);
         return 0;
     }
-    size_t n = sp_kafka_consume(eng->kafka, eng->rkms, eng->batch_size,
-                                eng->batch_wait_ms);
+    size_t n = take_batch(eng);
     if (n == 0)
         return 0;
     struct sp_batch *batch = build_batch(eng, eng->rkms, n);
@@ -686,11 +782,8 @@ static size_t loop_once(struct sp_engine *eng)
         eng->stop = 1;
         return n;
     }
-    if (process_batch(eng, batch) != SP_OK) {
-        eng->failed = true;
-        eng->stop = 1;
-        batch_release(batch);
-    }
+    if (process_batch(eng, batch) != SP_OK)
+        batch_abandon(eng, batch);
     return n;
 }
 
@@ -787,12 +880,16 @@ void sp_engine_free(struct sp_engine *eng)
     }
     if (eng->stuck)
         batch_release(eng->stuck);
+    for (size_t i = 0; i < eng->n_held; i++)
+        rd_kafka_message_destroy(eng->held[i]);
+    eng->n_held = 0;
     for (size_t i = 0; i < eng->n_stages; i++)
         sp_stage_free(eng->stages[i]);
     sp_kafka_close(eng->kafka);
     sp_redis_server_stop(&eng->redis);
     free(eng->stages);
     free(eng->rkms);
+    free(eng->held);
     sp_metrics_free(eng->metrics);
     pthread_mutex_destroy(&eng->ready_lock);
     free(eng);

@@ -100,6 +100,7 @@ struct sp_batch {
     void (*on_done)(struct sp_batch *batch, void *ud);
     void *ud;
     bool sealed;
+    bool abandoned;                 /* a stage gave up: never stored */
 };
 
 /* Appends a reject to msg (strings borrowed: static or msg arena). */

@@ -31,6 +31,7 @@ struct publish_ctx {
     size_t done_msgs;           /* progress within a batch, for retries */
     uint64_t batch_seq;
     struct sp_counter *c_alerts, *c_dlq, *c_dlq_truncated;
+    struct sp_log_rl rl_small;
 };
 
 static const struct sp_cfg_key publish_keys[] = {
@@ -44,7 +45,9 @@ static const struct sp_cfg_key publish_keys[] = {
      "Largest DLQ value: a longer rejected record is cut to this size, with "
      "headers socpilot-truncated and socpilot-original-size (the original "
      "stays in the input topic at the offset the headers name); keep it "
-     "under the producer's and the topic's message.max.bytes", 0, NULL},
+     "under the producer's and the topic's message.max.bytes (a record the "
+     "producer still refuses keeps only its first 1 KiB); keys are cut to "
+     "1 KiB (header socpilot-original-key-size)", 0, NULL},
 };
 
 static enum sp_err publish_init(struct sp_stage *st, struct sp_error *err)
@@ -64,10 +67,68 @@ static enum sp_err publish_init(struct sp_stage *st, struct sp_error *err)
                                         "Records produced to the DLQ", NULL);
         ctx->c_dlq_truncated = sp_metrics_counter(
             st->env->metrics, "published_dlq_truncated_total",
-            "DLQ records cut to publish.dlq_max_value", NULL);
+            "DLQ records cut (value to publish.dlq_max_value, key to 1 KiB)",
+            NULL);
     }
     SP_UNUSED(err);
     return SP_OK;
+}
+
+/* A DLQ record's key is the input's key, cut to this: keys route, and a
+ * long one would make the record too big for the producer. */
+#define DLQ_MAX_KEY 1024
+/* What a DLQ record keeps when the producer refuses even the record cut
+ * to publish.dlq_max_value (message.max.bytes set below it). */
+#define DLQ_MIN_VALUE 1024
+#define DLQ_MIN_KEY 256
+#define DLQ_MAX_DETAIL 1024
+
+static enum sp_err dlq_produce(struct sp_stage *st, struct sp_batch *batch,
+                               const struct sp_msg *msg,
+                               const struct sp_reject *r, size_t max_value,
+                               size_t max_key)
+{
+    struct publish_ctx *ctx = st->ctx;
+    char part[16], off[24], size[24], ksize[24];
+    snprintf(part, sizeof(part), "%d", (int)msg->partition);
+    snprintf(off, sizeof(off), "%lld", (long long)msg->offset);
+    snprintf(size, sizeof(size), "%zu", r->len);
+    snprintf(ksize, sizeof(ksize), "%zu", msg->key_len);
+    const char *detail = r->detail ? r->detail : "";
+    struct sp_header hdrs[10] = {
+        {"socpilot-error-reason", r->reason, strlen(r->reason)},
+        {"socpilot-error-detail", detail,
+         SP_MIN(strlen(detail), (size_t)DLQ_MAX_DETAIL)},
+        {"socpilot-error-stage", r->stage, strlen(r->stage)},
+        {"socpilot-source-topic", msg->topic, strlen(msg->topic)},
+        {"socpilot-source-partition", part, strlen(part)},
+        {"socpilot-source-offset", off, strlen(off)},
+    };
+    size_t n_hdrs = 6;
+    size_t len = r->len, klen = msg->key_len;
+    if (len > max_value) {
+        /* Bigger than the DLQ takes: keep a prefix, say so, and point at
+         * the original, which stays in the input topic at this offset. */
+        len = max_value;
+        hdrs[n_hdrs++] = (struct sp_header){"socpilot-original-size", size,
+                                            strlen(size)};
+    }
+    if (klen > max_key) {
+        klen = max_key;
+        hdrs[n_hdrs++] = (struct sp_header){"socpilot-original-key-size",
+                                            ksize, strlen(ksize)};
+    }
+    if (len < r->len || klen < msg->key_len)
+        hdrs[n_hdrs++] = (struct sp_header){"socpilot-truncated", "true", 4};
+    enum sp_err e = st->env->sink->produce(
+        st->env->sink, batch, st->env->topic_dlq, msg->key, klen, r->bytes,
+        len, hdrs, n_hdrs);
+    if (e == SP_OK) {
+        sp_counter_add(ctx->c_dlq, 1);
+        if (len < r->len || klen < msg->key_len)
+            sp_counter_add(ctx->c_dlq_truncated, 1);
+    }
+    return e;
 }
 
 static enum sp_err produce_reject(struct sp_stage *st, struct sp_batch *batch,
@@ -75,36 +136,19 @@ static enum sp_err produce_reject(struct sp_stage *st, struct sp_batch *batch,
                                   const struct sp_reject *r)
 {
     struct publish_ctx *ctx = st->ctx;
-    char part[16], off[24], size[24];
-    snprintf(part, sizeof(part), "%d", (int)msg->partition);
-    snprintf(off, sizeof(off), "%lld", (long long)msg->offset);
-    snprintf(size, sizeof(size), "%zu", r->len);
-    const char *detail = r->detail ? r->detail : "";
-    struct sp_header hdrs[] = {
-        {"socpilot-error-reason", r->reason, strlen(r->reason)},
-        {"socpilot-error-detail", detail, strlen(detail)},
-        {"socpilot-error-stage", r->stage, strlen(r->stage)},
-        {"socpilot-source-topic", msg->topic, strlen(msg->topic)},
-        {"socpilot-source-partition", part, strlen(part)},
-        {"socpilot-source-offset", off, strlen(off)},
-        {"socpilot-original-size", size, strlen(size)},
-        {"socpilot-truncated", "true", 4},
-    };
-    size_t n_hdrs = SP_ARRAY_SIZE(hdrs) - 2;
-    size_t len = r->len;
-    if (len > ctx->dlq_max_value) {
-        /* Bigger than the DLQ takes: keep a prefix, say so, and point at
-         * the original, which stays in the input topic at this offset. */
-        len = ctx->dlq_max_value;
-        n_hdrs += 2;
-        sp_counter_add(ctx->c_dlq_truncated, 1);
-    }
-    enum sp_err e = st->env->sink->produce(
-        st->env->sink, batch, st->env->topic_dlq, msg->key, msg->key_len,
-        r->bytes, len, hdrs, n_hdrs);
-    if (e == SP_OK)
-        sp_counter_add(ctx->c_dlq, 1);
-    return e;
+    enum sp_err e = dlq_produce(st, batch, msg, r, ctx->dlq_max_value,
+                                DLQ_MAX_KEY);
+    if (e != SP_ERR_LIMIT)
+        return e;
+    /* The producer refuses even that (its message.max.bytes is below
+     * publish.dlq_max_value): a minimal record still accounts for the
+     * input, and its headers say where the original is. */
+    sp_log_warn_rl(&ctx->rl_small, 5000, st->log,
+                   "DLQ record of %s@%lld too large for the producer; "
+                   "kept %d bytes of it (lower publish.dlq_max_value below "
+                   "message.max.bytes)", msg->topic, (long long)msg->offset,
+                   DLQ_MIN_VALUE);
+    return dlq_produce(st, batch, msg, r, DLQ_MIN_VALUE, DLQ_MIN_KEY);
 }
 
 static enum sp_err produce_alert(struct sp_stage *st, struct sp_batch *batch,
@@ -181,12 +225,14 @@ static enum sp_err publish_process(struct sp_stage *st, struct sp_batch *batch)
         for (size_t j = 0; j < msg->n_rejects; j++) {
             enum sp_err e = produce_reject(st, batch, msg, &msg->rejects[j]);
             if (e == SP_ERR_LIMIT) {
-                /* The producer refuses even the cut record: the operator
-                 * must raise message.max.bytes or lower
-                 * publish.dlq_max_value; retrying cannot help. */
+                /* The producer refuses even the minimal record: the
+                 * operator must raise message.max.bytes; retrying cannot
+                 * help. */
                 sp_log_error(st->log, "DLQ record of %s@%lld refused as too "
-                             "large; lower publish.dlq_max_value",
-                             msg->topic, (long long)msg->offset);
+                             "large even cut to %d bytes; raise the "
+                             "producer's message.max.bytes",
+                             msg->topic, (long long)msg->offset,
+                             DLQ_MIN_VALUE);
                 return SP_ERR_LIMIT;
             }
             if (e)

@@ -23,6 +23,14 @@ for t in "$build"/integration/test_*; do
     count "$name" $rc
 done
 
+# The engine's fault paths again under AddressSanitizer + UBSan.
+if [ "$build" != build-san ] && [ -x build-san/integration/test_faults ]; then
+    start=$(date +%s)
+    build-san/integration/test_faults; rc=$?
+    echo "  (test_faults under ASan+UBSan: $(( $(date +%s) - start ))s)"
+    count "test_faults (sanitizers)" $rc
+fi
+
 for s in tests/integration/*.sh; do
     [ -f "$s" ] || continue
     sh "$s" "$build"; rc=$?

@@ -1,0 +1,422 @@
+/*
+ * test_faults.c - the engine where outputs or the consumer misbehave,
+ * through a real Kafka-protocol broker (librdkafka's mock cluster):
+ *   - a rejected input with a long key still reaches the DLQ (key cut,
+ *     its size in a header) and the pipeline goes on;
+ *   - when the producer refuses even the cut DLQ record (message.max.bytes
+ *     below publish.dlq_max_value), a minimal record keeps the input
+ *     accounted for;
+ *   - when nothing fits at all, the batch is given up without committing,
+ *     and only once its outputs already produced are settled (they point
+ *     at it: freeing it earlier was a use-after-free);
+ *   - while a batch waits to be retried (Redis down) the member still
+ *     serves rebalances, so a new member gets partitions in seconds
+ *     instead of waiting for max.poll.interval.ms;
+ *   - a fatal error on the producer stops the engine.
+ */
+#include <pthread.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "engine.h"
+#include "gen.h"
+#include "kafka.h"
+#include "kit.h"
+#include "log.h"
+#include "t.h"
+
+static struct sp_mock *mock;
+static const char *brokers;
+
+/* An engine for topic `in`, decode + publish unless stages says otherwise,
+ * with extra "-s" settings. */
+static struct sp_engine *engine_for(const char *in, const char *group,
+                                    const char *const *extra, size_t n_extra,
+                                    struct sp_config **cfgp)
+{
+    char b[256], g[128], t[128], a[128], d[128];
+    snprintf(b, sizeof(b), "kafka.brokers=%s", brokers);
+    snprintf(g, sizeof(g), "kafka.group=%s", group);
+    snprintf(t, sizeof(t), "topics.input=%s", in);
+    snprintf(a, sizeof(a), "topics.alerts=%s.alerts", in);
+    snprintf(d, sizeof(d), "topics.dlq=%s.dlq", in);
+    const char *sets[24] = {b, g, t, a, d, "topics.incidents=f.incidents",
+                            "pipeline.stages=decode,publish",
+                            "http.enabled=false", "log.level=error",
+                            "pipeline.shutdown_timeout=3s"};
+    size_t n = 10;
+    for (size_t i = 0; i < n_extra && n < SP_ARRAY_SIZE(sets); i++)
+        sets[n++] = extra[i];
+    struct sp_cli_common co = {0};
+    struct sp_config *cfg = sp_cli_config(&co, sets, n);
+    if (!cfg)
+        return NULL;
+    struct sp_error err = {0};
+    struct sp_engine *eng = sp_engine_new(cfg, &err);
+    if (!eng) {
+        fprintf(stderr, "engine: %s\n", err.msg);
+        sp_config_free(cfg);
+        return NULL;
+    }
+    *cfgp = cfg;
+    return eng;
+}
+
+static void produce(const char *topic, const char *key, size_t klen,
+                    const char *val, size_t vlen)
+{
+    struct kit_producer kp;
+    T_OK(kit_producer_open(&kp, brokers, 0) == 0);
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        kp.rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_PARTITION(0), RD_KAFKA_V_KEY((void *)key, klen),
+        RD_KAFKA_V_VALUE((void *)val, vlen), RD_KAFKA_V_END);
+    T_EQ_INT(e, 0);
+    kit_producer_close(&kp);
+    T_EQ_INT(kp.acked, 1);
+}
+
+/* The DLQ records of `topic` (partition 0), read from the start. */
+static size_t read_dlq(const char *topic, rd_kafka_message_t **out, size_t max)
+{
+    rd_kafka_t *rd = kit_reader(brokers, &topic, 1);
+    size_t n = 0;
+    int64_t until = sp_now_ms() + 3000;
+    while (n < max && sp_now_ms() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rd, 50);
+        if (!m)
+            continue;
+        if (m->err) {
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        out[n++] = m;
+    }
+    /* Messages outlive their consumer's close but not its destroy. */
+    rd_kafka_consumer_close(rd);
+    for (size_t i = 0; i < n; i++) {
+        rd_kafka_message_t *c = out[i];
+        rd_kafka_message_t *copy = calloc(1, sizeof(*copy));
+        copy->key_len = c->key_len;
+        copy->len = c->len;
+        copy->key = malloc(c->key_len + 1);
+        copy->payload = malloc(c->len + 1);
+        memcpy(copy->key, c->key, c->key_len);
+        memcpy(copy->payload, c->payload, c->len);
+        /* headers the tests look at go in the private pointer */
+        char *h = calloc(1, 640);
+        char v[4][128];
+        const char *names[] = {"socpilot-truncated", "socpilot-original-size",
+                               "socpilot-original-key-size",
+                               "socpilot-error-reason"};
+        for (int k = 0; k < 4; k++)
+            if (!kit_header(c, names[k], v[k], sizeof(v[k])))
+                snprintf(v[k], sizeof(v[k]), "-");
+        snprintf(h, 640, "truncated=%s original-size=%s original-key-size=%s "
+                 "reason=%s", v[0], v[1], v[2], v[3]);
+        copy->_private = h;
+        rd_kafka_message_destroy(c);
+        out[i] = copy;
+    }
+    rd_kafka_destroy(rd);
+    return n;
+}
+
+static void free_read(rd_kafka_message_t **ms, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(ms[i]->key);
+        free(ms[i]->payload);
+        free(ms[i]->_private);
+        free(ms[i]);
+    }
+}
+
+static void test_dlq_long_key(void)
+{
+    const char *in = "f1.in";
+    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f1.in.dlq", 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f1.in.alerts", 1) == SP_OK);
+    /* Key and value fit the broker's default limit (1,048,588 bytes) but
+     * not, together, the producer's (1,000,000): the key must be cut. */
+    size_t klen = 200000, vlen = 840000;
+    char *key = malloc(klen), *val = malloc(vlen);
+    memset(key, 'k', klen);
+    memset(val, 'x', vlen);
+    produce(in, "m0", 2, "not json", 8);
+    produce(in, key, klen, val, vlen);
+    produce(in, "m2", 2, "still not json", 14);
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f1", NULL, 0, &cfg);
+    T_OK(eng != NULL);
+    if (!eng)
+        return;
+    enum sp_err rc = sp_engine_run_until_idle(eng, 1500, 30000);
+    T_EQ_INT(rc, SP_OK);
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+
+    rd_kafka_message_t *ms[8];
+    size_t n = read_dlq("f1.in.dlq", ms, 8);
+    T_EQ_INT(n, 3);
+    if (n == 3) {
+        T_EQ_INT(ms[1]->key_len, 1024);
+        T_EQ_INT(ms[1]->len, vlen);
+        T_OK(memcmp(ms[1]->key, key, 1024) == 0);
+        T_CONTAINS((char *)ms[1]->_private, "original-key-size=200000");
+        T_CONTAINS((char *)ms[1]->_private, "truncated=true");
+        T_CONTAINS((char *)ms[0]->_private, "truncated=-");
+        T_EQ_INT(ms[2]->key_len, 2);
+    }
+    free_read(ms, n);
+    long lag = 0;
+    T_EQ_INT(kit_committed_lag(brokers, "f1", in, 1, &lag), 0);
+    free(key);
+    free(val);
+}
+
+static void test_dlq_minimal_record(void)
+{
+    const char *in = "f2.in";
+    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f2.in.dlq", 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f2.in.alerts", 1) == SP_OK);
+    char val[3000];
+    memset(val, 'y', sizeof(val));
+    produce(in, "m0", 2, val, sizeof(val));
+    /* The cut record (2 KiB) is over the producer's limit: what is left
+     * is the minimal one, 1 KiB. */
+    const char *extra[] = {"kafka.producer.message.max.bytes=1500",
+                           "publish.dlq_max_value=2KiB"};
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f2", extra, 2, &cfg);
+    T_OK(eng != NULL);
+    if (!eng)
+        return;
+    T_EQ_INT(sp_engine_run_until_idle(eng, 1500, 30000), SP_OK);
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+    rd_kafka_message_t *ms[4];
+    size_t n = read_dlq("f2.in.dlq", ms, 4);
+    T_EQ_INT(n, 1);
+    if (n == 1) {
+        T_EQ_INT(ms[0]->len, 1024);
+        T_CONTAINS((char *)ms[0]->_private, "original-size=3000");
+        T_CONTAINS((char *)ms[0]->_private, "truncated=true");
+        T_CONTAINS((char *)ms[0]->_private, "reason=not_json");
+    }
+    free_read(ms, n);
+    long lag = 0;
+    T_EQ_INT(kit_committed_lag(brokers, "f2", in, 1, &lag), 0);
+}
+
+static void test_abandoned_batch_waits_for_outputs(void)
+{
+    const char *in = "f3.in";
+    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f3.in.dlq", 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f3.in.alerts", 1) == SP_OK);
+    /* One batch: a small reject (its DLQ record is produced), then one
+     * whose DLQ record cannot fit even cut to the minimum. */
+    char key[300], val[3000];
+    memset(key, 'k', sizeof(key));
+    memset(val, 'z', sizeof(val));
+    produce(in, "m0", 2, "not json", 8);
+    produce(in, key, sizeof(key), val, sizeof(val));
+    const char *extra[] = {"kafka.producer.message.max.bytes=1000",
+                           "publish.dlq_max_value=1KiB"};
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f3", extra, 2, &cfg);
+    T_OK(eng != NULL);
+    if (!eng)
+        return;
+    enum sp_err rc = sp_engine_run_until_idle(eng, 1500, 30000);
+    T_OK(rc != SP_OK);                  /* stopped: it cannot go on */
+    struct sp_engine_stats st;
+    sp_engine_stats(eng, &st);
+    T_EQ_INT(st.committed, 0);
+    /* The first record's delivery report must come to a live batch: the
+     * integration run executes this program under ASan too, which sees a
+     * report to a freed one. */
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+    long lag = 0;
+    T_EQ_INT(kit_committed_lag(brokers, "f3", in, 1, &lag), 1);
+    T_EQ_INT(lag, 2);                   /* both replayed on restart */
+}
+
+struct member {
+    rd_kafka_t *rk;
+    int assigned;
+};
+
+static void member_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *parts,
+                             void *opaque)
+{
+    struct member *mb = opaque;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, parts);
+        mb->assigned = parts->cnt;
+    } else {
+        rd_kafka_assign(rk, NULL);
+        mb->assigned = 0;
+    }
+}
+
+static void *run_engine(void *arg)
+{
+    sp_engine_run(arg);
+    return NULL;
+}
+
+static void test_rebalance_served_while_retrying(void)
+{
+    const char *in = "f4.in";
+    T_OK(sp_mock_topic(mock, in, 4) == SP_OK);
+    /* Valid alerts, so that the batch reaches correlate, whose Redis is
+     * not there: the batch waits to be retried, input paused. */
+    struct gen_opts o;
+    gen_opts_default(&o);
+    struct gen_item it;
+    memset(&it, 0, sizeof(it));
+    sp_buf_init(&it.buf, 0);
+    struct kit_producer kp;
+    T_OK(kit_producer_open(&kp, brokers, 0) == 0);
+    for (size_t i = 0, n = 0; n < 40 && i < 1000; i++) {
+        gen_make(&it, i, &o);
+        if (it.reason)
+            continue;
+        char k[32];
+        snprintf(k, sizeof(k), "m%zu", i);
+        kit_produce(&kp, in, i, k, it.buf.data, it.buf.len);
+        n++;
+    }
+    kit_producer_close(&kp);
+    sp_buf_fini(&it.buf);
+
+    const char *extra[] = {
+        "pipeline.stages=decode,correlate,publish", "redis.host=127.0.0.1",
+        "redis.port=1", "redis.connect_timeout=200ms",
+        "kafka.consumer.partition.assignment.strategy=range",
+        "kafka.consumer.session.timeout.ms=6000",
+        "kafka.consumer.heartbeat.interval.ms=300",
+        /* The group waits this long for a member to rejoin: a member
+         * that never serves the rebalance is expelled after it, and the
+         * test fails (B gets all four) instead of hanging. */
+        "kafka.consumer.max.poll.interval.ms=15000",
+    };
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f4", extra, SP_ARRAY_SIZE(extra),
+                                       &cfg);
+    T_OK(eng != NULL);
+    if (!eng)
+        return;
+    pthread_t th;
+    pthread_create(&th, NULL, run_engine, eng);
+    /* Wait for A to hold all four partitions and be stuck on Redis. */
+    int64_t until = sp_now_ms() + 20000;
+    while (sp_kafka_assigned(sp_engine_kafka(eng)) < 4 && sp_now_ms() < until)
+        usleep(50000);
+    T_EQ_INT(sp_kafka_assigned(sp_engine_kafka(eng)), 4);
+    usleep(1000000);
+
+    /* B joins the group (eager protocol: A must give its partitions up
+     * in a rebalance callback, which only a served queue runs). */
+    struct member mb = {0};
+    char errstr[256];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "f4", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "partition.assignment.strategy", "range", errstr,
+                      sizeof(errstr));
+    rd_kafka_conf_set(conf, "enable.auto.commit", "false", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "session.timeout.ms", "6000", errstr, sizeof(errstr));
+    rd_kafka_conf_set_rebalance_cb(conf, member_rebalance);
+    rd_kafka_conf_set_opaque(conf, &mb);
+    mb.rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+    T_OK(mb.rk != NULL);
+    rd_kafka_poll_set_consumer(mb.rk);
+    rd_kafka_topic_partition_list_t *sub = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(sub, in, RD_KAFKA_PARTITION_UA);
+    rd_kafka_subscribe(mb.rk, sub);
+    rd_kafka_topic_partition_list_destroy(sub);
+    int64_t t0 = sp_now_ms();
+    until = t0 + 25000;
+    while (mb.assigned == 0 && sp_now_ms() < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(mb.rk, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    int64_t took = sp_now_ms() - t0;
+    printf("faults: new member assigned %d partition(s) after %lld ms while "
+           "the other waited on Redis\n", mb.assigned, (long long)took);
+    T_EQ_INT(mb.assigned, 2);
+    T_OK(took < 12000);
+    T_EQ_INT(sp_kafka_assigned(sp_engine_kafka(eng)), 2);
+    rd_kafka_consumer_close(mb.rk);
+    rd_kafka_destroy(mb.rk);
+    sp_engine_stop(eng);
+    pthread_join(th, NULL);
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+}
+
+static void test_fatal_producer_error_stops(void)
+{
+    const char *in = "f5.in";
+    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f5", NULL, 0, &cfg);
+    T_OK(eng != NULL);
+    if (!eng)
+        return;
+    pthread_t th;
+    pthread_create(&th, NULL, run_engine, eng);
+    int64_t until = sp_now_ms() + 20000;
+    while (sp_kafka_assigned(sp_engine_kafka(eng)) < 1 && sp_now_ms() < until)
+        usleep(50000);
+    rd_kafka_test_fatal_error(sp_kafka_producer(sp_engine_kafka(eng)),
+                              RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                              "injected by test_faults");
+    /* The engine stops by itself: the join would hang otherwise, so wait
+     * for it with a bound and stop it by hand if it does not. */
+    char why[256];
+    T_OK(sp_kafka_fatal(sp_engine_kafka(eng), why, sizeof(why)));
+    T_CONTAINS(why, "producer");
+    until = sp_now_ms() + 5000;
+    bool stopped = false;
+    while (sp_now_ms() < until && !stopped) {
+        stopped = pthread_tryjoin_np(th, NULL) == 0;
+        usleep(20000);
+    }
+    T_OK(stopped);
+    if (!stopped) {
+        sp_engine_stop(eng);
+        pthread_join(th, NULL);
+    }
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+}
+
+int main(void)
+{
+    t_prog = "faults";
+    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
+    struct sp_error err = {0};
+    const char *topics[] = {"f.incidents"};
+    mock = sp_mock_start(1, topics, 1, 1, &err);
+    if (!mock) {
+        fprintf(stderr, "mock cluster: %s\n", err.msg);
+        return 1;
+    }
+    brokers = sp_mock_bootstraps(mock);
+    T_RUN(test_dlq_long_key);
+    T_RUN(test_dlq_minimal_record);
+    T_RUN(test_abandoned_batch_waits_for_outputs);
+    T_RUN(test_rebalance_served_while_retrying);
+    T_RUN(test_fatal_producer_error_stops);
+    sp_mock_stop(mock);
+    return t_done();
+}
