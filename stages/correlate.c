@@ -88,9 +88,10 @@ static const struct sp_cfg_key correlate_keys[] = {
      "Commands per Redis pipeline (a batch needs ceil(alerts/this) round "
      "trips per step; the last batch's snapshot reads, up to as many "
      "again, may ride along)", 0, NULL},
-    {"correlate.snapshot_max", SP_CFG_SIZE, "900KiB", 16384,
+    {"correlate.snapshot_max", SP_CFG_SIZE, "900KiB", CORR_SNAPSHOT_MIN,
      (int64_t)64 << 20,
-     "Largest incident snapshot; past it entities and why are cut", 0, NULL},
+     "Largest incident snapshot; past it long strings, entities, why and "
+     "then alerts are cut", 0, NULL},
     {"correlate.snapshot_cache", SP_CFG_SIZE, "64MiB", 0, (int64_t)4 << 30,
      "Memory for alert summaries and decisions already parsed and written "
      "into snapshots, so a large incident's are not redone with each "
@@ -191,8 +192,9 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         "Redis failures that made the stage retry", l);
     ctx->c_publish_errors = sp_metrics_counter(
         m, "correlate_publish_errors_total",
-        "Snapshots or assembled alerts the sink refused, and deferred "
-        "snapshot reads Redis refused (republished from the outbox later)", l);
+        "Snapshots or assembled alerts the sink refused, snapshots that "
+        "could not be written, and deferred snapshot reads Redis refused "
+        "(republished from the outbox later)", l);
     ctx->g_redis_up = sp_metrics_gauge(m, "correlate_redis_up",
                                        "1 while Redis is connected", l);
     ctx->g_redis_may_evict = sp_metrics_gauge(

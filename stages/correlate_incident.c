@@ -53,6 +53,18 @@ struct inc_view {
     size_t n_pids;
 };
 
+/* How much of an incident a snapshot writes (see "snapshot JSON");
+ * SIZE_MAX: no limit. */
+struct write_lim {
+    size_t ents, ent_alerts, why, list;
+    size_t alerts;                      /* the latest ones kept */
+    size_t str;                         /* bytes kept of a string */
+    bool analysis;
+};
+
+static const struct write_lim lim_whole = {
+    SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, true};
+
 static const char *mget(const redisReply *meta, const char *name)
 {
     for (size_t i = 0; i + 1 < meta->elements; i += 2)
@@ -230,8 +242,10 @@ struct corr_vcache {
     uint64_t hits, misses, drops;
 };
 
-static void write_alert(struct sp_jw *w, const struct inc_alert *x);
-static void write_why(struct sp_jw *w, const struct sp_json *d, size_t max_list);
+static void write_alert(struct sp_jw *w, const struct inc_alert *x,
+                        const struct write_lim *lim);
+static void write_why(struct sp_jw *w, const struct sp_json *d,
+                      const struct write_lim *lim);
 static int alert_from(const struct sp_json *d, struct inc_alert *x,
                       struct sp_arena *a, bool copy);
 
@@ -403,9 +417,9 @@ static const struct vc_entry *vc_get(struct corr_vcache *vc, const char *raw,
         struct sp_jw w;
         sp_jw_init(&w, &vc->tmp);
         if (alert)
-            write_alert(&w, &e->x);
+            write_alert(&w, &e->x, &lim_whole);
         else
-            write_why(&w, d, SIZE_MAX);
+            write_why(&w, d, &lim_whole);
         char *out = sp_jw_ok(&w)
             ? sp_arena_strndup(a, vc->tmp.data, vc->tmp.len) : NULL;
         if (out) {
@@ -595,22 +609,94 @@ static enum sp_err view_build(struct sp_arena *a, const redisReply *rep,
 
 /* ---- snapshot JSON ------------------------------------------------------- */
 
+/*
+ * A snapshot must always fit in correlate.snapshot_max: one that does not
+ * is never published, its outbox entry never acknowledged, and consumers
+ * keep a stale version for good.  Alerts only need to share an entity to
+ * grow an incident, and each brings strings up to decode.max_string, so
+ * the attempts below cut more and more (write_lim): the whole incident;
+ * every string from alerts or the meta shortened (ending in CUT_MARK) and
+ * lists bounded; the latest alerts and decisions only; and last a minimal
+ * form, the header, counts and status, whose size has a bound for any
+ * input (MIN_FORM_MAX, below the smallest snapshot_max).  Every cut one
+ * says "truncated": true, and alerts_total stays the incident's count.
+ */
+#define CUT_MARK "\xe2\x80\xa6"         /* U+2026: this string was cut */
+#define CUT_MARK_LEN 3
+#define CUT_STR_MAX 1024                /* the longest a cut string keeps */
+#define MIN_STR 64                      /* strings of the minimal form */
+#define MIN_LIST 4                      /* its provider and merged ids */
+/* The minimal form: the incident id (ours, < 80 bytes); 9 strings of the
+ * meta (tenant, status, closed_reason, title, rule, flood key, previous,
+ * continued_from, merged_into) and 2 * MIN_LIST ids, each escaped at
+ * worst 6 bytes per byte; the fixed keys, numbers and times (under 1 KiB,
+ * counted twice). */
+#define MIN_STR_OUT (6 * (MIN_STR + CUT_MARK_LEN) + 2)
+#define MIN_FORM_MAX \
+    (6 * 80 + 2 + (9 + 2 * MIN_LIST) * MIN_STR_OUT + 2048)
+_Static_assert(MIN_FORM_MAX <= CORR_SNAPSHOT_MIN,
+               "the minimal snapshot must fit the smallest snapshot_max");
+
+static const struct write_lim lims[] = {
+    {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX, true},
+    {500, 20, 100, 20, SIZE_MAX, CUT_STR_MAX, true},
+    {50, 5, 10, 5, 20, 256, true},
+    {0, 0, 0, MIN_LIST, 0, MIN_STR, false},
+};
+
+/* s[0..n) as a JSON string, cut to max bytes (at a character boundary)
+ * and marked when longer. */
+static void jw_cutn(struct sp_jw *w, const char *s, size_t n, size_t max)
+{
+    if (n <= max) {
+        sp_jw_strn(w, s, n);
+        return;
+    }
+    char tmp[CUT_STR_MAX + CUT_MARK_LEN];
+    size_t k = SP_MIN(max, (size_t)CUT_STR_MAX);
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80)
+        k--;
+    memcpy(tmp, s, k);
+    memcpy(tmp + k, CUT_MARK, CUT_MARK_LEN);
+    sp_jw_strn(w, tmp, k + CUT_MARK_LEN);
+}
+
+static void jw_cut(struct sp_jw *w, const char *s, size_t max)
+{
+    jw_cutn(w, s, strlen(s), max);
+}
+
+static void jw_kcut(struct sp_jw *w, const char *key, const char *s,
+                    size_t max)
+{
+    sp_jw_key(w, key);
+    jw_cut(w, s, max);
+}
+
+static void jw_kcut_opt(struct sp_jw *w, const char *key, const char *s,
+                        size_t max)
+{
+    if (s)
+        jw_kcut(w, key, s, max);
+}
+
 static void jw_ms(struct sp_jw *w, const char *key, int64_t ms)
 {
     sp_jw_ktime(w, key, ms > 0 ? ms * 1000 : SP_TIME_NONE);
 }
 
-static void jw_str_or_null(struct sp_jw *w, const char *key, const char *s)
+static void jw_str_or_null(struct sp_jw *w, const char *key, const char *s,
+                           size_t max)
 {
     sp_jw_key(w, key);
     if (s && *s)
-        sp_jw_str(w, s);
+        jw_cut(w, s, max);
     else
         sp_jw_null(w);
 }
 
 static void jw_strings(struct sp_jw *w, const char *key,
-                       const struct sp_json *list, size_t max)
+                       const struct sp_json *list, const struct write_lim *lim)
 {
     if (!list || list->type != SP_JSON_ARRAY || list->n == 0)
         return;
@@ -618,10 +704,10 @@ static void jw_strings(struct sp_jw *w, const char *key,
     sp_jw_arr_open(w);
     size_t n = 0;
     sp_json_foreach(list, it) {
-        if (n++ >= max)
+        if (n++ >= lim->list)
             break;
         if (it->type == SP_JSON_STRING)
-            sp_jw_str(w, it->u.s);
+            jw_cut(w, it->u.s, lim->str);
     }
     sp_jw_arr_close(w);
 }
@@ -635,58 +721,65 @@ static void jw_json_ms(struct sp_jw *w, const char *key,
 }
 
 /* An alert of the incident, from its summary. */
-static void write_alert(struct sp_jw *w, const struct inc_alert *x)
+static void write_alert(struct sp_jw *w, const struct inc_alert *x,
+                        const struct write_lim *lim)
 {
+    size_t max = lim->str;
     sp_jw_obj_open(w);
-    sp_jw_kstr(w, "id", x->id);
-    sp_jw_kstr(w, "title", x->title ? x->title : "");
-    sp_jw_kstr(w, "severity", x->severity ? x->severity : "informational");
+    jw_kcut(w, "id", x->id, max);
+    jw_kcut(w, "title", x->title ? x->title : "", max);
+    jw_kcut(w, "severity", x->severity ? x->severity : "informational", max);
     jw_ms(w, "time", x->t);
-    sp_jw_kstr_opt(w, "source", x->source);
-    sp_jw_kstr_opt(w, "detector", x->detector);
-    sp_jw_kstr_opt(w, "provider", x->provider);
-    sp_jw_kstr_opt(w, "status", x->status);
-    sp_jw_kstr_opt(w, "provider_incident_id", x->pid);
+    jw_kcut_opt(w, "source", x->source, max);
+    jw_kcut_opt(w, "detector", x->detector, max);
+    jw_kcut_opt(w, "provider", x->provider, max);
+    jw_kcut_opt(w, "status", x->status, max);
+    jw_kcut_opt(w, "provider_incident_id", x->pid, max);
     sp_jw_obj_close(w);
 }
 
 /* A recorded decision, re-emitted with the contract's names. */
-static void write_why(struct sp_jw *w, const struct sp_json *d, size_t max_list)
+static void write_why(struct sp_jw *w, const struct sp_json *d,
+                      const struct write_lim *lim)
 {
+    size_t max = lim->str;
     sp_jw_obj_open(w);
     const char *how = sp_json_str(d, "how");
-    sp_jw_kstr(w, "how", how ? how : "unknown");
-    sp_jw_kstr_opt(w, "alert", sp_json_str(d, "alert"));
-    sp_jw_kstr_opt(w, "incident", sp_json_str(d, "incident"));
+    jw_kcut(w, "how", how ? how : "unknown", max);
+    jw_kcut_opt(w, "alert", sp_json_str(d, "alert"), max);
+    jw_kcut_opt(w, "incident", sp_json_str(d, "incident"), max);
     jw_json_ms(w, "at", sp_json_get(d, "at"));
     jw_json_ms(w, "processed_at", sp_json_get(d, "ts"));
-    sp_jw_kstr_opt(w, "rule", sp_json_str(d, "rule"));
-    sp_jw_kstr_opt(w, "mode", sp_json_str(d, "mode"));
-    jw_strings(w, "entities", sp_json_get(d, "via"), max_list);
+    jw_kcut_opt(w, "rule", sp_json_str(d, "rule"), max);
+    jw_kcut_opt(w, "mode", sp_json_str(d, "mode"), max);
+    jw_strings(w, "entities", sp_json_get(d, "via"), lim);
     const struct sp_json *merged = sp_json_get(d, "merged");
     if (merged && merged->type == SP_JSON_ARRAY && merged->n) {
         sp_jw_key(w, "merged");
         sp_jw_arr_open(w);
+        size_t n = 0;
         sp_json_foreach(merged, m) {
             const char *inc = sp_json_str(m, "incident");
             if (!inc)
                 continue;
+            if (n++ >= lim->list)
+                break;
             sp_jw_obj_open(w);
-            sp_jw_kstr(w, "incident", inc);
-            jw_strings(w, "entities", sp_json_get(m, "via"), max_list);
+            jw_kcut(w, "incident", inc, max);
+            jw_strings(w, "entities", sp_json_get(m, "via"), lim);
             sp_jw_obj_close(w);
         }
         sp_jw_arr_close(w);
     }
-    jw_strings(w, "merge_skipped", sp_json_get(d, "merge_skipped"), max_list);
-    jw_strings(w, "noisy", sp_json_get(d, "noisy"), max_list);
-    jw_strings(w, "stoplisted", sp_json_get(d, "stoplisted"), max_list);
-    sp_jw_kstr_opt(w, "previous", sp_json_str(d, "previous"));
-    sp_jw_kstr_opt(w, "continued_from", sp_json_str(d, "continued_from"));
-    sp_jw_kstr_opt(w, "provider_incident_id",
-                   sp_json_str(d, "provider_incident"));
-    sp_jw_kstr_opt(w, "flood", sp_json_str(d, "flood"));
-    sp_jw_kstr_opt(w, "by", sp_json_str(d, "by"));
+    jw_strings(w, "merge_skipped", sp_json_get(d, "merge_skipped"), lim);
+    jw_strings(w, "noisy", sp_json_get(d, "noisy"), lim);
+    jw_strings(w, "stoplisted", sp_json_get(d, "stoplisted"), lim);
+    jw_kcut_opt(w, "previous", sp_json_str(d, "previous"), max);
+    jw_kcut_opt(w, "continued_from", sp_json_str(d, "continued_from"), max);
+    jw_kcut_opt(w, "provider_incident_id",
+                sp_json_str(d, "provider_incident"), max);
+    jw_kcut_opt(w, "flood", sp_json_str(d, "flood"), max);
+    jw_kcut_opt(w, "by", sp_json_str(d, "by"), max);
     sp_jw_obj_close(w);
 }
 
@@ -699,112 +792,148 @@ static const char *closed_reason(const char *cb)
     return cb;                          /* merged | cli */
 }
 
-/* Limits per attempt: full, then cut, then minimal. */
-struct write_lim {
-    size_t ents, ent_alerts, why, list;
-};
-
-static void write_snapshot(struct sp_jw *w, const struct inc_view *v,
-                           const char *id, const struct write_lim *lim,
-                           bool truncated)
+/* The header: what the incident is, its status, times and ids. */
+static void write_header(struct sp_jw *w, const struct inc_view *v,
+                         const char *id, const struct write_lim *lim)
 {
     const redisReply *m = v->meta;
+    size_t max = lim->str;
     int64_t sev = mnum(m, "sev");
     if (sev < 0 || sev > SP_SEV_HIGH)
         sev = 0;
     const char *st = mget(m, "st");
-    sp_jw_obj_open(w);
     sp_jw_kstr(w, "schema_version", "1");
     sp_jw_kstr(w, "id", id);
-    sp_jw_kstr(w, "tenant", mget(m, "ten") ? mget(m, "ten") : "");
+    jw_kcut(w, "tenant", mget(m, "ten") ? mget(m, "ten") : "", max);
     sp_jw_kint(w, "version", SP_MAX(mnum(m, "v"), 1));
-    sp_jw_kstr(w, "status", st ? st : "new");
-    jw_str_or_null(w, "closed_reason", closed_reason(mget(m, "cb")));
+    jw_kcut(w, "status", st ? st : "new", max);
+    jw_str_or_null(w, "closed_reason", closed_reason(mget(m, "cb")), max);
     sp_jw_kstr(w, "severity", sp_severity_name((enum sp_severity)sev));
-    sp_jw_kstr(w, "title", mget(m, "ti") ? mget(m, "ti") : "");
+    jw_kcut(w, "title", mget(m, "ti") ? mget(m, "ti") : "", max);
     jw_ms(w, "first_seen", mnum(m, "fs"));
     jw_ms(w, "last_seen", mnum(m, "ls"));
     jw_ms(w, "created", mnum(m, "cr"));
     jw_ms(w, "updated", mnum(m, "up"));
-    sp_jw_kstr_opt(w, "rule", mget(m, "rule"));
+    jw_kcut_opt(w, "rule", mget(m, "rule"), max);
     sp_jw_key(w, "flood");
     if (mget(m, "fl")) {
         sp_jw_obj_open(w);
-        sp_jw_kstr(w, "key", mget(m, "fl"));
+        jw_kcut(w, "key", mget(m, "fl"), max);
         sp_jw_obj_close(w);
     } else {
         sp_jw_null(w);
     }
     sp_jw_key(w, "provider_incident_ids");
     sp_jw_arr_open(w);
-    for (size_t i = 0; i < v->n_pids; i++)
-        sp_jw_str(w, v->pids[i]);
+    for (size_t i = 0; i < v->n_pids && i < lim->list; i++)
+        jw_cut(w, v->pids[i], max);
     sp_jw_arr_close(w);
     sp_jw_kint(w, "alerts_total", (int64_t)v->n_alerts);
+}
+
+/* The latest lim->alerts alerts; a whole one as its memo wrote it. */
+static void write_alerts(struct sp_jw *w, const struct inc_view *v,
+                         const struct write_lim *lim)
+{
     sp_jw_key(w, "alerts");
     sp_jw_arr_open(w);
-    for (size_t i = 0; i < v->n_alerts; i++) {
+    size_t from = v->n_alerts > lim->alerts ? v->n_alerts - lim->alerts : 0;
+    for (size_t i = from; i < v->n_alerts; i++) {
         const struct inc_alert *x = &v->alerts[i];
-        if (x->out)
+        if (x->out && lim->str == SIZE_MAX)
             sp_jw_raw(w, x->out, x->out_len);   /* written by write_alert */
         else
-            write_alert(w, x);
+            write_alert(w, x, lim);
     }
     sp_jw_arr_close(w);
+}
+
+static void write_entities(struct sp_jw *w, const struct inc_view *v,
+                           const struct write_lim *lim)
+{
     sp_jw_key(w, "entities");
     sp_jw_arr_open(w);
     for (size_t i = 0; i < v->n_ents && i < lim->ents; i++) {
         const struct inc_entity *e = &v->ents[i];
         sp_jw_obj_open(w);
-        sp_jw_kstr(w, "key", e->key);
-        sp_jw_kstr(w, "type", e->type ? e->type : "other");
+        jw_kcut(w, "key", e->key, lim->str);
+        jw_kcut(w, "type", e->type ? e->type : "other", lim->str);
         sp_jw_key(w, "alerts");
         sp_jw_arr_open(w);
         for (uint32_t j = 0; j < e->n && j < lim->ent_alerts; j++)
-            sp_jw_str(w, v->alerts[e->alerts[j]].id);
+            jw_cut(w, v->alerts[e->alerts[j]].id, lim->str);
         sp_jw_arr_close(w);
         sp_jw_kstr_opt(w, "noisy", e->noisy);
         sp_jw_obj_close(w);
     }
     sp_jw_arr_close(w);
+}
+
+static void write_links(struct sp_jw *w, const struct inc_view *v,
+                        const struct write_lim *lim)
+{
+    const redisReply *m = v->meta;
     sp_jw_key(w, "links");
     sp_jw_obj_open(w);
-    jw_str_or_null(w, "previous", mget(m, "prev"));
-    jw_str_or_null(w, "continued_from", mget(m, "cont"));
+    jw_str_or_null(w, "previous", mget(m, "prev"), lim->str);
+    jw_str_or_null(w, "continued_from", mget(m, "cont"), lim->str);
     sp_jw_key(w, "merged");
     sp_jw_arr_open(w);
     const char *mg = mget(m, "mg");
-    for (const char *p = mg; p && *p;) {
+    size_t n = 0;
+    for (const char *p = mg; p && *p && n < lim->list;) {
         const char *c = strchr(p, ',');
         size_t l = c ? (size_t)(c - p) : strlen(p);
-        if (l)
-            sp_jw_strn(w, p, l);
+        if (l) {
+            jw_cutn(w, p, l, lim->str);
+            n++;
+        }
         p = c ? c + 1 : p + l;
     }
     sp_jw_arr_close(w);
     sp_jw_obj_close(w);
-    jw_str_or_null(w, "merged_into", mget(m, "mi"));
+    jw_str_or_null(w, "merged_into", mget(m, "mi"), lim->str);
+}
+
+/* The latest lim->why decisions; a whole one as its memo wrote it. */
+static void write_whys(struct sp_jw *w, const struct inc_view *v,
+                       const struct write_lim *lim)
+{
     sp_jw_key(w, "why");
     sp_jw_arr_open(w);
     size_t from = v->n_why > lim->why ? v->n_why - lim->why : 0;
     for (size_t i = from; i < v->n_why; i++) {
         const struct vc_entry *memo = v->why_memo[i];
-        if (memo && memo->out && lim->list == SIZE_MAX)
+        if (memo && memo->out && lim->list == SIZE_MAX && lim->str == SIZE_MAX)
             sp_jw_raw(w, memo->out, memo->out_len);   /* written by write_why */
         else
-            write_why(w, v->why[i], lim->list);
+            write_why(w, v->why[i], lim);
     }
     sp_jw_arr_close(w);
+}
+
+static void write_snapshot(struct sp_jw *w, const struct inc_view *v,
+                           const char *id, const struct write_lim *lim,
+                           bool truncated)
+{
+    const redisReply *m = v->meta;
+    sp_jw_obj_open(w);
+    write_header(w, v, id, lim);
+    write_alerts(w, v, lim);
+    write_entities(w, v, lim);
+    write_links(w, v, lim);
+    write_whys(w, v, lim);
     sp_jw_kbool(w, "truncated", truncated);
     /* Sections later stages fill. */
     sp_jw_key(w, "scripts");
     sp_jw_arr_open(w);
     sp_jw_arr_close(w);
     /* The analyze stage stores its latest result in the meta hash ("an",
-     * written by our own scripts, valid JSON), so every republish keeps it. */
+     * written by our own scripts, valid JSON), so every republish keeps it;
+     * the minimal form leaves it out (it has no bound). */
     sp_jw_key(w, "analysis");
     const char *an = mget(m, "an");
-    if (an && *an)
+    if (an && *an && lim->analysis)
         sp_jw_raw(w, an, strlen(an));
     else
         sp_jw_null(w);
@@ -828,11 +957,6 @@ enum sp_err corr_incident_write(const redisReply *rep, const char *id,
     if (e)
         goto out;
     *version = SP_MAX(mnum(v.meta, "v"), 1);
-    static const struct write_lim lims[] = {
-        {SIZE_MAX, SIZE_MAX, SIZE_MAX, SIZE_MAX},
-        {500, 20, 100, 20},
-        {0, 0, 0, 0},
-    };
     size_t saved_max = out->max;
     out->max = max_bytes;
     e = SP_ERR_LIMIT;

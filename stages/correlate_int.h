@@ -326,11 +326,15 @@ struct corr_vcache *corr_vcache_new(size_t max_bytes);
 void corr_vcache_free(struct corr_vcache *vc);
 void corr_vcache_stats(const struct corr_vcache *vc, uint64_t *hits,
                        uint64_t *misses, uint64_t *drops, size_t *bytes);
+/* The smallest correlate.snapshot_max: every incident's snapshot fits in
+ * it, cut to its minimal form when nothing more does. */
+#define CORR_SNAPSHOT_MIN 16384
 /* Writes the incident snapshot JSON for a corr_snapshot_read() reply
- * (meta, alerts, why) into out, bounded by max_bytes (sections are cut
- * and "truncated" set when needed).  *version gets the snapshot's
- * version.  vc (may be NULL) remembers parsed values between calls.
- * SP_ERR_NOTFOUND for an empty reply. */
+ * (meta, alerts, why) into out, bounded by max_bytes (long strings,
+ * alerts, entities and why are cut, and "truncated" set, when needed; it
+ * always fits when max_bytes >= CORR_SNAPSHOT_MIN).  *version gets the
+ * snapshot's version.  vc (may be NULL) remembers parsed values between
+ * calls.  SP_ERR_NOTFOUND for an empty reply. */
 enum sp_err corr_incident_write(const redisReply *rep, const char *id,
                                 struct sp_buf *out, size_t max_bytes,
                                 int64_t *version, struct corr_vcache *vc);

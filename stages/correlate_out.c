@@ -212,8 +212,14 @@ static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
     if (e == SP_ERR_NOTFOUND)
         return SP_OK;               /* expired since: nothing to publish */
     if (e) {
-        sp_log_warn(ctx->st->log, "incident %s: cannot write its snapshot: %s",
-                    c->id, sp_strerror(e));
+        /* Size no longer fails a snapshot (it is cut to fit); what is
+         * left (out of memory, a reply not of the read's shape) stays in
+         * the outbox, and recovery logs it again at every try. */
+        static struct sp_log_rl rl;
+        sp_counter_inc(ctx->c_publish_errors);
+        sp_log_warn_rl(&rl, 5000, ctx->st->log, "incident %s: cannot write "
+                       "its snapshot: %s (the outbox publishes it again)",
+                       c->id, sp_strerror(e));
         return SP_OK;
     }
     char ver[24];
