@@ -439,6 +439,7 @@ static void take_row_result(struct corr_ctx *ctx, struct corr_item *item,
     }
     if (rep->integer < 0) {
         item->err = SP_ERR_LIMIT;
+        item->reason = "too_many_rows";
         item->errmsg = "more rows for this Defender alert than "
                        "correlate.defender.max_rows";
         return;
@@ -663,6 +664,12 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
         ck.argcs[i] = item->row
             ? corr_asm_args(ctx, item, now_ms, &ck.argvs[i], &ck.lensv[i])
             : corr_build_args(ctx, item, &ck.argvs[i], &ck.lensv[i]);
+        /* One item too large is rejected alone: failing the chunk would
+         * stop the stage on it, and again after every restart. */
+        if (ck.argcs[i] == 0 && item->err) {
+            ck.taken[i] = true;
+            continue;
+        }
         if (ck.argcs[i] < 5)
             fatal = SP_ERR_NOMEM;
     }
@@ -802,6 +809,7 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
                     continue;
                 items[i].done = false;
                 items[i].err = SP_OK;
+                items[i].reason = NULL;
             }
             bool noscript;
             enum sp_err e = run_chunk(ctx, items + start, len, now_ms,
@@ -876,8 +884,7 @@ static void commit(struct sp_stage *st, struct sp_batch *batch)
                 const char *bytes = alert->raw ? alert->raw : msg->payload;
                 size_t len = alert->raw ? alert->raw_len : msg->len;
                 sp_msg_reject(msg, st->name,
-                              item->err == SP_ERR_LIMIT ? "too_many_rows"
-                                                        : "correlate_failed",
+                              item->reason ? item->reason : "correlate_failed",
                               item->errmsg, bytes, len);
                 continue;
             }

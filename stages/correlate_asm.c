@@ -108,13 +108,14 @@ static void write_row(struct sp_jw *w, const struct sp_alert *alert)
 enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
                          const char **field, const char **value, size_t *vlen)
 {
-    sp_buf_reset(&ctx->json);
-    ctx->json.overflow = false;
+    enum sp_err e = corr_json_begin(ctx);
+    if (e)
+        return e;
     struct sp_jw w;
     sp_jw_init(&w, &ctx->json);
     write_row(&w, alert);
     if (!sp_jw_ok(&w))
-        return SP_ERR_LIMIT;
+        return SP_ERR_LIMIT;        /* reserved: only its size fails it */
     *vlen = ctx->json.len;
     *value = sp_arena_strndup(&ctx->work, ctx->json.data, ctx->json.len);
     if (alert->part == SP_PART_INFO) {
@@ -135,7 +136,10 @@ int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
 {
     const char *field, *value;
     size_t vlen;
-    if (corr_asm_row(ctx, item->alert, &field, &value, &vlen))
+    enum sp_err e = corr_asm_row(ctx, item->alert, &field, &value, &vlen);
+    if (e == SP_ERR_LIMIT)
+        return corr_reject_too_large(ctx, item, "the Defender row");
+    if (e)
         return -1;
     const char **argv = sp_arena_alloc(&ctx->work, 12 * sizeof(*argv));
     size_t *lens = sp_arena_alloc(&ctx->work, 12 * sizeof(*lens));

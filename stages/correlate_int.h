@@ -103,8 +103,10 @@ struct corr_item {
     int n_stop;                      /* stop-listed entities it carries */
     /* Results. */
     bool done;
-    enum sp_err err;                 /* SP_ERR_REMOTE: reject the alert */
+    enum sp_err err;                 /* set: reject the alert ... */
     const char *errmsg;
+    const char *reason;              /* ... with this DLQ reason (NULL:
+                                        "correlate_failed") */
     char status[16];                 /* new joined updated dup stale flood */
     char how[16];
     char inc[80];
@@ -213,9 +215,20 @@ const char *corr_tenant(const struct corr_ctx *ctx,
 int64_t corr_alert_time_ms(const struct sp_alert *alert);
 /* Builds the correlate script's argv for item (allocated in ctx->work):
  * the 3 reserved EVALSHA slots, KEYS[1] (the caller fills it: one key
- * per call), P, then the alert's block.  Returns argc or -1. */
+ * per call), P, then the alert's block.  Returns argc, 0 when the alert
+ * itself cannot be sent (too large: item->err set, see
+ * corr_reject_too_large), or -1 when out of memory. */
 int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
                     const char ***argv, size_t **lens);
+/* Empties ctx->json and reserves its maximum, so that a write into it
+ * fails only for size (SP_ERR_LIMIT: the item is too large), never for
+ * memory.  SP_ERR_NOMEM when the reservation fails. */
+enum sp_err corr_json_begin(struct corr_ctx *ctx);
+/* Marks item rejected (reason too_large) because what (an alert's summary,
+ * a Defender row) does not fit in ctx->json; returns 0, the argc of an
+ * item not sent. */
+int corr_reject_too_large(struct corr_ctx *ctx, struct corr_item *item,
+                          const char *what);
 /* The settings a call's alerts share: CORR_CALL_ARGS into argv/lens.
  * Returns how many, or -1. */
 int corr_call_header(struct corr_ctx *ctx, const struct corr_item *item,
@@ -345,12 +358,14 @@ enum sp_err corr_incident_explain(const redisReply *rep, const char *id,
 
 /* ---- correlate_asm.c ------------------------------------------------------ */
 
-/* Serialises a Defender row for storage in Redis (into ctx->work). */
+/* Serialises a Defender row for storage in Redis (into ctx->work).
+ * SP_ERR_LIMIT when it is larger than ctx->json holds. */
 enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
                          const char **field, const char **value,
                          size_t *vlen);
-/* Builds the asm_add argv for a row item (3 reserved slots); returns argc
- * or -1. */
+/* Builds the asm_add argv for a row item (3 reserved slots); returns argc,
+ * 0 when the row is too large (item->err set), or -1 when out of
+ * memory. */
 int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
                   int64_t now_ms, const char ***argv, size_t **lens);
 /* Takes due assemblies, correlates and emits them.  Called from tick. */

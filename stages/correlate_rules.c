@@ -557,13 +557,41 @@ static const char *flood_label(struct corr_ctx *ctx,
 }
 
 /* The alert summary an incident keeps (JSON, written by us). */
-static const char *summary_json(struct corr_ctx *ctx,
-                                const struct sp_alert *alert, int64_t t_ms,
-                                const char **keys, const char **types,
-                                size_t n, size_t *len)
+enum sp_err corr_json_begin(struct corr_ctx *ctx)
 {
     struct sp_buf *b = &ctx->json;
     sp_buf_reset(b);
+    b->overflow = false;
+    /* Reserved whole, so that a write can fail only for size.  Once: the
+     * buffer keeps its memory, and pages it never touched cost nothing. */
+    return sp_buf_reserve(b, b->max) == SP_OK ? SP_OK : SP_ERR_NOMEM;
+}
+
+int corr_reject_too_large(struct corr_ctx *ctx, struct corr_item *item,
+                          const char *what)
+{
+    item->err = SP_ERR_LIMIT;
+    item->reason = "too_large";
+    item->errmsg = sp_arena_printf(
+        item->arena, "%s is larger than %zu bytes, the most the stage writes "
+        "for one alert (the larger of correlate.snapshot_max and 4 MiB)",
+        what, ctx->json.max);
+    if (!item->errmsg)
+        item->errmsg = "too large to correlate";
+    return 0;
+}
+
+/* The alert's summary (in ctx->work) into *out.  SP_ERR_LIMIT: larger
+ * than ctx->json holds; SP_ERR_NOMEM: out of memory. */
+static enum sp_err summary_json(struct corr_ctx *ctx,
+                                const struct sp_alert *alert, int64_t t_ms,
+                                const char **keys, const char **types,
+                                size_t n, const char **out, size_t *len)
+{
+    struct sp_buf *b = &ctx->json;
+    enum sp_err e = corr_json_begin(ctx);
+    if (e)
+        return e;
     struct sp_jw w;
     sp_jw_init(&w, b);
     sp_jw_obj_open(&w);
@@ -589,9 +617,10 @@ static const char *summary_json(struct corr_ctx *ctx,
     sp_jw_arr_close(&w);
     sp_jw_obj_close(&w);
     if (!sp_jw_ok(&w))
-        return NULL;
+        return SP_ERR_LIMIT;        /* reserved: only its size fails it */
     *len = b->len;
-    return sp_arena_strndup(&ctx->work, b->data, b->len);
+    *out = sp_arena_strndup(&ctx->work, b->data, b->len);
+    return *out ? SP_OK : SP_ERR_NOMEM;
 }
 
 /* Small open-addressing set of strings for deduplicating entity keys. */
@@ -666,8 +695,12 @@ int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
 
     int64_t t_ms = corr_alert_time_ms(alert);
     size_t slen = 0;
-    const char *summary = summary_json(ctx, alert, t_ms, keys, types, n, &slen);
-    if (!summary)
+    const char *summary = NULL;
+    enum sp_err e = summary_json(ctx, alert, t_ms, keys, types, n, &summary,
+                                 &slen);
+    if (e == SP_ERR_LIMIT)
+        return corr_reject_too_large(ctx, item, "its summary");
+    if (e)
         return -1;
 
     /* Namespace: keeps rules that group differently apart. */

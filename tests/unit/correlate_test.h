@@ -292,6 +292,7 @@ struct ct_res {
     int64_t version;
     bool present;               /* still in the batch (not a row/reject) */
     size_t rejects;
+    char reason[32];            /* the first reject's reason */
     char detail[256];           /* the first reject's detail */
 };
 
@@ -311,6 +312,9 @@ static inline enum sp_err ct_run(struct ct *t, const struct ct_alert *alerts,
         struct sp_msg *msg = &b->msgs[i];
         res[i].present = msg->n_alerts == 1;
         res[i].rejects = msg->n_rejects;
+        if (msg->n_rejects && msg->rejects[0].reason)
+            snprintf(res[i].reason, sizeof(res[i].reason), "%s",
+                     msg->rejects[0].reason);
         if (msg->n_rejects && msg->rejects[0].detail)
             snprintf(res[i].detail, sizeof(res[i].detail), "%s",
                      msg->rejects[0].detail);

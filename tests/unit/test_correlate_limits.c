@@ -3,7 +3,8 @@
  * the decoder can be told to let through: an incident whose alerts carry
  * long titles keeps being published (every snapshot is cut to fit
  * correlate.snapshot_max, down to a minimal form with a bound for any
- * input).
+ * input), and one alert or Defender row too large to correlate goes to
+ * the DLQ alone while the rest of its batch correlates.
  *
  * Against a real redis-server; skips (with a message) when there is none.
  */
@@ -277,6 +278,72 @@ static void test_minimal_form_bound(void)
     ct_close(&t);
 }
 
+/* ---- one item too large ------------------------------------------------- */
+
+#define HUGE_TITLE ((size_t)5 << 20)
+
+/* An alert whose summary is larger than the stage writes for one alert
+ * (a 5 MB title, as decode.max_string may allow) between two others: it
+ * is rejected with the reason, they correlate, the batch succeeds. */
+static void test_oversized_alert_rejected(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    char *title = long_text("Huge ", HUGE_TITLE);
+    struct ct_alert in[3] = {
+        A(.id = "small1", .ents = "host:x1", .t = 1),
+        A(.id = "huge", .ents = "host:x1", .t = 2, .title = title),
+        A(.id = "small2", .ents = "host:x1", .t = 3)};
+    struct ct_res r[3];
+    T_EQ_INT(ct_run(&t, in, 3, r), SP_OK);
+    T_EQ_INT((long long)r[1].rejects, 1);
+    T_OK(!r[1].present);
+    T_EQ_STR(r[1].reason, "too_large");
+    T_CONTAINS(r[1].detail, "summary is larger than");
+    T_EQ_INT((long long)(r[0].rejects + r[2].rejects), 0);
+    T_OK(r[0].present && r[2].present);
+    T_OK(r[0].inc[0] != '\0');
+    T_EQ_STR(r[2].inc, r[0].inc);
+    json_t *inc = ct_latest(&t, r[0].inc);
+    T_EQ_INT(ct_jint(inc, "alerts_total"), 2);
+    json_decref(inc);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"rejected\"}"), 1);
+    /* A replay (a restart) goes through again the same way. */
+    T_EQ_INT(ct_run(&t, in, 3, r), SP_OK);
+    T_EQ_STR(r[1].reason, "too_large");
+    T_OK(r[0].present && r[2].present);
+    free(title);
+    ct_close(&t);
+}
+
+/* The same for a Defender AlertInfo row too large to store. */
+static void test_oversized_row_rejected(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    char *title = long_text("Huge row ", HUGE_TITLE);
+    struct ct_alert in[3] = {
+        A(.id = "small3", .ents = "host:x2", .t = 1),
+        A(.id = "defender-streaming:huge", .part = SP_PART_INFO, .t = 2,
+          .title = title, .source = "defender-streaming"),
+        A(.id = "small4", .ents = "host:x2", .t = 3)};
+    struct ct_res r[3];
+    T_EQ_INT(ct_run(&t, in, 3, r), SP_OK);
+    T_EQ_INT((long long)r[1].rejects, 1);
+    T_EQ_STR(r[1].reason, "too_large");
+    T_CONTAINS(r[1].detail, "Defender row is larger than");
+    T_EQ_INT((long long)(r[0].rejects + r[2].rejects), 0);
+    T_OK(r[0].present && r[2].present);
+    T_EQ_STR(r[2].inc, r[0].inc);
+    /* Nothing of it was stored. */
+    T_EQ_INT(sp_test_redis_int(t.redis, NULL,
+                               "EXISTS sp:{t:t1}:asm:defender-streaming:huge"), 0);
+    free(title);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_limits";
@@ -284,5 +351,7 @@ int main(void)
     T_RUN(test_long_titles_published);
     T_RUN(test_long_titles_smallest_max);
     T_RUN(test_minimal_form_bound);
+    T_RUN(test_oversized_alert_rejected);
+    T_RUN(test_oversized_row_rejected);
     return t_done();
 }
