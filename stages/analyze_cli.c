@@ -267,9 +267,8 @@ int sp_cmd_analyze(int argc, char **argv)
     char prefix[CORR_PREFIX_MAX];
     int f = corr_find_incident(r, sp_config_str(cfg, "correlate.key_prefix"),
                                tenant, id, prefix, sizeof(prefix));
-    if (f <= 0) {
-        fprintf(stderr, "socpilot analyze: %s: %s\n", id,
-                f < 0 ? "redis error" : "no such incident");
+    if (f != 1) {
+        fprintf(stderr, "socpilot analyze: %s: %s\n", id, corr_find_error(f));
         goto out;
     }
     enum sp_err e = an_read(r, prefix, id,

@@ -5,7 +5,9 @@
  *
  * An incident id does not name its tenant; without --tenant the key is
  * found with SCAN (bounded), which is fine for an operator's command and
- * never used on the hot path.  close/reopen pin the status (alert statuses
+ * never used on the hot path.  Only a key that is exactly an incident's
+ * counts (other keys may end in "}:i:<id>": alert ids are anyone's text),
+ * and an id found in two tenants needs --tenant.  close/reopen pin the status (alert statuses
  * no longer change it) and queue the new snapshot in the outbox, which a
  * running pipeline publishes within correlate.outbox.interval.
  *
@@ -68,6 +70,68 @@ static bool id_ok(const char *id)
     return true;
 }
 
+/* Characters corr_prefix leaves in an encoded tenant: the plain ones,
+ * '%' of its escapes and '~' before the hash of a long tenant.  Never '}'
+ * or ':', so a tenant cannot end the hash tag early or fake a separator. */
+static bool tenant_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-' ||
+           c == '@' || c == '%' || c == '~';
+}
+
+/*
+ * The length of the prefix "<key_prefix>:{t:<tenant>}:" when key is
+ * exactly that prefix plus "i:<id>" (any incident id when id is NULL),
+ * else 0.  A SCAN pattern's * also matches '}' and ':', and alert ids
+ * (in asm:<alert> keys) may hold "}:i:<id>": only the first '}' after
+ * "{t:" closes the tenant, so another tenant's key never passes for an
+ * incident.
+ */
+static size_t incident_key_prefix(const char *key, size_t len,
+                                  const char *key_prefix, const char *id)
+{
+    size_t kp = strlen(key_prefix);
+    if (len < kp + 4 || memcmp(key, key_prefix, kp) != 0 ||
+        memcmp(key + kp, ":{t:", 4) != 0)
+        return 0;
+    size_t o = kp + 4, t0 = o;
+    while (o < len && tenant_char(key[o]))
+        o++;
+    if (o == t0 || len - o < 4 || memcmp(key + o, "}:i:", 4) != 0)
+        return 0;
+    size_t plen = o + 2;
+    const char *tail = key + o + 4;
+    size_t tlen = len - (o + 4);
+    if (id ? tlen != strlen(id) || memcmp(tail, id, tlen) != 0
+           : tlen > 72 || memchr(tail, '\0', tlen) || !id_ok(tail))
+        return 0;
+    return plen;
+}
+
+/* One SCAN reply's keys: the prefix of the first incident key of id into
+ * prefix (when *found is 0), *found 1, or -2 once a second tenant holds
+ * the id. */
+static void scan_take(const redisReply *keys, const char *key_prefix,
+                      const char *id, char *prefix, size_t n, int *found)
+{
+    for (size_t i = 0; i < keys->elements && *found != -2; i++) {
+        const redisReply *k = keys->element[i];
+        if (k->type != REDIS_REPLY_STRING)
+            continue;
+        size_t plen = incident_key_prefix(k->str, k->len, key_prefix, id);
+        if (plen == 0 || plen >= n)
+            continue;
+        if (*found == 0) {
+            memcpy(prefix, k->str, plen);
+            prefix[plen] = '\0';
+            *found = 1;
+        } else if (strlen(prefix) != plen || memcmp(prefix, k->str, plen)) {
+            *found = -2;            /* SCAN may repeat a key, not a tenant */
+        }
+    }
+}
+
 int corr_find_incident(struct sp_redis *r, const char *key_prefix,
                        const char *tenant, const char *id, char *prefix,
                        size_t n)
@@ -84,34 +148,42 @@ int corr_find_incident(struct sp_redis *r, const char *key_prefix,
         freeReplyObject(rep);
         return found;
     }
+    /* The whole keyspace is walked: the id may be in more than one tenant
+     * (ids are not secret), and then the operator has to say which. */
     char pattern[256], cursor[32] = "0";
     snprintf(pattern, sizeof(pattern), "%s:{t:*}:i:%s", key_prefix, id);
-    for (int step = 0; step < SCAN_MAX_STEPS; step++) {
+    int found = 0;
+    for (int step = 0; step < SCAN_MAX_STEPS && found != -2; step++) {
         const char *argv[] = {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"};
         size_t lens[] = {4, strlen(cursor), 5, strlen(pattern), 5, 4};
         redisReply *rep;
         if (sp_redis_call(r, &rep, 6, argv, lens) ||
-            rep->type != REDIS_REPLY_ARRAY || rep->elements != 2) {
+            rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+            rep->element[1]->type != REDIS_REPLY_ARRAY) {
             freeReplyObject(rep);
             return -1;
         }
         snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
-        const redisReply *keys = rep->element[1];
-        for (size_t i = 0; i < keys->elements; i++) {
-            const char *k = keys->element[i]->str;
-            const char *end = k ? strstr(k, "}:i:") : NULL;
-            if (!end || (size_t)(end + 2 - k) >= n)
-                continue;
-            memcpy(prefix, k, (size_t)(end + 2 - k));
-            prefix[end + 2 - k] = '\0';
-            freeReplyObject(rep);
-            return 1;
-        }
+        scan_take(rep->element[1], key_prefix, id, prefix, n, &found);
         freeReplyObject(rep);
         if (strcmp(cursor, "0") == 0)
             break;
     }
-    return 0;
+    if (found != 1)
+        prefix[0] = '\0';
+    return found;
+}
+
+const char *corr_find_error(int found)
+{
+    switch (found) {
+    case 0:
+        return "no such incident";
+    case -2:
+        return "the id is in more than one tenant: say which with --tenant";
+    default:
+        return "redis error";
+    }
 }
 
 static int find_incident(struct inc_cli *c, const char *id, char *prefix,
@@ -140,9 +212,8 @@ static int cmd_show(struct inc_cli *c, const char *id, bool explain)
 {
     char prefix[CORR_PREFIX_MAX];
     int f = find_incident(c, id, prefix, sizeof(prefix));
-    if (f <= 0) {
-        fprintf(stderr, "socpilot incident: %s\n",
-                f < 0 ? "redis error" : "no such incident");
+    if (f != 1) {
+        fprintf(stderr, "socpilot incident: %s\n", corr_find_error(f));
         return 1;
     }
     redisReply *rep = snapshot(c, prefix, id);
@@ -194,9 +265,8 @@ static int cmd_status(struct inc_cli *c, const char *id, const char *status)
     static struct sp_redis_script script = {"status", corr_lua_status, ""};
     char prefix[CORR_PREFIX_MAX];
     int f = find_incident(c, id, prefix, sizeof(prefix));
-    if (f <= 0) {
-        fprintf(stderr, "socpilot incident: %s\n",
-                f < 0 ? "redis error" : "no such incident");
+    if (f != 1) {
+        fprintf(stderr, "socpilot incident: %s\n", corr_find_error(f));
         return 1;
     }
     char key[CORR_PREFIX_MAX + 100], now[24];
@@ -280,10 +350,11 @@ static int cmd_list(struct inc_cli *c, long limit, const char *status)
         snprintf(cursor, sizeof(cursor), "%s", rep->element[0]->str);
         const redisReply *keys = rep->element[1];
         for (size_t i = 0; i < keys->elements && n < LIST_MAX_KEYS; i++) {
-            const char *k = keys->element[i]->str;
-            const char *id = strstr(k, "}:i:");
-            if (!id || strchr(id + 4, ':'))
-                continue;           /* :al / :why sub-keys */
+            const redisReply *kr = keys->element[i];
+            const char *k = kr->str;
+            if (kr->type != REDIS_REPLY_STRING ||
+                !incident_key_prefix(k, kr->len, c->key_prefix, NULL))
+                continue;           /* :al / :why sub-keys, other keys */
             if (n == cap) {
                 size_t nc = cap ? cap * 2 : 256;
                 struct list_row *nr = realloc(rows, nc * sizeof(*nr));

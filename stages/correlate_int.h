@@ -313,10 +313,14 @@ void corr_acks_release(struct corr_acks *acks);
 
 /* The key prefix of incident id into prefix ("<key_prefix>:{t:<tenant>}:"):
  * checked with EXISTS when the tenant is given, else found by SCAN (every
- * master of a cluster).  1 found, 0 not found, -1 Redis error. */
+ * master of a cluster), taking only keys that are exactly an incident's.
+ * 1 found, 0 not found, -1 Redis error, -2 the id is in several tenants
+ * (the caller asks for --tenant). */
 int corr_find_incident(struct sp_redis *r, const char *key_prefix,
                        const char *tenant, const char *id, char *prefix,
                        size_t n);
+/* What a corr_find_incident result other than 1 means (static string). */
+const char *corr_find_error(int found);
 
 /* ---- correlate_incident.c ------------------------------------------------- */
 

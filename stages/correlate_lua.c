@@ -969,16 +969,24 @@ const char corr_lua_ack[] =
  * Pins the status (alert statuses no longer change it), bumps the
  * version and queues the snapshot (outbox score 0: due at once).
  * Returns {changed 0|1, version}; errors for unknown or merged incidents.
+ * The arguments are checked before anything is written: KEYS[1] must be
+ * exactly P.."i:"..id with P one tenant's prefix (no '{' or '}' but the
+ * tag's), and the hash an incident (v and st set), so that a key found by
+ * mistake (another tenant's, or none) is neither changed nor created.
  */
 const char corr_lua_status[] =
-"local mk = KEYS[1]\n"
-"if redis.call('EXISTS', mk) == 0 then\n"
+"local P, id, mk = ARGV[1], ARGV[2], KEYS[1]\n"
+"if not string.find(P, '^[^{}]*:{t:[^{}:]+}:$') or not string.find(id, '^[%w_-]+$')\n"
+"   or mk ~= P .. 'i:' .. id or (ARGV[3] ~= 'closed' and ARGV[3] ~= 'active') then\n"
+"  return redis.error_reply('ERR socpilot: bad status arguments')\n"
+"end\n"
+"local cur = redis.call('HMGET', mk, 'v', 'st', 'mi')\n"
+"if not cur[1] or not cur[2] then\n"
 "  return redis.error_reply('ERR socpilot: no such incident')\n"
 "end\n"
-"local mi = redis.call('HGET', mk, 'mi')\n"
+"local mi = cur[3]\n"
 "if mi then return redis.error_reply('ERR socpilot: incident was merged into ' .. mi) end\n"
-"local st = redis.call('HGET', mk, 'st')\n"
-"if st == ARGV[3] then return {0, tonumber(redis.call('HGET', mk, 'v'))} end\n"
+"if cur[2] == ARGV[3] then return {0, tonumber(cur[1])} end\n"
 "local v = redis.call('HINCRBY', mk, 'v', 1)\n"
 "local cb = ''\n"
 "if ARGV[3] == 'closed' then cb = 'cli' end\n"

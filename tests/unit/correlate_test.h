@@ -7,13 +7,16 @@
  * canonical string).
  *
  * Header-only; tests drive the stage through its type's callbacks, the
- * way the engine does, with the memory sink from tests/tools/redis_test.h.
+ * way the engine does, with the memory sink from tests/tools/redis_test.h,
+ * and `socpilot incident` through its entry point (ct_cli).
  */
 #ifndef SP_CORRELATE_TEST_H
 #define SP_CORRELATE_TEST_H
 
 #include <jansson.h>
+#include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -629,6 +632,44 @@ static inline bool ct_tick_until(struct ct *t, bool (*cond)(struct ct *),
     }
     t->st->type->tick(t->st, sp_now_ms());
     return cond(t);
+}
+
+/* ---- the incident CLI ------------------------------------------------------ */
+
+/* Runs `socpilot incident <args>` against the server on redis_port, its
+ * stdout into out (NUL-terminated, truncated to outn - 1).  Returns its
+ * exit status. */
+static inline int ct_cli(int redis_port, const char *const *args, int n,
+                         char *out, size_t outn)
+{
+    char *argv[16];
+    char port[64];
+    snprintf(port, sizeof(port), "redis.port=%d", redis_port);
+    int argc = 0;
+    argv[argc++] = "incident";
+    for (int i = 0; i < n && i < 10; i++)
+        argv[argc++] = (char *)args[i];
+    argv[argc++] = "-s";
+    argv[argc++] = port;
+    argv[argc++] = "-s";
+    argv[argc++] = "log.level=error";
+    argv[argc] = NULL;
+    fflush(stdout);
+    char path[] = "/tmp/socpilot-cli-XXXXXX";
+    int fd = mkstemp(path);
+    int saved = dup(1);
+    dup2(fd, 1);
+    int rc = sp_cmd_incident(argc, argv);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    lseek(fd, 0, SEEK_SET);
+    ssize_t got = read(fd, out, outn - 1);
+    out[got > 0 ? got : 0] = '\0';
+    close(fd);
+    unlink(path);
+    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
+    return rc;
 }
 
 #endif /* SP_CORRELATE_TEST_H */

@@ -410,42 +410,9 @@ static void test_flood_counter_without_total(void)
 static bool has_closed_snapshot(struct ct *t);
 static char g_closed_id[80];
 
-static int run_cli_on(int redis_port, const char *const *args, int n,
-                      char *out, size_t outn)
-{
-    char *argv[16];
-    char port[64];
-    snprintf(port, sizeof(port), "redis.port=%d", redis_port);
-    int argc = 0;
-    argv[argc++] = "incident";
-    for (int i = 0; i < n; i++)
-        argv[argc++] = (char *)args[i];
-    argv[argc++] = "-s";
-    argv[argc++] = port;
-    argv[argc++] = "-s";
-    argv[argc++] = "log.level=error";
-    argv[argc] = NULL;
-    fflush(stdout);
-    char path[] = "/tmp/socpilot-cli-XXXXXX";
-    int fd = mkstemp(path);
-    int saved = dup(1);
-    dup2(fd, 1);
-    int rc = sp_cmd_incident(argc, argv);
-    fflush(stdout);
-    dup2(saved, 1);
-    close(saved);
-    lseek(fd, 0, SEEK_SET);
-    ssize_t got = read(fd, out, outn - 1);
-    out[got > 0 ? got : 0] = '\0';
-    close(fd);
-    unlink(path);
-    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, stderr);
-    return rc;
-}
-
 static int run_cli(const char *const *args, int n, char *out, size_t outn)
 {
-    return run_cli_on(ct_redis.port, args, n, out, outn);
+    return ct_cli(ct_redis.port, args, n, out, outn);
 }
 
 /* A late alert never joins a closed incident; close/reopen via the CLI. */
@@ -1011,13 +978,13 @@ static void test_cluster(void)
     /* The CLI scans every master. */
     char out[16384];
     const char *list_args[] = {"list"};
-    T_EQ_INT(run_cli_on(pa->port, list_args, 1, out, sizeof(out)), 0);
+    T_EQ_INT(ct_cli(pa->port, list_args, 1, out, sizeof(out)), 0);
     for (int i = 0; i < 4; i++)
         T_CONTAINS(out, incs[i]);
     T_CONTAINS(out, r[0].inc);
     /* Found without its tenant: on b. */
     const char *show_args[] = {"show", incs[3]};
-    T_EQ_INT(run_cli_on(pa->port, show_args, 2, out, sizeof(out)), 0);
+    T_EQ_INT(ct_cli(pa->port, show_args, 2, out, sizeof(out)), 0);
     T_CONTAINS(out, "\"alerts_total\": 2");
     ct_close(&t);
     sp_test_cluster_stop(&cl);
