@@ -432,12 +432,18 @@ static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
 static void take_row_result(struct corr_ctx *ctx, struct corr_item *item,
                             const redisReply *rep)
 {
-    if (rep->type != REDIS_REPLY_INTEGER) {
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER) {
         item->err = SP_ERR_REMOTE;
         item->errmsg = "unexpected reply from the assembly script";
         return;
     }
-    if (rep->integer < 0) {
+    /* Kept through the chunk's retries (which replay the row as one
+     * already stored). */
+    if (rep->element[1]->integer == 1)
+        item->asm_register = true;
+    if (rep->element[0]->integer < 0) {
         item->err = SP_ERR_LIMIT;
         item->reason = "too_many_rows";
         item->errmsg = "more rows for this Defender alert than "
@@ -798,8 +804,10 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
 {
     note_connection(ctx);
     int64_t now_ms = sp_wall_us() / 1000;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         items[i].alone = false;
+        items[i].asm_register = false;
+    }
     for (size_t start = 0; start < n; start += ctx->pipeline_max) {
         size_t len = SP_MIN(ctx->pipeline_max, n - start);
         bool alone = false;             /* the pass for items run alone */
@@ -839,7 +847,7 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
         for (size_t i = start; i < start + len; i++)
             items[i].alone = false;
     }
-    return SP_OK;
+    return corr_asm_register(ctx, items, n);
 }
 
 static void count_round_trips(struct corr_ctx *ctx, uint64_t before)
@@ -1079,6 +1087,7 @@ static enum sp_err correlate_init(struct sp_stage *st, struct sp_error *err)
     if (!ctx->acks)
         return sp_error_set(err, SP_ERR_NOMEM, "out of memory");
     snprintf(ctx->scan_cursor, sizeof(ctx->scan_cursor), "0");
+    snprintf(ctx->asm_cursor, sizeof(ctx->asm_cursor), "0");
 
     struct sp_redis_opts o;
     sp_redis_opts_from_config(st->env->cfg, &o);

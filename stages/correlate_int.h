@@ -112,6 +112,7 @@ struct corr_item {
     char inc[80];
     int64_t version;
     bool alone;                      /* its tenant's call failed: run it alone */
+    bool asm_register;               /* a row that made asmdue non-empty */
 };
 
 /* An incident to publish (deduplicated per process call / tick). */
@@ -179,6 +180,7 @@ struct corr_ctx {
     int may_evict;                   /* last sp_redis_memory() answer */
     bool mem_high;                   /* over CORR_MEM_HIGH of maxmemory */
     char scan_cursor[32];            /* SSCAN cursor over tenants */
+    char asm_cursor[32];             /* SSCAN cursor over tenants:asm */
 
     /* Metrics. */
     struct sp_counter *c_result[CORR_R__COUNT];
@@ -372,7 +374,13 @@ enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
  * memory. */
 int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
                   int64_t now_ms, const char ***argv, size_t **lens);
-/* Takes due assemblies, correlates and emits them.  Called from tick. */
+/* Takes due assemblies, correlates and emits them, for the next tenants
+ * of <prefix>:tenants:asm (a bounded SSCAN step), and drops the tenants
+ * left without any.  Called from tick. */
 enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms);
+/* Adds the tenants of rows that made their asmdue non-empty to
+ * <prefix>:tenants:asm again (after corr_run's scripts answered). */
+enum sp_err corr_asm_register(struct corr_ctx *ctx,
+                              const struct corr_item *items, size_t n);
 
 #endif /* SP_CORRELATE_INT_H */

@@ -1004,25 +1004,35 @@ const char corr_lua_status[] =
  * asm_add: KEYS[1] = P.."asm:"..alert; ARGV = P, alert, field, value,
  * wall ms, settle ms, max rows, ttl ms.  Stores one Defender row; the
  * assembly becomes due settle ms after its first row (or after the first
- * row that arrives once it was emitted).  Returns the new revision, 0
- * for a row already stored, -1 when the alert has max rows.
+ * row that arrives once it was emitted).  Returns {rev, register}: rev
+ * the new revision, 0 for a row already stored, -1 when the alert has
+ * max rows; register 1 when the row made asmdue non-empty.  The poll
+ * drops a tenant with an empty asmdue from <prefix>:tenants:asm (see
+ * correlate_asm.c), so the caller then adds the tenant again, after this
+ * reply: a registration cached from before that removal would leave the
+ * new assembly unseen.
  */
 const char corr_lua_asm_add[] =
 "local k = KEYS[1]\n"
 "local cur = redis.call('HGET', k, ARGV[3])\n"
-"if cur == ARGV[4] then return 0 end\n"
-"if not cur and redis.call('HLEN', k) >= tonumber(ARGV[7]) + 3 then return -1 end\n"
+"if cur == ARGV[4] then return {0, 0} end\n"
+"if not cur and redis.call('HLEN', k) >= tonumber(ARGV[7]) + 3 then return {-1, 0} end\n"
 "redis.call('HSET', k, ARGV[3], ARGV[4])\n"
 "redis.call('HSETNX', k, 't0', ARGV[5])\n"
 "local rev = redis.call('HINCRBY', k, 'rev', 1)\n"
-"redis.call('ZADD', ARGV[1] .. 'asmdue', 'NX', tonumber(ARGV[5]) + tonumber(ARGV[6]), ARGV[2])\n"
+"local due = ARGV[1] .. 'asmdue'\n"
+"local reg = 0\n"
+"if redis.call('EXISTS', due) == 0 then reg = 1 end\n"
+"redis.call('ZADD', due, 'NX', tonumber(ARGV[5]) + tonumber(ARGV[6]), ARGV[2])\n"
 "redis.call('PEXPIRE', k, ARGV[8])\n"
-"return rev\n";
+"return {rev, reg}\n";
 
 /*
  * asm_take: KEYS[1] = P.."asmdue"; ARGV = P, wall ms, lease ms, limit.
  * Leases due assemblies (due again after the lease unless asm_done
- * removes them) and returns {{alert, {field, value...}}...}.
+ * removes them) and returns {{alert, {field, value...}}...}, or 0 when
+ * the tenant has no assembly at all (asmdue is gone: the poll may drop
+ * the tenant from <prefix>:tenants:asm).
  */
 const char corr_lua_asm_take[] =
 "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', '0', ARGV[4])\n"
@@ -1036,6 +1046,7 @@ const char corr_lua_asm_take[] =
 "    out[#out + 1] = {id, h}\n"
 "  end\n"
 "end\n"
+"if #out == 0 and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
 "return out\n";
 
 /*

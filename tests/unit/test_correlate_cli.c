@@ -4,7 +4,9 @@
  * anyone's text, so "sp:{t:evil}:asm:<alert>" can end in "}:i:<id>" of
  * another tenant's incident; show and close must act on the real incident
  * and leave such keys alone, a missing id creates nothing, and an id held
- * by two tenants needs --tenant.
+ * by two tenants needs --tenant.  And the Defender assembly poll that
+ * the same keys serve: past the tenants one poll takes, every tenant's
+ * assemblies still go out, and tenants without any leave the poll's set.
  *
  * Skips (with a message) when redis-server is not installed.
  */
@@ -200,6 +202,86 @@ static void test_id_in_two_tenants(void)
     ct_close(&t);
 }
 
+/* ---- Defender assemblies of many tenants ------------------------------------ */
+
+#define MANY_TENANTS 1100
+
+static long long asm_tenants(void)
+{
+    return sp_test_redis_int(&ct_redis, NULL, "SCARD sp:tenants:asm");
+}
+
+/*
+ * More tenants than one poll takes (1000): every one's assembly is
+ * emitted within a few polls, and the set of tenants with assemblies
+ * empties once they are done.
+ */
+static void test_defender_many_tenants(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=0", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert *rows = calloc(MANY_TENANTS, sizeof(*rows));
+    char (*names)[2][48] = calloc(MANY_TENANTS, sizeof(*names));
+    for (int i = 0; i < MANY_TENANTS; i++) {
+        snprintf(names[i][0], sizeof(names[i][0]), "tn%04d", i);
+        snprintf(names[i][1], sizeof(names[i][1]), "defender-streaming:m%04d", i);
+        rows[i] = A(.id = names[i][1], .tenant = names[i][0],
+                    .part = SP_PART_INFO, .title = "T",
+                    .source = "defender-streaming");
+    }
+    T_EQ_INT(ct_run(&t, rows, MANY_TENANTS, NULL), SP_OK);
+    T_EQ_INT(asm_tenants(), MANY_TENANTS);
+    /* A poll per tick (the tick's clock moves past the poll interval);
+     * two polls walk the set, so a dozen leave room for the acks and the
+     * walk that finds the tenants idle. */
+    int64_t now = sp_now_ms();
+    int ticks = 0;
+    while (ticks < 12 && (sp_test_sink_count(&t.sink, "alerts") < MANY_TENANTS ||
+                          asm_tenants() != 0))
+        t.st->type->tick(t.st, now + 1000 * ++ticks);
+    T_EQ_INT(sp_test_sink_count(&t.sink, "alerts"), MANY_TENANTS);
+    T_EQ_INT(asm_tenants(), 0);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_defender_assembled_total"
+                           "{stage=\"correlate.0\"}"), MANY_TENANTS);
+    free(rows);
+    free(names);
+    ct_close(&t);
+}
+
+static bool solo_done(struct ct *t)
+{
+    return sp_test_sink_count(&t->sink, "alerts") >= 1 && asm_tenants() == 0;
+}
+
+static bool solo_done_twice(struct ct *t)
+{
+    return sp_test_sink_count(&t->sink, "alerts") >= 2 && asm_tenants() == 0;
+}
+
+/* A tenant dropped from the set sends a row again: it is polled again,
+ * though the stage remembers having registered it (and so sends no SADD
+ * before the row). */
+static void test_defender_tenant_returns(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=0", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert row = A(.id = "defender-streaming:s1", .tenant = "solo",
+                            .part = SP_PART_INFO, .title = "T",
+                            .source = "defender-streaming");
+    T_EQ_INT(ct_run(&t, &row, 1, NULL), SP_OK);
+    T_OK(ct_tick_until(&t, solo_done, 3000));
+    row.id = "defender-streaming:s2";
+    T_EQ_INT(ct_run(&t, &row, 1, NULL), SP_OK);
+    T_EQ_INT(asm_tenants(), 1);
+    T_OK(ct_tick_until(&t, solo_done_twice, 3000));
+    T_EQ_INT(sp_test_sink_count(&t.sink, "alerts"), 2);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_cli";
@@ -208,5 +290,7 @@ int main(void)
     T_RUN(test_status_script_refuses);
     T_RUN(test_close_missing);
     T_RUN(test_id_in_two_tenants);
+    T_RUN(test_defender_many_tenants);
+    T_RUN(test_defender_tenant_returns);
     return t_done();
 }
