@@ -237,6 +237,12 @@ static rd_kafka_resp_err_t produce_wait(struct sp_kafka *k,
     }
 }
 
+/* An output the brokers refused goes to the DLQ cut to these: the
+ * refusal is often its size (the topic's max.message.bytes), and the
+ * record says what failed; the output can be made again from its input. */
+#define DLQ_OUTPUT_MAX_VALUE (64 * 1024)
+#define DLQ_OUTPUT_MAX_KEY 1024
+
 static void dlq_after_delivery_failure(struct sp_kafka *k,
                                        const rd_kafka_message_t *rkm,
                                        struct sp_batch *batch)
@@ -256,10 +262,20 @@ static void dlq_after_delivery_failure(struct sp_kafka *k,
     rd_kafka_header_add(hdrs, "socpilot-error-detail", -1, detail, -1);
     rd_kafka_header_add(hdrs, "socpilot-error-stage", -1, "publish", -1);
     rd_kafka_header_add(hdrs, "socpilot-output-topic", -1, topic, -1);
+    size_t vlen = SP_MIN(rkm->len, (size_t)DLQ_OUTPUT_MAX_VALUE);
+    size_t klen = SP_MIN(rkm->key_len, (size_t)DLQ_OUTPUT_MAX_KEY);
+    if (vlen < rkm->len || klen < rkm->key_len) {
+        char size[24], ksize[24];
+        snprintf(size, sizeof(size), "%zu", rkm->len);
+        snprintf(ksize, sizeof(ksize), "%zu", rkm->key_len);
+        rd_kafka_header_add(hdrs, "socpilot-truncated", -1, "true", -1);
+        rd_kafka_header_add(hdrs, "socpilot-original-size", -1, size, -1);
+        rd_kafka_header_add(hdrs, "socpilot-original-key-size", -1, ksize, -1);
+    }
     batch->pending++;
     rd_kafka_resp_err_t err =
-        produce_wait(k, batch, k->dlq_topic, rkm->key, rkm->key_len,
-                     rkm->payload, rkm->len, hdrs);
+        produce_wait(k, batch, k->dlq_topic, rkm->key, klen, rkm->payload,
+                     vlen, hdrs);
     if (err) {
         rd_kafka_headers_destroy(hdrs);
         batch->pending--;

@@ -6,6 +6,7 @@
  *   - when the producer refuses even the cut DLQ record (message.max.bytes
  *     below publish.dlq_max_value), a minimal record keeps the input
  *     accounted for;
+ *   - an output the brokers refuse for good goes to the DLQ, cut to fit;
  *   - when nothing fits at all, the batch is given up without committing,
  *     and only once its outputs already produced are settled (they point
  *     at it: freeing it earlier was a use-after-free);
@@ -14,6 +15,7 @@
  *     instead of waiting for max.poll.interval.ms;
  *   - a fatal error on the producer stops the engine.
  */
+#include <jansson.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -246,6 +248,55 @@ static void test_abandoned_batch_waits_for_outputs(void)
     T_EQ_INT(lag, 2);                   /* both replayed on restart */
 }
 
+/* An output the brokers refuse for good (the topic's size limit) goes to
+ * the DLQ cut to 64 KiB, saying which topic refused it; the pipeline goes
+ * on and commits. */
+static void test_refused_output_to_dlq_cut(void)
+{
+    const char *in = "f6.in";
+    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f6.in.dlq", 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f6.in.alerts", 1) == SP_OK);
+    json_error_t je;
+    json_t *doc = json_load_file("tests/fixtures/alerts/graph_alert.json", 0,
+                                 &je);
+    T_OK(doc != NULL);
+    if (!doc)
+        return;
+    char *desc = malloc(100001);
+    memset(desc, 'd', 100000);
+    desc[100000] = '\0';
+    json_object_set_new(doc, "description", json_string(desc));
+    char *val = json_dumps(doc, JSON_COMPACT);
+    produce(in, "m0", 2, val, strlen(val));
+    const char *extra[] = {"decode.max_string=256KiB"};
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f6", extra, 1, &cfg);
+    T_OK(eng != NULL);
+    if (eng) {
+        /* The engine's first produce request is refused as too large. */
+        rd_kafka_mock_push_request_errors(sp_mock_cluster(mock), 0, 1,
+                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+        T_EQ_INT(sp_engine_run_until_idle(eng, 1500, 30000), SP_OK);
+        sp_engine_free(eng);
+        sp_config_free(cfg);
+        rd_kafka_message_t *ms[4];
+        size_t n = read_dlq("f6.in.dlq", ms, 4);
+        T_EQ_INT(n, 1);
+        if (n == 1) {
+            T_EQ_INT(ms[0]->len, 64 * 1024);
+            T_CONTAINS((char *)ms[0]->_private, "reason=publish_failed");
+            T_CONTAINS((char *)ms[0]->_private, "truncated=true");
+        }
+        free_read(ms, n);
+        long lag = 0;
+        T_EQ_INT(kit_committed_lag(brokers, "f6", in, 1, &lag), 0);
+    }
+    free(val);
+    free(desc);
+    json_decref(doc);
+}
+
 struct member {
     rd_kafka_t *rk;
     int assigned;
@@ -415,6 +466,7 @@ int main(void)
     T_RUN(test_dlq_long_key);
     T_RUN(test_dlq_minimal_record);
     T_RUN(test_abandoned_batch_waits_for_outputs);
+    T_RUN(test_refused_output_to_dlq_cut);
     T_RUN(test_rebalance_served_while_retrying);
     T_RUN(test_fatal_producer_error_stops);
     sp_mock_stop(mock);
