@@ -628,6 +628,27 @@ static void test_duplicates_updates(void)
     ct_close(&t);
 }
 
+/* An alert that comes back changed after its incident expired opens a new
+ * incident under a new id: the old id again at version 1 would look like a
+ * replay to consumers that keep (id, version). */
+static void test_new_id_after_expiry(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &A(.id = "x1", .ents = "host:h1", .t = 0), &r), SP_OK);
+    char first[80];
+    snprintf(first, sizeof(first), "%s", r.inc);
+    ct_flush_all();                     /* retention: every key gone */
+    struct ct_alert later = A(.id = "x1", .ents = "host:h1", .t = 0,
+                              .updated = 40 * 86400, .status = "resolved");
+    T_EQ_INT(ct_one(&t, &later, &r), SP_OK);
+    T_EQ_INT(r.version, 1);
+    T_OK(strcmp(r.inc, first) != 0);
+    ct_close(&t);
+}
+
 /* Alerts with a provider incident id join that incident first. */
 static void test_provider_grouping(void)
 {
@@ -1559,6 +1580,7 @@ int main(void)
     T_RUN(test_cap);
     T_RUN(test_tenants);
     T_RUN(test_duplicates_updates);
+    T_RUN(test_new_id_after_expiry);
     T_RUN(test_provider_grouping);
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
