@@ -76,7 +76,20 @@ struct sp_kafka {
     bool cooperative;
     struct sp_counter *c_produced, *c_delivered, *c_redelivered,
         *c_delivery_failed, *c_dlq_publish_failed, *c_consumed,
-        *c_consume_errors, *c_rebalances;
+        *c_consume_errors, *c_rebalances, *c_redo;
+    /* Outputs to produce again that found the producer queue full inside
+     * a delivery report (see redo_push), oldest first. */
+    struct redo *redo_head, *redo_tail;
+    size_t n_redo;
+};
+
+struct redo {
+    struct redo *next;
+    struct sp_batch *batch;         /* still pending for this output */
+    char *topic;
+    void *key, *val;
+    size_t klen, vlen;
+    rd_kafka_headers_t *hdrs;       /* owned until produced */
 };
 
 enum sp_err sp_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
@@ -219,9 +232,123 @@ static rd_kafka_resp_err_t produce_raw(struct sp_kafka *k,
     return err;
 }
 
+/*
+ * A delivery report must not wait for room in the producer queue: the
+ * message it reports still holds its slot until the callback returns, so
+ * after a broker outage longer than message.timeout.ms, with the queue
+ * full, each report would poll for room from inside the last one, as deep
+ * as the queue is long.  An output to produce again that finds the queue
+ * full is kept here instead (its batch stays pending) and produced from
+ * the engine's thread by redo_drain.
+ */
+static bool redo_push(struct sp_kafka *k, struct sp_batch *batch,
+                      const char *topic, const void *key, size_t klen,
+                      const void *val, size_t vlen, rd_kafka_headers_t *hdrs)
+{
+    struct redo *r = calloc(1, sizeof(*r));
+    if (!r)
+        return false;
+    r->topic = strdup(topic);
+    r->key = klen ? malloc(klen) : NULL;
+    r->val = vlen ? malloc(vlen) : NULL;
+    if (!r->topic || (klen && !r->key) || (vlen && !r->val)) {
+        free(r->topic);
+        free(r->key);
+        free(r->val);
+        free(r);
+        return false;
+    }
+    if (klen)
+        memcpy(r->key, key, klen);
+    if (vlen)
+        memcpy(r->val, val, vlen);
+    r->klen = klen;
+    r->vlen = vlen;
+    r->hdrs = hdrs;
+    r->batch = batch;
+    if (k->redo_tail)
+        k->redo_tail->next = r;
+    else
+        k->redo_head = r;
+    k->redo_tail = r;
+    k->n_redo++;
+    sp_counter_add(k->c_redo, 1);
+    return true;
+}
+
+static void redo_free(struct redo *r)
+{
+    free(r->topic);
+    free(r->key);
+    free(r->val);
+    free(r);
+}
+
+/* Produces what redo_push kept, oldest first, while the queue has room.
+ * Engine thread only (not from a delivery report). */
+static void redo_drain(struct sp_kafka *k)
+{
+    while (k->redo_head) {
+        struct redo *r = k->redo_head;
+        rd_kafka_resp_err_t err = produce_raw(k, r->batch, r->topic, r->key,
+                                              r->klen, r->val, r->vlen,
+                                              r->hdrs);
+        if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            return;
+        k->redo_head = r->next;
+        if (!k->redo_head)
+            k->redo_tail = NULL;
+        k->n_redo--;
+        if (err) {
+            if (r->hdrs)
+                rd_kafka_headers_destroy(r->hdrs);
+            sp_log_error(KCOMP, "producing to %s again failed: %s", r->topic,
+                         rd_kafka_err2str(err));
+            sp_counter_add(k->c_delivery_failed, 1);
+            sp_batch_ack(r->batch, false);
+        }
+        redo_free(r);
+    }
+}
+
+/* Gives up what is still kept (shutting down): not delivered, so its
+ * batch is not committed and is replayed. */
+static void redo_abandon(struct sp_kafka *k)
+{
+    while (k->redo_head) {
+        struct redo *r = k->redo_head;
+        k->redo_head = r->next;
+        if (r->hdrs)
+            rd_kafka_headers_destroy(r->hdrs);
+        sp_batch_ack(r->batch, false);
+        redo_free(r);
+    }
+    k->redo_tail = NULL;
+    k->n_redo = 0;
+}
+
+/* From a delivery report: produces, or keeps the output for redo_drain
+ * when the queue is full.  On success (either) hdrs belong to librdkafka
+ * or to the kept copy. */
+static rd_kafka_resp_err_t produce_or_keep(struct sp_kafka *k,
+                                           struct sp_batch *batch,
+                                           const char *topic, const void *key,
+                                           size_t klen, const void *val,
+                                           size_t vlen, rd_kafka_headers_t *hdrs)
+{
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
+    if (!k->redo_head)              /* keep the order of the kept ones */
+        err = produce_raw(k, batch, topic, key, klen, val, vlen, hdrs);
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return err;
+    return redo_push(k, batch, topic, key, klen, val, vlen, hdrs)
+               ? RD_KAFKA_RESP_ERR_NO_ERROR
+               : RD_KAFKA_RESP_ERR__FAIL;
+}
+
 /* Produces, waiting out a full local queue (QUEUE_FULL) by serving
  * delivery reports: this is where backpressure from the brokers reaches
- * the engine. */
+ * the engine.  Engine thread only. */
 static rd_kafka_resp_err_t produce_wait(struct sp_kafka *k,
                                         struct sp_batch *batch,
                                         const char *topic, const void *key,
@@ -229,8 +356,10 @@ static rd_kafka_resp_err_t produce_wait(struct sp_kafka *k,
                                         size_t vlen, rd_kafka_headers_t *hdrs)
 {
     for (;;) {
-        rd_kafka_resp_err_t err =
-            produce_raw(k, batch, topic, key, klen, val, vlen, hdrs);
+        redo_drain(k);
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
+        if (!k->redo_head)
+            err = produce_raw(k, batch, topic, key, klen, val, vlen, hdrs);
         if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
             return err;
         rd_kafka_poll(k->producer, 50);
@@ -274,8 +403,8 @@ static void dlq_after_delivery_failure(struct sp_kafka *k,
     }
     batch->pending++;
     rd_kafka_resp_err_t err =
-        produce_wait(k, batch, k->dlq_topic, rkm->key, klen, rkm->payload,
-                     vlen, hdrs);
+        produce_or_keep(k, batch, k->dlq_topic, rkm->key, klen, rkm->payload,
+                        vlen, hdrs);
     if (err) {
         rd_kafka_headers_destroy(hdrs);
         batch->pending--;
@@ -321,8 +450,8 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
             orig)
             hdrs = rd_kafka_headers_copy(orig);
         rd_kafka_resp_err_t err =
-            produce_wait(k, batch, topic, rkm->key, rkm->key_len,
-                         rkm->payload, rkm->len, hdrs);
+            produce_or_keep(k, batch, topic, rkm->key, rkm->key_len,
+                            rkm->payload, rkm->len, hdrs);
         if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
             return;
         if (hdrs)
@@ -527,6 +656,10 @@ static void register_metrics(struct sp_kafka *k, struct sp_metrics *m)
         m, "kafka_consume_errors_total", "Consumer error events", NULL);
     k->c_rebalances = sp_metrics_counter(m, "kafka_rebalances_total",
                                          "Rebalance callbacks", NULL);
+    k->c_redo = sp_metrics_counter(
+        m, "kafka_redo_kept_total",
+        "Outputs to produce again that found the producer queue full after "
+        "a failed delivery, kept and produced once it had room", NULL);
 }
 
 struct sp_kafka *sp_kafka_open(const struct sp_config *cfg,
@@ -587,9 +720,11 @@ void sp_kafka_shutdown(struct sp_kafka *k, int timeout_ms)
     k->shut = true;
     if (k->producer) {
         sp_kafka_flush(k, timeout_ms);
+        redo_abandon(k);
         rd_kafka_purge(k->producer,
                        RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(k->producer, 0);
+        redo_abandon(k);            /* kept by the purge's reports */
     }
     if (k->consumer)
         rd_kafka_consumer_close(k->consumer);
@@ -657,23 +792,25 @@ size_t sp_kafka_consume(struct sp_kafka *k, rd_kafka_message_t **msgs,
 void sp_kafka_poll(struct sp_kafka *k, int timeout_ms)
 {
     rd_kafka_poll(k->producer, timeout_ms);
+    redo_drain(k);
 }
 
 int sp_kafka_outstanding(struct sp_kafka *k)
 {
-    return rd_kafka_outq_len(k->producer);
+    return rd_kafka_outq_len(k->producer) + (int)k->n_redo;
 }
 
 int sp_kafka_flush(struct sp_kafka *k, int timeout_ms)
 {
     int64_t deadline = sp_now_ms() + timeout_ms;
-    while (rd_kafka_outq_len(k->producer) > 0) {
+    while (sp_kafka_outstanding(k) > 0) {
         int64_t left = deadline - sp_now_ms();
         if (left <= 0)
             break;
         rd_kafka_poll(k->producer, (int)SP_MIN(left, 100));
+        redo_drain(k);
     }
-    return rd_kafka_outq_len(k->producer);
+    return sp_kafka_outstanding(k);
 }
 
 void sp_kafka_store(struct sp_kafka *k, const char *topic, int32_t partition,

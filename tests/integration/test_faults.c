@@ -7,6 +7,8 @@
  *     below publish.dlq_max_value), a minimal record keeps the input
  *     accounted for;
  *   - an output the brokers refuse for good goes to the DLQ, cut to fit;
+ *   - outputs that time out with the producer queue full are kept and
+ *     produced again later, never waited for inside a delivery report;
  *   - when nothing fits at all, the batch is given up without committing,
  *     and only once its outputs already produced are settled (they point
  *     at it: freeing it earlier was a use-after-free);
@@ -25,6 +27,7 @@
 #include "kafka.h"
 #include "kit.h"
 #include "log.h"
+#include "metrics.h"
 #include "t.h"
 
 static struct sp_mock *mock;
@@ -62,6 +65,12 @@ static struct sp_engine *engine_for(const char *in, const char *group,
     }
     *cfgp = cfg;
     return eng;
+}
+
+static void *run_engine(void *arg)
+{
+    sp_engine_run(arg);
+    return NULL;
 }
 
 static void produce(const char *topic, const char *key, size_t klen,
@@ -297,6 +306,103 @@ static void test_refused_output_to_dlq_cut(void)
     json_decref(doc);
 }
 
+static double metric(struct sp_engine *eng, const char *series)
+{
+    struct sp_buf b;
+    sp_buf_init(&b, (size_t)4 << 20);
+    sp_metrics_render(sp_engine_metrics(eng), &b);
+    double v = -1;
+    char pat[256];
+    snprintf(pat, sizeof(pat), "\n%s ", series);
+    const char *p = b.data ? strstr(b.data, pat) : NULL;
+    if (p)
+        v = atof(p + strlen(pat));
+    sp_buf_fini(&b);
+    return v;
+}
+
+/* Outputs time out while their broker is slow (longer than
+ * message.timeout.ms) with the producer queue full: producing them again
+ * from the delivery reports finds no room, so they are kept and produced
+ * once there is (never a wait inside a report); nothing is lost. */
+static void test_timed_out_outputs_kept(void)
+{
+    struct sp_error err = {0};
+    const char *topics[] = {"f7.in", "f7.in.dlq", "f7.in.alerts",
+                            "f.incidents"};
+    struct sp_mock *mk = sp_mock_start(2, topics, 4, 1, &err);
+    T_OK(mk != NULL);
+    if (!mk)
+        return;
+    rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
+    /* Input and group on broker 1, the DLQ on broker 2, made slow. */
+    rd_kafka_mock_partition_set_leader(mc, "f7.in", 0, 1);
+    rd_kafka_mock_partition_set_leader(mc, "f7.in.dlq", 0, 2);
+    rd_kafka_mock_coordinator_set(mc, "group", "f7", 1);
+    const char *saved = brokers;
+    brokers = sp_mock_bootstraps(mk);
+    size_t n_in = 40;
+    for (size_t i = 0; i < n_in; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "m%zu", i);
+        produce("f7.in", key, strlen(key), "not json", 8);
+    }
+    const char *extra[] = {"kafka.producer.queue.buffering.max.messages=4",
+                           "kafka.producer.message.timeout.ms=500",
+                           "kafka.producer.linger.ms=0",
+                           "pipeline.batch_size=8"};
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for("f7.in", "f7", extra, 4, &cfg);
+    T_OK(eng != NULL);
+    if (eng) {
+        rd_kafka_mock_broker_set_rtt(mc, 2, 1500);
+        pthread_t th;
+        pthread_create(&th, NULL, run_engine, eng);
+        int64_t until = sp_now_ms() + 30000;
+        while (metric(eng, "socpilot_kafka_redo_kept_total") < 1 &&
+               sp_now_ms() < until)
+            usleep(50000);
+        rd_kafka_mock_broker_set_rtt(mc, 2, 0);
+        long lag = 1;
+        until = sp_now_ms() + 30000;
+        while (sp_now_ms() < until &&
+               (kit_committed_lag(brokers, "f7", "f7.in", 1, &lag) || lag))
+            usleep(200000);
+        double kept = metric(eng, "socpilot_kafka_redo_kept_total");
+        printf("faults: %.0f output(s) kept for a full producer queue after "
+               "timing out\n", kept);
+        T_OK(kept >= 1);
+        T_EQ_INT(lag, 0);
+        sp_engine_stop(eng);
+        pthread_join(th, NULL);
+        sp_engine_free(eng);
+        sp_config_free(cfg);
+        /* Every input is on the DLQ (replays may add duplicates). */
+        const char *dl = "f7.in.dlq";
+        rd_kafka_t *rd = kit_reader(brokers, &dl, 1);
+        struct kit_seen seen;
+        memset(&seen, 0, sizeof(seen));
+        seen.alerts_topic = "f7.in.alerts";
+        kit_table_init(&seen.alerts, 64);
+        kit_table_init(&seen.dlq, 256);
+        kit_drain(rd, &seen, 3000);
+        rd_kafka_consumer_close(rd);
+        rd_kafka_destroy(rd);
+        size_t missing = 0;
+        for (size_t i = 0; i < n_in; i++) {
+            char key[16];
+            snprintf(key, sizeof(key), "m%zu", i);
+            if (!kit_table_get(&seen.dlq, key, strlen(key), false))
+                missing++;
+        }
+        T_EQ_INT(missing, 0);
+        kit_table_free(&seen.alerts);
+        kit_table_free(&seen.dlq);
+    }
+    brokers = saved;
+    sp_mock_stop(mk);
+}
+
 struct member {
     rd_kafka_t *rk;
     int assigned;
@@ -314,12 +420,6 @@ static void member_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_assign(rk, NULL);
         mb->assigned = 0;
     }
-}
-
-static void *run_engine(void *arg)
-{
-    sp_engine_run(arg);
-    return NULL;
 }
 
 static void test_rebalance_served_while_retrying(void)
@@ -467,6 +567,7 @@ int main(void)
     T_RUN(test_dlq_minimal_record);
     T_RUN(test_abandoned_batch_waits_for_outputs);
     T_RUN(test_refused_output_to_dlq_cut);
+    T_RUN(test_timed_out_outputs_kept);
     T_RUN(test_rebalance_served_while_retrying);
     T_RUN(test_fatal_producer_error_stops);
     sp_mock_stop(mock);
