@@ -11,6 +11,12 @@
  * table of serialised sections and indicator lists.  A plain command
  * line that the analyser's prefilter rejects costs one scan.
  *
+ * An analysis too large for its buffer (a small, compressible payload
+ * decodes to megabytes of text that JSON escaping doubles) is written
+ * reduced, never dropped: texts cut or left out, verdict, behaviours and
+ * indicators kept, "truncated": true.  Likewise an alert's section keeps
+ * a reduced entry for each command line that no longer fits whole.
+ *
  * Engine thread only.
  */
 #include "alert.h"
@@ -19,6 +25,7 @@
 #include "script.h"
 #include "stage.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,6 +59,9 @@ struct cache_slot {
     size_t cmd_len;
     char *json;              /* the analysis fields, serialised object body */
     size_t json_len;
+    char *small;             /* the same within SCRIPTS_SMALL_MAX, or NULL
+                                when json is no larger */
+    size_t small_len;
     struct cached_ioc *iocs;
     size_t n_iocs;
     unsigned risk;
@@ -66,8 +76,14 @@ struct scripts_ctx {
     size_t cache_n;
     struct sp_buf buf;
     struct sp_counter *c_analysed, *c_cache_hits, *c_bounds, *c_entities;
+    struct sp_counter *c_truncated;
     struct sp_hist *h_risk;
+    const char *log;
 };
+
+/* An analysis larger than this also keeps a reduced copy, for an alert's
+ * section that cannot take it whole. */
+#define SCRIPTS_SMALL_MAX ((size_t)16 << 10)
 
 static uint64_t hash_bytes(const char *s, size_t n)
 {
@@ -80,6 +96,7 @@ static uint64_t hash_bytes(const char *s, size_t n)
 static void slot_clear(struct cache_slot *c)
 {
     free(c->json);
+    free(c->small);
     for (size_t i = 0; i < c->n_iocs; i++)
         free(c->iocs[i].value);
     free(c->iocs);
@@ -105,6 +122,7 @@ static enum sp_err scripts_init(struct sp_stage *st, struct sp_error *err)
             return sp_error_set(err, SP_ERR_NOMEM, "scripts: out of memory");
     }
     sp_buf_init(&ctx->buf, ctx->opts.deob.max_output * 2 + 65536);
+    ctx->log = st->log;
     struct sp_metrics *m = st->env->metrics;
     if (m) {
         ctx->c_analysed = sp_metrics_counter(m, "scripts_analysed_total",
@@ -118,12 +136,58 @@ static enum sp_err scripts_init(struct sp_stage *st, struct sp_error *err)
         ctx->c_entities = sp_metrics_counter(
             m, "scripts_indicator_entities_total",
             "Entities added from indicators found in scripts", NULL);
+        ctx->c_truncated = sp_metrics_counter(
+            m, "scripts_truncated_total",
+            "Analyses written reduced (texts cut or left out, "
+            "\"truncated\": true) to fit the output or the alert's section",
+            NULL);
         static const double risk_buckets[] = {0, 10, 25, 50, 75, 90, 100};
         ctx->h_risk = sp_metrics_hist(m, "scripts_risk", "Risk scores",
                                       NULL, risk_buckets,
                                       SP_ARRAY_SIZE(risk_buckets));
     }
     return SP_OK;
+}
+
+static void warn_truncated(struct scripts_ctx *ctx, const char *what,
+                           size_t len)
+{
+    static struct sp_log_rl rl;
+    sp_counter_add(ctx->c_truncated, 1);
+    sp_log_warn_rl(&rl, 10000, ctx->log,
+                   "script analysis of a %zu-byte command line truncated: %s",
+                   len, what);
+}
+
+/* Serialises the analysis fields into ctx->buf (an object), within room
+ * bytes when cut; false when even that failed. */
+static bool serialise(struct scripts_ctx *ctx,
+                      const struct sp_script_analysis *an, bool cut,
+                      size_t room)
+{
+    sp_buf_reset(&ctx->buf);
+    struct sp_jw w;
+    sp_jw_init(&w, &ctx->buf);
+    sp_jw_obj_open(&w);
+    if (cut)
+        sp_script_write_json_fields_max(an, &w, room);
+    else
+        sp_script_write_json_fields(an, &w);
+    sp_jw_obj_close(&w);
+    return sp_jw_ok(&w);
+}
+
+/* A copy of ctx->buf's object body (without braces), so the stage can
+ * prepend the entity it belongs to. */
+static char *body_dup(struct scripts_ctx *ctx, size_t *len)
+{
+    *len = ctx->buf.len - 2;
+    char *s = malloc(*len + 1);
+    if (s) {
+        memcpy(s, ctx->buf.data + 1, *len);
+        s[*len] = '\0';
+    }
+    return s;
 }
 
 /* Analyses one command line into slot (fresh). */
@@ -138,20 +202,19 @@ static enum sp_err analyse(struct scripts_ctx *ctx, const char *cmd,
     if (an.bounds_hit)
         sp_counter_add(ctx->c_bounds, 1);
     sp_hist_observe(ctx->h_risk, (double)an.risk);
-    sp_buf_reset(&ctx->buf);
-    struct sp_jw w;
-    sp_jw_init(&w, &ctx->buf);
-    sp_jw_obj_open(&w);
-    sp_script_write_json_fields(&an, &w);
-    sp_jw_obj_close(&w);
-    if (!sp_jw_ok(&w)) {
-        sp_script_analysis_fini(&an);
-        return SP_ERR_LIMIT;
+    size_t max = ctx->buf.max;
+    if (!serialise(ctx, &an, false, 0)) {
+        warn_truncated(ctx, "larger than the output buffer", len);
+        if (!serialise(ctx, &an, true, max - 2)) {
+            sp_script_analysis_fini(&an);
+            return SP_ERR_LIMIT;
+        }
     }
-    /* Keep the object body (without braces) so the stage can prepend
-     * the entity it belongs to. */
-    slot->json_len = ctx->buf.len - 2;
-    slot->json = malloc(slot->json_len + 1);
+    slot->json = body_dup(ctx, &slot->json_len);
+    if (slot->json && slot->json_len > SCRIPTS_SMALL_MAX) {
+        if (serialise(ctx, &an, true, SCRIPTS_SMALL_MAX))
+            slot->small = body_dup(ctx, &slot->small_len);
+    }
     slot->iocs = an.n_indicators ? calloc(an.n_indicators, sizeof(*slot->iocs))
                                  : NULL;
     if (!slot->json || (an.n_indicators && !slot->iocs)) {
@@ -159,8 +222,6 @@ static enum sp_err analyse(struct scripts_ctx *ctx, const char *cmd,
         slot_clear(slot);
         return SP_ERR_NOMEM;
     }
-    memcpy(slot->json, ctx->buf.data + 1, slot->json_len);
-    slot->json[slot->json_len] = '\0';
     for (size_t i = 0; i < an.n_indicators; i++) {
         slot->iocs[slot->n_iocs].type = (uint8_t)an.indicators[i].type;
         slot->iocs[slot->n_iocs].value = strdup(an.indicators[i].value);
@@ -279,12 +340,54 @@ static enum sp_err add_indicator_entities(struct scripts_ctx *ctx,
     return SP_OK;
 }
 
+/* Appends {"entity":key,<body>} to sec when it fits with one byte left
+ * for the closing ']'; when not, sec is left as it was and false
+ * returned. */
+static bool sec_put(struct sp_buf *sec, bool first, const char *key,
+                    const char *body, size_t body_len)
+{
+    size_t len = sec->len;
+    sp_buf_putc(sec, first ? '[' : ',');
+    sp_buf_puts(sec, "{\"entity\":");
+    sp_json_escape(sec, key, strlen(key));
+    sp_buf_putc(sec, ',');
+    sp_buf_put(sec, body, body_len);
+    sp_buf_putc(sec, '}');
+    if (!sec->overflow && sec->len < sec->max)
+        return true;
+    sec->len = len;
+    sec->overflow = false;
+    if (sec->data)
+        sec->data[len] = '\0';
+    return false;
+}
+
+/* Adds slot's analysis to sec: whole, else reduced (small), else only its
+ * risk; false when not even that fits. */
+static bool sec_add(struct scripts_ctx *ctx, struct sp_buf *sec, bool first,
+                    const char *key, const struct cache_slot *slot,
+                    size_t cmd_len)
+{
+    if (sec_put(sec, first, key, slot->json, slot->json_len))
+        return true;
+    char mini[64];
+    int ml = snprintf(mini, sizeof(mini), "\"risk\":%u,\"truncated\":true",
+                      slot->risk);
+    bool put = (slot->small &&
+                sec_put(sec, first, key, slot->small, slot->small_len)) ||
+               sec_put(sec, first, key, mini, (size_t)ml);
+    warn_truncated(ctx, put ? "reduced in the alert's full scripts section"
+                            : "left out of the alert's full scripts section",
+                   cmd_len);
+    return put;
+}
+
 static enum sp_err process_alert(struct scripts_ctx *ctx, struct sp_msg *msg,
                                  struct sp_alert *alert)
 {
     struct sp_buf sec;
     sp_buf_init(&sec, ctx->opts.deob.max_output * 4 + 65536);
-    size_t analysed = 0, added = 0;
+    size_t analysed = 0, shown = 0, added = 0;
     enum sp_err rc = SP_OK;
     for (size_t i = 0; i < alert->n_entities && analysed < ctx->max_per_alert;
          i++) {
@@ -301,13 +404,10 @@ static enum sp_err process_alert(struct scripts_ctx *ctx, struct sp_msg *msg,
         const struct cache_slot *slot = lookup(ctx, cmd, len, &tmp);
         if (!slot)
             continue;       /* analyser out of memory: the alert goes on */
-        sp_buf_putc(&sec, analysed ? ',' : '[');
-        sp_buf_puts(&sec, "{\"entity\":");
-        sp_json_escape(&sec, ent->key ? ent->key : "", ent->key ? strlen(ent->key) : 0);
-        sp_buf_putc(&sec, ',');
-        sp_buf_put(&sec, slot->json, slot->json_len);
-        sp_buf_putc(&sec, '}');
         analysed++;
+        if (sec_add(ctx, &sec, shown == 0, ent->key ? ent->key : "", slot,
+                    len))
+            shown++;
         if (ctx->indicator_entities)
             rc = add_indicator_entities(ctx, &msg->arena, alert, slot, &added);
         if (!ctx->cache_n)
@@ -315,9 +415,9 @@ static enum sp_err process_alert(struct scripts_ctx *ctx, struct sp_msg *msg,
         if (rc)
             break;
     }
-    if (analysed)
+    if (shown)
         sp_buf_putc(&sec, ']');
-    if (!rc && analysed && !sec.overflow) {
+    if (!rc && shown && !sec.overflow) {
         char *json = sp_arena_strndup(&msg->arena, sec.data, sec.len);
         rc = json ? sp_alert_add_section(&msg->arena, alert, "scripts", json,
                                          sec.len)

@@ -107,6 +107,18 @@ void sp_script_write_json(const struct sp_script_analysis *a,
 void sp_script_write_json_fields(const struct sp_script_analysis *a,
                                  struct sp_jw *w);
 
+/*
+ * The same members cut to fit in room more bytes of the writer's buffer
+ * (and its maximum), for an analysis too large to write whole: "truncated":
+ * true, then language, risk, reasons and bounds, then as many behaviours
+ * and indicators as fit, then "decoded" and the layers with their texts
+ * cut to an equal share of what is left (or empty, or layers left out).
+ * The output is valid JSON whenever the buffer can hold the verdict
+ * (language, risk, reasons, bounds: a few KiB).
+ */
+void sp_script_write_json_fields_max(const struct sp_script_analysis *a,
+                                     struct sp_jw *w, size_t room);
+
 /* Human-readable report: risk and reasons, every layer, the decoded
  * text, indicators, behaviours.  Control bytes are shown escaped. */
 void sp_script_print_text(const struct sp_script_analysis *a, FILE *out);

@@ -90,6 +90,164 @@ void sp_script_write_json_fields(const struct sp_script_analysis *a,
     sp_jw_arr_close(w);
 }
 
+/* ---- within a size ----------------------------------------------------------- */
+
+/* The writer and its buffer as they were before an element. */
+struct jw_mark {
+    struct sp_jw w;
+    size_t len;
+    bool overflow;
+};
+
+static struct jw_mark jw_mark(const struct sp_jw *w)
+{
+    return (struct jw_mark){*w, w->b->len, w->b->overflow};
+}
+
+/* Did the element written since m fit below limit?  If not, it is taken
+ * back whole and false returned (an overflow from before m stays). */
+static bool jw_fits(struct sp_jw *w, const struct jw_mark *m, size_t limit)
+{
+    if (!w->b->overflow && w->b->len <= limit)
+        return true;
+    struct sp_buf *b = w->b;
+    *w = m->w;
+    b->len = m->len;
+    b->overflow = m->overflow;
+    if (b->data)
+        b->data[b->len] = '\0';
+    return false;
+}
+
+/* At most max bytes of s[0..n), not ending inside a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max)
+        return n;
+    while (max > 0 && ((unsigned char)s[max] & 0xC0) == 0x80)
+        max--;
+    return max;
+}
+
+/* Room kept for what follows the texts: closing brackets and braces. */
+#define CUT_RESERVE 64
+/* Worst case of one byte escaped in JSON (\u00XX). */
+#define JSON_ESC_MAX 6
+/* A layer's members other than its text, at most (technique, description). */
+#define LAYER_OVERHEAD 512
+
+/* Bytes of output one of `texts` texts may take of what is left. */
+static size_t text_share(const struct sp_buf *b, size_t limit, size_t texts)
+{
+    size_t over = LAYER_OVERHEAD * texts;
+    if (!texts || b->len + over >= limit)
+        return 0;
+    return (limit - b->len - over) / texts;
+}
+
+void sp_script_write_json_fields_max(const struct sp_script_analysis *a,
+                                     struct sp_jw *w, size_t room)
+{
+    struct sp_buf *b = w->b;
+    size_t max = b->max ? b->max : SP_BUF_DEFAULT_MAX;
+    size_t limit = b->len < max && room < max - b->len ? b->len + room : max;
+    limit = limit > CUT_RESERVE ? limit - CUT_RESERVE : 0;
+    struct jw_mark m;
+
+    /* The verdict first: it is small (reasons and bounds are few). */
+    sp_jw_kstr(w, "language", a->language ? a->language : "unknown");
+    sp_jw_kint(w, "risk", a->risk);
+    sp_jw_kbool(w, "truncated", true);
+    sp_jw_key(w, "reasons");
+    sp_jw_arr_open(w);
+    for (size_t i = 0; i < a->n_reasons; i++) {
+        m = jw_mark(w);
+        sp_jw_obj_open(w);
+        sp_jw_kint(w, "points", a->reasons[i].points);
+        sp_jw_kstr(w, "reason", a->reasons[i].text);
+        sp_jw_obj_close(w);
+        if (!jw_fits(w, &m, limit))
+            break;
+    }
+    sp_jw_arr_close(w);
+    write_bounds(a, w);
+
+    /* Then behaviours and indicators, as many as fit. */
+    sp_jw_key(w, "behaviours");
+    sp_jw_arr_open(w);
+    for (size_t i = 0; i < a->n_behaviours; i++) {
+        const struct sp_attack_hit *h = &a->behaviours[i];
+        m = jw_mark(w);
+        sp_jw_obj_open(w);
+        sp_jw_kstr(w, "technique", h->tech->id);
+        sp_jw_kstr(w, "name", h->tech->name);
+        sp_jw_kstr(w, "tactic", h->tech->tactic);
+        sp_jw_kstr(w, "what", h->what);
+        sp_jw_kstr(w, "evidence", h->evidence);
+        sp_jw_kint(w, "layer", h->layer);
+        sp_jw_obj_close(w);
+        if (!jw_fits(w, &m, limit))
+            break;
+    }
+    sp_jw_arr_close(w);
+    sp_jw_key(w, "indicators");
+    sp_jw_arr_open(w);
+    for (size_t i = 0; i < a->n_indicators; i++) {
+        const struct sp_ioc *c = &a->indicators[i];
+        m = jw_mark(w);
+        sp_jw_obj_open(w);
+        sp_jw_kstr(w, "type", sp_ioc_type_name(c->type));
+        sp_jw_key(w, "value");
+        sp_jw_strn(w, c->value, c->len);
+        sp_jw_kint(w, "layer", c->layer);
+        sp_jw_obj_close(w);
+        if (!jw_fits(w, &m, limit))
+            break;
+    }
+    sp_jw_arr_close(w);
+
+    /* Last the texts ("decoded", then each layer's), each cut to an equal
+     * share of what is left: tried at the share, then at a half and a
+     * sixth of it (quotes and backslashes double when escaped, control
+     * bytes take six), then empty. */
+    static const unsigned divs[] = {1, 2, JSON_ESC_MAX, 0};
+    size_t texts = a->deob.n_layers + 1;
+    size_t fl;
+    const char *ft = sp_script_final_text(a, &fl);
+    for (size_t k = 0; k < SP_ARRAY_SIZE(divs); k++) {
+        size_t share = text_share(b, limit, texts);
+        m = jw_mark(w);
+        sp_jw_key(w, "decoded");
+        sp_jw_strn(w, ft, divs[k] ? utf8_cut(ft, fl, share / divs[k]) : 0);
+        if (jw_fits(w, &m, limit))
+            break;
+    }
+    texts--;
+    sp_jw_key(w, "layers");
+    sp_jw_arr_open(w);
+    for (size_t i = 0; i < a->deob.n_layers; i++, texts--) {
+        const struct sp_deob_layer *ly = &a->deob.layers[i];
+        const char *t = ly->text ? ly->text : "";
+        size_t tl = ly->text ? ly->len : 0;
+        bool fit = false;
+        for (size_t k = 0; k < SP_ARRAY_SIZE(divs) && !fit; k++) {
+            size_t share = text_share(b, limit, texts);
+            m = jw_mark(w);
+            sp_jw_obj_open(w);
+            sp_jw_kint(w, "index", (int64_t)i);
+            sp_jw_kstr(w, "technique", ly->technique ? ly->technique : "");
+            sp_jw_kstr_opt(w, "description", ly->description);
+            sp_jw_key(w, "text");
+            sp_jw_strn(w, t, divs[k] ? utf8_cut(t, tl, share / divs[k]) : 0);
+            sp_jw_obj_close(w);
+            fit = jw_fits(w, &m, limit);
+        }
+        if (!fit)
+            break;
+    }
+    sp_jw_arr_close(w);
+}
+
 void sp_script_write_json(const struct sp_script_analysis *a, struct sp_jw *w)
 {
     sp_jw_obj_open(w);
