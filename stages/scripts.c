@@ -23,6 +23,7 @@
 #include "json.h"
 #include "log.h"
 #include "script.h"
+#include "scripts_int.h"
 #include "stage.h"
 
 #include <stdio.h>
@@ -48,25 +49,6 @@ static const struct sp_cfg_key scripts_keys[] = {
      "Analyses cached by command line (0 = no cache)", 0, NULL},
 };
 
-/* One extracted indicator kept in the cache. */
-struct cached_ioc {
-    uint8_t type;            /* enum sp_ioc_type */
-    char *value;
-};
-
-struct cache_slot {
-    uint64_t hash;
-    size_t cmd_len;
-    char *json;              /* the analysis fields, serialised object body */
-    size_t json_len;
-    char *small;             /* the same within SCRIPTS_SMALL_MAX, or NULL
-                                when json is no larger */
-    size_t small_len;
-    struct cached_ioc *iocs;
-    size_t n_iocs;
-    unsigned risk;
-};
-
 struct scripts_ctx {
     struct sp_script_opts opts;
     size_t max_per_alert;
@@ -85,12 +67,18 @@ struct scripts_ctx {
  * section that cannot take it whole. */
 #define SCRIPTS_SMALL_MAX ((size_t)16 << 10)
 
-static uint64_t hash_bytes(const char *s, size_t n)
+uint64_t scripts_hash(const char *s, size_t n)
 {
     uint64_t h = 1469598103934665603ULL;
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
     return h ^ n;
+}
+
+bool scripts_slot_holds(const struct cache_slot *slot, uint64_t h,
+                        const char *cmd, size_t len)
+{
+    return slot->json && slot->hash == h && slot->cmd_len == len;
 }
 
 static void slot_clear(struct cache_slot *c)
@@ -240,11 +228,11 @@ static const struct cache_slot *lookup(struct scripts_ctx *ctx,
                                        const char *cmd, size_t len,
                                        struct cache_slot *tmp)
 {
-    uint64_t h = hash_bytes(cmd, len);
+    uint64_t h = scripts_hash(cmd, len);
     struct cache_slot *slot = tmp;
     if (ctx->cache_n) {
         slot = &ctx->cache[h % ctx->cache_n];
-        if (slot->json && slot->hash == h && slot->cmd_len == len) {
+        if (scripts_slot_holds(slot, h, cmd, len)) {
             sp_counter_add(ctx->c_cache_hits, 1);
             return slot;
         }
