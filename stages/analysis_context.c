@@ -83,6 +83,23 @@ static size_t cut_utf8(const char *s, size_t n, size_t max)
     return m;
 }
 
+/* Where the token cut at s[len] begins, when it begins in the last
+ * CUT_TOKEN_MAX bytes: text is cut there instead.  A longer token is
+ * kept: it is longer than any redaction detector's minimum, so it is
+ * recognised (or not) as it would be whole. */
+#define CUT_TOKEN_MAX 512
+
+static size_t before_cut_token(const char *s, size_t len)
+{
+    static const char seps[] = " \t\r\n\"'`;,&|()<>[]{}=";
+    if (len == 0 || strchr(seps, s[len]) || strchr(seps, s[len - 1]))
+        return len;
+    for (size_t i = len; i > 0 && len - i < CUT_TOKEN_MAX; i--)
+        if (strchr(seps, s[i - 1]))
+            return i;
+    return len;
+}
+
 /* Appends s with fence tags neutralised and control characters blanked. */
 void an_text_neutral(struct sp_buf *out, const char *s, size_t n)
 {
@@ -117,10 +134,15 @@ void an_text_put(struct an_text *t, struct sp_buf *out, const char *s)
     if (an_looks_injected(s, n))
         t->injection = true;
     /* Redact and anonymize a little more than will be kept, then cut: a
-     * secret or name straddling the cut is replaced whole, never halved. */
+     * secret or name straddling the cut is replaced whole, never halved.
+     * Redaction shrinks text, so what is kept can reach the pre-cut: a
+     * token halved there (sk-... shorter than its detector's minimum) is
+     * dropped before redaction, not sent as is. */
     size_t max = t->o->field_max ? t->o->field_max : 2000;
     const char *p = s;
     size_t len = cut_utf8(s, n, max + 1024);
+    if (len < n)
+        len = before_cut_token(s, len);
     if (t->o->redact) {
         sp_buf_reset(&t->tmp1);
         sp_analysis_redact(p, len, t->o->redact, &t->tmp1, &t->redactions);

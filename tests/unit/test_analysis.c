@@ -195,6 +195,41 @@ static void test_redaction_names(void)
             "PasswordLastSet=2024-01-01 --password-file /run/pw");
 }
 
+/* A field is redacted a little beyond field_max, then cut.  Redaction
+ * shrinks text (a 1500-byte password becomes [REDACTED]), so what is
+ * kept reaches past that first cut: a token halved there, too short for
+ * its detector (sk- with fewer than 20 characters), is not sent. */
+static void test_text_cut_token(void)
+{
+    struct sp_analysis_opts o;
+    opts(&o);
+    o.redact = SP_REDACT_SECRETS;
+    o.field_max = 2000;
+    static char in[8192];
+    size_t k = (size_t)sprintf(in, "password=\"");
+    memset(in + k, 'A', 1500);
+    k += 1500;
+    in[k++] = '"';
+    for (; k < 3009; k++)
+        in[k] = k % 7 ? 'x' : ' ';
+    in[k - 1] = ' ';
+    k += (size_t)sprintf(in + k, "sk-proj-SECRETSECRETSECRETSECRET0123456789 "
+                                 "and the rest");
+    T_EQ_INT(strstr(in, "sk-proj") - in, 3009);
+    struct an_text t;
+    an_text_init(&t, &o, NULL);
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    an_text_put(&t, &b, in);
+    T_OK(b.data && strstr(b.data, "SECRET") == NULL);
+    T_OK(b.data && strstr(b.data, "sk-proj") == NULL);
+    T_CONTAINS(b.data, "password=\"[REDACTED]\"");
+    T_CONTAINS(b.data, "...[truncated");
+    T_OK(t.redactions >= 1);
+    sp_buf_fini(&b);
+    an_text_fini(&t);
+}
+
 /* ---- context, fencing, anonymization ------------------------------------ */
 
 static void test_context_fencing(void)
@@ -1335,6 +1370,7 @@ int main(void)
 
     T_RUN(test_redaction);
     T_RUN(test_redaction_names);
+    T_RUN(test_text_cut_token);
     T_RUN(test_context_fencing);
     T_RUN(test_anonymization);
     T_RUN(test_anonymized_job_roundtrip);
