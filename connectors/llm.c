@@ -241,12 +241,43 @@ static void mask_key(const struct sp_llm *c, char *s)
     }
 }
 
+/* A prefix of the key (8 bytes or more) that ends s, where a message that
+ * named the key was cut, is masked too. */
+static void mask_key_tail(const struct sp_llm *c, char *s)
+{
+    size_t kl = strlen(c->o.api_key), n = strlen(s);
+    for (size_t l = SP_MIN(kl, n + 1) - 1; kl > 8 && l >= 8; l--) {
+        if (memcmp(s + n - l, c->o.api_key, l) == 0) {
+            memcpy(s + n - l, "****", 5);
+            return;
+        }
+    }
+}
+
+/* out = s with the key masked, then cut to cap bytes (and a prefix of the
+ * key left at the cut masked): masking after the cut would miss a key
+ * that straddles it. */
+static void copy_masked(const struct sp_llm *c, char *out, size_t cap,
+                        const char *s)
+{
+    char *tmp = strdup(s ? s : "");
+    if (!tmp) {
+        snprintf(out, cap, "(message not shown: out of memory)");
+        return;
+    }
+    mask_key(c, tmp);
+    snprintf(out, cap, "%s", tmp);
+    free(tmp);
+    mask_key_tail(c, out);
+}
+
 /* Ends a call: counters, budget refund, callback, free. */
 static void finish(struct sp_llm *c, struct llm_call *call,
                    struct sp_llm_result *res)
 {
     int64_t now = sp_now_ms();
     mask_key(c, res->error);
+    mask_key_tail(c, res->error);
     res->attempts = call->attempts;
     res->latency_ms = now - call->submitted_ms;
     res->schema_sent = call->schema_sent;
@@ -292,7 +323,7 @@ static void finish_error(struct sp_llm *c, struct llm_call *call,
     res.err = e;
     res.fail = kind;
     res.http_status = status;
-    snprintf(res.error, sizeof(res.error), "%s", msg ? msg : sp_strerror(e));
+    copy_masked(c, res.error, sizeof(res.error), msg ? msg : sp_strerror(e));
     finish(c, call, &res);
 }
 
@@ -682,14 +713,14 @@ static int attempt_done(struct sp_llm *c, struct llm_call *call, CURLcode rc)
                                  &ans) == SP_OK;
     struct llm_verdict v;
     llm_classify((int)rc, (int)status, ans.err_code, &v);
-    char msg[256];
+    char msg[256], part[201];
     if (rc != CURLE_OK)
-        snprintf(msg, sizeof(msg), "%s",
-                 call->errbuf[0] ? call->errbuf : curl_easy_strerror(rc));
-    else if (ans.err_message)
-        snprintf(msg, sizeof(msg), "HTTP %ld: %.200s", status,
-                 ans.err_message);
-    else
+        copy_masked(c, msg, sizeof(msg),
+                    call->errbuf[0] ? call->errbuf : curl_easy_strerror(rc));
+    else if (ans.err_message) {
+        copy_masked(c, part, sizeof(part), ans.err_message);
+        snprintf(msg, sizeof(msg), "HTTP %ld: %s", status, part);
+    } else
         snprintf(msg, sizeof(msg), "HTTP %ld", status);
     if (rc == CURLE_WRITE_ERROR)
         snprintf(msg, sizeof(msg), "response larger than llm.max_response");
@@ -701,8 +732,8 @@ static int attempt_done(struct sp_llm *c, struct llm_call *call, CURLcode rc)
     } else if (ok2xx && !ans.content) {
         v = (struct llm_verdict){SP_ERR_REMOTE, SP_LLM_FAIL_RESPONSE, false,
                                  false};
-        snprintf(msg, sizeof(msg), "the model refused: %.200s",
-                 ans.refusal ? ans.refusal : "");
+        copy_masked(c, part, sizeof(part), ans.refusal);
+        snprintf(msg, sizeof(msg), "the model refused: %s", part);
     }
 
     if (status == 400 && call->schema_sent && parsed &&
@@ -749,9 +780,11 @@ static int attempt_done(struct sp_llm *c, struct llm_call *call, CURLcode rc)
             res.fail = v.fail;
             res.http_status = (int)status;
             res.retry_after_ms = asked;
+            char head[181];
+            copy_masked(c, head, sizeof(head), msg);
             snprintf(res.error, sizeof(res.error),
-                     "%.180s; server asks to wait %lld ms (over "
-                     "llm.retry_after_max)", msg, (long long)asked);
+                     "%s; server asks to wait %lld ms (over "
+                     "llm.retry_after_max)", head, (long long)asked);
             finish(c, call, &res);
             sp_arena_fini(&a);
             return 1;

@@ -593,6 +593,55 @@ static void test_wrong_key(void)
     sp_llm_free(c);
 }
 
+/* An error message cut at 200 characters in the middle of the key it
+ * echoes: the prefix left at the cut is masked too, in the error handed
+ * to callers (published as fallback_reason) and in the log. */
+static void test_key_at_cut(void)
+{
+    NEED_FAKE();
+    /* "Incorrect API key provided: " is 28 characters: the key runs from
+     * 28 to 228, across the cut at 200. */
+    static char key[201];
+    memcpy(key, "sk-wrong-", 9);
+    for (size_t i = 9; i < 200; i++)
+        key[i] = "abcdefghijklmnopqrstuvwxyz0123456789"[i % 36];
+    key[200] = '\0';
+    char prefix[17];
+    memcpy(prefix, key + 40, 16);          /* well before the cut */
+    prefix[16] = '\0';
+    struct sp_buf logbuf;
+    sp_buf_init(&logbuf, 1 << 20);
+    sp_log_setup(SP_LOG_WARN, SP_LOG_TEXT, NULL);
+    sp_log_capture(&logbuf);
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    o.api_key = key;
+    o.max_retries = 0;
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    T_OK(c != NULL);
+    if (!c) {
+        sp_log_capture(NULL);
+        sp_buf_fini(&logbuf);
+        return;
+    }
+    struct outcome out = {0};
+    struct sp_llm_req r = req_default();
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out), SP_OK);
+    run_until(c, &out.done, 1, 5000);
+    sp_log_capture(NULL);
+    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, NULL);
+    T_EQ_INT(out.status, 401);
+    T_CONTAINS(out.error, "Incorrect API key provided: ****");
+    T_OK(strstr(out.error, "sk-wrong-") == NULL);
+    T_OK(strstr(out.error, prefix) == NULL);
+    T_CONTAINS(logbuf.data, "HTTP 401");
+    T_OK(strstr(logbuf.data, "sk-wrong-") == NULL);
+    T_OK(strstr(logbuf.data, prefix) == NULL);
+    sp_buf_fini(&logbuf);
+    sp_llm_free(c);
+}
+
 static void test_budget(void)
 {
     NEED_FAKE();
@@ -841,6 +890,7 @@ int main(void)
     T_RUN(test_malformed_body);
     T_RUN(test_azure);
     T_RUN(test_wrong_key);
+    T_RUN(test_key_at_cut);
     T_RUN(test_budget);
     T_RUN(test_breaker);
     T_RUN(test_concurrency);
