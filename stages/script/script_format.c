@@ -27,6 +27,28 @@ static void write_bounds(const struct sp_script_analysis *a, struct sp_jw *w)
     sp_jw_arr_close(w);
 }
 
+static void write_behaviour(struct sp_jw *w, const struct sp_attack_hit *h)
+{
+    sp_jw_obj_open(w);
+    sp_jw_kstr(w, "technique", h->tech->id);
+    sp_jw_kstr(w, "name", h->tech->name);
+    sp_jw_kstr(w, "tactic", h->tech->tactic);
+    sp_jw_kstr(w, "what", h->what);
+    sp_jw_kstr(w, "evidence", h->evidence);
+    sp_jw_kint(w, "layer", h->layer);
+    sp_jw_obj_close(w);
+}
+
+static void write_indicator(struct sp_jw *w, const struct sp_ioc *c)
+{
+    sp_jw_obj_open(w);
+    sp_jw_kstr(w, "type", sp_ioc_type_name(c->type));
+    sp_jw_key(w, "value");
+    sp_jw_strn(w, c->value, c->len);
+    sp_jw_kint(w, "layer", c->layer);
+    sp_jw_obj_close(w);
+}
+
 void sp_script_write_json_fields(const struct sp_script_analysis *a,
                                  struct sp_jw *w)
 {
@@ -63,30 +85,14 @@ void sp_script_write_json_fields(const struct sp_script_analysis *a,
 
     sp_jw_key(w, "indicators");
     sp_jw_arr_open(w);
-    for (size_t i = 0; i < a->n_indicators; i++) {
-        const struct sp_ioc *c = &a->indicators[i];
-        sp_jw_obj_open(w);
-        sp_jw_kstr(w, "type", sp_ioc_type_name(c->type));
-        sp_jw_key(w, "value");
-        sp_jw_strn(w, c->value, c->len);
-        sp_jw_kint(w, "layer", c->layer);
-        sp_jw_obj_close(w);
-    }
+    for (size_t i = 0; i < a->n_indicators; i++)
+        write_indicator(w, &a->indicators[i]);
     sp_jw_arr_close(w);
 
     sp_jw_key(w, "behaviours");
     sp_jw_arr_open(w);
-    for (size_t i = 0; i < a->n_behaviours; i++) {
-        const struct sp_attack_hit *h = &a->behaviours[i];
-        sp_jw_obj_open(w);
-        sp_jw_kstr(w, "technique", h->tech->id);
-        sp_jw_kstr(w, "name", h->tech->name);
-        sp_jw_kstr(w, "tactic", h->tech->tactic);
-        sp_jw_kstr(w, "what", h->what);
-        sp_jw_kstr(w, "evidence", h->evidence);
-        sp_jw_kint(w, "layer", h->layer);
-        sp_jw_obj_close(w);
-    }
+    for (size_t i = 0; i < a->n_behaviours; i++)
+        write_behaviour(w, &a->behaviours[i]);
     sp_jw_arr_close(w);
 }
 
@@ -176,16 +182,8 @@ void sp_script_write_json_fields_max(const struct sp_script_analysis *a,
     sp_jw_key(w, "behaviours");
     sp_jw_arr_open(w);
     for (size_t i = 0; i < a->n_behaviours; i++) {
-        const struct sp_attack_hit *h = &a->behaviours[i];
         m = jw_mark(w);
-        sp_jw_obj_open(w);
-        sp_jw_kstr(w, "technique", h->tech->id);
-        sp_jw_kstr(w, "name", h->tech->name);
-        sp_jw_kstr(w, "tactic", h->tech->tactic);
-        sp_jw_kstr(w, "what", h->what);
-        sp_jw_kstr(w, "evidence", h->evidence);
-        sp_jw_kint(w, "layer", h->layer);
-        sp_jw_obj_close(w);
+        write_behaviour(w, &a->behaviours[i]);
         if (!jw_fits(w, &m, limit))
             break;
     }
@@ -193,14 +191,8 @@ void sp_script_write_json_fields_max(const struct sp_script_analysis *a,
     sp_jw_key(w, "indicators");
     sp_jw_arr_open(w);
     for (size_t i = 0; i < a->n_indicators; i++) {
-        const struct sp_ioc *c = &a->indicators[i];
         m = jw_mark(w);
-        sp_jw_obj_open(w);
-        sp_jw_kstr(w, "type", sp_ioc_type_name(c->type));
-        sp_jw_key(w, "value");
-        sp_jw_strn(w, c->value, c->len);
-        sp_jw_kint(w, "layer", c->layer);
-        sp_jw_obj_close(w);
+        write_indicator(w, &a->indicators[i]);
         if (!jw_fits(w, &m, limit))
             break;
     }
