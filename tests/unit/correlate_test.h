@@ -619,6 +619,42 @@ static inline double ct_metric(struct ct *t, const char *series)
     return v;
 }
 
+/* What the snapshot read returns for incident id of tenant t1 (the last
+ * `why` decisions): the EXEC reply, from the master that holds it
+ * (cluster runs: the others answer MOVED). */
+static inline redisReply *ct_snapshot_reply(const char *id, int why)
+{
+    char meta[128];
+    snprintf(meta, sizeof(meta), "sp:{t:t1}:i:%s", id);
+    for (int m = 0; m < (ct_cluster.n ? ct_cluster.n : 1); m++) {
+        redisContext *c = sp_test_redis_connect(ct_cluster.n ? &ct_cluster.node[m]
+                                                             : &ct_redis);
+        if (!c)
+            continue;
+        redisAppendCommand(c, "MULTI");
+        redisAppendCommand(c, "HGETALL %s", meta);
+        redisAppendCommand(c, "HGETALL %s:al", meta);
+        redisAppendCommand(c, "LRANGE %s:why %d -1", meta, -why);
+        redisAppendCommand(c, "EXEC");
+        redisReply *rep = NULL;
+        for (int i = 0; i < 5; i++) {
+            void *x = NULL;
+            if (redisGetReply(c, &x) != REDIS_OK)
+                break;
+            if (i < 4)
+                freeReplyObject(x);
+            else
+                rep = x;
+        }
+        redisFree(c);
+        if (rep && rep->type == REDIS_REPLY_ARRAY)
+            return rep;
+        if (rep)
+            freeReplyObject(rep);
+    }
+    return NULL;
+}
+
 /* Calls tick until cond() holds or ms pass; returns cond(). */
 static inline bool ct_tick_until(struct ct *t, bool (*cond)(struct ct *),
                                  int ms)

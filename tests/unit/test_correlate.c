@@ -1374,41 +1374,6 @@ static void test_schema(void)
     ct_close(&t);
 }
 
-/* What the snapshot read returns for incident id: the EXEC reply, from
- * the master that holds it (cluster runs: the others answer MOVED). */
-static redisReply *snapshot_reply(const char *id, int why)
-{
-    char meta[128];
-    snprintf(meta, sizeof(meta), "sp:{t:t1}:i:%s", id);
-    for (int m = 0; m < (ct_cluster.n ? ct_cluster.n : 1); m++) {
-        redisContext *c = sp_test_redis_connect(ct_cluster.n ? &ct_cluster.node[m]
-                                                             : &ct_redis);
-        if (!c)
-            continue;
-        redisAppendCommand(c, "MULTI");
-        redisAppendCommand(c, "HGETALL %s", meta);
-        redisAppendCommand(c, "HGETALL %s:al", meta);
-        redisAppendCommand(c, "LRANGE %s:why %d -1", meta, -why);
-        redisAppendCommand(c, "EXEC");
-        redisReply *rep = NULL;
-        for (int i = 0; i < 5; i++) {
-            void *x = NULL;
-            if (redisGetReply(c, &x) != REDIS_OK)
-                break;
-            if (i < 4)
-                freeReplyObject(x);
-            else
-                rep = x;
-        }
-        redisFree(c);
-        if (rep && rep->type == REDIS_REPLY_ARRAY)
-            return rep;
-        if (rep)
-            freeReplyObject(rep);
-    }
-    return NULL;
-}
-
 /*
  * Snapshots are the same bytes with the memo of parsed summaries and
  * decisions as without: filled, then used, then too small to hold one
@@ -1453,7 +1418,7 @@ static void test_snapshot_memo(void)
     const char *incs[] = {r[30].inc, strcmp(r[0].inc, r[30].inc) ? r[0].inc : r[1].inc};
     T_OK(strcmp(incs[0], incs[1]) != 0);
     for (size_t k = 0; k < 2; k++) {
-        redisReply *rep = snapshot_reply(incs[k], 100);
+        redisReply *rep = ct_snapshot_reply(incs[k], 100);
         T_OK(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 3);
         if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3) {
             freeReplyObject(rep);
@@ -1511,7 +1476,7 @@ static void test_snapshot_memo(void)
             /* ... and a small incident after it is still learned and
              * used (3 summaries, 3 decisions: all hits from its second
              * snapshot on) */
-            redisReply *small = snapshot_reply(rs[0].inc, 100);
+            redisReply *small = ct_snapshot_reply(rs[0].inc, 100);
             uint64_t h0 = hits;
             for (int round = 0; round < 3 && small; round++) {
                 sp_buf_reset(&want);
@@ -1544,7 +1509,7 @@ static void test_snapshot_memo(void)
             ct_cluster.n ? &ct_cluster.node[m] : &ct_redis, "HSET %s xo %s", al,
             "{\"id\":\"xo\",\"title\":\"obj\",\"t\":1704067200000,\"ents\":"
             "{\"a\":[\"host\",\"host:h1\"],\"b\":[\"ip\",\"ip:10.9.9.9\"]}}"));
-    redisReply *rep = snapshot_reply(r[30].inc, 100);
+    redisReply *rep = ct_snapshot_reply(r[30].inc, 100);
     struct corr_vcache *vc = corr_vcache_new((size_t)8 << 20);
     struct sp_buf a, b;
     sp_buf_init(&a, 0);

@@ -53,41 +53,6 @@ static bool cut_marked(const char *s)
     return n >= 3 && strcmp(s + n - 3, CUT_MARK) == 0;
 }
 
-/* What the snapshot read returns for incident id: the EXEC reply, from
- * the master that holds it (cluster runs: the others answer MOVED). */
-static redisReply *snapshot_reply(const char *id)
-{
-    char meta[128];
-    snprintf(meta, sizeof(meta), "sp:{t:t1}:i:%s", id);
-    for (int m = 0; m < (ct_cluster.n ? ct_cluster.n : 1); m++) {
-        redisContext *c = sp_test_redis_connect(ct_cluster.n ? &ct_cluster.node[m]
-                                                             : &ct_redis);
-        if (!c)
-            continue;
-        redisAppendCommand(c, "MULTI");
-        redisAppendCommand(c, "HGETALL %s", meta);
-        redisAppendCommand(c, "HGETALL %s:al", meta);
-        redisAppendCommand(c, "LRANGE %s:why -100 -1", meta);
-        redisAppendCommand(c, "EXEC");
-        redisReply *rep = NULL;
-        for (int i = 0; i < 5; i++) {
-            void *x = NULL;
-            if (redisGetReply(c, &x) != REDIS_OK)
-                break;
-            if (i < 4)
-                freeReplyObject(x);
-            else
-                rep = x;
-        }
-        redisFree(c);
-        if (rep && rep->type == REDIS_REPLY_ARRAY)
-            return rep;
-        if (rep)
-            freeReplyObject(rep);
-    }
-    return NULL;
-}
-
 /* Whether the snapshots of incident inc published so far validate
  * against schema/incident.schema.json; true (not checked) where the
  * schema or python3-jsonschema is not at hand. */
@@ -249,7 +214,7 @@ static void test_minimal_form_bound(void)
                                           fields[f], ctl, big));
     freeReplyObject(sp_test_redis_cmd(t.redis, "HSET %s mg %s", meta, mg));
     freeReplyObject(sp_test_redis_cmd(t.redis, "HSET %s an %s", meta, an));
-    redisReply *rep = snapshot_reply(r[0].inc);
+    redisReply *rep = ct_snapshot_reply(r[0].inc, 100);
     T_OK(rep != NULL);
     struct sp_buf b;
     sp_buf_init(&b, 0);
