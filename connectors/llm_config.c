@@ -38,7 +38,8 @@ const struct sp_cfg_key sp_llm_keys[] = {
     {"llm.tls_verify", SP_CFG_BOOL, "true", 0, 0,
      "Verify the server's TLS certificate and name (leave on)", 0, NULL},
     {"llm.proxy", SP_CFG_STR, "", 0, 0,
-     "HTTP(S) proxy URL; empty = from the environment", 0, NULL},
+     "HTTP(S) proxy URL; empty = from the environment (masked in dumps: "
+     "it may carry user:password@)", SP_CFG_SECRET, NULL},
     {"llm.timeout", SP_CFG_DURATION, "60s", 100, 600000,
      "Timeout of one HTTP attempt, connect to last byte", 0, NULL},
     {"llm.connect_timeout", SP_CFG_DURATION, "10s", 100, 120000,
