@@ -312,15 +312,17 @@ static void redo_drain(struct sp_kafka *k)
 }
 
 /* Gives up what is still kept (shutting down): not delivered, so its
- * batch is not committed and is replayed. */
-static void redo_abandon(struct sp_kafka *k)
+ * batch is not committed and is replayed.  ack false: the batches are
+ * gone already (freeing the handles), nothing to tell them. */
+static void redo_abandon(struct sp_kafka *k, bool ack)
 {
     while (k->redo_head) {
         struct redo *r = k->redo_head;
         k->redo_head = r->next;
         if (r->hdrs)
             rd_kafka_headers_destroy(r->hdrs);
-        sp_batch_ack(r->batch, false);
+        if (ack)
+            sp_batch_ack(r->batch, false);
         redo_free(r);
     }
     k->redo_tail = NULL;
@@ -346,21 +348,28 @@ static rd_kafka_resp_err_t produce_or_keep(struct sp_kafka *k,
                : RD_KAFKA_RESP_ERR__FAIL;
 }
 
+/* How long produce_wait waits for room before it gives the batch back
+ * to the engine (retried with backoff), which meanwhile serves
+ * rebalances and shutdown. */
+#define PRODUCE_WAIT_MAX_MS 5000
+
 /* Produces, waiting out a full local queue (QUEUE_FULL) by serving
  * delivery reports: this is where backpressure from the brokers reaches
- * the engine.  Engine thread only. */
+ * the engine.  QUEUE_FULL after PRODUCE_WAIT_MAX_MS.  Engine thread
+ * only. */
 static rd_kafka_resp_err_t produce_wait(struct sp_kafka *k,
                                         struct sp_batch *batch,
                                         const char *topic, const void *key,
                                         size_t klen, const void *val,
                                         size_t vlen, rd_kafka_headers_t *hdrs)
 {
+    int64_t deadline = sp_now_ms() + PRODUCE_WAIT_MAX_MS;
     for (;;) {
         redo_drain(k);
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__QUEUE_FULL;
         if (!k->redo_head)
             err = produce_raw(k, batch, topic, key, klen, val, vlen, hdrs);
-        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || sp_now_ms() >= deadline)
             return err;
         rd_kafka_poll(k->producer, 50);
     }
@@ -368,51 +377,96 @@ static rd_kafka_resp_err_t produce_wait(struct sp_kafka *k,
 
 /* An output the brokers refused goes to the DLQ cut to these: the
  * refusal is often its size (the topic's max.message.bytes), and the
- * record says what failed; the output can be made again from its input. */
+ * record says what failed; the output can be made again from its input.
+ * A DLQ record refused as too large is sent again cut to the minimum. */
 #define DLQ_OUTPUT_MAX_VALUE (64 * 1024)
 #define DLQ_OUTPUT_MAX_KEY 1024
+#define DLQ_MIN_VALUE 1024
+#define DLQ_MIN_KEY 256
 
-static void dlq_after_delivery_failure(struct sp_kafka *k,
-                                       const rd_kafka_message_t *rkm,
-                                       struct sp_batch *batch)
+static bool has_header(rd_kafka_headers_t *h, const char *name)
 {
-    const char *topic = rd_kafka_topic_name(rkm->rkt);
-    rd_kafka_headers_t *hdrs = NULL;
-    rd_kafka_headers_t *orig = NULL;
+    const void *v;
+    size_t n;
+    return rd_kafka_header_get_last(h, name, &v, &n) ==
+           RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+/* The headers of rkm's DLQ copy: its own, plus (output) why it failed
+ * and where it was going, plus what was cut (the original sizes kept
+ * when a header already gives them: the input's). */
+static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *rkm,
+                                       bool output, size_t vlen, size_t klen)
+{
+    rd_kafka_headers_t *hdrs = NULL, *orig = NULL;
     if (rd_kafka_message_headers(rkm, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR &&
         orig)
         hdrs = rd_kafka_headers_copy(orig);
     if (!hdrs)
-        hdrs = rd_kafka_headers_new(4);
-    const char *reason = "publish_failed";
-    const char *detail = rd_kafka_err2str(rkm->err);
-    rd_kafka_header_remove(hdrs, "socpilot-error-reason");
-    rd_kafka_header_add(hdrs, "socpilot-error-reason", -1, reason, -1);
-    rd_kafka_header_add(hdrs, "socpilot-error-detail", -1, detail, -1);
-    rd_kafka_header_add(hdrs, "socpilot-error-stage", -1, "publish", -1);
-    rd_kafka_header_add(hdrs, "socpilot-output-topic", -1, topic, -1);
-    size_t vlen = SP_MIN(rkm->len, (size_t)DLQ_OUTPUT_MAX_VALUE);
-    size_t klen = SP_MIN(rkm->key_len, (size_t)DLQ_OUTPUT_MAX_KEY);
-    if (vlen < rkm->len || klen < rkm->key_len) {
-        char size[24], ksize[24];
-        snprintf(size, sizeof(size), "%zu", rkm->len);
-        snprintf(ksize, sizeof(ksize), "%zu", rkm->key_len);
-        rd_kafka_header_add(hdrs, "socpilot-truncated", -1, "true", -1);
-        rd_kafka_header_add(hdrs, "socpilot-original-size", -1, size, -1);
-        rd_kafka_header_add(hdrs, "socpilot-original-key-size", -1, ksize, -1);
+        hdrs = rd_kafka_headers_new(8);
+    if (output) {
+        rd_kafka_header_remove(hdrs, "socpilot-error-reason");
+        rd_kafka_header_add(hdrs, "socpilot-error-reason", -1,
+                            "publish_failed", -1);
+        rd_kafka_header_add(hdrs, "socpilot-error-detail", -1,
+                            rd_kafka_err2str(rkm->err), -1);
+        rd_kafka_header_add(hdrs, "socpilot-error-stage", -1, "publish", -1);
+        rd_kafka_header_add(hdrs, "socpilot-output-topic", -1,
+                            rd_kafka_topic_name(rkm->rkt), -1);
     }
-    batch->pending++;
-    rd_kafka_resp_err_t err =
-        produce_or_keep(k, batch, k->dlq_topic, rkm->key, klen, rkm->payload,
-                        vlen, hdrs);
-    if (err) {
+    if (vlen < rkm->len || klen < rkm->key_len) {
+        char size[24];
+        rd_kafka_header_remove(hdrs, "socpilot-truncated");
+        rd_kafka_header_add(hdrs, "socpilot-truncated", -1, "true", -1);
+        if (vlen < rkm->len && !has_header(hdrs, "socpilot-original-size")) {
+            snprintf(size, sizeof(size), "%zu", rkm->len);
+            rd_kafka_header_add(hdrs, "socpilot-original-size", -1, size, -1);
+        }
+        if (klen < rkm->key_len &&
+            !has_header(hdrs, "socpilot-original-key-size")) {
+            snprintf(size, sizeof(size), "%zu", rkm->key_len);
+            rd_kafka_header_add(hdrs, "socpilot-original-key-size", -1, size,
+                                -1);
+        }
+    }
+    return hdrs;
+}
+
+/*
+ * Sends rkm, refused for good, to the DLQ in its place: an output
+ * (output = true) cut to 64 KiB with why it failed, or a DLQ record the
+ * brokers refused as too large cut to the minimum.  A copy the producer
+ * itself finds too large is cut to the minimum too.  The refused message
+ * is settled when its copy is on its way; if the copy cannot be produced
+ * either, the batch fails.
+ */
+static void dlq_copy(struct sp_kafka *k, const rd_kafka_message_t *rkm,
+                     struct sp_batch *batch, bool output)
+{
+    size_t vmax = output ? DLQ_OUTPUT_MAX_VALUE : DLQ_MIN_VALUE;
+    size_t kmax = output ? DLQ_OUTPUT_MAX_KEY : DLQ_MIN_KEY;
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        size_t vlen = SP_MIN(rkm->len, vmax), klen = SP_MIN(rkm->key_len, kmax);
+        rd_kafka_headers_t *hdrs = dlq_headers(rkm, output, vlen, klen);
+        batch->pending++;
+        err = produce_or_keep(k, batch, k->dlq_topic, rkm->key, klen,
+                              rkm->payload, vlen, hdrs);
+        if (!err)
+            break;
         rd_kafka_headers_destroy(hdrs);
         batch->pending--;
+        if (err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || vmax == DLQ_MIN_VALUE)
+            break;
+        vmax = DLQ_MIN_VALUE;
+        kmax = DLQ_MIN_KEY;
+    }
+    if (err) {
         sp_counter_add(k->c_dlq_publish_failed, 1);
         sp_batch_ack(batch, false);
         return;
     }
-    sp_batch_ack(batch, true);   /* the original output is settled */
+    sp_batch_ack(batch, true);   /* the refused message is settled */
 }
 
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
@@ -438,6 +492,11 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
     }
     const char *topic = rd_kafka_topic_name(rkm->rkt);
     bool to_dlq = k->dlq_topic && strcmp(topic, k->dlq_topic) == 0;
+    if (!permanent_delivery_error(rkm->err) && k->shut) {
+        /* Shutting down: not produced again (the batch is replayed). */
+        sp_batch_ack(batch, false);
+        return;
+    }
     if (!permanent_delivery_error(rkm->err)) {
         /* Same bytes again; the batch stays pending. */
         sp_log_warn_rl(&rl_retry, 5000, KCOMP,
@@ -467,11 +526,16 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                    "output to %s rejected permanently (%s)%s", topic,
                    rd_kafka_err2name(rkm->err),
                    to_dlq ? "" : "; sending it to the DLQ");
+    if (to_dlq && rkm->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
+        (rkm->len > DLQ_MIN_VALUE || rkm->key_len > DLQ_MIN_KEY)) {
+        dlq_copy(k, rkm, batch, false);
+        return;
+    }
     if (to_dlq || !k->dlq_topic) {
         sp_batch_ack(batch, false);
         return;
     }
-    dlq_after_delivery_failure(k, rkm, batch);
+    dlq_copy(k, rkm, batch, true);
 }
 
 static enum sp_err sink_produce(struct sp_sink *sink, struct sp_batch *batch,
@@ -490,6 +554,16 @@ static enum sp_err sink_produce(struct sp_sink *sink, struct sp_batch *batch,
     batch->pending++;
     rd_kafka_resp_err_t err =
         produce_wait(k, batch, topic, key, klen, val, vlen, h);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+        static struct sp_log_rl rl;
+        batch->pending--;
+        if (h)
+            rd_kafka_headers_destroy(h);
+        sp_log_warn_rl(&rl, 5000, KCOMP, "producer queue full for %d ms "
+                       "(brokers slow or away): the batch is retried",
+                       PRODUCE_WAIT_MAX_MS);
+        return SP_ERR_RETRY;
+    }
     if (err) {
         batch->pending--;
         if (h)
@@ -720,11 +794,11 @@ void sp_kafka_shutdown(struct sp_kafka *k, int timeout_ms)
     k->shut = true;
     if (k->producer) {
         sp_kafka_flush(k, timeout_ms);
-        redo_abandon(k);
+        redo_abandon(k, true);
         rd_kafka_purge(k->producer,
                        RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_poll(k->producer, 0);
-        redo_abandon(k);            /* kept by the purge's reports */
+        redo_abandon(k, true);      /* kept by the purge's reports */
     }
     if (k->consumer)
         rd_kafka_consumer_close(k->consumer);
@@ -735,6 +809,7 @@ void sp_kafka_close(struct sp_kafka *k)
     if (!k)
         return;
     sp_kafka_shutdown(k, 2000);
+    redo_abandon(k, false);         /* kept by reports during the close */
     if (k->consumer) {
         if (k->cq)
             rd_kafka_queue_destroy(k->cq);

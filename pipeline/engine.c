@@ -130,6 +130,8 @@ struct sp_engine {
     size_t n_held;
 
     volatile sig_atomic_t stop;
+    bool store_blocked;                 /* a failed batch was popped: no
+                                           later one is ever stored */
     int64_t last_tick_ms;
 
     /* Readiness snapshot for the HTTP thread. */
@@ -287,11 +289,14 @@ static void complete_batches(struct sp_engine *eng)
                              (long long)batch->failed);
             eng->failed = true;
             eng->stop = 1;
-            /* Later batches must not be stored either. */
+            /* Later batches must not be stored either, those in flight
+             * now and any taken before the loop sees stop: storing one
+             * would commit past the failed messages, never replayed. */
+            eng->store_blocked = true;
             for (struct sp_batch *b = eng->head; b; b = b->next)
                 for (size_t i = 0; i < b->n; i++)
                     b->msgs[i].dropped = true;
-        } else {
+        } else if (!eng->store_blocked) {
             batch_store(eng, batch);
         }
         sp_hist_observe(eng->h_batch_e2e,
@@ -703,6 +708,9 @@ static void tick_stages(struct sp_engine *eng)
 static void serve_paused(struct sp_engine *eng)
 {
     rd_kafka_message_t *rkm;
+    /* Full (a batch's worth slipped in, which pausing makes next to
+     * impossible): taking one more would lose it, as a later offset of
+     * its partition may be stored. */
     if (eng->n_held >= eng->batch_size)
         return;
     if (sp_kafka_consume(eng->kafka, &rkm, 1, 0) == 1)
@@ -737,8 +745,10 @@ static size_t loop_once(struct sp_engine *eng)
         sp_log_error(ECOMP, "Kafka fatal error (%s); stopping", why);
         eng->failed = true;
         eng->stop = 1;
-        return 0;
     }
+    if (eng->stop)
+        return 0;                   /* a failed batch stops the loop here:
+                                       nothing more is taken */
 
     if (eng->stuck) {
         retry_stuck(eng);

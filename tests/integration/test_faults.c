@@ -9,6 +9,8 @@
  *   - an output the brokers refuse for good goes to the DLQ, cut to fit;
  *   - outputs that time out with the producer queue full are kept and
  *     produced again later, never waited for inside a delivery report;
+ *   - a batch that fails stops the engine and nothing after it is
+ *     committed;
  *   - when nothing fits at all, the batch is given up without committing,
  *     and only once its outputs already produced are settled (they point
  *     at it: freeing it earlier was a use-after-free);
@@ -306,6 +308,85 @@ static void test_refused_output_to_dlq_cut(void)
     json_decref(doc);
 }
 
+/* A DLQ copy the brokers refuse as too large too goes again cut to the
+ * minimum (1 KiB). */
+static void test_refused_dlq_copy_cut_again(void)
+{
+    const char *in = "f9.in";
+    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f9.in.dlq", 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f9.in.alerts", 1) == SP_OK);
+    json_error_t je;
+    json_t *doc = json_load_file("tests/fixtures/alerts/graph_alert.json", 0,
+                                 &je);
+    T_OK(doc != NULL);
+    if (!doc)
+        return;
+    char *val = json_dumps(doc, JSON_COMPACT);
+    produce(in, "m0", 2, val, strlen(val));
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f9", NULL, 0, &cfg);
+    T_OK(eng != NULL);
+    if (eng) {
+        /* The alert, then its DLQ copy, are refused as too large. */
+        rd_kafka_mock_push_request_errors(sp_mock_cluster(mock), 0, 2,
+                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
+                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+        T_EQ_INT(sp_engine_run_until_idle(eng, 1500, 30000), SP_OK);
+        sp_engine_free(eng);
+        sp_config_free(cfg);
+        rd_kafka_message_t *ms[4];
+        size_t n = read_dlq("f9.in.dlq", ms, 4);
+        T_EQ_INT(n, 1);
+        if (n == 1) {
+            T_EQ_INT(ms[0]->len, 1024);
+            T_CONTAINS((char *)ms[0]->_private, "reason=publish_failed");
+            T_CONTAINS((char *)ms[0]->_private, "truncated=true");
+        }
+        free_read(ms, n);
+        long lag = 0;
+        T_EQ_INT(kit_committed_lag(brokers, "f9", in, 1, &lag), 0);
+    }
+    free(val);
+    json_decref(doc);
+}
+
+/* A batch whose outputs cannot be delivered even to the DLQ stops the
+ * engine, and nothing after it is ever committed. */
+static void test_nothing_committed_past_failed_batch(void)
+{
+    const char *in = "f8.in";
+    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f8.in.dlq", 1) == SP_OK);
+    T_OK(sp_mock_topic(mock, "f8.in.alerts", 1) == SP_OK);
+    size_t n_in = 100;
+    struct kit_producer kp;
+    T_OK(kit_producer_open(&kp, brokers, 0) == 0);
+    for (size_t i = 0; i < n_in; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "m%zu", i);
+        kit_produce(&kp, in, i, key, "not json", 8);
+    }
+    kit_producer_close(&kp);
+    const char *extra[] = {"pipeline.batch_size=1",
+                           "pipeline.max_inflight_batches=64"};
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f8", extra, 2, &cfg);
+    T_OK(eng != NULL);
+    if (!eng)
+        return;
+    /* The engine's first DLQ records are refused for good. */
+    rd_kafka_mock_push_request_errors(
+        sp_mock_cluster(mock), 0, 1,
+        RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    T_OK(sp_engine_run_until_idle(eng, 1500, 30000) != SP_OK);
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+    long lag = 0;
+    T_EQ_INT(kit_committed_lag(brokers, "f8", in, 1, &lag), 1);
+    T_EQ_INT(lag, (long)n_in);          /* all replayed on restart */
+}
+
 static double metric(struct sp_engine *eng, const char *series)
 {
     struct sp_buf b;
@@ -567,6 +648,8 @@ int main(void)
     T_RUN(test_dlq_minimal_record);
     T_RUN(test_abandoned_batch_waits_for_outputs);
     T_RUN(test_refused_output_to_dlq_cut);
+    T_RUN(test_refused_dlq_copy_cut_again);
+    T_RUN(test_nothing_committed_past_failed_batch);
     T_RUN(test_timed_out_outputs_kept);
     T_RUN(test_rebalance_served_while_retrying);
     T_RUN(test_fatal_producer_error_stops);
