@@ -38,6 +38,10 @@ struct sp_nz {
     ((m)->key_len == sizeof(k) - 1 &&                                       \
      sp_strncaseeq((m)->key, (k), sizeof(k) - 1))
 
+/* For tests only: string comparisons made by Sentinel "$id" lookups on
+ * this thread (normalize_sentinel.c); never reset by the code. */
+extern _Thread_local unsigned long sp_nz_ref_probes;
+
 /* ---- record state -------------------------------------------------------- */
 
 /* Starts a new alert for `source` (static string). */

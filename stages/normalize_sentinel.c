@@ -8,33 +8,43 @@
  * entities reference each other: an object with "$id" may be pointed at
  * from anywhere by {"$ref": "<id>"} (a process's Host, ImageFile,
  * Account, ParentProcess; an account's Host; a file's FileHashes...).
- * Every "$id" in the document is indexed first; each entity is then built
- * once (memoised by its $id, so a reference never duplicates it) with its
- * references resolved first; a reference cycle or a chain deeper than
- * SENT_MAX_DEPTH yields no entity instead of looping.
+ * Every "$id" in the document is indexed first (sorted, so a lookup is a
+ * binary search; at most SENT_REFS_PER_ENTITY x max_entities of them, more
+ * is too_many_entities); each entity is then built once (memoised by its
+ * $id, so a reference never duplicates it) with its references resolved
+ * first; a reference cycle or a chain deeper than SENT_MAX_DEPTH yields no
+ * entity instead of looping.
  *
  * Column names are matched without regard to case (exports differ).
  * Called from sp_normalize() only.
  */
+#include <stdlib.h>
+
 #include "normalize_int.h"
 
 #define SENT_MAX_DEPTH 16
 #define SENT_MAX_HASHES 8
+/* Objects with "$id" allowed per max_entities (hashes, locations and
+ * other helper objects carry ids too). */
+#define SENT_REFS_PER_ENTITY 4
 
 enum { REF_NEW, REF_BUSY, REF_DONE };
 
 struct ref {
     const char *id;
     const struct sp_json *node;
+    size_t ord;                     /* document order: the first $id wins */
     int state;
     int idx;
 };
 
 struct sent {
     struct sp_nz *z;
-    struct ref *refs;
-    size_t n_refs, cap_refs;
+    struct ref *refs;               /* sorted by (id, ord) after indexing */
+    size_t n_refs, cap_refs, max_refs;
 };
+
+_Thread_local unsigned long sp_nz_ref_probes;
 
 /* ---- the $id index ------------------------------------------------------- */
 
@@ -45,6 +55,12 @@ static void index_refs(struct sent *s, const struct sp_json *v, unsigned depth)
     if (v->type == SP_JSON_OBJECT) {
         const char *id = sp_json_scalar(sp_json_get(v, "$id"));
         if (id) {
+            if (s->n_refs == s->max_refs) {
+                sp_nz_fail(s->z, SP_REJECT_TOO_MANY_ENTITIES,
+                           "Entities has more than %zu objects with $id",
+                           s->max_refs);
+                return;
+            }
             if (s->n_refs == s->cap_refs) {
                 size_t cap = s->cap_refs ? s->cap_refs * 2 : 32;
                 struct ref *r = sp_arena_alloc(s->z->a, cap * sizeof(*r));
@@ -57,19 +73,42 @@ static void index_refs(struct sent *s, const struct sp_json *v, unsigned depth)
                 s->refs = r;
                 s->cap_refs = cap;
             }
-            s->refs[s->n_refs++] = (struct ref){id, v, REF_NEW, -1};
+            s->refs[s->n_refs] = (struct ref){id, v, s->n_refs, REF_NEW, -1};
+            s->n_refs++;
         }
     }
     if (v->type == SP_JSON_OBJECT || v->type == SP_JSON_ARRAY) {
-        sp_json_foreach(v, c) index_refs(s, c, depth + 1);
+        sp_json_foreach(v, c) {
+            if (s->z->reason)
+                return;
+            index_refs(s, c, depth + 1);
+        }
     }
 }
 
+static int ref_cmp(const void *a, const void *b)
+{
+    const struct ref *x = a, *y = b;
+    int c = strcmp(x->id, y->id);
+    if (c)
+        return c;
+    return x->ord < y->ord ? -1 : x->ord > y->ord;
+}
+
+/* The first object (in document order) whose $id is id, or NULL. */
 static struct ref *find_ref(struct sent *s, const char *id)
 {
-    for (size_t i = 0; i < s->n_refs; i++)
-        if (strcmp(s->refs[i].id, id) == 0)
-            return &s->refs[i];
+    size_t lo = 0, hi = s->n_refs;
+    while (lo < hi) {               /* lower bound of id */
+        size_t mid = lo + (hi - lo) / 2;
+        sp_nz_ref_probes++;
+        if (strcmp(s->refs[mid].id, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < s->n_refs && strcmp(s->refs[lo].id, id) == 0)
+        return &s->refs[lo];
     return NULL;
 }
 
@@ -515,7 +554,12 @@ static void entities(struct sp_nz *z, const struct sp_json *ents)
         return;
     }
     struct sent s = {.z = z};
+    s.max_refs = (size_t)z->o->lim.max_entities * SENT_REFS_PER_ENTITY;
     index_refs(&s, ents, 0);
+    if (z->reason || z->nomem)
+        return;
+    if (s.n_refs > 1)
+        qsort(s.refs, s.n_refs, sizeof(*s.refs), ref_cmp);
     sp_json_foreach(ents, v) {
         if (v->type != SP_JSON_OBJECT) {
             sp_nz_wrong(z, "Entities items", "objects");

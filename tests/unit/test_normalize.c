@@ -460,6 +460,76 @@ static void test_sentinel_refs(void)
     sp_buf_fini(&b);
 }
 
+/* Sentinel "$id" lookups are a binary search, not a scan: 1,900 ids
+ * (under the cap) resolved in a few comparisons each. */
+static void test_sentinel_ref_index(void)
+{
+    enum { N = 1900 };
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    sp_buf_puts(&b, "{\"SystemAlertId\":\"idx-1\",\"Entities\":[");
+    for (int i = 0; i < N; i++)
+        sp_buf_printf(&b, "{\"$id\":%d},", i);
+    sp_buf_puts(&b, "{\"Type\":\"host\",\"HostName\":\"h\",\"$id\":\"x\"},"
+                    "{\"Type\":\"account\",\"Name\":\"bob\","
+                    "\"Host\":{\"$ref\":\"x\"}}]}");
+    unsigned long before = sp_nz_ref_probes;
+    struct run r;
+    run_str(&r, b.data, NULL);
+    unsigned long probes = sp_nz_ref_probes - before;
+    T_EQ_INT(r.msg.n_rejects, 0);
+    struct sp_alert *a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_EQ_INT(count_type(a, "host"), 1);
+    T_EQ_STR(idv(ent(a, "account:h\\bob"), "host"), "host:h");
+    /* a scan makes ~N*N; a binary search ~4 lookups x log2(N) per id */
+    if (probes > (unsigned long)N * 64)
+        T_FAILF("%lu comparisons for %d ids", probes, N);
+    run_free(&r);
+    sp_buf_fini(&b);
+}
+
+/* The reported shapes: 74,000 "$id" objects (and 62,000 in the string
+ * form) are refused as too many entities, not resolved for a minute. */
+static void test_sentinel_ref_cap(void)
+{
+    struct sp_normalize_opts o;
+    sp_normalize_opts_default(&o);
+    o.jlim.max_bytes = (size_t)4 << 20;
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    sp_buf_puts(&b, "{\"SystemAlertId\":\"x\",\"Entities\":[");
+    for (int i = 0; i < 74000; i++)
+        sp_buf_printf(&b, "%s{\"$id\":%d}", i ? "," : "", i);
+    sp_buf_puts(&b, "]}");
+    unsigned long before = sp_nz_ref_probes;
+    expect_reject(b.data, b.len, "too_many_entities", &o);
+    T_OK(sp_nz_ref_probes - before < 100000);
+    sp_buf_reset(&b);
+    sp_buf_puts(&b, "{\"SystemAlertId\":\"x\",\"Entities\":\"[");
+    for (int i = 0; i < 62000; i++)
+        sp_buf_printf(&b, "%s{\\\"$id\\\":%d}", i ? "," : "", i);
+    sp_buf_puts(&b, "]\"}");
+    expect_reject(b.data, b.len, "too_many_entities", &o);
+    /* the cap follows max_entities: 4 ids per entity allowed */
+    o.lim.max_entities = 10;
+    sp_buf_reset(&b);
+    sp_buf_puts(&b, "{\"SystemAlertId\":\"x\",\"Entities\":[");
+    for (int i = 0; i < 40; i++)
+        sp_buf_printf(&b, "%s{\"$id\":%d}", i ? "," : "", i);
+    sp_buf_puts(&b, "]}");
+    struct run r;
+    run_str(&r, b.data, &o);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    run_free(&r);
+    sp_buf_reset(&b);
+    sp_buf_puts(&b, "{\"SystemAlertId\":\"x\",\"Entities\":[");
+    for (int i = 0; i < 41; i++)
+        sp_buf_printf(&b, "%s{\"$id\":%d}", i ? "," : "", i);
+    sp_buf_puts(&b, "]}");
+    expect_reject(b.data, b.len, "too_many_entities", &o);
+    sp_buf_fini(&b);
+}
+
 /* A Log Analytics query response: each row is a SecurityAlert. */
 static void test_la_tables(void)
 {
@@ -989,6 +1059,8 @@ int main(void)
     T_RUN(test_graph_incident);
     T_RUN(test_sentinel_rows);
     T_RUN(test_sentinel_refs);
+    T_RUN(test_sentinel_ref_index);
+    T_RUN(test_sentinel_ref_cap);
     T_RUN(test_la_tables);
     T_RUN(test_defender_streaming);
     T_RUN(test_generic);
