@@ -340,13 +340,26 @@ static enum sp_err run_array(struct run *r, const struct sp_json *arr,
     return SP_OK;
 }
 
+_Thread_local unsigned long sp_nz_col_lookups;
+
+/* The "name" of column c (checked to be a string), or NULL. */
+static const struct sp_json *col_name(const struct sp_json *c)
+{
+    sp_nz_col_lookups++;
+    const struct sp_json *name = sp_json_get(c, "name");
+    return name && name->type == SP_JSON_STRING ? name : NULL;
+}
+
 /*
  * A Log Analytics query response: {"tables":[{"columns":[{"name":..}],
  * "rows":[[..],..]}]}.  Each row becomes an object keyed by column name;
  * its raw text is that object, re-serialised (a bare row array would not
  * say what its values are).
  */
-static struct sp_json *la_row(struct run *r, const struct sp_json *cols,
+/* names: each column's name, looked up once per table (a column object
+ * may carry any number of other members). */
+static struct sp_json *la_row(struct run *r,
+                              const struct sp_json *const *names,
                               const struct sp_json *row)
 {
     struct sp_arena *a = &r->msg->arena;
@@ -356,11 +369,10 @@ static struct sp_json *la_row(struct run *r, const struct sp_json *cols,
         return NULL;
     sp_buf_reset(&r->tmp);
     sp_buf_putc(&r->tmp, '{');
-    const struct sp_json *col = cols->u.child;
     uint32_t i = 0;
     struct sp_json **tail = &obj->u.child;
     sp_json_foreach(row, v) {
-        const struct sp_json *name = sp_json_get(col, "name");
+        const struct sp_json *name = names[i];
         nodes[i] = *v;
         nodes[i].key = name->u.s;
         nodes[i].key_len = name->n;
@@ -373,7 +385,6 @@ static struct sp_json *la_row(struct run *r, const struct sp_json *cols,
         sp_buf_putc(&r->tmp, ':');
         sp_buf_put(&r->tmp, v->src, v->src_len);
         i++;
-        col = col->next;
     }
     sp_buf_putc(&r->tmp, '}');
     if (r->tmp.overflow)
@@ -398,8 +409,7 @@ static enum sp_err run_tables(struct run *r, const struct sp_json *tables)
             return rejectf(r, SP_REJECT_WRONG_TYPE, pl, pn,
                            "tables[] entries need columns[] and rows[]");
         sp_json_foreach(cols, c) {
-            const struct sp_json *name = sp_json_get(c, "name");
-            if (!name || name->type != SP_JSON_STRING)
+            if (!col_name(c))
                 return rejectf(r, SP_REJECT_WRONG_TYPE, pl, pn,
                                "every column needs a string name");
         }
@@ -411,13 +421,21 @@ static enum sp_err run_tables(struct run *r, const struct sp_json *tables)
     sp_json_foreach(tables, t) {
         const struct sp_json *cols = sp_json_get(t, "columns");
         const struct sp_json *rows = sp_json_get(t, "rows");
+        const struct sp_json **names =
+            sp_arena_alloc(&r->msg->arena, (cols->n + 1) * sizeof(*names));
+        if (!names) {
+            r->nomem = true;
+            return SP_ERR_NOMEM;
+        }
+        uint32_t k = 0;
+        sp_json_foreach(cols, c) names[k++] = col_name(c);
         sp_json_foreach(rows, row) {
             enum sp_err e;
             if (row->type != SP_JSON_ARRAY || row->n != cols->n) {
                 e = rejectf(r, SP_REJECT_WRONG_TYPE, row->src, row->src_len,
                             "row must be an array of %u values", cols->n);
             } else {
-                struct sp_json *obj = la_row(r, cols, row);
+                struct sp_json *obj = la_row(r, names, row);
                 if (!obj) {
                     r->nomem = true;
                     return SP_ERR_NOMEM;

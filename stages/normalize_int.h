@@ -41,6 +41,9 @@ struct sp_nz {
 /* For tests only: string comparisons made by Sentinel "$id" lookups on
  * this thread (normalize_sentinel.c); never reset by the code. */
 extern _Thread_local unsigned long sp_nz_ref_probes;
+/* For tests only: Log Analytics column name lookups on this thread
+ * (normalize.c). */
+extern _Thread_local unsigned long sp_nz_col_lookups;
 
 /* ---- record state -------------------------------------------------------- */
 

@@ -564,6 +564,32 @@ static void test_la_tables(void)
     expect_reject(broken, strlen(broken), "wrong_type", NULL);
 }
 
+/* Each column's name is looked up once per table, not once per cell:
+ * the reported shape (a column object with 99,000 junk members before
+ * its name, 50,000 rows) makes two lookups. */
+static void test_la_column_names(void)
+{
+    struct sp_normalize_opts o;
+    sp_normalize_opts_default(&o);
+    o.jlim.max_bytes = (size_t)4 << 20;
+    struct sp_buf b;
+    sp_buf_init(&b, 0);
+    sp_buf_puts(&b, "{\"tables\":[{\"columns\":[{");
+    for (int i = 0; i < 99000; i++)
+        sp_buf_puts(&b, "\"j\":0,");
+    sp_buf_puts(&b, "\"name\":\"SystemAlertId\"}],\"rows\":[");
+    for (int i = 0; i < 50000; i++)
+        sp_buf_printf(&b, "%s[%d]", i ? "," : "", i);
+    sp_buf_puts(&b, "]}]}");
+    unsigned long before = sp_nz_col_lookups;
+    struct run r;
+    run_bytes(&r, b.data, b.len, &o);
+    T_EQ_INT(sp_nz_col_lookups - before, 2);
+    T_EQ_INT(r.msg.n_alerts + r.msg.n_rejects, 50000);
+    run_free(&r);
+    sp_buf_fini(&b);
+}
+
 static void test_defender_streaming(void)
 {
     size_t len;
@@ -1062,6 +1088,7 @@ int main(void)
     T_RUN(test_sentinel_ref_index);
     T_RUN(test_sentinel_ref_cap);
     T_RUN(test_la_tables);
+    T_RUN(test_la_column_names);
     T_RUN(test_defender_streaming);
     T_RUN(test_generic);
     T_RUN(test_envelope_mixed);
