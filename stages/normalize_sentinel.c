@@ -566,12 +566,17 @@ static void entities(struct sp_nz *z, const struct sp_json *ents)
             return;
         }
     }
-    /* Files first claim their hashes; leftover hashes come last. */
+    /* Files first claim their hashes; leftover hashes come last.  Each
+     * item is built by one of the two passes (an item without $id has no
+     * memo, so a second resolve would build it again). */
     sp_json_foreach(ents, v) {
         if (!is_filehash(&s, v))
             resolve(&s, v, 0);
     }
-    sp_json_foreach(ents, v) resolve(&s, v, 0);
+    sp_json_foreach(ents, v) {
+        if (is_filehash(&s, v))
+            resolve(&s, v, 0);
+    }
 }
 
 /* CompromisedEntity names a host or account of the alert. */

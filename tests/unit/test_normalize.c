@@ -460,6 +460,45 @@ static void test_sentinel_refs(void)
     sp_buf_fini(&b);
 }
 
+/* Entities without "$id" are built once, like those with one. */
+static void test_sentinel_no_id_once(void)
+{
+    const char *doc =
+        "{\"SystemAlertId\":\"once-1\",\"Entities\":["
+        "{\"Type\":\"account\",\"Name\":\"bob\"},"
+        "{\"Type\":\"process\",\"ProcessId\":\"12\",\"CommandLine\":\"evil\"},"
+        "{\"Type\":\"filehash\",\"Algorithm\":\"MD5\","
+        "\"Value\":\"0123456789abcdef0123456789abcdef\"}]}";
+    struct run r;
+    run_str(&r, doc, NULL);
+    struct sp_alert *a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(a != NULL);
+    T_EQ_INT(a ? a->n_entities : 0, 3);
+    T_EQ_INT(count_type(a, "process"), 1);
+    T_EQ_INT(count_type(a, "account"), 1);
+    T_EQ_INT(count_type(a, "file"), 1);
+    run_free(&r);
+    /* 300 accounts fit max_entities (500) with or without "$id" */
+    for (int with_id = 0; with_id < 2; with_id++) {
+        struct sp_buf b;
+        sp_buf_init(&b, 0);
+        sp_buf_puts(&b, "{\"SystemAlertId\":\"once-2\",\"Entities\":[");
+        for (int i = 0; i < 300; i++) {
+            sp_buf_printf(&b, "%s{", i ? "," : "");
+            if (with_id)
+                sp_buf_printf(&b, "\"$id\":\"%d\",", i);
+            sp_buf_puts(&b, "\"Type\":\"process\",\"ProcessId\":\"12\"}");
+        }
+        sp_buf_puts(&b, "]}");
+        run_str(&r, b.data, NULL);
+        T_EQ_INT(r.msg.n_rejects, 0);
+        a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+        T_EQ_INT(count_type(a, "process"), 300);
+        run_free(&r);
+        sp_buf_fini(&b);
+    }
+}
+
 /* Sentinel "$id" lookups are a binary search, not a scan: 1,900 ids
  * (under the cap) resolved in a few comparisons each. */
 static void test_sentinel_ref_index(void)
@@ -1085,6 +1124,7 @@ int main(void)
     T_RUN(test_graph_incident);
     T_RUN(test_sentinel_rows);
     T_RUN(test_sentinel_refs);
+    T_RUN(test_sentinel_no_id_once);
     T_RUN(test_sentinel_ref_index);
     T_RUN(test_sentinel_ref_cap);
     T_RUN(test_la_tables);
