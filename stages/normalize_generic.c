@@ -117,6 +117,18 @@ static void list(struct sp_nz *z, const struct sp_json *v, const char *what,
     }
 }
 
+/* A numeric severity: the documented scale is 0-4, written any way JSON
+ * allows (3, 3.0, 4e0); other numbers are an unknown spelling. */
+static void number_severity(struct sp_nz *z, const struct sp_json *m)
+{
+    double d;
+    sp_nz_severity(z, m->u.s);              /* keeps the source's text */
+    if (sp_json_double(m, &d) && d >= 0 && d <= 4 && d == (int)d) {
+        static const char *const digits[] = {"0", "1", "2", "3", "4"};
+        z->alert->severity = sp_severity_parse(digits[(int)d]);
+    }
+}
+
 enum sp_err sp_nz_generic(struct sp_nz *z, const struct sp_json *rec)
 {
     struct sp_alert *al = sp_nz_begin(z, "generic");
@@ -144,7 +156,7 @@ enum sp_err sp_nz_generic(struct sp_nz *z, const struct sp_json *rec)
             al->description = sp_nz_str(z, m, "description");
         else if (SP_NZ_KEY(m, "severity")) {
             if (m->type == SP_JSON_NUMBER)
-                sp_nz_severity(z, m->u.s);
+                number_severity(z, m);
             else
                 sp_nz_severity(z, sp_nz_str(z, m, "severity"));
         } else if (SP_NZ_KEY(m, "severity_original")) {

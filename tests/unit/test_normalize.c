@@ -815,6 +815,38 @@ static void test_generic(void)
     run_free(&r);
 }
 
+/* A generic numeric severity is the number, however JSON writes it. */
+static void test_generic_numeric_severity(void)
+{
+    static const struct {
+        const char *sev;
+        enum sp_severity want;
+    } cases[] = {
+        {"3", SP_SEV_HIGH},     {"3.0", SP_SEV_HIGH},
+        {"4e0", SP_SEV_HIGH},   {"2.00", SP_SEV_MEDIUM},
+        {"1E0", SP_SEV_LOW},    {"0.0", SP_SEV_INFORMATIONAL},
+        {"-0", SP_SEV_INFORMATIONAL},
+        {"2.5", SP_SEV_UNKNOWN}, {"5", SP_SEV_UNKNOWN},
+        {"-1", SP_SEV_UNKNOWN},  {"1e300", SP_SEV_UNKNOWN},
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(cases); i++) {
+        char doc[160];
+        snprintf(doc, sizeof(doc),
+                 "{\"id\":\"sev-%zu\",\"source\":\"x\",\"title\":\"t\","
+                 "\"severity\":%s}", i, cases[i].sev);
+        struct run r;
+        run_str(&r, doc, NULL);
+        struct sp_alert *a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+        T_OK(a != NULL);
+        if (a && a->severity != cases[i].want)
+            T_FAILF("severity %s: got %s", cases[i].sev,
+                    sp_severity_name(a->severity));
+        if (a)
+            T_EQ_STR(a->severity_original, cases[i].sev);
+        run_free(&r);
+    }
+}
+
 static void test_envelope_mixed(void)
 {
     struct run r;
@@ -1131,6 +1163,7 @@ int main(void)
     T_RUN(test_la_column_names);
     T_RUN(test_defender_streaming);
     T_RUN(test_generic);
+    T_RUN(test_generic_numeric_severity);
     T_RUN(test_envelope_mixed);
     T_RUN(test_roundtrip);
     T_RUN(test_no_raw);
