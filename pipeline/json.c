@@ -833,6 +833,13 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
+static int days_in_month(int y, int m)
+{
+    static const int dm[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    return m == 2 && leap ? 29 : dm[m - 1];
+}
+
 static bool digits(const char *s, int n, int *out)
 {
     int v = 0;
@@ -906,10 +913,17 @@ bool sp_time_parse(const char *s, int64_t *us)
     }
     if (*p != '\0')
         return false;
-    if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+    if (M < 1 || M > 12 || D < 1 || D > days_in_month(Y, M) || h > 23 ||
+        m > 59 || sec > 60)
         return false;
     int64_t days = days_from_civil(Y, (unsigned)M, (unsigned)D);
     int64_t t = days * 86400 + h * 3600 + m * 60 + sec - off_s;
+    /* Only what sp_time_format can write back: a zone offset or a leap
+     * second must not carry the UTC time out of years 0000-9999 (the
+     * writer would clamp the year, naming another day). */
+    if (t < days_from_civil(0, 1, 1) * 86400 ||
+        t >= days_from_civil(10000, 1, 1) * 86400)
+        return false;
     *us = t * 1000000 + frac_us;
     return true;
 }

@@ -175,7 +175,9 @@ void sp_json_escape(struct sp_buf *b, const char *s, size_t n);
  * Parses the timestamp forms alert sources use into microseconds since
  * the epoch (UTC): RFC 3339 / ISO 8601 with 'T' or ' ' separator, with
  * 0-9 fraction digits (extra digits truncated), 'Z', "+hh:mm", "+hhmm"
- * or no zone (taken as UTC).  Returns false for anything else.
+ * or no zone (taken as UTC).  Returns false for anything else, for a day
+ * the month does not have (2023-02-29, 2024-04-31), and for a time whose
+ * UTC value is outside years 0000-9999 (what sp_time_format writes).
  */
 bool sp_time_parse(const char *s, int64_t *us);
 /* Formats as "2024-01-02T03:04:05Z" / ".123Z" / ".123456Z" (shortest of

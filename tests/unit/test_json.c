@@ -266,6 +266,24 @@ static void test_time(void)
     T_EQ_STR(out, "0999-01-01T00:00:00.050Z");
     T_EQ_INT(sp_time_format(0, out), 20);
     T_EQ_STR(out, "1970-01-01T00:00:00Z");
+    /* days the month does not have are not dates */
+    T_OK(!sp_time_parse("2024-02-31", &us));
+    T_OK(!sp_time_parse("2023-02-29T00:00:00Z", &us));
+    T_OK(!sp_time_parse("2024-04-31T00:00:00Z", &us));
+    T_OK(!sp_time_parse("1900-02-29", &us));
+    T_OK(sp_time_parse("2000-02-29", &us));
+    T_OK(sp_time_parse("2024-12-31T23:59:59Z", &us));
+    /* a zone that moves the UTC time out of 0000-9999 is refused, not
+     * written a year off */
+    T_OK(!sp_time_parse("0000-01-01T00:00:00+01:00", &us));
+    T_OK(!sp_time_parse("9999-12-31T23:59:59-01:00", &us));
+    T_OK(!sp_time_parse("9999-12-31T23:59:60Z", &us));
+    T_OK(sp_time_parse("0000-01-01T01:00:00+01:00", &us));
+    sp_time_format(us, out);
+    T_EQ_STR(out, "0000-01-01T00:00:00Z");
+    T_OK(sp_time_parse("9999-12-31T22:59:59.999999-01:00", &us));
+    sp_time_format(us, out);
+    T_EQ_STR(out, "9999-12-31T23:59:59.999999Z");
     /* outside 0000-9999: clamped to a four-digit year */
     sp_time_format(INT64_C(20000) * 365 * 86400 * 1000000, out);
     T_OK(strncmp(out, "9999-", 5) == 0);
