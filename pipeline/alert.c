@@ -516,7 +516,11 @@ const char *sp_canon_ip(struct sp_arena *a, const char *ip)
     if (!ip)
         return NULL;
     char buf[INET6_ADDRSTRLEN + 8];
+    while (*ip == ' ' || *ip == '\t')      /* " 10.0.0.1" is an address */
+        ip++;
     size_t n = strnlen(ip, sizeof(buf));
+    while (n && n < sizeof(buf) && (ip[n - 1] == ' ' || ip[n - 1] == '\t'))
+        n--;
     if (n == 0 || n >= sizeof(buf))
         return NULL;
     memcpy(buf, ip, n);

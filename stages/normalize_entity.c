@@ -223,6 +223,25 @@ const char *sp_nz_key_lower(struct sp_nz *z, const char *prefix,
     return k;
 }
 
+const char *sp_nz_key_domain(struct sp_nz *z, const char *name)
+{
+    if (!name)
+        return NULL;
+    size_t n = strlen(name);
+    while (n && name[n - 1] == ' ')
+        n--;
+    if (!n || name[n - 1] != '.')
+        return sp_nz_key_lower(z, "domain:", name);
+    while (n && name[n - 1] == '.')     /* "evil.com." is evil.com */
+        n--;
+    char *cut = sp_arena_strndup(z->a, name, n);
+    if (!cut) {
+        z->nomem = true;
+        return NULL;
+    }
+    return sp_nz_key_lower(z, "domain:", cut);
+}
+
 const char *sp_nz_lower(struct sp_nz *z, const char *s)
 {
     if (!s)
@@ -275,7 +294,9 @@ const char *sp_nz_key_process(struct sp_nz *z, const char *host_key,
                               const char *device_id, const char *pid,
                               int64_t created)
 {
-    const char *where = host_key ? host_key : device_id;
+    /* A device id is named like a key: lower-case, one line. */
+    const char *where =
+        host_key ? host_key : sp_nz_key_lower(z, "", device_id);
     if (!where || !pid || created == SP_TIME_NONE)
         return NULL;
     char t[32];
@@ -475,7 +496,7 @@ const char *sp_nz_derive_key(struct sp_nz *z, const struct sp_entity *e)
     if (strcmp(t, "url") == 0)
         return sp_nz_concat(z, "url:", sp_canon_url(z->a, id_of(e, "url")));
     if (strcmp(t, "domain") == 0)
-        return sp_nz_key_lower(z, "domain:", id_of(e, "name"));
+        return sp_nz_key_domain(z, id_of(e, "name"));
     if (strcmp(t, "file") == 0)
         return sp_nz_key_file(z, id_of(e, "sha256"), id_of(e, "sha1"),
                               id_of(e, "md5"), id_of(e, "path"));

@@ -411,7 +411,7 @@ static void evidence(struct graph *g, const struct sp_json *ev,
         const char *name = get_text(z, ev, "domainName");
         sp_nz_ent(&e, "domain");
         sp_nz_id(z, &e, "name", name);
-        e.key = sp_nz_key_lower(z, "domain:", name);
+        e.key = sp_nz_key_domain(z, name);
     } else {
         const char *type = sp_nz_entity_type(z, kind);
         sp_nz_ent(&e, type ? type : "unknown");

@@ -149,6 +149,8 @@ const char *sp_nz_lower(struct sp_nz *z, const char *s);
 /* "<prefix><lower s>" or NULL. */
 const char *sp_nz_key_lower(struct sp_nz *z, const char *prefix,
                             const char *s);
+/* "domain:<lower name>" without the trailing dot, or NULL. */
+const char *sp_nz_key_domain(struct sp_nz *z, const char *name);
 /* File entity from parts; returns its index or -1. */
 int sp_nz_file(struct sp_nz *z, const char *name, const char *dir,
                const char *sha256, const char *sha1, const char *md5,

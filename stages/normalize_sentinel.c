@@ -469,8 +469,12 @@ static int build(struct sent *s, const struct sp_json *o, unsigned depth)
     }
     if (IS("dns")) {
         resolve_members(s, o, depth);
-        static const char *const f[] = {"DomainName"}, *const nm[] = {"name"};
-        return simple(s, o, "domain", "domain:", f, nm, 1, 1);
+        const char *name = t(s, o, "DomainName");
+        struct sp_entity e;
+        sp_nz_ent(&e, "domain");
+        sp_nz_id(z, &e, "name", name);
+        e.key = sp_nz_key_domain(z, name);
+        return sp_nz_commit(z, &e);
     }
     if (IS("mailbox")) {
         static const char *const f[] = {"MailboxPrimaryAddress", "Upn",

@@ -71,7 +71,10 @@ static void test_canon_ip(void)
         {"01.2.3.4", NULL},
         {"1.2.3.4:443", NULL},
         {"1.2.3.4%eth0", NULL},
-        {" 1.2.3.4", NULL},
+        {" 1.2.3.4", "1.2.3.4"},            /* blanks around are not part */
+        {"\t::1 ", "::1"},
+        {"1.2. 3.4", NULL},
+        {" ", NULL},
         {"not an ip", NULL},
         {"", NULL},
         {"[::1", NULL},

@@ -847,6 +847,48 @@ static void test_generic_numeric_severity(void)
     }
 }
 
+/* Keys as docs/alert-format.md promises: a domain's trailing dot
+ * dropped, an address with blanks around it still an address, a device
+ * id lower-case in a process key and never a key with a line break. */
+static void test_key_canon(void)
+{
+    const char *doc =
+        "{\"id\":\"keys-1\",\"source\":\"x\",\"title\":\"t\",\"entities\":["
+        "{\"type\":\"dns\",\"ids\":{\"name\":\"Evil.COM.\"}},"
+        "{\"type\":\"ip\",\"ids\":{\"address\":\" 10.0.0.1\\t\"}},"
+        "{\"type\":\"process\",\"ids\":{\"pid\":\"12\","
+        "\"creation_time\":\"2024-01-01T00:00:00Z\",\"device_id\":\"ABCdef\"}},"
+        "{\"type\":\"process\",\"ids\":{\"pid\":\"13\","
+        "\"creation_time\":\"2024-01-01T00:00:00Z\","
+        "\"device_id\":\"a\\nprocess:x\"}}]}";
+    struct run r;
+    run_str(&r, doc, NULL);
+    struct sp_alert *a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(a != NULL);
+    T_OK(ent(a, "domain:evil.com") != NULL);
+    T_OK(ent(a, "ip:10.0.0.1") != NULL);
+    T_OK(ent(a, "process:abcdef:12:2024-01-01T00:00:00Z") != NULL);
+    T_EQ_INT(count_type(a, "process"), 2);
+    for (size_t i = 0; a && i < a->n_entities; i++) {
+        const char *k = a->entities[i].key;
+        if (k && strpbrk(k, "\n\r"))
+            T_FAILF("key with a line break: %s", k);
+    }
+    run_free(&r);
+    /* Sentinel's dns entity and a bare "." */
+    const char *row =
+        "{\"SystemAlertId\":\"keys-2\",\"Entities\":["
+        "{\"Type\":\"dns\",\"DomainName\":\"bad.example.\"},"
+        "{\"Type\":\"dns\",\"DomainName\":\".\"},"
+        "{\"Type\":\"ip\",\"Address\":\" 10.0.0.2 \"}]}";
+    run_str(&r, row, NULL);
+    a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(ent(a, "domain:bad.example") != NULL);
+    T_OK(ent(a, "domain:") == NULL);
+    T_OK(ent(a, "ip:10.0.0.2") != NULL);
+    run_free(&r);
+}
+
 static void test_envelope_mixed(void)
 {
     struct run r;
@@ -1164,6 +1206,7 @@ int main(void)
     T_RUN(test_defender_streaming);
     T_RUN(test_generic);
     T_RUN(test_generic_numeric_severity);
+    T_RUN(test_key_canon);
     T_RUN(test_envelope_mixed);
     T_RUN(test_roundtrip);
     T_RUN(test_no_raw);
