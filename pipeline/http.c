@@ -6,7 +6,20 @@
  * would buy nothing).  Every request is answered on its first callback,
  * from the headers alone; a request body is never read, and libmicrohttpd
  * closes such a connection after the answer.  libmicrohttpd's own error
- * messages go to our log under comp=http.
+ * messages go to our log under comp=http, at most one line per 10 s.
+ *
+ * Slow clients: libmicrohttpd's timeout counts from a connection's last
+ * byte, so a client sending a header byte every second holds a slot for
+ * ever, and with every slot held the probes go unanswered and an
+ * orchestrator restarts a healthy pipeline.  So we keep our own table of
+ * connections (notify callbacks) and, in the accept policy, make room for
+ * each new connection: past SP_HTTP_PER_IP_CONNS from its address, or past
+ * SP_HTTP_MAX_CONNS in all, the oldest connection (of that address, or of
+ * all) is shut down.  A probe's connection is new and answered within
+ * milliseconds, so it gets through even from the same address as an
+ * attacker (probes and attackers may both be on 127.0.0.1, which is why
+ * MHD_OPTION_PER_IP_CONNECTION_LIMIT, which refuses the newcomer instead,
+ * is not used); one address can never hold more than its share.
  *
  * Owns: the daemon and its thread, and the struct sp_http.  Start and stop
  * from the engine's thread; the handler runs on the HTTP thread and only
@@ -21,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -35,9 +49,22 @@
 /* Per-connection memory: request line and headers; probes are tiny. */
 #define SP_HTTP_CONN_MEMORY (16 * 1024)
 #define SP_HTTP_REASON_MAX 256
+/* Evicted connections still count in libmicrohttpd until it sees the
+ * shutdown on its next turn: its own limit leaves room for them. */
+#define SP_HTTP_EVICT_SLACK 64
+
+/* One accepted connection, in struct sp_http's list (HTTP thread only). */
+struct sp_http_conn {
+    struct sp_http_conn *prev, *next;
+    struct sockaddr_storage addr;
+    int fd;
+    int64_t start_ms;
+    bool evicted;               /* shut down, waiting for the close */
+};
 
 struct sp_http {
     struct MHD_Daemon *daemon;
+    struct sp_http_conn *conns; /* newest first; HTTP thread only */
     struct sp_metrics *m;       /* borrowed */
     sp_http_ready_cb ready;
     void *ud;
@@ -57,7 +84,97 @@ static void sp_http_mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    sp_log_warn("http", "%s", msg);
+    static struct sp_log_rl rl;
+    sp_log_warn_rl(&rl, 10000, "http", "%s", msg);
+}
+
+/* Same address (IPv4 or IPv6, port ignored). */
+static bool sp_http_same_ip(const struct sockaddr *a, const struct sockaddr *b)
+{
+    if (a->sa_family != b->sa_family)
+        return false;
+    if (a->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (a->sa_family == AF_INET6)
+        return memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                      &((const struct sockaddr_in6 *)b)->sin6_addr,
+                      sizeof(struct in6_addr)) == 0;
+    return false;
+}
+
+/* Shuts down the oldest live connection (from addr's address when addr is
+ * not NULL) if there are `limit` or more of them; libmicrohttpd then sees
+ * the end of the stream and closes it. */
+static void sp_http_make_room(struct sp_http *h, const struct sockaddr *addr,
+                              int limit)
+{
+    int n = 0;
+    struct sp_http_conn *oldest = NULL;
+    for (struct sp_http_conn *c = h->conns; c; c = c->next) {
+        if (c->evicted ||
+            (addr && !sp_http_same_ip((struct sockaddr *)&c->addr, addr)))
+            continue;
+        n++;
+        oldest = c;             /* the list is newest first */
+    }
+    if (n < limit || !oldest)
+        return;
+    oldest->evicted = true;
+    if (oldest->fd >= 0)
+        shutdown(oldest->fd, SHUT_RDWR);
+}
+
+static SP_MHD_RESULT sp_http_accept(void *cls, const struct sockaddr *addr,
+                                    socklen_t addrlen)
+{
+    struct sp_http *h = cls;
+    if (addr && addrlen >= sizeof(struct sockaddr_in))
+        sp_http_make_room(h, addr, SP_HTTP_PER_IP_CONNS);
+    sp_http_make_room(h, NULL, SP_HTTP_MAX_CONNS);
+    return MHD_YES;
+}
+
+static void sp_http_notify(void *cls, struct MHD_Connection *conn,
+                           void **socket_context,
+                           enum MHD_ConnectionNotificationCode toe)
+{
+    struct sp_http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct sp_http_conn *c = calloc(1, sizeof(*c));
+        if (!c)
+            return;             /* not tracked: only never evicted */
+        c->fd = -1;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci)
+            c->fd = ci->connect_fd;
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            socklen_t len = ci->client_addr->sa_family == AF_INET6
+                                ? sizeof(struct sockaddr_in6)
+                                : sizeof(struct sockaddr_in);
+            memcpy(&c->addr, ci->client_addr, len);
+        }
+        c->start_ms = sp_now_ms();
+        c->next = h->conns;
+        if (h->conns)
+            h->conns->prev = c;
+        h->conns = c;
+        *socket_context = c;
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct sp_http_conn *c = *socket_context;
+        if (!c)
+            return;
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            h->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
+    }
 }
 
 /* Queues `resp` (consumed) with the common headers. */
@@ -232,10 +349,12 @@ struct sp_http *sp_http_start(const char *addr, int port, struct sp_metrics *m,
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, sp_http_handle, h,
+        flags, (uint16_t)port, sp_http_accept, h, sp_http_handle, h,
         MHD_OPTION_EXTERNAL_LOGGER, sp_http_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)SP_HTTP_MAX_CONNS,
+        MHD_OPTION_NOTIFY_CONNECTION, sp_http_notify, h,
+        MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)(SP_HTTP_MAX_CONNS + SP_HTTP_EVICT_SLACK),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)SP_HTTP_TIMEOUT_S,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SP_HTTP_CONN_MEMORY,
         MHD_OPTION_END);
@@ -270,5 +389,11 @@ void sp_http_stop(struct sp_http *h)
     if (!h)
         return;
     MHD_stop_daemon(h->daemon);
+    /* Closing notifications normally empty the list; free what is left. */
+    while (h->conns) {
+        struct sp_http_conn *c = h->conns;
+        h->conns = c->next;
+        free(c);
+    }
     free(h);
 }

@@ -8,8 +8,11 @@
  *   other paths   404;  methods other than GET and HEAD: 405
  *
  * Owns: the daemon and its thread.  Bounded: SP_HTTP_MAX_CONNS concurrent
- * connections, SP_HTTP_TIMEOUT_S idle timeout per connection, a small
- * per-connection memory limit (requests are a request line and headers).
+ * connections, SP_HTTP_PER_IP_CONNS of them per client address,
+ * SP_HTTP_TIMEOUT_S idle timeout per connection, a small per-connection
+ * memory limit (requests are a request line and headers).  A new
+ * connection past either limit closes the oldest one (of that address, or
+ * of all), so slow or idle clients cannot keep a probe from being served.
  * sp_http_start()/sp_http_stop() are called by the thread that owns the
  * engine; the ready callback and metric rendering run on the HTTP thread.
  */
@@ -22,8 +25,9 @@
 #include "metrics.h"
 #include "sp.h"
 
-#define SP_HTTP_MAX_CONNS 32
-#define SP_HTTP_TIMEOUT_S 10
+#define SP_HTTP_MAX_CONNS 256
+#define SP_HTTP_PER_IP_CONNS 8
+#define SP_HTTP_TIMEOUT_S 3
 /* Largest /metrics body served; past it the answer is 500. */
 #define SP_HTTP_METRICS_MAX ((size_t)16 << 20)
 

@@ -2,12 +2,20 @@
  * test_http.c - unit tests for pipeline/http.c: a server on an ephemeral
  * loopback port, fetched with libcurl: /metrics (status, content type,
  * body), /healthz, /readyz in both states, 404, 405, HEAD, and start-up
- * errors (bad address, bad port, port in use).
+ * errors (bad address, bad port, port in use); slow clients holding
+ * connections (from the probe's own address and from another) do not keep
+ * a probe from being answered; libmicrohttpd's complaints are rate-limited.
  */
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "http.h"
 #include "log.h"
@@ -28,6 +36,8 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     return size * n;
 }
 
+static long fetch_timeout_ms = 10000;
+
 /* Fetches http://127.0.0.1:port/path with method (NULL = GET); fills r
  * (caller finishes r->body).  Returns false on a transport error. */
 static bool fetch(int port, const char *path, const char *method,
@@ -44,7 +54,7 @@ static bool fetch(int port, const char *path, const char *method,
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, fetch_timeout_ms);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
     if (method && strcmp(method, "HEAD") == 0)
@@ -234,6 +244,157 @@ static void test_ipv6(void)
     sp_http_stop(h);
 }
 
+/* A TCP connection to 127.0.0.1:port from source address `src` (NULL =
+ * any) that has sent `req`; -1 on error. */
+static int raw_connect(const char *src, int port, const char *req, size_t len)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    if (src) {
+        inet_pton(AF_INET, src, &sa.sin_addr);
+        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
+    sa.sin_port = htons((uint16_t)port);
+    inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+        (len && send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* True when the server has closed fd (EOF or reset) within ms; what it
+ * sent before is read and dropped. */
+static bool raw_closed(int fd, int ms)
+{
+    int64_t deadline = sp_now_ms() + ms;
+    for (;;) {
+        int64_t left = deadline - sp_now_ms();
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0)
+            return false;
+        char b[4096];
+        ssize_t n;
+        while ((n = recv(fd, b, sizeof(b), MSG_DONTWAIT)) > 0)
+            ;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            return true;
+    }
+}
+
+#define N_SLOW 40
+#define N_FLOOD 300
+
+static void test_slow_clients(void)
+{
+    struct sp_error err;
+    sp_error_clear(&err);
+    struct sp_http *h = sp_http_start("127.0.0.1", 0, NULL, NULL, NULL, &err);
+    T_OK(h != NULL);
+    if (!h)
+        return;
+    int port = sp_http_port(h);
+    static const char part[] = "GET /healthz HTTP/1.1\r\nHo";
+    fetch_timeout_ms = 2000;
+
+    /* Slow clients on the probe's own address. */
+    int slow[N_SLOW];
+    for (int i = 0; i < N_SLOW; i++)
+        slow[i] = raw_connect(NULL, port, part, sizeof(part) - 1);
+    struct reply r;
+    T_OK(fetch(port, "/healthz", NULL, &r));
+    T_EQ_INT(r.status, 200);
+    sp_buf_fini(&r.body);
+    for (int i = 0; i < N_SLOW; i++)
+        if (slow[i] >= 0)
+            close(slow[i]);
+
+    /* A flood from another loopback address: it keeps at most its share,
+     * the rest are closed, and the probe is answered. */
+    int flood[N_FLOOD];
+    int opened = 0;
+    for (int i = 0; i < N_FLOOD; i++) {
+        flood[i] = raw_connect("127.0.0.2", port, part, sizeof(part) - 1);
+        opened += flood[i] >= 0;
+    }
+    if (opened < N_FLOOD) {
+        for (int i = 0; i < N_FLOOD; i++)
+            if (flood[i] >= 0)
+                close(flood[i]);
+        sp_http_stop(h);
+        fetch_timeout_ms = 10000;
+        T_SKIP("cannot connect from 127.0.0.2");
+    }
+    T_OK(fetch(port, "/healthz", NULL, &r));
+    T_EQ_INT(r.status, 200);
+    sp_buf_fini(&r.body);
+    int closed = 0;
+    int64_t deadline = sp_now_ms() + 2000;
+    for (int i = 0; i < N_FLOOD; i++) {
+        int64_t left = deadline - sp_now_ms();
+        if (raw_closed(flood[i], left > 0 ? (int)left : 0))
+            closed++;
+        close(flood[i]);
+    }
+    T_OK(closed >= N_FLOOD - SP_HTTP_PER_IP_CONNS);
+    if (closed < N_FLOOD - SP_HTTP_PER_IP_CONNS)
+        fprintf(stderr, "  closed %d of %d\n", closed, N_FLOOD);
+    fetch_timeout_ms = 10000;
+    sp_http_stop(h);
+}
+
+/* 200 requests with a 20 KB URL: libmicrohttpd complains about each, we
+ * log a few lines, not 200. */
+static void test_error_log_rate(void)
+{
+    struct sp_error err;
+    sp_error_clear(&err);
+    struct sp_http *h = sp_http_start("127.0.0.1", 0, NULL, NULL, NULL, &err);
+    T_OK(h != NULL);
+    if (!h)
+        return;
+    int port = sp_http_port(h);
+    static char req[20 * 1024 + 64];
+    size_t len = 0;
+    len += (size_t)snprintf(req, sizeof(req), "GET /");
+    memset(req + len, 'a', 20 * 1024);
+    len += 20 * 1024;
+    len += (size_t)snprintf(req + len, sizeof(req) - len,
+                            " HTTP/1.1\r\nHost: x\r\n\r\n");
+    struct sp_buf cap;
+    sp_buf_init(&cap, 1 << 20);
+    sp_log_setup(SP_LOG_WARN, SP_LOG_TEXT, NULL);
+    sp_log_capture(&cap);
+    int answered = 0;
+    for (int i = 0; i < 200; i++) {
+        int fd = raw_connect(NULL, port, req, len);
+        if (fd < 0)
+            continue;
+        answered += raw_closed(fd, 5000);
+        close(fd);
+    }
+    sp_http_stop(h);
+    sp_log_capture(NULL);
+    sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, NULL);
+    T_EQ_INT(answered, 200);
+    sp_buf_put(&cap, "", 0);
+    int lines = 0;
+    for (const char *p = cap.data; p && (p = strchr(p, '\n')); p++)
+        lines++;
+    T_OK(lines >= 1 && lines <= 3);
+    if (lines > 3)
+        fprintf(stderr, "  %d lines logged\n", lines);
+    sp_buf_fini(&cap);
+}
+
 int main(void)
 {
     t_prog = "test_http";
@@ -245,6 +406,8 @@ int main(void)
     T_RUN(test_defaults);
     T_RUN(test_start_errors);
     T_RUN(test_ipv6);
+    T_RUN(test_slow_clients);
+    T_RUN(test_error_log_rate);
     curl_global_cleanup();
     return t_done();
 }
