@@ -1,7 +1,8 @@
 /*
  * redis_server.c - spawn, watch and remove a private redis-server (see
  * redis_server.h).  fork + execv with a fixed argument vector; the child's
- * output goes to a log file in its directory.
+ * output goes to a log file in its directory.  Between fork and execv the
+ * child only makes async-signal-safe calls (we may have threads).
  */
 #include "redis_server.h"
 
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -60,10 +62,12 @@ int sp_free_port(void)
     return port;
 }
 
-static bool answers_ping(int port)
+static bool answers_ping(const struct sp_redis_server *rs)
 {
     struct timeval tv = {1, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    redisContext *c = rs->unix_only
+                          ? redisConnectUnixWithTimeout(rs->sock, tv)
+                          : redisConnectWithTimeout("127.0.0.1", rs->port, tv);
     if (!c)
         return false;
     bool ok = false;
@@ -84,36 +88,62 @@ static void sleep_ms(int ms)
         ;
 }
 
+/* In the child: closes every descriptor from 3 up.  close_range() where
+ * the kernel has it (5.9+), else a loop up to the descriptor limit
+ * (reading /proc/self/fd would need opendir, which allocates). */
+static void close_from_3(void)
+{
+    if (close_range(3, ~0U, 0) == 0)
+        return;
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 1 << 20)
+        max = 1 << 20;
+    for (int fd = 3; fd < max; fd++)
+        close(fd);
+}
+
 static bool spawn(struct sp_redis_server *rs)
 {
     char port[16], log[600];
-    snprintf(port, sizeof(port), "%d", rs->port);
+    snprintf(port, sizeof(port), "%d", rs->unix_only ? 0 : rs->port);
     snprintf(log, sizeof(log), "%s/redis.log", rs->dir);
-    const char *argv[40] = {
+    const char *argv[48] = {
         rs->bin, "--port", port, "--bind", "127.0.0.1", "--dir", rs->dir,
         "--logfile", log, "--daemonize", "no", "--save", "",
         "--appendonly", rs->persist ? "yes" : "no",
         "--appendfsync", rs->persist ? "always" : "everysec"};
     int argc = 17;
+    if (rs->unix_only) {
+        argv[argc++] = "--unixsocket";
+        argv[argc++] = rs->sock;
+        argv[argc++] = "--unixsocketperm";
+        argv[argc++] = "700";
+    }
     for (int i = 0; i < rs->n_extra && i < 16; i++)
         argv[argc++] = rs->extra[i];
     argv[argc] = NULL;
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0)
         return false;
     if (pid == 0) {
+        /* Dies with us (SIGKILL included); we may already be gone. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+            _exit(127);
+        setpgid(0, 0);
         int devnull = open("/dev/null", O_RDWR);
         if (devnull >= 0) {
             dup2(devnull, 0);
             dup2(devnull, 1);
             dup2(devnull, 2);
         }
+        close_from_3();     /* Kafka sockets, librdkafka's pipes, ... */
         execv(rs->bin, (char *const *)argv);
         _exit(127);
     }
     rs->pid = pid;
     for (int i = 0; i < 500; i++) {     /* up to 5 s */
-        if (answers_ping(rs->port))
+        if (answers_ping(rs))
             return true;
         if (waitpid(pid, NULL, WNOHANG) == pid) {
             rs->pid = 0;
@@ -131,6 +161,7 @@ enum sp_err sp_redis_server_start(struct sp_redis_server *rs, bool persist,
     rs->pid = 0;
     rs->port = 0;
     rs->dir[0] = '\0';
+    rs->sock[0] = '\0';
     rs->persist = persist;
     if (!sp_redis_server_find(rs->bin, sizeof(rs->bin)))
         return sp_error_set(err, SP_ERR_NOTFOUND,
@@ -143,7 +174,17 @@ enum sp_err sp_redis_server_start(struct sp_redis_server *rs, bool persist,
         rs->dir[0] = '\0';
         return sp_error_set(err, SP_ERR_IO, "mkdtemp: %s", strerror(errno));
     }
-    for (int attempt = 0; attempt < 5; attempt++) {
+    if (rs->unix_only) {
+        int n = snprintf(rs->sock, sizeof(rs->sock), "%s/redis.sock", rs->dir);
+        if (n < 0 || (size_t)n >= sizeof(rs->sock)) {
+            sp_redis_server_stop(rs);
+            return sp_error_set(err, SP_ERR_IO, "redis-server: socket path "
+                                "under TMPDIR is too long (108 bytes max)");
+        }
+        if (spawn(rs))
+            return SP_OK;
+    }
+    for (int attempt = 0; attempt < 5 && !rs->unix_only; attempt++) {
         rs->port = sp_free_port();
         if (rs->port > 0 && spawn(rs))
             return SP_OK;

@@ -89,8 +89,9 @@ const struct sp_cfg_key sp_engine_keys[] = {
     {"http.port", SP_CFG_INT, "9464", 0, 65535,
      "HTTP port (0 = any free port)", 0, NULL},
     {"redis.embedded", SP_CFG_BOOL, "false", 0, 0,
-     "Start a private redis-server (Debian package) on a free loopback port "
-     "and use it, no persistence (the demo); redis.host/port are then ignored",
+     "Start a private redis-server (Debian package) on a unix socket in a "
+     "private 0700 directory and use it, no persistence (the demo); "
+     "redis.host/port/unix_socket are then ignored",
      0, NULL},
 };
 const size_t sp_engine_n_keys = SP_ARRAY_SIZE(sp_engine_keys);
@@ -580,22 +581,22 @@ static enum sp_err build_chain(struct sp_engine *eng, struct sp_error *err)
     return SP_OK;
 }
 
-/* redis.embedded: a private redis-server; the redis.* keys are pointed
- * at it before any stage reads them. */
+/* redis.embedded: a private redis-server, on a unix socket in its 0700
+ * directory only (no TCP port another local user could reach); the
+ * redis.* keys are pointed at it before any stage reads them. */
 static enum sp_err start_embedded_redis(struct sp_engine *eng,
                                         struct sp_error *err)
 {
+    eng->redis.unix_only = true;
     enum sp_err e = sp_redis_server_start(&eng->redis, false, err);
     if (e)
         return e;
-    char port[32];
-    snprintf(port, sizeof(port), "redis.port=%d", eng->redis.port);
-    if (sp_config_set(eng->cfg, "redis.host=127.0.0.1", err) ||
-        sp_config_set(eng->cfg, port, err) ||
-        sp_config_set(eng->cfg, "redis.unix_socket=", err) ||
+    char sock[160];
+    snprintf(sock, sizeof(sock), "redis.unix_socket=%s", eng->redis.sock);
+    if (sp_config_set(eng->cfg, sock, err) ||
         sp_config_validate(eng->cfg, err))
         return SP_ERR_CONFIG;
-    sp_log_info(ECOMP, "embedded redis-server on 127.0.0.1:%d", eng->redis.port);
+    sp_log_info(ECOMP, "embedded redis-server on unix:%s", eng->redis.sock);
     return SP_OK;
 }
 

@@ -3,7 +3,9 @@
  * formatter, the error table, pipelining in one round trip, EVALSHA with
  * reload on NOSCRIPT, AUTH with a password and with an ACL user, SELECT,
  * unix sockets, timeouts, and reconnection with backoff after the server
- * is killed and restarted.
+ * is killed and restarted; the private server's process: its own process
+ * group, no inherited descriptors, gone soon after its parent is killed,
+ * and (as the engine starts it) only on a unix socket in a 0700 dir.
  *
  * Skips (with a message) when redis-server is not installed.
  */
@@ -313,6 +315,164 @@ static void test_refused(void)
     sp_redis_free(NULL);
 }
 
+/* True when "/proc/<pid>/fd" holds the pipe behind fd. */
+static bool holds_pipe(pid_t pid, int fd)
+{
+    struct stat sb;
+    if (fstat(fd, &sb) != 0)
+        return false;
+    char want[64], dir[64];
+    snprintf(want, sizeof(want), "pipe:[%lu]", (unsigned long)sb.st_ino);
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        char p[512], link[128];
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        ssize_t n = readlink(p, link, sizeof(link) - 1);
+        if (n > 0) {
+            link[n] = '\0';
+            found = strcmp(link, want) == 0;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+/* True when one of pid's sockets is a listening TCP socket (IPv4 or 6). */
+static bool listens_tcp(pid_t pid)
+{
+    unsigned long inodes[64];
+    int n = 0;
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    struct dirent *e;
+    while (n < 64 && (e = readdir(d)) != NULL) {
+        char p[512], link[128];
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        ssize_t len = readlink(p, link, sizeof(link) - 1);
+        if (len <= 0)
+            continue;
+        link[len] = '\0';
+        if (sscanf(link, "socket:[%lu]", &inodes[n]) == 1)
+            n++;
+    }
+    closedir(d);
+    const char *tables[] = {"/proc/net/tcp", "/proc/net/tcp6"};
+    bool found = false;
+    for (int t = 0; t < 2 && !found; t++) {
+        FILE *f = fopen(tables[t], "r");
+        char line[512];
+        while (f && !found && fgets(line, sizeof(line), f)) {
+            char st[8];
+            unsigned long ino = 0;
+            if (sscanf(line, "%*s %*s %*s %7s %*s %*s %*s %*s %*s %lu", st,
+                       &ino) != 2 || strcmp(st, "0A") != 0)
+                continue;
+            for (int i = 0; i < n; i++)
+                found = found || inodes[i] == ino;
+        }
+        if (f)
+            fclose(f);
+    }
+    return found;
+}
+
+/* The private server as started by a process that is then SIGKILLed
+ * (socpilot killed with `make run`'s demo running): the server must not
+ * outlive it, must not hold the starter's descriptors, and must sit in a
+ * process group of its own. */
+static void test_server_dies_with_parent(void)
+{
+    SKIP_WITHOUT_REDIS();
+    int leak[2], info[2];
+    T_OK(pipe(leak) == 0 && pipe(info) == 0);
+    /* Orphans come to us, so the server can be reaped and waited for. */
+    T_OK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    pid_t starter = fork();
+    if (starter == 0) {
+        close(info[0]);
+        struct sp_redis_server rs;
+        memset(&rs, 0, sizeof(rs));
+        pid_t pid = 0;
+        if (sp_redis_server_start(&rs, false, NULL) == SP_OK)
+            pid = rs.pid;
+        if (write(info[1], &pid, sizeof(pid)) != (ssize_t)sizeof(pid) ||
+            write(info[1], rs.dir, sizeof(rs.dir)) != (ssize_t)sizeof(rs.dir))
+            _exit(1);
+        for (;;)
+            pause();
+    }
+    close(info[1]);
+    pid_t pid = 0;
+    char dir[sizeof(((struct sp_redis_server *)0)->dir)] = "";
+    T_OK(read(info[0], &pid, sizeof(pid)) == (ssize_t)sizeof(pid));
+    T_OK(read(info[0], dir, sizeof(dir)) == (ssize_t)sizeof(dir));
+    close(info[0]);
+    T_OK(pid > 0);
+    if (pid > 0) {
+        T_EQ_INT(getpgid(pid), pid);
+        T_OK(listens_tcp(pid));         /* the tests' server: TCP */
+        T_OK(!holds_pipe(pid, leak[0]));
+        T_OK(!holds_pipe(pid, leak[1]));
+    }
+    kill(starter, SIGKILL);
+    waitpid(starter, NULL, 0);
+    bool gone = pid <= 0;
+    for (int64_t end = sp_now_ms() + 5000; !gone && sp_now_ms() < end;) {
+        gone = waitpid(pid, NULL, WNOHANG) == pid;
+        if (!gone)
+            sp_test_sleep_ms(20);
+    }
+    T_OK(gone);
+    if (!gone) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    prctl(PR_SET_CHILD_SUBREAPER, 0);
+    close(leak[0]);
+    close(leak[1]);
+    if (dir[0]) {
+        struct sp_redis_server rm;
+        memset(&rm, 0, sizeof(rm));
+        snprintf(rm.dir, sizeof(rm.dir), "%s", dir);
+        sp_redis_server_stop(&rm);      /* removes the directory */
+    }
+}
+
+/* As the engine starts it: a unix socket in the 0700 directory, no TCP. */
+static void test_server_unix_only(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_redis_server rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.unix_only = true;
+    struct sp_error err = {0};
+    T_EQ_INT(sp_redis_server_start(&rs, false, &err), SP_OK);
+    T_EQ_INT(rs.port, 0);
+    struct stat sb;
+    T_OK(stat(rs.dir, &sb) == 0 && (sb.st_mode & 0777) == 0700);
+    T_OK(strncmp(rs.sock, rs.dir, strlen(rs.dir)) == 0);
+    struct sp_redis *r = open_on(0, rs.sock, NULL, NULL, 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    sp_redis_free(r);
+    T_OK(!listens_tcp(rs.pid));
+    /* A restart serves the same socket again. */
+    sp_redis_server_kill(&rs, SIGTERM);
+    T_OK(sp_redis_server_restart(&rs));
+    r = open_on(0, rs.sock, NULL, NULL, 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    sp_redis_free(r);
+    sp_redis_server_stop(&rs);
+    T_EQ_STR(rs.dir, "");
+}
+
 int main(void)
 {
     t_prog = "test_redis";
@@ -325,6 +485,8 @@ int main(void)
     T_RUN(test_select_db);
     T_RUN(test_auth_and_unix_socket);
     T_RUN(test_down_backoff_reconnect);
+    T_RUN(test_server_dies_with_parent);
+    T_RUN(test_server_unix_only);
     sp_test_redis_stop(&srv);
     return t_done();
 }
