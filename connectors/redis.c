@@ -402,11 +402,15 @@ static enum sp_err load_script(struct sp_redis *r, struct sp_redis_script *s,
     return e;
 }
 
+/* AUTH [user] password.  A user without a password still authenticates
+ * (AUTH user "", which an ACL user with `nopass` accepts): skipping it
+ * would run as `default`. */
 static enum sp_err auth_on(struct sp_redis *r, redisContext *c, char *why,
                            size_t n)
 {
-    if (!r->password)
+    if (!r->password && !r->user)
         return SP_OK;
+    const char *pw = r->password ? r->password : "";
     const char *argv[3];
     size_t lens[3];
     int argc = 0;
@@ -416,8 +420,8 @@ static enum sp_err auth_on(struct sp_redis *r, redisContext *c, char *why,
         argv[argc] = r->user;
         lens[argc++] = strlen(r->user);
     }
-    argv[argc] = r->password;
-    lens[argc++] = strlen(r->password);
+    argv[argc] = pw;
+    lens[argc++] = strlen(pw);
     return ctx_cmd(r, c, argc, argv, lens, NULL, why, n);
 }
 

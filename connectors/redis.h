@@ -54,7 +54,8 @@ struct sp_redis_opts {
     {"redis.user", SP_CFG_STR, "", 0, 0,                                     \
      "ACL user name (Redis 6+); empty = the default user", 0, NULL},         \
     {"redis.password", SP_CFG_STR, "", 0, 0,                                 \
-     "Password for AUTH; empty = no AUTH", SP_CFG_SECRET, NULL},             \
+     "Password for AUTH; empty = no AUTH (or an empty one when "             \
+     "redis.user is set)", SP_CFG_SECRET, NULL},                             \
     {"redis.db", SP_CFG_INT, "0", 0, 1023,                                   \
      "Database number (SELECT; 0 with a Redis Cluster)", 0, NULL},           \
     {"redis.connect_timeout", SP_CFG_DURATION, "2s", 10, 600000,             \

@@ -1,7 +1,8 @@
 /*
  * test_redis.c - connectors/redis.c against real redis-servers: the
  * formatter, the error table, pipelining in one round trip, EVALSHA with
- * reload on NOSCRIPT, AUTH with a password and with an ACL user, SELECT,
+ * reload on NOSCRIPT, AUTH with a password and with an ACL user (with a
+ * password, and `nopass` with redis.password empty), SELECT,
  * unix sockets, timeouts, and reconnection with backoff after the server
  * is killed and restarted; the private server's process: its own process
  * group, no inherited descriptors, gone soon after its parent is killed,
@@ -253,6 +254,61 @@ static void test_auth_and_unix_socket(void)
     unlink(sock);
 }
 
+/* The reply to ACL WHOAMI on r, or "" (static buffer). */
+static const char *whoami(struct sp_redis *r)
+{
+    static char who[64];
+    who[0] = '\0';
+    const char *argv[] = {"ACL", "WHOAMI"};
+    size_t lens[] = {3, 6};
+    redisReply *rep = NULL;
+    if (sp_redis_call(r, &rep, 2, argv, lens) == SP_OK && rep &&
+        (rep->type == REDIS_REPLY_STATUS || rep->type == REDIS_REPLY_STRING))
+        snprintf(who, sizeof(who), "%s", rep->str);
+    freeReplyObject(rep);
+    return who;
+}
+
+/* redis.user with an empty redis.password: an ACL user with `nopass`, so
+ * socpilot must run as that user, not as `default`. */
+static void test_user_without_password(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct sp_error err = {0};
+    struct sp_redis *r = open_on(srv.port, NULL, NULL, NULL, 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    const char *acl[] = {"ACL", "SETUSER", "sp-nopass", "on", "nopass",
+                         "~*", "+@all"};
+    size_t lens[7];
+    for (int i = 0; i < 7; i++)
+        lens[i] = strlen(acl[i]);
+    redisReply *rep = NULL;
+    T_EQ_INT(sp_redis_call(r, &rep, 7, acl, lens), SP_OK);
+    freeReplyObject(rep);
+    sp_redis_free(r);
+
+    r = open_on(srv.port, NULL, "sp-nopass", NULL, 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    T_EQ_STR(whoami(r), "sp-nopass");
+    sp_redis_free(r);
+    r = open_on(srv.port, NULL, "sp-nopass", "", 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    T_EQ_STR(whoami(r), "sp-nopass");
+    sp_redis_free(r);
+    /* An unknown user is refused, not quietly `default`. */
+    r = open_on(srv.port, NULL, "sp-no-such-user", NULL, 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_ERR_CONFIG);
+    sp_redis_free(r);
+
+    r = open_on(srv.port, NULL, NULL, NULL, 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_OK);
+    const char *del[] = {"ACL", "DELUSER", "sp-nopass"};
+    size_t dlens[] = {3, 7, 9};
+    T_EQ_INT(sp_redis_call(r, &rep, 3, del, dlens), SP_OK);
+    freeReplyObject(rep);
+    sp_redis_free(r);
+}
+
 static void test_down_backoff_reconnect(void)
 {
     SKIP_WITHOUT_REDIS();
@@ -484,6 +540,7 @@ int main(void)
     T_RUN(test_evalsha_noscript);
     T_RUN(test_select_db);
     T_RUN(test_auth_and_unix_socket);
+    T_RUN(test_user_without_password);
     T_RUN(test_down_backoff_reconnect);
     T_RUN(test_server_dies_with_parent);
     T_RUN(test_server_unix_only);
