@@ -489,6 +489,12 @@ static enum sp_err open_ctx(struct sp_redis *r, const char *host, int port,
         snprintf(where, sizeof(where), "%.150s:%d", host, port);
     else
         snprintf(where, sizeof(where), "unix:%.150s", r->unix_path);
+    if (!host && strlen(r->unix_path) > SP_REDIS_UNIX_PATH_MAX) {
+        snprintf(why, n, "redis.unix_socket: path of %zu bytes is longer "
+                 "than a unix socket allows (%d)", strlen(r->unix_path),
+                 SP_REDIS_UNIX_PATH_MAX);
+        return SP_ERR_CONFIG;
+    }
     if (host && is_dead(r, host, port)) {
         snprintf(why, n, "connect %.70s: failed a moment ago", where);
         return SP_ERR_RETRY;

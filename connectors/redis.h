@@ -43,12 +43,16 @@ struct sp_redis_opts {
  * declared once (by the correlate stage's table); every other Redis user
  * reads the same keys with sp_redis_opts_from_config().
  */
+/* Longest unix socket path: sun_path is 108 bytes with its NUL, and
+ * hiredis would cut a longer one silently. */
+#define SP_REDIS_UNIX_PATH_MAX 107
+
 #define SP_REDIS_CFG_KEYS                                                    \
     {"redis.host", SP_CFG_STR, "127.0.0.1", 0, 0,                            \
      "Redis host, or any node of a Redis Cluster (ignored when "            \
      "redis.unix_socket is set)", 0, NULL},                                  \
     {"redis.port", SP_CFG_INT, "6379", 1, 65535, "Redis TCP port", 0, NULL}, \
-    {"redis.unix_socket", SP_CFG_STR, "", 0, 0,                              \
+    {"redis.unix_socket", SP_CFG_STR, "", 0, SP_REDIS_UNIX_PATH_MAX,         \
      "Path of a Redis unix socket; when set, used instead of host/port", 0,  \
      NULL},                                                                  \
     {"redis.user", SP_CFG_STR, "", 0, 0,                                     \

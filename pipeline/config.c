@@ -328,6 +328,11 @@ static bool cfg_parse_value(const struct sp_cfg_key *k, const char *text,
     *clen = n;
     switch (k->type) {
     case SP_CFG_STR:
+        if (k->max > 0 && (int64_t)n > k->max) {
+            snprintf(why, wsize, "%zu bytes, longer than the %lld allowed", n,
+                     (long long)k->max);
+            return false;
+        }
         return true;
     case SP_CFG_BOOL:
         if (cfg_parse_bool(text, n, b))

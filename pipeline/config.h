@@ -58,7 +58,8 @@ struct sp_cfg_key {
     enum sp_cfg_type type;
     const char *def;         /* default as text (NULL = no default) */
     int64_t min, max;        /* INT/DURATION/SIZE bounds (ms, bytes); both
-                                0 = unbounded; max < min = only min */
+                                0 = unbounded; max < min = only min.
+                                STR: max > 0 = longest value in bytes */
     const char *desc;        /* one-line documentation */
     unsigned flags;          /* SP_CFG_SECRET ... */
     const char *enum_values; /* for ENUM: "a|b|c" */

@@ -170,6 +170,8 @@ static void cfg_put_type(FILE *out, const struct sp_cfg_key *k)
         else
             fprintf(out, "; %s to %s", lo, hi);
     }
+    if (k->type == SP_CFG_STR && k->max > 0)
+        fprintf(out, "; at most %lld bytes", (long long)k->max);
     if (k->flags & SP_CFG_SECRET)
         fputs("; secret: use ${ENV} or ${file:PATH}", out);
 }

@@ -309,6 +309,43 @@ static void test_user_without_password(void)
     sp_redis_free(r);
 }
 
+/* redis.unix_socket of 108 bytes or more: hiredis would cut it to
+ * sun_path and connect elsewhere; refused by validation (key and line
+ * named) and by sp_redis_connect. */
+static void test_unix_path_too_long(void)
+{
+    static const struct sp_cfg_key keys[] = {SP_REDIS_CFG_KEYS};
+    char path[160], yaml[256];
+    memset(path, 'a', sizeof(path));
+    path[0] = '/';
+    path[SP_REDIS_UNIX_PATH_MAX] = '\0';              /* 107 bytes: fits */
+    struct sp_error err = {0};
+    struct sp_config *cfg = sp_config_new();
+    T_EQ_INT(sp_config_declare(cfg, keys, SP_ARRAY_SIZE(keys), &err), SP_OK);
+    snprintf(yaml, sizeof(yaml), "redis:\n  unix_socket: %s\n", path);
+    T_EQ_INT(sp_config_load_string(cfg, "x.yaml", yaml, strlen(yaml), &err),
+             SP_OK);
+    T_EQ_INT(sp_config_validate(cfg, &err), SP_OK);
+    sp_config_free(cfg);
+
+    path[SP_REDIS_UNIX_PATH_MAX] = 'a';
+    path[SP_REDIS_UNIX_PATH_MAX + 1] = '\0';          /* 108 bytes */
+    cfg = sp_config_new();
+    T_EQ_INT(sp_config_declare(cfg, keys, SP_ARRAY_SIZE(keys), &err), SP_OK);
+    snprintf(yaml, sizeof(yaml), "redis:\n  unix_socket: %s\n", path);
+    T_EQ_INT(sp_config_load_string(cfg, "x.yaml", yaml, strlen(yaml), &err),
+             SP_OK);
+    T_EQ_INT(sp_config_validate(cfg, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "redis.unix_socket");
+    T_CONTAINS(err.msg, "x.yaml:2");
+    sp_config_free(cfg);
+
+    struct sp_redis *r = open_on(0, path, NULL, NULL, 0);
+    T_EQ_INT(sp_redis_connect(r, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "redis.unix_socket");
+    sp_redis_free(r);
+}
+
 static void test_down_backoff_reconnect(void)
 {
     SKIP_WITHOUT_REDIS();
@@ -541,6 +578,7 @@ int main(void)
     T_RUN(test_select_db);
     T_RUN(test_auth_and_unix_socket);
     T_RUN(test_user_without_password);
+    T_RUN(test_unix_path_too_long);
     T_RUN(test_down_backoff_reconnect);
     T_RUN(test_server_dies_with_parent);
     T_RUN(test_server_unix_only);
