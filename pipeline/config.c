@@ -989,6 +989,14 @@ static const char *cfg_expand(struct sp_config *cfg, const struct cfg_ctx *cx,
         }
         const char *in = p + 2;
         size_t n = (size_t)(end - in);
+        /* ${A:-${B}} is not supported: the first } would end it, leaving
+         * "${B" as the default and a stray "}" after it. */
+        if (memmem(in, n, "${", 2)) {
+            cfg_fail(cfg, cx->origin, cx->line, cx->key, "${ inside ${...} "
+                     "in the value of %s: nested substitutions are not "
+                     "supported (write $${ for a literal ${)", cx->key);
+            goto out;
+        }
         if (n >= 5 && !memcmp(in, "file:", 5)) {
             if (!cfg_subst_file(cfg, cx, in + 5, n - 5, &b))
                 goto out;

@@ -538,6 +538,35 @@ static void test_env_substitution(void)
     unsetenv("SP_T_PW");
 }
 
+/* ${A:-${B}} was taken as the default "${B" followed by "}". */
+static void test_nested_substitution(void)
+{
+    struct sp_error err;
+    setenv("SP_T_DEF", "def", 1);
+    unsetenv("SP_T_MISSING");
+    struct sp_config *cfg = new_cfg();
+    T_EQ_INT(load_validate(cfg, "kafka:\n"
+                                "  brokers: ${SP_T_MISSING:-${SP_T_DEF}}\n",
+                           &err), SP_ERR_CONFIG);
+    T_EQ_STR(err.msg, "x.yaml:2: kafka.brokers: ${ inside ${...} in the "
+                      "value of kafka.brokers: nested substitutions are not "
+                      "supported (write $${ for a literal ${)");
+    sp_config_free(cfg);
+    cfg = new_cfg();
+    T_EQ_INT(load_validate(cfg, "kafka.password: "
+                                "\"${SP_T_MISSING:-x${SP_T_DEF}y}\"\n", &err),
+             SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "x.yaml:1: kafka.password: ${ inside ${...}");
+    sp_config_free(cfg);
+    /* A literal $${ in a default is still fine. */
+    cfg = new_cfg();
+    T_EQ_INT(load_validate(cfg, "kafka.brokers: \"${SP_T_MISSING:-a}$${b}\"\n",
+                           &err), SP_OK);
+    T_EQ_STR(sp_config_str(cfg, "kafka.brokers"), "a${b}");
+    sp_config_free(cfg);
+    unsetenv("SP_T_DEF");
+}
+
 static void test_file_substitution(void)
 {
     struct sp_error err;
@@ -1118,6 +1147,7 @@ int main(void)
     T_RUN(test_maps);
     T_RUN(test_overrides);
     T_RUN(test_env_substitution);
+    T_RUN(test_nested_substitution);
     T_RUN(test_file_substitution);
     T_RUN(test_unknown_keys);
     T_RUN(test_type_errors);
