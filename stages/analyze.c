@@ -15,7 +15,9 @@
  * content (content hash == the last one published) is a cache hit and
  * costs no call; content whose analysis is stored but was not
  * acknowledged (a crash in between) is republished as it is; anything
- * else goes to a worker.  Leases of jobs in flight are renewed.
+ * else goes to a worker.  Leases of jobs at a worker or awaiting a
+ * publish ack are renewed; a job whose step fails is dropped (released,
+ * or left to its lease when Redis is away).
  *
  * Engine thread only; the workers live in analyze_worker.c.
  */
@@ -59,7 +61,10 @@ static const struct sp_cfg_key analyze_keys[] = {
      NULL},
 };
 
-enum an_state { AN_WORKER, AN_PUBLISH };
+/* AN_READ: claimed, being read (nothing outstanding yet); AN_WORKER: its
+ * work is at a worker; AN_PUBLISH: its snapshot is published, the ack is
+ * awaited.  Only the last two have their lease renewed. */
+enum an_state { AN_READ, AN_WORKER, AN_PUBLISH };
 
 /* A job this instance holds (claimed, not yet completed). */
 struct an_job {
@@ -71,26 +76,23 @@ struct an_job {
     struct an_job *next;
 };
 
-struct an_ack {
-    char *prefix, *id;
-    char hash[65];
-    bool ok;
-};
-
-/* Shared by the stage and its publishes in flight (on_done may run after
- * close: it then only drops its reference). */
-struct an_acks {
-    int refs;
-    bool dead;
-    struct an_ack *items;
-    size_t n, cap;
-};
-
+/* A publish in flight; once acknowledged, queued on an_acks as it is (no
+ * allocation in on_done, so an ack is never lost). */
 struct an_pub {
     struct an_acks *acks;
     char *prefix, *id;
     char hash[65];
-    bool failed;
+    bool failed, ok;
+    struct an_pub *next;
+};
+
+/* Shared by the stage and its publishes in flight (on_done may run after
+ * close: it then only drops its reference).  Acks queued, oldest first;
+ * at most one per job in ctx->jobs, so bounded by analyze.concurrency. */
+struct an_acks {
+    int refs;
+    bool dead;
+    struct an_pub *head, *tail;
 };
 
 struct an_ctx {
@@ -134,15 +136,22 @@ static int64_t wall_now(struct an_ctx *ctx)
     return ctx->clock ? ctx->clock(ctx->clock_ud) : sp_wall_us() / 1000;
 }
 
+static void pub_free(struct an_pub *pub)
+{
+    free(pub->prefix);
+    free(pub->id);
+    free(pub);
+}
+
 static void acks_unref(struct an_acks *acks)
 {
     if (--acks->refs > 0)
         return;
-    for (size_t i = 0; i < acks->n; i++) {
-        free(acks->items[i].prefix);
-        free(acks->items[i].id);
+    while (acks->head) {
+        struct an_pub *pub = acks->head;
+        acks->head = pub->next;
+        pub_free(pub);
     }
-    free(acks->items);
     free(acks);
 }
 
@@ -150,30 +159,22 @@ static void on_published(struct sp_batch *batch, void *ud)
 {
     struct an_pub *pub = ud;
     struct an_acks *acks = pub->acks;
-    if (!acks->dead && (acks->n < acks->cap || acks->cap < CORR_ACKS_MAX)) {
-        if (acks->n == acks->cap) {
-            size_t cap = acks->cap ? acks->cap * 2 : 64;
-            struct an_ack *n = realloc(acks->items, cap * sizeof(*n));
-            if (n) {
-                acks->items = n;
-                acks->cap = cap;
-            }
-        }
-        if (acks->n < acks->cap) {
-            struct an_ack *a = &acks->items[acks->n++];
-            a->prefix = pub->prefix;
-            a->id = pub->id;
-            memcpy(a->hash, pub->hash, sizeof(a->hash));
-            a->ok = !pub->failed && batch->failed == 0;
-            pub->prefix = pub->id = NULL;
-        }
+    pub->acks = NULL;
+    if (acks->dead) {
+        /* Closed: the job's lease, no longer renewed, expires and the job
+         * runs again (the stored analysis is reused, no LLM call). */
+        pub_free(pub);
+    } else {
+        /* Queued for apply_acks (the job is renewed until then). */
+        pub->ok = !pub->failed && batch->failed == 0;
+        pub->next = NULL;
+        if (acks->tail)
+            acks->tail->next = pub;
+        else
+            acks->head = pub;
+        acks->tail = pub;
     }
-    /* An ack that cannot be queued is lost: the lease expires and the job
-     * runs again (the stored analysis is reused, no LLM call). */
-    free(pub->prefix);
-    free(pub->id);
     acks_unref(acks);
-    free(pub);
 }
 
 static struct an_job *job_find(struct an_ctx *ctx, const char *prefix,
@@ -250,6 +251,16 @@ static enum sp_err job_release(struct an_ctx *ctx, const char *prefix,
     return e;
 }
 
+/* Gives up a job after a failure: released for a retry when Redis takes
+ * it, else only forgotten here, so that its lease (no longer renewed)
+ * expires and any instance claims it again.  Either way its concurrency
+ * slot is free. */
+static void job_drop(struct an_ctx *ctx, struct an_job *job)
+{
+    job_release(ctx, job->prefix, job->id);
+    job_remove(ctx, job);
+}
+
 /* Produces the snapshot (analysis included) in its own detached batch. */
 static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
                            const struct an_snap *snap)
@@ -262,11 +273,8 @@ static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
         pub->id = strdup(job->id);
     }
     if (!batch || !pub->prefix || !pub->id) {
-        if (pub) {
-            free(pub->prefix);
-            free(pub->id);
-        }
-        free(pub);
+        if (pub)
+            pub_free(pub);
         sp_batch_free(batch);
         return SP_ERR_NOMEM;
     }
@@ -294,7 +302,8 @@ static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
 
 /* ---- the job steps ------------------------------------------------------------ */
 
-/* A claimed incident: cache hit, republish, policy skip, or a worker. */
+/* A claimed incident: cache hit, republish, policy skip, or a worker.
+ * On failure the job is dropped (job_drop): nothing is left holding it. */
 static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
 {
     struct an_snap snap;
@@ -302,6 +311,7 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
                             ctx->snapshot_max, &snap);
     if (e == SP_ERR_RETRY || e == SP_ERR_NOMEM) {
         an_snap_fini(&snap);
+        job_drop(ctx, job);
         return e;
     }
     if (e == SP_ERR_NOTFOUND || e) {
@@ -332,6 +342,8 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
         sp_counter_inc(ctx->c_reused);
         e = publish(ctx, job, &snap);
         an_snap_fini(&snap);
+        if (e)
+            job_drop(ctx, job);
         return e;
     }
     if (ctx->ao.policy != SP_ANALYSIS_EVERY) {
@@ -354,6 +366,7 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
     if (!w || !(w->prefix = strdup(job->prefix)) || !(w->id = strdup(job->id))) {
         an_work_free(w);
         an_snap_fini(&snap);
+        job_drop(ctx, job);
         return SP_ERR_NOMEM;
     }
     w->inc = snap.json;
@@ -365,15 +378,15 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
     return SP_OK;
 }
 
-/* A worker finished: store the analysis, then publish the snapshot. */
+/* A worker finished: store the analysis, then publish the snapshot.  Any
+ * failure drops the job (job_drop); a re-run reuses what was stored. */
 static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
 {
     struct an_job *job = job_find(ctx, w->prefix, w->id);
     if (!job)
         return SP_OK;
     if (!w->analysis) {
-        job_release(ctx, job->prefix, job->id);
-        job_remove(ctx, job);
+        job_drop(ctx, job);
         return SP_OK;
     }
     if (w->template_used) {
@@ -398,11 +411,12 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
                          : -2;
     if (rep)
         freeReplyObject(rep);
-    if (e == SP_ERR_RETRY || e == SP_ERR_NOMEM)
-        return e;                       /* the work is retried by the lease */
+    if (e == SP_ERR_RETRY || e == SP_ERR_NOMEM) {
+        job_drop(ctx, job);
+        return e;
+    }
     if (e || code == -2) {
-        job_release(ctx, job->prefix, job->id);
-        job_remove(ctx, job);
+        job_drop(ctx, job);
         return SP_OK;
     }
     if (code == -1) {                   /* another instance has it now */
@@ -426,16 +440,17 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
         job_remove(ctx, job);
         return SP_OK;
     }
-    return e;               /* on failure the lease expires: re-run reuses */
+    if (e)
+        job_drop(ctx, job);     /* stored: the re-run republishes it */
+    return e;
 }
 
 static enum sp_err apply_acks(struct an_ctx *ctx)
 {
     struct an_acks *acks = ctx->acks;
     enum sp_err e = SP_OK;
-    size_t i = 0;
-    for (; i < acks->n && e != SP_ERR_RETRY; i++) {
-        struct an_ack *a = &acks->items[i];
+    while (acks->head) {
+        struct an_pub *a = acks->head;
         struct an_job *job = job_find(ctx, a->prefix, a->id);
         if (a->ok) {
             e = job_done(ctx, a->prefix, a->id, a->hash);
@@ -455,13 +470,11 @@ static enum sp_err apply_acks(struct an_ctx *ctx)
         }
         if (e == SP_ERR_RETRY)
             break;
-        free(a->prefix);
-        free(a->id);
+        acks->head = a->next;
+        if (!acks->head)
+            acks->tail = NULL;
+        pub_free(a);
     }
-    if (i && i < acks->n)
-        memmove(acks->items, acks->items + i,
-                (acks->n - i) * sizeof(*acks->items));
-    acks->n -= i;
     return e == SP_ERR_RETRY ? e : SP_OK;
 }
 
@@ -542,6 +555,8 @@ static enum sp_err renew(struct an_ctx *ctx, int64_t now)
     char until[24];
     snprintf(until, sizeof(until), "%lld", (long long)(now + ctx->lease_ms));
     for (struct an_job *j = ctx->jobs; j; j = j->next) {
+        if (j->state != AN_WORKER && j->state != AN_PUBLISH)
+            continue;                   /* nothing outstanding: let it go */
         redisReply *rep = NULL;
         const char *args[] = {j->prefix, ctx->owner, until, j->id};
         enum sp_err e = script(ctx, &ctx->s_renew, j->prefix, "an:lease", args,
@@ -980,4 +995,5 @@ void sp_analyze_stats(const struct sp_stage *st, struct sp_analyze_stats *out)
     *out = ctx->stats;
     out->in_flight = ctx->n_jobs;
     out->llm_calls = ctx->pool ? an_pool_calls(ctx->pool) : 0;
+    out->ready = ctx->pool ? an_pool_ready(ctx->pool) : 0;
 }

@@ -59,6 +59,8 @@ struct an_work *an_pool_take(struct an_pool *p);
 /* Stops the workers (pending LLM calls cancelled, queued work dropped). */
 void an_pool_free(struct an_pool *p);
 void an_work_free(struct an_work *w);
+/* Finished work waiting for an_pool_take. */
+size_t an_pool_ready(struct an_pool *p);
 /* LLM calls sent so far by every worker. */
 uint64_t an_pool_calls(struct an_pool *p);
 

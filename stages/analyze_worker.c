@@ -302,6 +302,16 @@ struct an_work *an_pool_take(struct an_pool *p)
     return w;
 }
 
+size_t an_pool_ready(struct an_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    size_t n = 0;
+    for (const struct an_work *w = p->out; w && n < SIZE_MAX; w = w->next)
+        n++;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
 uint64_t an_pool_calls(struct an_pool *p)
 {
     pthread_mutex_lock(&p->mu);

@@ -705,6 +705,82 @@ static void test_side_sections(void)
     sp_arena_fini(&a);
 }
 
+/* Ticks st until its worker has an analysis ready (or the deadline). */
+static bool at_wait_ready(struct sp_stage *st, int ms)
+{
+    int64_t deadline = sp_now_ms() + ms;
+    while (at_stats(st).ready == 0 && sp_now_ms() < deadline)
+        sp_test_sleep_ms(1);
+    return at_stats(st).ready > 0;
+}
+
+static long long lease_until(const char *tenant, const char *id)
+{
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "ZSCORE sp:{t:%s}:an:lease %s",
+                                      tenant, id);
+    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+/* Redis dropping the connection while a finished analysis is stored: the
+ * job is dropped (its slot freed, its lease no longer renewed), so the
+ * lease expires and the job runs again instead of staying stuck. */
+static void test_redis_error_drops_job(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.lease=3s", NULL};
+    T_OK(at_open(&t, sets));
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 1001;
+    t.an->type->tick(t.an, sp_now_ms());        /* claim: to the worker */
+    T_EQ_INT(at_stats(t.an).claimed, 1);
+    T_OK(at_wait_ready(t.an, 5000));
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "ZRANGE sp:{t:t1}:an:lease 0 0");
+    char id[AN_ID_MAX] = "";
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 1)
+        snprintf(id, sizeof(id), "%s", r->element[0]->str);
+    if (r)
+        freeReplyObject(r);
+    T_OK(id[0] != '\0');
+    long long until = lease_until("t1", id);
+    r = sp_test_redis_cmd(&ct_redis, "CLIENT KILL TYPE normal");
+    if (r)
+        freeReplyObject(r);
+    t.an->type->tick(t.an, sp_now_ms());        /* store: connection lost */
+    T_EQ_INT(at_stats(t.an).in_flight, 0);
+    /* Not renewed any more: reconnected ticks leave the lease as it was.
+     * The engine clock jumps past the reconnect backoff on every tick. */
+    int64_t mono = sp_now_ms();
+    for (int i = 0; i < 20; i++) {
+        t.clock += 100;
+        mono += 100000;
+        t.an->type->tick(t.an, mono);
+    }
+    T_EQ_INT(lease_until("t1", id), until);
+    T_EQ_INT(at_stats(t.an).published, 0);
+    /* Past the lease the job is claimed again and published. */
+    t.clock += 3001;
+    int64_t deadline = sp_now_ms() + 5000;
+    while ((at_stats(t.an).published == 0 || at_stats(t.an).in_flight) &&
+           sp_now_ms() < deadline) {
+        mono += 100000;
+        t.an->type->tick(t.an, mono);
+        sp_test_sleep_ms(2);
+    }
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 2);
+    T_EQ_INT(s.published, 1);
+    T_EQ_INT(s.in_flight, 0);
+    json_t *arr = analyses_of(&t, id);
+    T_EQ_INT(json_array_size(arr), 1);
+    json_decref(arr);
+    at_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_analyze";
@@ -728,6 +804,7 @@ int main(void)
     RUN(test_prompt_injection);
     RUN(test_cost);
     RUN(test_crash_restart);
+    RUN(test_redis_error_drops_job);
     if (fake_up)
         fake_openai_stop(&fake);
     curl_global_cleanup();
