@@ -4,9 +4,10 @@
  * worker pool, republishing each incident with its `analysis` section.
  *
  * process() (hot path): one pipelined round of `schedule` scripts, one per
- * incident the batch changed (alert->incident_id, set by correlate), plus
- * an idempotent SADD of new tenants to the registry.  Nothing else: no
- * snapshot, no LLM.
+ * incident the batch changed (alert->incident_id, set by correlate; none
+ * when correlate's script schedules or analyze.schedule is false), plus
+ * an idempotent SADD of new tenants to the registry (always), and the
+ * alerts' side sections.  Nothing else: no snapshot, no LLM.
  *
  * tick() (every poll interval): apply acknowledged publishes (`done`),
  * store finished analyses (`store`: analysis + version bump) and publish
@@ -57,8 +58,8 @@ static const struct sp_cfg_key analyze_keys[] = {
      "Entries kept in each tenant's dead-letter list", 0, NULL},
     {"analyze.schedule", SP_CFG_BOOL, "true", 0, 0,
      "Schedule jobs from this stage's process() for the incidents each "
-     "batch changed (false when the correlate script schedules them)", 0,
-     NULL},
+     "batch changed (false when the correlate script schedules them; "
+     "tenants are registered for claiming either way)", 0, NULL},
 };
 
 /* AN_READ: claimed, being read (nothing outstanding yet); AN_WORKER: its
@@ -720,9 +721,12 @@ static bool tenant_cached(struct an_ctx *ctx, const char *tenant)
     return false;
 }
 
+/* Appends, per incident, the schedule script (when sched) and the SADD
+ * of its tenant to the registry claim() reads (always: whoever schedules,
+ * a tenant not registered is never claimed), then the side sections. */
 static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
                                   size_t n, const struct sched_scripts *sc,
-                                  size_t n_sc, bool *noscript)
+                                  size_t n_sc, bool sched, bool *noscript)
 {
     char now[24], quiet[24], maxd[24];
     snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
@@ -741,7 +745,7 @@ static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
             lens[k] = strlen(argv[k]);
         /* Behind correlate in the chain, correlate's own script already
          * scheduled the job in the step that changed the incident. */
-        if (!ctx->st->env || ctx->st->env->analysis_quiet_ms <= 0) {
+        if (sched && (!ctx->st->env || ctx->st->env->analysis_quiet_ms <= 0)) {
             e = sp_redis_append_evalsha(ctx->redis, &ctx->s_schedule, 1,
                                         (int)SP_ARRAY_SIZE(argv), argv, lens);
             appended += e == SP_OK;
@@ -787,8 +791,7 @@ static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
 static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
 {
     struct an_ctx *ctx = st->ctx;
-    if (!ctx->schedule || ctx->quiet_ms <= 0)
-        return SP_OK;
+    bool sched = ctx->schedule && ctx->quiet_ms > 0;
     size_t n = 0;
     for (size_t m = 0; m < batch->n; m++)
         if (!batch->msgs[m].dropped)
@@ -861,10 +864,10 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
         e = sp_redis_ensure(ctx->redis, sp_now_ms());
         if (e == SP_OK) {
             bool noscript = false;
-            e = schedule_round(ctx, s, k, sc, n_sc, &noscript);
+            e = schedule_round(ctx, s, k, sc, n_sc, sched, &noscript);
             if (e == SP_OK && noscript) {       /* flushed scripts: again */
                 if (sp_redis_load_scripts(ctx->redis) == SP_OK)
-                    e = schedule_round(ctx, s, k, NULL, 0, &noscript);
+                    e = schedule_round(ctx, s, k, NULL, 0, sched, &noscript);
                 else
                     e = SP_ERR_RETRY;
             }

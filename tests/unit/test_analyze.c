@@ -781,6 +781,29 @@ static void test_redis_error_drops_job(void)
     at_close(&t);
 }
 
+/* analyze.schedule=false behind correlate's own scheduling (the normal
+ * chain): the tenant is still registered, so its jobs are claimed. */
+static void test_schedule_false(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false", NULL};
+    T_OK(at_open(&t, sets));
+    t.env.analysis_quiet_ms = 1000;             /* as engine.c sets it */
+    t.env.analysis_max_delay_ms = 300000;
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 5000;            /* correlate scheduled on the real clock */
+    T_OK(at_settle(&t, t.an, 5000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 1);
+    T_EQ_INT(s.published, 1);
+    json_t *arr = analyses_of(&t, NULL);
+    T_EQ_INT(json_array_size(arr), 1);
+    json_decref(arr);
+    at_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_analyze";
@@ -805,6 +828,7 @@ int main(void)
     RUN(test_cost);
     RUN(test_crash_restart);
     RUN(test_redis_error_drops_job);
+    RUN(test_schedule_false);
     if (fake_up)
         fake_openai_stop(&fake);
     curl_global_cleanup();
