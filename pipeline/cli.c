@@ -58,6 +58,11 @@ static int secret_cb(const char *name, const char *value, void *ud)
     return 0;
 }
 
+void sp_cli_mask_secrets(const struct sp_config *cfg)
+{
+    sp_config_each_secret(cfg, secret_cb, NULL);
+}
+
 struct sp_config *sp_cli_config(const struct sp_cli_common *co,
                                 const char *const *extra_sets, size_t n_extra)
 {
@@ -93,7 +98,7 @@ struct sp_config *sp_cli_config(const struct sp_cli_common *co,
     sp_log_level_parse(sp_config_str(cfg, "log.level"), &lvl);
     sp_log_format_parse(sp_config_str(cfg, "log.format"), &fmt);
     sp_log_setup(lvl, fmt, stderr);
-    sp_config_each_secret(cfg, secret_cb, NULL);
+    sp_cli_mask_secrets(cfg);
     return cfg;
 fail:
     fprintf(stderr, "config error: %s\n", err.msg);

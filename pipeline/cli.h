@@ -27,6 +27,10 @@ struct sp_cli_common {
  */
 int sp_cli_parse_common(int argc, char **argv, struct sp_cli_common *co);
 
+/* Registers every secret of cfg (borrowed) with the logger, which masks
+ * them in every line from now on. */
+void sp_cli_mask_secrets(const struct sp_config *cfg);
+
 /* Declares all keys, loads the file (if any), applies -s, validates.
  * Prints the error (naming key and line) and returns NULL on failure;
  * new config otherwise.  Also sets up logging from log.* and registers

@@ -62,14 +62,18 @@ static struct sp_config *load_config(const struct sp_cli_common *co)
     }
     for (int i = 0; i < co->n_sets; i++)
         if (sp_config_set(cfg, co->sets[i], &err)) {
-            fprintf(stderr, "socpilot analyze: -s %s: %s\n", co->sets[i],
-                    err.msg);
+            /* The key only: the value may be a secret. */
+            const char *eq = strchr(co->sets[i], '=');
+            int klen = eq ? (int)SP_MIN(eq - co->sets[i], 128) : 0;
+            fprintf(stderr, "socpilot analyze: -s %.*s: %s\n", klen,
+                    co->sets[i], err.msg);
             goto fail;
         }
     if (sp_config_validate(cfg, &err)) {
         fprintf(stderr, "socpilot analyze: %s\n", err.msg);
         goto fail;
     }
+    sp_cli_mask_secrets(cfg);       /* as `socpilot run`: never logged */
     return cfg;
 fail:
     sp_config_free(cfg);

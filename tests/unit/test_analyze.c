@@ -10,6 +10,7 @@
  * each batch, tick() until a condition holds, with a deadline), with the
  * memory sink.  Run from the repository root (prompts, schema, fake).
  */
+#include <fcntl.h>
 #include <jansson.h>
 
 #include "analyze.h"
@@ -878,6 +879,68 @@ static void test_llm_outage_retried(void)
     at_close(&t);
 }
 
+/* Runs `socpilot analyze` with argv, then (log) logs the secret, fd 2
+ * captured (new string), fd 1 discarded. */
+static char *cmd_stderr(char **argv, bool log, int *rc)
+{
+    int argc = 0;
+    while (argv[argc])
+        argc++;
+    fflush(stderr);
+    fflush(stdout);
+    FILE *tf = tmpfile();
+    int saved = dup(2), saved_out = dup(1);
+    int null = open("/dev/null", O_WRONLY);
+    if (!tf || saved < 0 || saved_out < 0 || null < 0)
+        return NULL;
+    dup2(fileno(tf), 2);
+    dup2(null, 1);
+    close(null);
+    *rc = sp_cmd_analyze(argc, argv);
+    if (log)
+        sp_log_error("test", "logged after the command: %s", "hunter2secret");
+    fflush(stderr);
+    fflush(stdout);
+    dup2(saved, 2);
+    dup2(saved_out, 1);
+    close(saved);
+    close(saved_out);
+    long n = ftell(tf);
+    char *out = calloc(1, (size_t)(n > 0 ? n : 0) + 1);
+    rewind(tf);
+    if (out && n > 0 && fread(out, 1, (size_t)n, tf) != (size_t)n)
+        out[0] = '\0';
+    fclose(tf);
+    return out;
+}
+
+/* A secret given with -s is printed neither in an error about that -s
+ * (key only) nor in the command's log (masked like `socpilot run`). */
+static void test_cli_secrets(void)
+{
+    char *bad[] = {"analyze", "-s", "redis..password=hunter2secret",
+                   "--estimate", NULL};
+    int rc = 0;
+    char *err = cmd_stderr(bad, false, &rc);
+    T_EQ_INT(rc, 1);
+    T_OK(err != NULL);
+    if (err) {
+        T_CONTAINS(err, "-s redis..password:");
+        T_OK(strstr(err, "hunter2secret") == NULL);
+    }
+    free(err);
+    char *good[] = {"analyze", "-s", "redis.password=hunter2secret",
+                    "--estimate", NULL};
+    err = cmd_stderr(good, true, &rc);
+    T_EQ_INT(rc, 0);
+    T_OK(err != NULL);
+    if (err) {
+        T_CONTAINS(err, "logged after the command");
+        T_OK(strstr(err, "hunter2secret") == NULL);
+    }
+    free(err);
+}
+
 int main(void)
 {
     t_prog = "test_analyze";
@@ -904,6 +967,7 @@ int main(void)
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
     RUN(test_llm_outage_retried);
+    RUN(test_cli_secrets);
     if (fake_up)
         fake_openai_stop(&fake);
     curl_global_cleanup();
