@@ -194,12 +194,8 @@ static int estimate(const struct sp_config *cfg, double alerts,
     return 0;
 }
 
-int sp_cmd_analyze(int argc, char **argv)
+static int analyze_cmd(int argc, char **argv, const struct sp_cli_common *co)
 {
-    struct sp_cli_common co = {0};
-    argc = sp_cli_parse_common(argc, argv, &co);
-    if (argc < 0)
-        return 2;
     static const struct option longs[] = {
         {"dry-run", no_argument, NULL, 'n'},
         {"tenant", required_argument, NULL, 't'},
@@ -232,7 +228,7 @@ int sp_cmd_analyze(int argc, char **argv)
         fputs(usage, stderr);
         return 2;
     }
-    struct sp_config *cfg = load_config(&co);
+    struct sp_config *cfg = load_config(co);
     if (!cfg)
         return 1;
     int rc = 1;
@@ -326,5 +322,14 @@ out:
     sp_analysis_prompts_free(prompts);
     sp_redis_free(r);
     sp_config_free(cfg);
+    return rc;
+}
+
+int sp_cmd_analyze(int argc, char **argv)
+{
+    struct sp_cli_common co = {0};
+    argc = sp_cli_parse_common(argc, argv, &co);
+    int rc = argc < 0 ? 2 : analyze_cmd(argc, argv, &co);
+    free(co.sets);
     return rc;
 }
