@@ -232,6 +232,8 @@ static enum sp_err run_one(struct run *r, enum kind k,
         r->nomem = true;
         return SP_ERR_NOMEM;
     }
+    if (e == SP_OK && z.reason)
+        e = SP_ERR_INVALID;         /* a problem recorded on the way (tenant) */
     if (e != SP_OK)
         return reject(r, z.reason ? z.reason : SP_REJECT_WRONG_TYPE,
                       z.detail ? z.detail : "invalid record", raw, raw_len);

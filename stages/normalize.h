@@ -50,6 +50,9 @@ const char *sp_format_name(enum sp_format f);
 #define SP_REJECT_MISSING_ID        "missing_id"
 #define SP_REJECT_TOO_MANY_ENTITIES "too_many_entities"
 #define SP_REJECT_UNKNOWN_FORMAT    "unknown_format"
+#define SP_REJECT_BAD_TENANT        "bad_tenant"
+/* Longest tenant accepted (bytes, after blanks around it are dropped). */
+#define SP_TENANT_MAX 128
 
 /* Every reason above, as a static array of n static strings. */
 const char *const *sp_normalize_reasons(size_t *n);

@@ -188,10 +188,47 @@ struct sp_json *sp_nz_parse_inner(struct sp_nz *z, const struct sp_json *v,
 
 /* ---- alert fields -------------------------------------------------------- */
 
+/*
+ * The tenant keys everything correlation stores, so one tenant must have
+ * one spelling: blanks around it are dropped, and a tenant longer than
+ * SP_TENANT_MAX or holding control characters is refused (tenants are
+ * GUIDs or short names).
+ */
 void sp_nz_tenant(struct sp_nz *z, const char *tenant)
 {
-    if (tenant && *tenant && !z->alert->tenant)
-        z->alert->tenant = tenant;
+    if (!tenant || z->alert->tenant)
+        return;
+    size_t n = strlen(tenant);
+    while (n && (*tenant == ' ' || *tenant == '\t')) {
+        tenant++;
+        n--;
+    }
+    while (n && (tenant[n - 1] == ' ' || tenant[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return;
+    if (n > SP_TENANT_MAX) {
+        sp_nz_fail(z, SP_REJECT_BAD_TENANT, "tenant longer than %d bytes",
+                   SP_TENANT_MAX);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)tenant[i];
+        if (c < 0x20 || c == 0x7f) {
+            sp_nz_fail(z, SP_REJECT_BAD_TENANT,
+                       "tenant contains a control character");
+            return;
+        }
+    }
+    if (tenant[n] != '\0') {
+        char *t = sp_arena_strndup(z->a, tenant, n);
+        if (!t) {
+            z->nomem = true;
+            return;
+        }
+        tenant = t;
+    }
+    z->alert->tenant = tenant;
 }
 
 void sp_nz_severity(struct sp_nz *z, const char *s)

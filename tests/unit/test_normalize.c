@@ -816,6 +816,40 @@ static void test_generic(void)
 }
 
 /* A generic numeric severity is the number, however JSON writes it. */
+/* One tenant, one spelling: blanks around it dropped; an overlong tenant
+ * or one with control characters is a reject, not a new tenant. */
+static void test_tenant_checked(void)
+{
+    struct run r;
+    run_str(&r, "{\"id\":\"t1\",\"source\":\"x\",\"title\":\"t\","
+                "\"tenant\":\"  contoso \"}", NULL);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    if (r.msg.n_alerts)
+        T_EQ_STR(r.msg.alerts[0]->tenant, "contoso");
+    run_free(&r);
+    char doc[512], long_tenant[200];
+    memset(long_tenant, 'a', sizeof(long_tenant) - 1);
+    long_tenant[sizeof(long_tenant) - 1] = '\0';
+    const char *bad[] = {long_tenant, "con\\u0001toso", "con\\ntoso"};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(bad); i++) {
+        snprintf(doc, sizeof(doc), "{\"id\":\"t%zu\",\"source\":\"x\","
+                 "\"title\":\"t\",\"tenant\":\"%s\"}", i, bad[i]);
+        run_str(&r, doc, NULL);
+        T_EQ_INT(r.msg.n_alerts, 0);
+        T_EQ_INT(r.msg.n_rejects, 1);
+        if (r.msg.n_rejects)
+            T_EQ_STR(r.msg.rejects[0].reason, "bad_tenant");
+        run_free(&r);
+    }
+    /* 128 bytes is still a tenant. */
+    long_tenant[128] = '\0';
+    snprintf(doc, sizeof(doc), "{\"id\":\"t9\",\"source\":\"x\","
+             "\"title\":\"t\",\"tenant\":\"%s\"}", long_tenant);
+    run_str(&r, doc, NULL);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    run_free(&r);
+}
+
 static void test_generic_numeric_severity(void)
 {
     static const struct {
@@ -1206,6 +1240,7 @@ int main(void)
     T_RUN(test_defender_streaming);
     T_RUN(test_generic);
     T_RUN(test_generic_numeric_severity);
+    T_RUN(test_tenant_checked);
     T_RUN(test_key_canon);
     T_RUN(test_envelope_mixed);
     T_RUN(test_roundtrip);
