@@ -42,8 +42,7 @@ static const struct sp_cfg_key analyze_keys[] = {
      "A claimed job is this instance's for this long (renewed while it "
      "runs); another instance takes it over after expiry", 0, NULL},
     {"analyze.max_attempts", SP_CFG_INT, "5", 1, 1000,
-     "Claims of a job without completion (a template standing in for a "
-     "failing LLM does not complete it) before it goes to the dead-letter "
+     "Claims of a job without completion before it goes to the dead-letter "
      "list", 0, NULL},
     {"analyze.concurrency", SP_CFG_INT, "16", 1, 10000,
      "Jobs in flight per instance (claimed, not yet completed)", 0, NULL},
@@ -53,8 +52,7 @@ static const struct sp_cfg_key analyze_keys[] = {
     {"analyze.poll", SP_CFG_DURATION, "500ms", 10, 600000,
      "How often due jobs are looked for", 0, NULL},
     {"analyze.retry_delay", SP_CFG_DURATION, "10s", 0, 3600000,
-     "Wait before a failed job (Redis, output refused, the LLM failing for a "
-     "reason that passes: at least its Retry-After) is claimed again",
+     "Wait before a failed job (Redis, output refused) is claimed again",
      0, NULL},
     {"analyze.dead_letter_max", SP_CFG_INT, "1000", 1, 1000000,
      "Entries kept in each tenant's dead-letter list", 0, NULL},
@@ -76,7 +74,6 @@ struct an_job {
     char hash[65];
     enum an_state state;
     int64_t claimed_ms;
-    int64_t retry_ms;           /* > 0: a stand-in template, run again */
     struct an_job *next;
 };
 
@@ -87,7 +84,6 @@ struct an_pub {
     char *prefix, *id;
     char hash[65];
     bool failed, ok;
-    int64_t retry_ms;           /* the job's retry_ms */
     struct an_pub *next;
 };
 
@@ -240,12 +236,11 @@ static enum sp_err job_done(struct an_ctx *ctx, const char *prefix,
     return e;
 }
 
-/* Back to due after delay_ms (a change may make it due sooner). */
-static enum sp_err job_release_at(struct an_ctx *ctx, const char *prefix,
-                                  const char *id, int64_t delay_ms)
+static enum sp_err job_release(struct an_ctx *ctx, const char *prefix,
+                               const char *id)
 {
     char at[24];
-    snprintf(at, sizeof(at), "%lld", (long long)(wall_now(ctx) + delay_ms));
+    snprintf(at, sizeof(at), "%lld", (long long)(wall_now(ctx) + ctx->retry_ms));
     redisReply *rep = NULL;
     const char *args[] = {prefix, id, ctx->owner, at};
     enum sp_err e = script(ctx, &ctx->s_release, prefix, "an:lease", args, 4,
@@ -255,12 +250,6 @@ static enum sp_err job_release_at(struct an_ctx *ctx, const char *prefix,
     ctx->stats.failures++;
     sp_counter_inc(ctx->c_failures);
     return e;
-}
-
-static enum sp_err job_release(struct an_ctx *ctx, const char *prefix,
-                               const char *id)
-{
-    return job_release_at(ctx, prefix, id, ctx->retry_ms);
 }
 
 /* Gives up a job after a failure: released for a retry when Redis takes
@@ -291,7 +280,6 @@ static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
         return SP_ERR_NOMEM;
     }
     memcpy(pub->hash, job->hash, sizeof(pub->hash));
-    pub->retry_ms = job->retry_ms;
     pub->acks = ctx->acks;
     ctx->acks->refs++;
     batch->on_done = on_published;
@@ -409,23 +397,12 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
         ctx->stats.llm_jobs++;
         sp_counter_inc(ctx->c_llm);
     }
-    /* A template standing in for an LLM that failed for a passing reason
-     * is published, then the job runs again (attempts stay counted: after
-     * analyze.max_attempts it is dead-lettered, the template staying).
-     * It is stored under "t:<hash>", so that the re-run calls the LLM
-     * instead of taking it for an analysis stored but not published. */
-    job->retry_ms = w->transient ? SP_MAX(SP_MAX(ctx->retry_ms,
-                                                 w->retry_after_ms), 1)
-                                 : 0;
-    char stored[72];
-    snprintf(stored, sizeof(stored), "%s%s", job->retry_ms ? "t:" : "",
-             w->hash);
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
     char ikey[AN_ID_MAX + 4];
     snprintf(ikey, sizeof(ikey), "i:%s", w->id);
     redisReply *rep = NULL;
-    const char *args[] = {w->prefix, w->id, w->analysis, stored, now,
+    const char *args[] = {w->prefix, w->id, w->analysis, w->hash, now,
                           ctx->owner};
     enum sp_err e = script(ctx, &ctx->s_store, w->prefix, ikey, args, 6, &rep);
     long long code = rep && rep->type == REDIS_REPLY_ARRAY &&
@@ -476,13 +453,7 @@ static enum sp_err apply_acks(struct an_ctx *ctx)
     while (acks->head) {
         struct an_pub *a = acks->head;
         struct an_job *job = job_find(ctx, a->prefix, a->id);
-        if (a->ok && a->retry_ms) {
-            /* Published a stand-in template: not done (ah stays), due
-             * again for the LLM. */
-            e = job_release_at(ctx, a->prefix, a->id, a->retry_ms);
-            if (job && e != SP_ERR_RETRY)
-                job_remove(ctx, job);
-        } else if (a->ok) {
+        if (a->ok) {
             e = job_done(ctx, a->prefix, a->id, a->hash);
             if (e != SP_ERR_RETRY) {
                 ctx->stats.completed++;

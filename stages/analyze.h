@@ -22,8 +22,7 @@
  *   P an:att     hash  incident -> claims without completion
  *   P an:dead    list  dead letters (JSON), newest first, bounded
  *   P i:<inc>    correlate's incident hash; fields written here: an (the
- *                analysis JSON), anc (its content hash; "t:<hash>" for a
- *                template standing in for a failing LLM), ah (content hash
+ *                analysis JSON), anc (its content hash), ah (content hash
  *                of the last analysis published), asv (last version
  *                scheduled from the stage), v (version, HINCRBY), up
  *   <correlate.key_prefix>:tenants:an   set of tenants with analysis jobs

@@ -36,11 +36,6 @@ struct an_work {
     char *analysis;                  /* section JSON (out) */
     size_t analysis_len;
     bool template_used;
-    /* The template stands in for an LLM that failed for a reason that
-     * passes (down, timeout, 5xx/429, budget, breaker): worth a retry,
-     * not before retry_after_ms (0 = no hint from the server). */
-    bool transient;
-    int64_t retry_after_ms;
     unsigned calls, flags;
     int64_t tokens;
     struct an_work *next;

@@ -52,8 +52,6 @@ struct wjob {
     struct an_work *work;
     struct sp_analysis_job *job;
     unsigned pending;
-    bool transient;                 /* the failure that ended it passes */
-    int64_t retry_after_ms;
     struct wjob *next;
 };
 
@@ -75,38 +73,6 @@ void an_work_free(struct an_work *w)
 
 /* ---- worker side ------------------------------------------------------------ */
 
-/* Whether an LLM failure passes by itself (worth trying the job again
- * later) rather than needing a change of config, prompt or model. */
-static bool fail_transient(enum sp_err err, enum sp_llm_fail fail)
-{
-    switch (fail) {
-    case SP_LLM_FAIL_TRANSPORT:
-    case SP_LLM_FAIL_TIMEOUT:
-    case SP_LLM_FAIL_RATE_LIMITED:
-    case SP_LLM_FAIL_SERVER:
-    case SP_LLM_FAIL_BUDGET:
-    case SP_LLM_FAIL_BREAKER:
-        return true;
-    case SP_LLM_FAIL_NONE:
-        return err == SP_ERR_RETRY || err == SP_ERR_TIMEOUT ||
-               err == SP_ERR_LIMIT;
-    default:
-        return false;
-    }
-}
-
-/* Ends wj's analysis with the template for an LLM failure. */
-static void job_fail(struct wjob *wj, unsigned id, enum sp_err err,
-                     enum sp_llm_fail fail, int64_t retry_after_ms,
-                     const char *why)
-{
-    if (!sp_analysis_job_done(wj->job)) {
-        wj->transient = fail_transient(err, fail);
-        wj->retry_after_ms = retry_after_ms > 0 ? retry_after_ms : 0;
-    }
-    sp_analysis_job_fail(wj->job, id, err, why);
-}
-
 static void on_llm(const struct sp_llm_result *res, void *ud)
 {
     struct wslot *s = ud;
@@ -119,8 +85,9 @@ static void on_llm(const struct sp_llm_result *res, void *ud)
             sp_analysis_job_answer(wj->job, s->id, res->content,
                                    res->content_len, &u);
         } else {
-            job_fail(wj, s->id, res->err, res->fail, res->retry_after_ms,
-                     res->error[0] ? res->error : sp_llm_fail_name(res->fail));
+            sp_analysis_job_fail(wj->job, s->id, res->err,
+                                 res->error[0] ? res->error
+                                               : sp_llm_fail_name(res->fail));
         }
     }
     free(s);
@@ -136,8 +103,8 @@ static void pump(struct wjob *wj)
            (call = sp_analysis_job_next(wj->job)) != NULL) {
         struct wslot *s = malloc(sizeof(*s));
         if (!s) {
-            job_fail(wj, call->id, SP_ERR_NOMEM, SP_LLM_FAIL_NONE, 0,
-                     "out of memory");
+            sp_analysis_job_fail(wj->job, call->id, SP_ERR_NOMEM,
+                                 "out of memory");
             break;
         }
         s->wj = wj;
@@ -148,7 +115,7 @@ static void pump(struct wjob *wj)
         enum sp_err e = sp_llm_submit(wk->llm, &req, on_llm, s);
         if (e != SP_OK) {
             free(s);
-            job_fail(wj, call->id, e, SP_LLM_FAIL_NONE, 0, sp_strerror(e));
+            sp_analysis_job_fail(wj->job, call->id, e, sp_strerror(e));
             break;
         }
         wj->pending++;
@@ -220,8 +187,6 @@ static void reap(struct an_worker *wk)
         sp_buf_fini(&b);
         const struct sp_analysis_outcome *o = sp_analysis_job_outcome(wj->job);
         w->template_used = o->template_used;
-        w->transient = o->template_used && wj->transient;
-        w->retry_after_ms = wj->retry_after_ms;
         w->calls = o->calls;
         w->flags = o->flags;
         w->tokens = o->prompt_tokens + o->completion_tokens;

@@ -384,8 +384,6 @@ static void test_llm_and_failing_llm(void)
     fake_openai_control(&fake, "{\"reset\":true}");
     struct at t;
     fake_sets("analyze.quiet=1s");
-    llm_sets[7] = "analyze.retry_delay=1m";     /* the 500s: retried later */
-    llm_sets[8] = NULL;
     T_OK(at_open(&t, llm_sets));
     /* Coalescing: 20 changes inside the quiet period, one call. */
     for (int i = 0; i < 20; i++) {
@@ -807,78 +805,6 @@ static void test_schedule_false(void)
     at_close(&t);
 }
 
-static char *hget(const char *id, const char *field)
-{
-    redisReply *r = sp_test_redis_cmd(&ct_redis, "HGET sp:{t:t1}:i:%s %s", id,
-                                      field);
-    char *v = r && r->type == REDIS_REPLY_STRING ? strdup(r->str) : NULL;
-    if (r)
-        freeReplyObject(r);
-    return v;
-}
-
-/* The LLM failing for a passing reason (500s): the template is published
- * but is not final; once the LLM is back the same, unchanged incident gets
- * an LLM analysis. */
-static void test_llm_outage_retried(void)
-{
-    NEED_REDIS();
-    NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true}");
-    fake_openai_control(&fake, "{\"default\":\"500\"}");
-    struct at t;
-    fake_sets("analyze.quiet=1s");
-    llm_sets[7] = "analyze.retry_delay=1m";
-    llm_sets[8] = NULL;
-    T_OK(at_open(&t, llm_sets));
-    struct ct_alert b = {.id = "d1", .ents = "host:h9"};
-    at_feed(&t, &b, 1);
-    t.clock += 1001;
-    T_OK(at_settle(&t, t.an, 10000));
-    struct sp_analyze_stats s = at_stats(t.an);
-    T_EQ_INT(s.template_jobs, 1);
-    T_EQ_INT(s.published, 1);
-    T_EQ_INT(s.dead_letters, 0);
-    T_OK(fake_openai_stat(&fake, "requests") > 0);
-    json_t *arr = analyses_of(&t, NULL);
-    T_EQ_INT(json_array_size(arr), 1);
-    json_t *d = json_array_get(arr, 0);
-    char id[AN_ID_MAX];
-    const char *idv = json_string_value(json_object_get(d, "id"));
-    snprintf(id, sizeof(id), "%s", idv ? idv : "");
-    T_EQ_STR(json_string_value(json_object_get(json_object_get(d, "analysis"),
-                                                "generated_by")), "template");
-    json_decref(arr);
-    char *ah = hget(id, "ah");
-    T_OK(ah == NULL || ah[0] == '\0');          /* not recorded as analysed */
-    free(ah);
-    /* The LLM is back; nothing changes in the incident. */
-    fake_openai_control(&fake, "{\"reset\":true}");
-    t.clock += 60001;
-    T_OK(at_settle(&t, t.an, 10000));
-    s = at_stats(t.an);
-    T_EQ_INT(s.claimed, 2);
-    T_EQ_INT(s.llm_jobs, 1);
-    T_EQ_INT(s.published, 2);
-    arr = analyses_of(&t, id);
-    T_EQ_INT(json_array_size(arr), 2);
-    d = json_array_get(arr, json_array_size(arr) - 1);
-    T_EQ_STR(json_string_value(json_object_get(json_object_get(d, "analysis"),
-                                                "generated_by")), "llm");
-    json_decref(arr);
-    ah = hget(id, "ah");
-    char *anc = hget(id, "anc");
-    T_OK(ah && anc && strcmp(ah, anc) == 0);    /* done: final now */
-    free(ah);
-    free(anc);
-    /* And it stays done. */
-    t.clock += 600000;
-    T_OK(at_settle(&t, t.an, 3000));
-    T_EQ_INT(at_stats(t.an).claimed, 2);
-    fake_openai_control(&fake, "{\"reset\":true}");
-    at_close(&t);
-}
-
 /* Runs `socpilot analyze` with argv, then (log) logs the secret, fd 2
  * captured (new string), fd 1 discarded. */
 static char *cmd_stderr(char **argv, bool log, int *rc)
@@ -966,7 +892,6 @@ int main(void)
     RUN(test_crash_restart);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
-    RUN(test_llm_outage_retried);
     RUN(test_cli_secrets);
     if (fake_up)
         fake_openai_stop(&fake);
