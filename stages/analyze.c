@@ -779,6 +779,10 @@ static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
         freeReplyObject(rep);
     }
     (void)appended;
+    /* A tenant is marked registered before its SADD is answered: after a
+     * failed round the batch comes again, and must register it again. */
+    if (e || bad)
+        memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
     if (e)
         return e == SP_ERR_NOMEM ? e : SP_ERR_RETRY;
     if (bad == SP_ERR_RETRY || bad == SP_ERR_CONFIG)

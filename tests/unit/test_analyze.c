@@ -805,6 +805,34 @@ static void test_schedule_false(void)
     at_close(&t);
 }
 
+/* A tenant whose registration failed (the registry briefly of the wrong
+ * type) is registered again with the next batch, so its incidents are
+ * still claimed. */
+static void test_registration_retried(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false", NULL};
+    T_OK(at_open(&t, sets));
+    t.env.analysis_quiet_ms = 1000;
+    t.env.analysis_max_delay_ms = 300000;
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "SET sp:tenants:an broken");
+    if (r)
+        freeReplyObject(r);
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);                /* its SADD fails: WRONGTYPE */
+    r = sp_test_redis_cmd(&ct_redis, "DEL sp:tenants:an");
+    if (r)
+        freeReplyObject(r);
+    struct ct_alert a2 = {.id = "a2", .ents = "host:h2", .t = 1};
+    at_feed(&t, &a2, 1);
+    t.clock += 5000;
+    T_OK(at_settle(&t, t.an, 5000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 2);
+    at_close(&t);
+}
+
 /* Runs `socpilot analyze` with argv, then (log) logs the secret, fd 2
  * captured (new string), fd 1 discarded. */
 static char *cmd_stderr(char **argv, bool log, int *rc)
@@ -893,6 +921,7 @@ int main(void)
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
     RUN(test_cli_secrets);
+    RUN(test_registration_retried);
     if (fake_up)
         fake_openai_stop(&fake);
     curl_global_cleanup();
