@@ -128,7 +128,8 @@ static bool spawn(struct sp_redis_server *rs)
         return false;
     if (pid == 0) {
         /* Dies with us (SIGKILL included); we may already be gone. */
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+        if (rs->die_with_parent &&
+            (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent))
             _exit(127);
         setpgid(0, 0);
         int devnull = open("/dev/null", O_RDWR);

@@ -6,9 +6,11 @@
  * engine: no other user can reach it, so it needs no password), no
  * persistence unless asked; stopped and cleaned up with the engine.
  *
- * The child does not outlive its parent: it gets SIGTERM when the thread
- * that started it dies (PR_SET_PDEATHSIG, so start it from a thread that
- * lives as long as the process, as the main thread does).  It runs in its
+ * With die_with_parent (the engine's) the child does not outlive its
+ * parent: it gets SIGTERM when the thread that started it dies
+ * (PR_SET_PDEATHSIG, so only for a server started by a thread that lives
+ * as long as the process, as the main thread does; tests restart theirs
+ * from short-lived threads).  It runs in its
  * own process group, so a terminal's ^C reaches only socpilot, which stops
  * it in order, and inherits no descriptor past stderr.
  *
@@ -29,6 +31,10 @@ struct sp_redis_server {
     bool persist;            /* appendonly yes, appendfsync always */
     bool unix_only;          /* serve only on `sock` (port stays 0); set
                                 before start */
+    bool die_with_parent;    /* PR_SET_PDEATHSIG: it exits when the
+                                *thread* that started it ends, so only
+                                for a server started by a thread that
+                                lasts (the engine's); set before start */
     char bin[512];
     char dir[512];
     char sock[108];          /* <dir>/redis.sock when unix_only */

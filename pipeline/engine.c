@@ -588,6 +588,7 @@ static enum sp_err start_embedded_redis(struct sp_engine *eng,
                                         struct sp_error *err)
 {
     eng->redis.unix_only = true;
+    eng->redis.die_with_parent = true;
     enum sp_err e = sp_redis_server_start(&eng->redis, false, err);
     if (e)
         return e;

@@ -493,6 +493,7 @@ static void test_server_dies_with_parent(void)
         close(info[0]);
         struct sp_redis_server rs;
         memset(&rs, 0, sizeof(rs));
+        rs.die_with_parent = true;      /* as the engine starts it */
         pid_t pid = 0;
         if (sp_redis_server_start(&rs, false, NULL) == SP_OK)
             pid = rs.pid;
