@@ -259,96 +259,80 @@ static void test_abandoned_batch_waits_for_outputs(void)
     T_EQ_INT(lag, 2);                   /* both replayed on restart */
 }
 
-/* An output the brokers refuse for good (the topic's size limit) goes to
- * the DLQ cut to 64 KiB, saying which topic refused it; the pipeline goes
- * on and commits. */
-static void test_refused_output_to_dlq_cut(void)
+/*
+ * The fixture Graph alert (its description padded to desc bytes when
+ * desc > 0) through decode + publish, the engine's first n_refused
+ * produce requests refused as too large: its DLQ copy must arrive cut to
+ * want bytes, saying why, and the input be committed.
+ */
+static void refused_output(const char *in, const char *group, size_t desc,
+                           int n_refused, size_t want)
 {
-    const char *in = "f6.in";
+    char t[64];
     T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
-    T_OK(sp_mock_topic(mock, "f6.in.dlq", 1) == SP_OK);
-    T_OK(sp_mock_topic(mock, "f6.in.alerts", 1) == SP_OK);
+    snprintf(t, sizeof(t), "%s.dlq", in);
+    T_OK(sp_mock_topic(mock, t, 1) == SP_OK);
+    snprintf(t, sizeof(t), "%s.alerts", in);
+    T_OK(sp_mock_topic(mock, t, 1) == SP_OK);
     json_error_t je;
     json_t *doc = json_load_file("tests/fixtures/alerts/graph_alert.json", 0,
                                  &je);
     T_OK(doc != NULL);
     if (!doc)
         return;
-    char *desc = malloc(100001);
-    memset(desc, 'd', 100000);
-    desc[100000] = '\0';
-    json_object_set_new(doc, "description", json_string(desc));
+    if (desc) {
+        char *d = malloc(desc + 1);
+        memset(d, 'd', desc);
+        d[desc] = '\0';
+        json_object_set_new(doc, "description", json_string(d));
+        free(d);
+    }
     char *val = json_dumps(doc, JSON_COMPACT);
     produce(in, "m0", 2, val, strlen(val));
     const char *extra[] = {"decode.max_string=256KiB"};
     struct sp_config *cfg = NULL;
-    struct sp_engine *eng = engine_for(in, "f6", extra, 1, &cfg);
+    struct sp_engine *eng = engine_for(in, group, extra, 1, &cfg);
     T_OK(eng != NULL);
     if (eng) {
-        /* The engine's first produce request is refused as too large. */
         rd_kafka_mock_push_request_errors(sp_mock_cluster(mock), 0, 1,
                                           RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+        if (n_refused > 1)
+            rd_kafka_mock_push_request_errors(
+                sp_mock_cluster(mock), 0, 1,
+                RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
         T_EQ_INT(sp_engine_run_until_idle(eng, 1500, 30000), SP_OK);
         sp_engine_free(eng);
         sp_config_free(cfg);
         rd_kafka_message_t *ms[4];
-        size_t n = read_dlq("f6.in.dlq", ms, 4);
+        snprintf(t, sizeof(t), "%s.dlq", in);
+        size_t n = read_dlq(t, ms, 4);
         T_EQ_INT(n, 1);
         if (n == 1) {
-            T_EQ_INT(ms[0]->len, 64 * 1024);
+            T_EQ_INT(ms[0]->len, want);
             T_CONTAINS((char *)ms[0]->_private, "reason=publish_failed");
             T_CONTAINS((char *)ms[0]->_private, "truncated=true");
         }
         free_read(ms, n);
         long lag = 0;
-        T_EQ_INT(kit_committed_lag(brokers, "f6", in, 1, &lag), 0);
+        T_EQ_INT(kit_committed_lag(brokers, group, in, 1, &lag), 0);
     }
     free(val);
-    free(desc);
     json_decref(doc);
+}
+
+/* An output the brokers refuse for good (the topic's size limit) goes to
+ * the DLQ cut to 64 KiB, saying which topic refused it; the pipeline goes
+ * on and commits. */
+static void test_refused_output_to_dlq_cut(void)
+{
+    refused_output("f6.in", "f6", 100000, 1, 64 * 1024);
 }
 
 /* A DLQ copy the brokers refuse as too large too goes again cut to the
  * minimum (1 KiB). */
 static void test_refused_dlq_copy_cut_again(void)
 {
-    const char *in = "f9.in";
-    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
-    T_OK(sp_mock_topic(mock, "f9.in.dlq", 1) == SP_OK);
-    T_OK(sp_mock_topic(mock, "f9.in.alerts", 1) == SP_OK);
-    json_error_t je;
-    json_t *doc = json_load_file("tests/fixtures/alerts/graph_alert.json", 0,
-                                 &je);
-    T_OK(doc != NULL);
-    if (!doc)
-        return;
-    char *val = json_dumps(doc, JSON_COMPACT);
-    produce(in, "m0", 2, val, strlen(val));
-    struct sp_config *cfg = NULL;
-    struct sp_engine *eng = engine_for(in, "f9", NULL, 0, &cfg);
-    T_OK(eng != NULL);
-    if (eng) {
-        /* The alert, then its DLQ copy, are refused as too large. */
-        rd_kafka_mock_push_request_errors(sp_mock_cluster(mock), 0, 2,
-                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE,
-                                          RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
-        T_EQ_INT(sp_engine_run_until_idle(eng, 1500, 30000), SP_OK);
-        sp_engine_free(eng);
-        sp_config_free(cfg);
-        rd_kafka_message_t *ms[4];
-        size_t n = read_dlq("f9.in.dlq", ms, 4);
-        T_EQ_INT(n, 1);
-        if (n == 1) {
-            T_EQ_INT(ms[0]->len, 1024);
-            T_CONTAINS((char *)ms[0]->_private, "reason=publish_failed");
-            T_CONTAINS((char *)ms[0]->_private, "truncated=true");
-        }
-        free_read(ms, n);
-        long lag = 0;
-        T_EQ_INT(kit_committed_lag(brokers, "f9", in, 1, &lag), 0);
-    }
-    free(val);
-    json_decref(doc);
+    refused_output("f9.in", "f9", 0, 2, 1024);
 }
 
 /* A batch whose outputs cannot be delivered even to the DLQ stops the
