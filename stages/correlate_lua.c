@@ -19,6 +19,9 @@
  *                    rule, ten tenant, cr/up created/updated (wall ms),
  *                    ex last TTL refresh
  *   i:<inc>:al       hash alert id -> alert summary JSON (built in C)
+ *   i:<inc>:sc, :ad  the analyze stage's side hashes (alert -> script
+ *                    analyses, alert details); moved with the alerts on a
+ *                    merge
  *   i:<inc>:why      list of JSON decisions (which entity joined which
  *                    alert, merges, noisy entities), at most max_why
  *   ix               hash, the entity index: field "e:<entity>" (mode any),
@@ -404,6 +407,7 @@ SP_ANALYZE_LUA_SCHEDULE
 "end\n"
 "\n"
 "-- src's alerts and decisions move to dst; src keeps merged_into.\n"
+"local SIDES = {':sc', ':ad'}\n"
 "local function merge(dst, src)\n"
 "  touch(dst)\n"
 "  touch(src)\n"
@@ -425,6 +429,16 @@ SP_ANALYZE_LUA_SCHEDULE
 "    if n > MAXWHY then rcall('LTRIM', ik(dst.id) .. ':why', NEGWHY, '-1') end\n"
 "  end\n"
 "  rcall('DEL', ik(src.id) .. ':al', ik(src.id) .. ':why')\n"
+"  -- The analyze stage's side hashes (script analyses, alert details)\n"
+"  -- follow the alerts, so the survivor's analysis sees them.\n"
+"  for _, side in ipairs(SIDES) do\n"
+"    local h = rcall('HGETALL', ik(src.id) .. side)\n"
+"    if #h > 0 then\n"
+"      sliced('HSET', ik(dst.id) .. side, h)\n"
+"      rcall('PEXPIRE', ik(dst.id) .. side, RETs)\n"
+"      rcall('DEL', ik(src.id) .. side)\n"
+"    end\n"
+"  end\n"
 "  dst.n = dst.n + src.n\n"
 "  dst.nr = dst.nr + src.nr\n"
 "  if src.fs > 0 and (dst.fs == 0 or src.fs < dst.fs) then dst.fs = src.fs end\n"

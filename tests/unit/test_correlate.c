@@ -628,6 +628,51 @@ static void test_duplicates_updates(void)
     ct_close(&t);
 }
 
+/* A merge moves the analyze stage's side hashes with the alerts: the
+ * survivor's analysis then sees the absorbed incident's script analyses
+ * and alert details. */
+static void test_merge_moves_side_hashes(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r[3];
+    T_EQ_INT(ct_one(&t, &A(.id = "s1", .ents = "host:h1", .t = 0), &r[0]), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "s2", .ents = "host:h2", .t = 10), &r[1]), SP_OK);
+    T_OK(strcmp(r[0].inc, r[1].inc) != 0);
+    const char *sides[] = {"sc", "ad"};
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 2; i++) {
+            redisReply *x = sp_test_redis_cmd(
+                t.redis, "HSET sp:{t:t1}:i:%s:%s s%d {\"k\":%d}", r[i].inc,
+                sides[k], i + 1, k);
+            if (x)
+                freeReplyObject(x);
+        }
+    /* Bridges both: the second merges into the first (the oldest). */
+    T_EQ_INT(ct_one(&t, &A(.id = "s3", .ents = "host:h1 host:h2", .t = 20),
+                    &r[2]), SP_OK);
+    T_EQ_STR(r[2].inc, r[0].inc);
+    for (int k = 0; k < 2; k++) {
+        redisReply *n = sp_test_redis_cmd(t.redis, "HLEN sp:{t:t1}:i:%s:%s",
+                                          r[0].inc, sides[k]);
+        T_OK(n && n->type == REDIS_REPLY_INTEGER && n->integer == 2);
+        if (n)
+            freeReplyObject(n);
+        redisReply *gone = sp_test_redis_cmd(t.redis, "EXISTS sp:{t:t1}:i:%s:%s",
+                                             r[1].inc, sides[k]);
+        T_OK(gone && gone->type == REDIS_REPLY_INTEGER && gone->integer == 0);
+        if (gone)
+            freeReplyObject(gone);
+        redisReply *ttl = sp_test_redis_cmd(t.redis, "PTTL sp:{t:t1}:i:%s:%s",
+                                            r[0].inc, sides[k]);
+        T_OK(ttl && ttl->type == REDIS_REPLY_INTEGER && ttl->integer > 0);
+        if (ttl)
+            freeReplyObject(ttl);
+    }
+    ct_close(&t);
+}
+
 /* An alert that comes back changed after its incident expired opens a new
  * incident under a new id: the old id again at version 1 would look like a
  * replay to consumers that keep (id, version). */
@@ -1546,6 +1591,7 @@ int main(void)
     T_RUN(test_tenants);
     T_RUN(test_duplicates_updates);
     T_RUN(test_new_id_after_expiry);
+    T_RUN(test_merge_moves_side_hashes);
     T_RUN(test_provider_grouping);
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
