@@ -380,9 +380,6 @@ static rd_kafka_resp_err_t produce_wait(struct sp_kafka *k,
  * record says what failed; the output can be made again from its input.
  * A DLQ record refused as too large is sent again cut to the minimum. */
 #define DLQ_OUTPUT_MAX_VALUE (64 * 1024)
-#define DLQ_OUTPUT_MAX_KEY 1024
-#define DLQ_MIN_VALUE 1024
-#define DLQ_MIN_KEY 256
 
 static bool has_header(rd_kafka_headers_t *h, const char *name)
 {
@@ -443,8 +440,8 @@ static rd_kafka_headers_t *dlq_headers(const rd_kafka_message_t *rkm,
 static void dlq_copy(struct sp_kafka *k, const rd_kafka_message_t *rkm,
                      struct sp_batch *batch, bool output)
 {
-    size_t vmax = output ? DLQ_OUTPUT_MAX_VALUE : DLQ_MIN_VALUE;
-    size_t kmax = output ? DLQ_OUTPUT_MAX_KEY : DLQ_MIN_KEY;
+    size_t vmax = output ? DLQ_OUTPUT_MAX_VALUE : SP_DLQ_MIN_VALUE;
+    size_t kmax = output ? SP_DLQ_MAX_KEY : SP_DLQ_MIN_KEY;
     rd_kafka_resp_err_t err;
     for (;;) {
         size_t vlen = SP_MIN(rkm->len, vmax), klen = SP_MIN(rkm->key_len, kmax);
@@ -456,10 +453,10 @@ static void dlq_copy(struct sp_kafka *k, const rd_kafka_message_t *rkm,
             break;
         rd_kafka_headers_destroy(hdrs);
         batch->pending--;
-        if (err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || vmax == DLQ_MIN_VALUE)
+        if (err != RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE || vmax == SP_DLQ_MIN_VALUE)
             break;
-        vmax = DLQ_MIN_VALUE;
-        kmax = DLQ_MIN_KEY;
+        vmax = SP_DLQ_MIN_VALUE;
+        kmax = SP_DLQ_MIN_KEY;
     }
     if (err) {
         sp_counter_add(k->c_dlq_publish_failed, 1);
@@ -527,7 +524,7 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
                    rd_kafka_err2name(rkm->err),
                    to_dlq ? "" : "; sending it to the DLQ");
     if (to_dlq && rkm->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE &&
-        (rkm->len > DLQ_MIN_VALUE || rkm->key_len > DLQ_MIN_KEY)) {
+        (rkm->len > SP_DLQ_MIN_VALUE || rkm->key_len > SP_DLQ_MIN_KEY)) {
         dlq_copy(k, rkm, batch, false);
         return;
     }

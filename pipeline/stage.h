@@ -68,6 +68,17 @@ struct sp_header {
 };
 
 /*
+ * DLQ record sizes, shared by the publish stage (rejected inputs) and the
+ * Kafka sink (outputs the brokers refused): a record's key is cut to
+ * SP_DLQ_MAX_KEY (keys route; a long one makes the record too big), and a
+ * record refused as too large even so keeps SP_DLQ_MIN_VALUE bytes of its
+ * value and SP_DLQ_MIN_KEY of its key, with headers saying so.
+ */
+#define SP_DLQ_MAX_KEY 1024
+#define SP_DLQ_MIN_VALUE 1024
+#define SP_DLQ_MIN_KEY 256
+
+/*
  * Where outputs go.  produce() takes copies of key/value/headers; on
  * success the batch's `pending` count was incremented and the sink calls
  * sp_batch_ack() once the output is durably acknowledged.

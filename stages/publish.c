@@ -74,13 +74,6 @@ static enum sp_err publish_init(struct sp_stage *st, struct sp_error *err)
     return SP_OK;
 }
 
-/* A DLQ record's key is the input's key, cut to this: keys route, and a
- * long one would make the record too big for the producer. */
-#define DLQ_MAX_KEY 1024
-/* What a DLQ record keeps when the producer refuses even the record cut
- * to publish.dlq_max_value (message.max.bytes set below it). */
-#define DLQ_MIN_VALUE 1024
-#define DLQ_MIN_KEY 256
 #define DLQ_MAX_DETAIL 1024
 
 static enum sp_err dlq_produce(struct sp_stage *st, struct sp_batch *batch,
@@ -137,7 +130,7 @@ static enum sp_err produce_reject(struct sp_stage *st, struct sp_batch *batch,
 {
     struct publish_ctx *ctx = st->ctx;
     enum sp_err e = dlq_produce(st, batch, msg, r, ctx->dlq_max_value,
-                                DLQ_MAX_KEY);
+                                SP_DLQ_MAX_KEY);
     if (e != SP_ERR_LIMIT)
         return e;
     /* The producer refuses even that (its message.max.bytes is below
@@ -147,8 +140,8 @@ static enum sp_err produce_reject(struct sp_stage *st, struct sp_batch *batch,
                    "DLQ record of %s@%lld too large for the producer; "
                    "kept %d bytes of it (lower publish.dlq_max_value below "
                    "message.max.bytes)", msg->topic, (long long)msg->offset,
-                   DLQ_MIN_VALUE);
-    return dlq_produce(st, batch, msg, r, DLQ_MIN_VALUE, DLQ_MIN_KEY);
+                   SP_DLQ_MIN_VALUE);
+    return dlq_produce(st, batch, msg, r, SP_DLQ_MIN_VALUE, SP_DLQ_MIN_KEY);
 }
 
 static enum sp_err produce_alert(struct sp_stage *st, struct sp_batch *batch,
@@ -232,7 +225,7 @@ static enum sp_err publish_process(struct sp_stage *st, struct sp_batch *batch)
                              "large even cut to %d bytes; raise the "
                              "producer's message.max.bytes",
                              msg->topic, (long long)msg->offset,
-                             DLQ_MIN_VALUE);
+                             SP_DLQ_MIN_VALUE);
                 return SP_ERR_LIMIT;
             }
             if (e)

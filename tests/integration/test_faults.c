@@ -75,6 +75,16 @@ static void *run_engine(void *arg)
     return NULL;
 }
 
+/* Runs eng on th until it holds parts partitions (20 s at most). */
+static void start_assigned(struct sp_engine *eng, pthread_t *th, int parts)
+{
+    pthread_create(th, NULL, run_engine, eng);
+    int64_t until = sp_now_ms() + 20000;
+    while (sp_kafka_assigned(sp_engine_kafka(eng)) < parts &&
+           sp_now_ms() < until)
+        usleep(50000);
+}
+
 static void produce(const char *topic, const char *key, size_t klen,
                     const char *val, size_t vlen)
 {
@@ -530,11 +540,8 @@ static void test_rebalance_served_while_retrying(void)
     if (!eng)
         return;
     pthread_t th;
-    pthread_create(&th, NULL, run_engine, eng);
-    /* Wait for A to hold all four partitions and be stuck on Redis. */
-    int64_t until = sp_now_ms() + 20000;
-    while (sp_kafka_assigned(sp_engine_kafka(eng)) < 4 && sp_now_ms() < until)
-        usleep(50000);
+    /* A holds all four partitions and gets stuck on Redis. */
+    start_assigned(eng, &th, 4);
     T_EQ_INT(sp_kafka_assigned(sp_engine_kafka(eng)), 4);
     usleep(1000000);
 
@@ -559,7 +566,7 @@ static void test_rebalance_served_while_retrying(void)
     rd_kafka_subscribe(mb.rk, sub);
     rd_kafka_topic_partition_list_destroy(sub);
     int64_t t0 = sp_now_ms();
-    until = t0 + 25000;
+    int64_t until = t0 + 25000;
     while (mb.assigned == 0 && sp_now_ms() < until) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(mb.rk, 100);
         if (m)
@@ -589,10 +596,7 @@ static void test_fatal_producer_error_stops(void)
     if (!eng)
         return;
     pthread_t th;
-    pthread_create(&th, NULL, run_engine, eng);
-    int64_t until = sp_now_ms() + 20000;
-    while (sp_kafka_assigned(sp_engine_kafka(eng)) < 1 && sp_now_ms() < until)
-        usleep(50000);
+    start_assigned(eng, &th, 1);
     rd_kafka_test_fatal_error(sp_kafka_producer(sp_engine_kafka(eng)),
                               RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
                               "injected by test_faults");
@@ -601,7 +605,7 @@ static void test_fatal_producer_error_stops(void)
     char why[256];
     T_OK(sp_kafka_fatal(sp_engine_kafka(eng), why, sizeof(why)));
     T_CONTAINS(why, "producer");
-    until = sp_now_ms() + 5000;
+    int64_t until = sp_now_ms() + 5000;
     bool stopped = false;
     while (sp_now_ms() < until && !stopped) {
         stopped = pthread_tryjoin_np(th, NULL) == 0;

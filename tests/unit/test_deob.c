@@ -14,6 +14,7 @@
  *  - a throughput figure for a typical `powershell -enc` line.
  */
 #include "t.h"
+#include "b64_test.h"
 
 #include <dirent.h>
 #include <jansson.h>
@@ -544,25 +545,6 @@ static void test_language(void)
 
 /* ---- bounds and contracts ----------------------------------------------- */
 
-static void b64_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[k++] = tbl[(v >> 18) & 63];
-        out[k++] = tbl[(v >> 12) & 63];
-        out[k++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        out[k++] = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    out[k] = '\0';
-}
-
 static void test_bounds(void)
 {
     struct sp_deob_limits lim;
@@ -615,7 +597,7 @@ static void test_bounds(void)
     size_t clen = sizeof(comp) - zs.avail_out;
     deflateEnd(&zs);
     static char b64[8192], bomb[16384];
-    b64_encode(comp, clen, b64);
+    t_b64_encode(comp, clen, b64);
     snprintf(bomb, sizeof(bomb),
              "IEX (New-Object IO.StreamReader(New-Object IO.Compression."
              "DeflateStream([IO.MemoryStream][Convert]::FromBase64String('%s'),"

@@ -6,6 +6,7 @@
  * another's analysis, even when their hashes collide.
  */
 #include "t.h"
+#include "b64_test.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -124,25 +125,6 @@ static json_t *run_alert(struct rig *r, const char *const *cmds, size_t n)
     return sec;
 }
 
-static void b64_encode(const unsigned char *in, size_t n, char *out)
-{
-    static const char tbl[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t k = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[k++] = tbl[(v >> 18) & 63];
-        out[k++] = tbl[(v >> 12) & 63];
-        out[k++] = i + 1 < n ? tbl[(v >> 6) & 63] : '=';
-        out[k++] = i + 2 < n ? tbl[v & 63] : '=';
-    }
-    out[k] = '\0';
-}
-
 /* A PowerShell launcher of `size` bytes deflated and base64-encoded: a
  * download cradle, then a comment of quotes and backslashes (which JSON
  * escaping doubles) varied enough to stay under the ratio guard.  Returns
@@ -181,7 +163,7 @@ static char *deflate_cmd(size_t size, unsigned seed)
     size_t clen = cap - zs.avail_out;
     deflateEnd(&zs);
     char *b64 = malloc(clen * 4 / 3 + 8);
-    b64_encode(comp, clen, b64);
+    t_b64_encode(comp, clen, b64);
     size_t n = strlen(b64) + 512;
     char *cmd = malloc(n);
     snprintf(cmd, n,
