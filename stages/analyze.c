@@ -51,6 +51,14 @@ static const struct sp_cfg_key analyze_keys[] = {
      NULL},
     {"analyze.poll", SP_CFG_DURATION, "500ms", 10, 600000,
      "How often due jobs are looked for", 0, NULL},
+    {"analyze.llm_retry", SP_CFG_DURATION, "2m", 0, 86400000,
+     "When the LLM was away (down, 5xx, timeouts, rate limit, budget, "
+     "breaker open) the incident keeps the template section and is sent "
+     "again after this long, doubling each time up to 1h (0 = the template "
+     "stays until the incident changes)", 0, NULL},
+    {"analyze.llm_retries", SP_CFG_INT, "5", 1, 100,
+     "Retries of one incident content while the LLM is away, before its "
+     "template section is final", 0, NULL},
     {"analyze.retry_delay", SP_CFG_DURATION, "10s", 0, 3600000,
      "Wait before a failed job (Redis, output refused) is claimed again",
      0, NULL},
@@ -67,11 +75,14 @@ static const struct sp_cfg_key analyze_keys[] = {
  * awaited.  Only the last two have their lease renewed. */
 enum an_state { AN_READ, AN_WORKER, AN_PUBLISH };
 
-/* A job this instance holds (claimed, not yet completed). */
+/* A job this instance holds (claimed, not yet completed).  hash is the
+ * content hash its publish records: the incident's, or AN_RETRY_MARK and
+ * it for a template published while the LLM was away (analyze_jobs.c). */
 struct an_job {
     char prefix[CORR_PREFIX_MAX];
     char id[AN_ID_MAX];
-    char hash[65];
+    char hash[AN_HASH_MAX];
+    bool llm_retry;                 /* claimed to try the LLM again */
     enum an_state state;
     int64_t claimed_ms;
     struct an_job *next;
@@ -82,7 +93,7 @@ struct an_job {
 struct an_pub {
     struct an_acks *acks;
     char *prefix, *id;
-    char hash[65];
+    char hash[AN_HASH_MAX];
     bool failed, ok;
     struct an_pub *next;
 };
@@ -102,6 +113,7 @@ struct an_ctx {
     char key_prefix[64];
     char default_tenant[CORR_TENANT_MAX + 1];
     int64_t quiet_ms, max_delay_ms, lease_ms, poll_ms, retry_ms;
+    int64_t llm_retry_ms, llm_retries;
     int64_t max_attempts, concurrency, dead_max, why_max;
     int64_t retention_s;
     size_t snapshot_max;
@@ -126,7 +138,8 @@ struct an_ctx {
 
     struct sp_analyze_stats stats;
     struct sp_counter *c_scheduled, *c_cache_hits, *c_llm, *c_template,
-        *c_published, *c_failures, *c_dead, *c_takeovers, *c_reused;
+        *c_published, *c_failures, *c_dead, *c_takeovers, *c_reused,
+        *c_llm_retries, *c_llm_gave_up;
     struct sp_hist *h_job;
 };
 
@@ -225,12 +238,37 @@ static enum sp_err script(struct an_ctx *ctx, struct sp_redis_script *s,
     return e;
 }
 
+/* Ends a job whose snapshot carrying content `hash` was acknowledged (or
+ * that had nothing to do: hash NULL).  A template published while the LLM
+ * was away (hash marked) also schedules the next LLM try, or makes the
+ * template final once analyze.llm_retries are spent. */
 static enum sp_err job_done(struct an_ctx *ctx, const char *prefix,
                             const char *id, const char *hash)
 {
     redisReply *rep = NULL;
-    const char *args[] = {prefix, id, ctx->owner, hash ? hash : ""};
-    enum sp_err e = script(ctx, &ctx->s_done, prefix, "an:lease", args, 4, &rep);
+    char now[24], base[24], cap[24], max[24];
+    snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
+    snprintf(base, sizeof(base), "%lld", (long long)ctx->llm_retry_ms);
+    snprintf(cap, sizeof(cap), "%lld",
+             (long long)SP_MAX(ctx->llm_retry_ms, AN_LLM_RETRY_CAP_MS));
+    snprintf(max, sizeof(max), "%lld", (long long)ctx->llm_retries);
+    bool retry = hash && an_hash_is_retry(hash);
+    const char *args[] = {prefix, id, ctx->owner, hash ? hash : "",
+                          now, base, max, cap};
+    enum sp_err e = script(ctx, &ctx->s_done, prefix, "an:lease", args,
+                           retry ? 8 : 4, &rep);
+    if (e == SP_OK && retry && rep && rep->type == REDIS_REPLY_INTEGER) {
+        if (rep->integer == AN_DONE_RETRY) {
+            ctx->stats.llm_retries++;
+            sp_counter_inc(ctx->c_llm_retries);
+        } else if (rep->integer == AN_DONE_FINAL) {
+            ctx->stats.llm_gave_up++;
+            sp_counter_inc(ctx->c_llm_gave_up);
+            sp_log_warn(ctx->st->log, "incident %s: LLM still away after %lld "
+                        "retries: its template analysis is final", id,
+                        (long long)ctx->llm_retries);
+        }
+    }
     if (rep)
         freeReplyObject(rep);
     return e;
@@ -325,7 +363,15 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
         job_remove(ctx, job);
         return e == SP_ERR_RETRY ? e : SP_OK;
     }
-    memcpy(job->hash, snap.hash, sizeof(job->hash));
+    memcpy(job->hash, snap.hash, sizeof(snap.hash));
+    /* The template of this content is out because the LLM was away: this
+     * job tries the LLM again, if it still may. */
+    job->llm_retry = !snap.merged && an_hash_is_retry(snap.ah) &&
+                     strcmp(snap.ah + 1, snap.hash) == 0;
+    if (job->llm_retry && (!ctx->lo.enabled || ctx->llm_retry_ms == 0)) {
+        job->llm_retry = false;
+        snprintf(snap.ah, sizeof(snap.ah), "%s", snap.hash);
+    }
     if (snap.merged || strcmp(snap.ah, snap.hash) == 0) {
         /* Merged away, or this content was analysed and published. */
         ctx->stats.cache_hits += !snap.merged;
@@ -397,12 +443,30 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
         ctx->stats.llm_jobs++;
         sp_counter_inc(ctx->c_llm);
     }
+    bool retry_later = w->template_used && w->llm_transient &&
+                       ctx->llm_retry_ms > 0;
+    if (retry_later)
+        an_hash_mark_retry(job->hash, w->hash);
+    else
+        snprintf(job->hash, sizeof(job->hash), "%s", w->hash);
+    if (retry_later && job->llm_retry) {
+        /* Still away: the template of this content is out already, so
+         * nothing new is stored or published; the next try is scheduled. */
+        enum sp_err e = job_done(ctx, job->prefix, job->id, job->hash);
+        if (e == SP_ERR_RETRY) {
+            job_drop(ctx, job);
+            return e;
+        }
+        ctx->stats.completed++;
+        job_remove(ctx, job);
+        return SP_OK;
+    }
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
     char ikey[AN_ID_MAX + 4];
     snprintf(ikey, sizeof(ikey), "i:%s", w->id);
     redisReply *rep = NULL;
-    const char *args[] = {w->prefix, w->id, w->analysis, w->hash, now,
+    const char *args[] = {w->prefix, w->id, w->analysis, job->hash, now,
                           ctx->owner};
     enum sp_err e = script(ctx, &ctx->s_store, w->prefix, ikey, args, 6, &rep);
     long long code = rep && rep->type == REDIS_REPLY_ARRAY &&
@@ -593,6 +657,8 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
     ctx->concurrency = sp_config_int(cfg, "analyze.concurrency");
     ctx->poll_ms = sp_config_int(cfg, "analyze.poll");
     ctx->retry_ms = sp_config_int(cfg, "analyze.retry_delay");
+    ctx->llm_retry_ms = sp_config_int(cfg, "analyze.llm_retry");
+    ctx->llm_retries = sp_config_int(cfg, "analyze.llm_retries");
     ctx->dead_max = sp_config_int(cfg, "analyze.dead_letter_max");
     ctx->schedule = sp_config_bool(cfg, "analyze.schedule");
     enum sp_err e;
@@ -665,6 +731,12 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
         ctx->c_reused = sp_metrics_counter(m, "analyze_reused_total",
             "Stored analyses republished after an unacknowledged publish",
             lab);
+        ctx->c_llm_retries = sp_metrics_counter(m, "analyze_llm_retries_total",
+            "LLM tries scheduled again for incidents left with the template "
+            "while the LLM was away", lab);
+        ctx->c_llm_gave_up = sp_metrics_counter(m,
+            "analyze_llm_retries_exhausted_total",
+            "Template analyses made final after analyze.llm_retries", lab);
         ctx->h_job = sp_metrics_hist(m, "analyze_job_seconds",
             "Claim to acknowledged publish", lab, NULL, 0);
     }

@@ -16,6 +16,7 @@
 #define SP_ANALYZE_INT_H
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include "analysis.h"
 #include "analyze.h"
@@ -27,6 +28,29 @@
 #define AN_OWNER_MAX 160
 #define AN_ID_MAX 80
 
+/* Content hashes are 64 hex digits.  A template published because the LLM
+ * was away records its content hash behind AN_RETRY_MARK (fields ah, anc
+ * of the incident), so that a later claim knows to try the LLM again. */
+#define AN_HASH_MAX 66
+#define AN_RETRY_MARK 'T'
+#define AN_LLM_RETRY_CAP_MS 3600000     /* longest wait between LLM tries */
+
+/* The done script's answers: 1 done, 0 lease lost, and for a marked
+ * template, the next LLM try scheduled or the template made final. */
+#define AN_DONE_RETRY 2
+#define AN_DONE_FINAL 3
+
+static inline bool an_hash_is_retry(const char *h)
+{
+    return h[0] == AN_RETRY_MARK;
+}
+
+static inline void an_hash_mark_retry(char out[AN_HASH_MAX], const char *hash)
+{
+    out[0] = AN_RETRY_MARK;
+    snprintf(out + 1, AN_HASH_MAX - 1, "%s", hash);
+}
+
 /* A job handed to a worker (in) and back (out).  Strings malloc'd. */
 struct an_work {
     char *prefix, *id;
@@ -36,6 +60,7 @@ struct an_work {
     char *analysis;                  /* section JSON (out) */
     size_t analysis_len;
     bool template_used;
+    bool llm_transient;              /* template because the LLM was away */
     unsigned calls, flags;
     int64_t tokens;
     struct an_work *next;
@@ -80,7 +105,8 @@ struct an_snap {
     size_t len;
     int64_t version;
     char hash[65];                   /* content hash of the snapshot */
-    char ah[65], anc[65];            /* published / stored content hashes */
+    char ah[AN_HASH_MAX], anc[AN_HASH_MAX]; /* published / stored content
+                                        hashes (maybe marked AN_RETRY_MARK) */
     bool has_analysis, merged;
 };
 

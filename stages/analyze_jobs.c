@@ -23,6 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define AN_STR_(x) #x
+#define AN_STR(x) AN_STR_(x)
+
 #define AN_CHECK_P                                                           \
     "local P = ARGV[1]\n"                                                    \
     "if P == nil or string.sub(KEYS[1], 1, #P) ~= P then\n"                  \
@@ -148,27 +151,53 @@ AN_CHECK_P
 "local v = redis.call('HINCRBY', ik, 'v', 1)\n"
 "redis.call('HSET', ik, 'an', ARGV[3], 'anc', ARGV[4], 'up', ARGV[5],\n"
 "  'asv', string.format('%d', v))\n"
+"redis.call('HDEL', ik, 'alr')\n"
 "return {1, v}\n";
 
 /*
  * done: KEYS[1] = P.."an:lease"; ARGV = P, incident, owner, content hash
- * ("" = none).  The snapshot carrying the analysis of that content was
+ * ("" = none), and for a hash marked AN_RETRY_MARK (a template published
+ * while the LLM was away): wall ms, first retry delay ms, retries, longest
+ * delay ms.  The snapshot carrying the analysis of that content was
  * acknowledged (or there was nothing to do): records the hash (ah) so the
  * same content is never analysed again, and ends the job if owner holds
  * it.  A change that arrived meanwhile left the job in due: it runs again.
+ * A marked hash counts a retry of its content (field alr, cleared by
+ * store) and makes the job due again after the delay, doubled per retry;
+ * past the retries, the plain hash is recorded: the template is final.
+ * Returns 1, 0 when owner lost the lease, or AN_DONE_RETRY/AN_DONE_FINAL.
  */
 const char an_lua_done[] =
 AN_CHECK_P
 "local id = ARGV[2]\n"
 "local ik = P .. 'i:' .. id\n"
-"if ARGV[4] ~= '' and redis.call('EXISTS', ik) == 1 then\n"
-"  redis.call('HSET', ik, 'ah', ARGV[4])\n"
+"local own = redis.call('HGET', P .. 'an:owner', id) == ARGV[3]\n"
+"local h, r = ARGV[4], 1\n"
+"if h ~= '' and redis.call('EXISTS', ik) == 1 then\n"
+"  local now, base = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+"  local max, cap = tonumber(ARGV[7]), tonumber(ARGV[8])\n"
+"  if now and base and max and cap and own then\n"
+"    local n = redis.call('HINCRBY', ik, 'alr', 1)\n"
+"    if n > max then\n"
+"      h = string.sub(h, 2)\n"
+"      redis.call('HDEL', ik, 'alr')\n"
+"      r = " AN_STR(AN_DONE_FINAL) "\n"
+"    else\n"
+"      local at = now + math.min(base * 2 ^ (n - 1), cap)\n"
+"      local cur = redis.call('ZSCORE', P .. 'an:due', id)\n"
+"      if not cur or tonumber(cur) > at then\n"
+"        redis.call('ZADD', P .. 'an:due', string.format('%d', at), id)\n"
+"      end\n"
+"      r = " AN_STR(AN_DONE_RETRY) "\n"
+"    end\n"
+"  end\n"
+"  redis.call('HSET', ik, 'ah', h)\n"
 "end\n"
-"if redis.call('HGET', P .. 'an:owner', id) ~= ARGV[3] then return 0 end\n"
+"if not own then return 0 end\n"
 "redis.call('ZREM', KEYS[1], id)\n"
 "redis.call('HDEL', P .. 'an:owner', id)\n"
 "redis.call('HDEL', P .. 'an:att', id)\n"
-"return 1\n";
+"return r\n";
 
 /*
  * renew: KEYS[1] = P.."an:lease"; ARGV = P, owner, until (wall ms), then
@@ -198,10 +227,10 @@ static const redisReply *meta_get(const redisReply *meta, const char *name)
     return NULL;
 }
 
-static void copy_hash(char out[65], const redisReply *v)
+static void copy_hash(char out[AN_HASH_MAX], const redisReply *v)
 {
     out[0] = '\0';
-    if (v && v->len < 65) {
+    if (v && v->len < AN_HASH_MAX) {
         memcpy(out, v->str, v->len);
         out[v->len] = '\0';
     }

@@ -52,6 +52,8 @@ struct wjob {
     struct an_work *work;
     struct sp_analysis_job *job;
     unsigned pending;
+    bool transient;                  /* the LLM failure that ended it may
+                                        pass: worth another try later */
     struct wjob *next;
 };
 
@@ -73,6 +75,26 @@ void an_work_free(struct an_work *w)
 
 /* ---- worker side ------------------------------------------------------------ */
 
+/* Whether a failed call says the LLM is away for now (down, overloaded,
+ * rate-limited, over the client's budget, breaker open) rather than that
+ * this request cannot succeed (auth, a refused request, a bad answer). */
+static bool transient(const struct sp_llm_result *res)
+{
+    switch (res->fail) {
+    case SP_LLM_FAIL_TIMEOUT:
+    case SP_LLM_FAIL_RATE_LIMITED:
+    case SP_LLM_FAIL_SERVER:
+    case SP_LLM_FAIL_BUDGET:
+    case SP_LLM_FAIL_BREAKER:
+        return true;
+    case SP_LLM_FAIL_TRANSPORT:
+        return res->err == SP_ERR_IO || res->err == SP_ERR_TIMEOUT ||
+               res->err == SP_ERR_RETRY;
+    default:
+        return false;
+    }
+}
+
 static void on_llm(const struct sp_llm_result *res, void *ud)
 {
     struct wslot *s = ud;
@@ -85,6 +107,7 @@ static void on_llm(const struct sp_llm_result *res, void *ud)
             sp_analysis_job_answer(wj->job, s->id, res->content,
                                    res->content_len, &u);
         } else {
+            wj->transient = transient(res);
             sp_analysis_job_fail(wj->job, s->id, res->err,
                                  res->error[0] ? res->error
                                                : sp_llm_fail_name(res->fail));
@@ -115,6 +138,7 @@ static void pump(struct wjob *wj)
         enum sp_err e = sp_llm_submit(wk->llm, &req, on_llm, s);
         if (e != SP_OK) {
             free(s);
+            wj->transient = e == SP_ERR_LIMIT || e == SP_ERR_RETRY;
             sp_analysis_job_fail(wj->job, call->id, e, sp_strerror(e));
             break;
         }
@@ -187,6 +211,7 @@ static void reap(struct an_worker *wk)
         sp_buf_fini(&b);
         const struct sp_analysis_outcome *o = sp_analysis_job_outcome(wj->job);
         w->template_used = o->template_used;
+        w->llm_transient = o->template_used && wj->transient;
         w->calls = o->calls;
         w->flags = o->flags;
         w->tokens = o->prompt_tokens + o->completion_tokens;

@@ -210,7 +210,7 @@ static long long max_corr_version(struct at *t, const char *id)
             T_SKIP(fake.why[0] ? fake.why : "fake server unavailable");     \
     } while (0)
 
-static const char *llm_sets[10];
+static const char *llm_sets[12];
 static char llm_url[200];
 
 static void fake_sets(const char *extra)
@@ -427,6 +427,138 @@ static void test_llm_and_failing_llm(void)
     }
     T_OK(found);
     json_decref(arr);
+    fake_openai_control(&fake, "{\"reset\":true}");
+    at_close(&t);
+}
+
+static long long due_at(const char *id)
+{
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "ZSCORE sp:{t:t1}:an:due %s",
+                                      id);
+    long long v = r && r->type == REDIS_REPLY_STRING ? atoll(r->str) : -1;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
+static const char *analysis_by(json_t *arr, size_t i)
+{
+    json_t *an = json_object_get(json_array_get(arr, i), "analysis");
+    return json_string_value(json_object_get(an, "generated_by"));
+}
+
+/* The LLM away (500s): the template goes out at once, and the incident is
+ * tried again after analyze.llm_retry, doubling, without republishing the
+ * same template and without counting failures; once the LLM is back, its
+ * analysis replaces the template.  Past analyze.llm_retries the template
+ * is final; a refused request (400) is final at once. */
+static void test_llm_retry_after_outage(void)
+{
+    NEED_REDIS();
+    NEED_FAKE();
+    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}");
+    struct at t;
+    fake_sets("analyze.quiet=1s");
+    llm_sets[7] = "analyze.llm_retry=60s";
+    llm_sets[8] = "analyze.llm_retries=3";
+    llm_sets[9] = "llm.breaker_cooldown=1ms";
+    llm_sets[10] = NULL;
+    T_OK(at_open(&t, llm_sets));
+    struct ct_alert a1 = {.id = "r1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 10000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.template_jobs, 1);
+    T_EQ_INT(s.published, 1);
+    T_EQ_INT(s.llm_retries, 1);
+    json_t *arr = analyses_of(&t, NULL);
+    T_EQ_INT(json_array_size(arr), 1);
+    const char *id0 = json_string_value(
+        json_object_get(json_array_get(arr, 0), "id"));
+    char id[AN_ID_MAX];
+    snprintf(id, sizeof(id), "%s", id0 ? id0 : "");
+    T_EQ_STR(analysis_by(arr, 0), "template");
+    json_decref(arr);
+    T_EQ_INT(due_at(id), t.clock + 60000);
+
+    /* Not before the delay; then the LLM is tried, still away: the same
+     * template is not published again, the next try is 120 s later. */
+    t.clock += 59000;
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).claimed, 1);
+    t.clock += 1000;
+    T_OK(at_settle(&t, t.an, 10000));
+    s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 2);
+    T_EQ_INT(s.template_jobs, 2);
+    T_EQ_INT(s.published, 1);
+    T_EQ_INT(s.llm_retries, 2);
+    T_EQ_INT(s.failures, 0);
+    T_EQ_INT(due_at(id), t.clock + 120000);
+
+    /* The LLM is back: its analysis replaces the template. */
+    fake_openai_control(&fake, "{\"reset\":true}");
+    t.clock += 120000;
+    T_OK(at_settle(&t, t.an, 10000));
+    s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 3);
+    T_EQ_INT(s.llm_jobs, 1);
+    T_EQ_INT(s.published, 2);
+    T_EQ_INT(s.failures, 0);
+    T_EQ_INT(s.dead_letters, 0);
+    T_EQ_INT(due_at(id), -1);
+    arr = analyses_of(&t, id);
+    T_EQ_INT(json_array_size(arr), 2);
+    T_EQ_STR(analysis_by(arr, 1), "llm");
+    T_OK(json_integer_value(json_object_get(json_array_get(arr, 1),
+                                            "version")) >
+         json_integer_value(json_object_get(json_array_get(arr, 0),
+                                            "version")));
+    json_decref(arr);
+    /* Final now: a job for the same content is a cache hit. */
+    redisReply *r = sp_test_redis_cmd(&ct_redis,
+                                      "ZADD sp:{t:t1}:an:due 0 %s", id);
+    freeReplyObject(r);
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).cache_hits, 1);
+    T_EQ_INT(at_stats(t.an).published, 2);
+
+    /* Away for longer than the retries: the template becomes final. */
+    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}");
+    struct ct_alert a2 = {.id = "r2", .ents = "host:h2"};
+    at_feed(&t, &a2, 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 10000));
+    int64_t wait = 60000;
+    for (int i = 0; i < 3; i++, wait *= 2) {
+        t.clock += wait;
+        T_OK(at_settle(&t, t.an, 10000));
+    }
+    s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 8);         /* 3 + the cache hit + 4 */
+    T_EQ_INT(s.llm_retries, 2 + 3);
+    T_EQ_INT(s.llm_gave_up, 1);
+    T_EQ_INT(s.published, 3);
+    T_EQ_INT(s.failures, 0);
+    T_EQ_INT(zcount_due(&t, "t1"), 0);
+    r = sp_test_redis_cmd(&ct_redis, "ZCARD sp:{t:t1}:an:due");
+    T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    freeReplyObject(r);
+
+    /* A refused request is no outage: the template is final at once. */
+    fake_openai_control(&fake, "{\"reset\":true,\"default\":"
+                               "{\"mode\":\"status\",\"status\":400}}");
+    struct ct_alert a3 = {.id = "r3", .ents = "host:h3"};
+    at_feed(&t, &a3, 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 10000));
+    s = at_stats(t.an);
+    T_EQ_INT(s.published, 4);
+    T_EQ_INT(s.llm_retries, 5);
+    r = sp_test_redis_cmd(&ct_redis, "ZCARD sp:{t:t1}:an:due");
+    T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    freeReplyObject(r);
     fake_openai_control(&fake, "{\"reset\":true}");
     at_close(&t);
 }
@@ -919,6 +1051,7 @@ int main(void)
     RUN(test_lease_takeover);
     RUN(test_dead_letter);
     RUN(test_llm_and_failing_llm);
+    RUN(test_llm_retry_after_outage);
     RUN(test_prompt_injection);
     RUN(test_cost);
     RUN(test_crash_restart);
