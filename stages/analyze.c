@@ -591,6 +591,14 @@ static enum sp_err claim(struct an_ctx *ctx, int64_t now)
                 const redisReply *id = got->element[i];
                 if (id->type != REDIS_REPLY_STRING || id->len >= AN_ID_MAX)
                     continue;
+                if (job_find(ctx, prefix, id->str)) {
+                    /* Ours still (its lease ran out while Redis was away or
+                     * the clock jumped): the job we hold goes on under the
+                     * fresh lease, rather than a second one calling the LLM
+                     * and publishing again. */
+                    ctx->stats.reclaimed++;
+                    continue;
+                }
                 struct an_job *job = calloc(1, sizeof(*job));
                 if (!job) {
                     e = SP_ERR_NOMEM;

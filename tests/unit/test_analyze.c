@@ -716,6 +716,44 @@ static void test_cost(void)
     at_close(&t);
 }
 
+/* A job's lease runs out while this instance still holds it (the LLM is
+ * slow and the clock jumps past the lease before a renewal): the claim
+ * leases it to this instance again, and the job it holds goes on; no
+ * second LLM call, no second publish. */
+static void test_own_lease_expired(void)
+{
+    NEED_REDIS();
+    NEED_FAKE();
+    fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":400}");
+    struct at t;
+    fake_sets("analyze.lease=60s");
+    T_OK(at_open(&t, llm_sets));
+    struct ct_alert a1 = {.id = "o1", .ents = "host:o1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 30001;
+    int64_t deadline = sp_now_ms() + 5000;
+    while (at_stats(t.an).claimed < 1 && sp_now_ms() < deadline) {
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    T_EQ_INT(at_stats(t.an).claimed, 1);
+    t.clock += 60001;                    /* the lease is gone meanwhile */
+    T_OK(at_settle(&t, t.an, 10000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.takeovers, 1);
+    T_EQ_INT(s.reclaimed, 1);
+    T_EQ_INT(s.claimed, 1);
+    T_EQ_INT(s.llm_jobs, 1);
+    T_EQ_INT(s.published, 1);
+    T_EQ_INT(s.in_flight, 0);
+    T_EQ_INT(fake_openai_stat(&fake, "requests"), 1);
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "ZCARD sp:{t:t1}:an:lease");
+    T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    freeReplyObject(r);
+    fake_openai_control(&fake, "{\"reset\":true}");
+    at_close(&t);
+}
+
 /* Jobs pending and in flight when an instance dies (freed without flush,
  * acks not applied), a new instance after lease expiry: every incident
  * gets its analysis, no content is analysed twice. */
@@ -1055,6 +1093,7 @@ int main(void)
     RUN(test_prompt_injection);
     RUN(test_cost);
     RUN(test_crash_restart);
+    RUN(test_own_lease_expired);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
     RUN(test_cli_secrets);
