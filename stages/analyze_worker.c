@@ -349,13 +349,19 @@ void an_pool_free(struct an_pool *p)
 {
     if (!p)
         return;
+    /* The clients are woken under the mutex: a worker sees `stop` only
+     * under it and then frees its client (worker_main), so once the mutex
+     * is let go a started worker's `llm` is its own and may be freed at
+     * any moment; only the clients of workers never started are ours.
+     * sp_llm_wakeup() never blocks (a non-blocking write on curl's
+     * wake-up socket). */
     pthread_mutex_lock(&p->mu);
     p->stop = true;
     pthread_cond_broadcast(&p->cv);
+    for (unsigned i = 0; i < p->n; i++)
+        sp_llm_wakeup(p->w[i].llm);
     pthread_mutex_unlock(&p->mu);
     for (unsigned i = 0; i < p->n; i++) {
-        if (p->w[i].llm)
-            sp_llm_wakeup(p->w[i].llm);
         if (p->w[i].started)
             pthread_join(p->w[i].th, NULL);
         else
