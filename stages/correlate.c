@@ -847,7 +847,7 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
         for (size_t i = start; i < start + len; i++)
             items[i].alone = false;
     }
-    return corr_asm_register(ctx, items, n);
+    return corr_tenants_register(ctx, items, n);
 }
 
 static void count_round_trips(struct corr_ctx *ctx, uint64_t before)

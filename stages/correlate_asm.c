@@ -18,7 +18,9 @@
  * dropped from the set, which so holds the tenants with assemblies, not
  * every tenant that ever sent a row.  The set and asmdue live on
  * different slots of a cluster, so the drop is not atomic; see
- * forget_idle for how a row arriving meanwhile is never left unpolled.
+ * corr_tenants_forget (correlate_tenants.c) for how a row arriving
+ * meanwhile is never left unpolled: asm_add tells when a row made asmdue
+ * non-empty, and the tenant is added again after it.
  *
  * Rows are stored in a compact JSON of the normalized fields this file
  * writes and reads itself (not the published alert schema).
@@ -381,11 +383,6 @@ static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
 
 /* ---- tick ------------------------------------------------------------------ */
 
-struct asm_take {
-    char tenant[CORR_TENANT_MAX * 3 + 1];
-    char prefix[CORR_PREFIX_MAX];
-};
-
 static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
                         const int64_t *revs, size_t n)
 {
@@ -461,113 +458,8 @@ static void asm_setkey(const struct corr_ctx *ctx, char *out, size_t n)
     snprintf(out, n, "%s:tenants:asm", ctx->key_prefix);
 }
 
-/* One pipelined round of one command per tenant marked in sel: SREM or
- * SADD of the tenant on setkey, or (setkey NULL) EXISTS of its asmdue.
- * Each integer answer into res (-1 for unmarked tenants and errors). */
-static enum sp_err tenant_round(struct corr_ctx *ctx, const char *cmd,
-                                const char *setkey,
-                                const struct asm_take *takes, const bool *sel,
-                                long long *res, size_t nt)
-{
-    enum sp_err e = SP_OK;
-    size_t sent = 0;
-    for (size_t i = 0; i < nt && !e; i++) {
-        res[i] = -1;
-        if (!sel[i])
-            continue;
-        char due[CORR_PREFIX_MAX + 8];
-        snprintf(due, sizeof(due), "%sasmdue", takes[i].prefix);
-        const char *argv[] = {cmd, setkey ? setkey : due, takes[i].tenant};
-        size_t lens[] = {strlen(cmd), strlen(argv[1]), strlen(takes[i].tenant)};
-        if (!(e = sp_redis_append(ctx->redis, setkey ? 3 : 2, argv, lens)))
-            sent++;
-    }
-    /* Every reply is read (owed replies would answer later commands). */
-    for (size_t i = 0, got = 0; i < nt && got < sent; i++) {
-        if (!sel[i])
-            continue;
-        redisReply *rep;
-        enum sp_err rd = sp_redis_read(ctx->redis, &rep);
-        if (rd)
-            return rd;              /* the connection is gone */
-        got++;
-        enum sp_err re = sp_redis_reply_err(rep);
-        if (!re && rep->type == REDIS_REPLY_INTEGER)
-            res[i] = rep->integer;
-        else if (!e)
-            e = !re || re == SP_ERR_REMOTE || re == SP_ERR_CONFIG
-                    ? SP_ERR_RETRY : re;
-        freeReplyObject(rep);
-    }
-    return e;
-}
-
-/*
- * Drops the idle tenants (asm_take found no asmdue) from the set.  A row
- * may arrive at any moment, and set and asmdue are on different slots,
- * so: SREM first, then (once it is done) look at asmdue again and SADD
- * back a tenant that has one now.  A row whose asm_add found asmdue gone
- * makes its caller SADD the tenant after that script (corr_asm_register):
- * either its script ran before the second look, which then sees the
- * assembly, or after it, so after the SREM, and its SADD comes later
- * still.  Only a process that dies between SREM and SADD-back can leave
- * a tenant with assemblies out of the set, until its next row reaches a
- * stage with a fresh registration cache (which adds every tenant again).
- */
-static enum sp_err forget_idle(struct corr_ctx *ctx, const char *setkey,
-                               const struct asm_take *takes, bool *sel,
-                               size_t nt)
-{
-    long long *res = calloc(nt, sizeof(*res));
-    if (!res)
-        return SP_ERR_NOMEM;
-    enum sp_err e = tenant_round(ctx, "SREM", setkey, takes, sel, res, nt);
-    for (size_t i = 0; i < nt; i++)
-        sel[i] = res[i] == 1;
-    if (!e)
-        e = tenant_round(ctx, "EXISTS", NULL, takes, sel, res, nt);
-    for (size_t i = 0; i < nt; i++)
-        sel[i] = res[i] == 1;
-    if (!e)
-        e = tenant_round(ctx, "SADD", setkey, takes, sel, res, nt);
-    free(res);
-    return e;
-}
-
-enum sp_err corr_asm_register(struct corr_ctx *ctx,
-                              const struct corr_item *items, size_t n)
-{
-    char setkey[80];
-    asm_setkey(ctx, setkey, sizeof(setkey));
-    size_t sent = 0;
-    enum sp_err e = SP_OK;
-    for (size_t i = 0; i < n && !e; i++) {
-        if (!items[i].row || !items[i].asm_register)
-            continue;
-        const char *argv[] = {"SADD", setkey, items[i].tenant};
-        size_t lens[] = {4, strlen(setkey), strlen(items[i].tenant)};
-        if (!(e = sp_redis_append(ctx->redis, 3, argv, lens)))
-            sent++;
-    }
-    for (size_t i = 0; i < sent; i++) {
-        redisReply *rep;
-        enum sp_err rd = sp_redis_read(ctx->redis, &rep);
-        if (rd) {
-            e = rd;
-            break;
-        }
-        enum sp_err re = sp_redis_reply_err(rep);
-        if (re && !e)
-            e = re == SP_ERR_REMOTE || re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
-        freeReplyObject(rep);
-    }
-    /* The batch fails and comes again: its rows then replay as stored
-     * ones (no flag), so the cached registrations go and the tenants are
-     * added before the rows instead. */
-    if (e)
-        memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
-    return e;
-}
+/* What keeps a tenant in <prefix>:tenants:asm: assemblies to poll. */
+static const char *const asm_keys[] = {"asmdue"};
 
 enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
 {
@@ -597,7 +489,7 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
         freeReplyObject(scan);
         return SP_OK;
     }
-    struct asm_take *takes = calloc(nt, sizeof(*takes));
+    struct corr_tenant *takes = calloc(nt, sizeof(*takes));
     redisReply **reps = calloc(nt, sizeof(*reps));
     bool *idle = calloc(nt, sizeof(*idle));
     struct sp_arena a;
@@ -704,7 +596,7 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
     if (!e && n)
         e = emit(ctx, items, revs, n);
     if (!e)
-        e = forget_idle(ctx, setkey, takes, idle, nt);
+        e = corr_tenants_forget(ctx, setkey, asm_keys, 1, takes, idle, nt);
 out:
     for (size_t i = 0; i < nt && reps; i++)
         freeReplyObject(reps[i]);

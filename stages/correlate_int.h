@@ -10,6 +10,7 @@
  *                         and recovery
  *   correlate_incident.c  incident snapshot JSON and `explain` text
  *   correlate_asm.c       Defender AlertInfo/AlertEvidence assembly
+ *   correlate_tenants.c   the sets of tenants the timer walks
  *   correlate_cli.c       `socpilot incident ...`
  *
  * Redis key layout (P = "<key_prefix>:{t:<tenant>}:", the hash tag keeps
@@ -378,9 +379,28 @@ int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
  * of <prefix>:tenants:asm (a bounded SSCAN step), and drops the tenants
  * left without any.  Called from tick. */
 enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms);
+
+/* ---- correlate_tenants.c -------------------------------------------------- */
+
+/* A tenant as read from one of the sets, with its key prefix P. */
+struct corr_tenant {
+    char tenant[CORR_TENANT_MAX * 3 + 1];
+    char prefix[CORR_PREFIX_MAX];
+};
+
+/* Keys that keep a tenant in a set, at most. */
+#define CORR_TENANT_KEYS_MAX 4
+
+/* Drops the tenants of tn marked in sel from setkey, except (added back)
+ * those that have one of the keys P..keys[k] by then.  sel is
+ * overwritten. */
+enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
+                                const char *const *keys, size_t n_keys,
+                                const struct corr_tenant *tn, bool *sel,
+                                size_t nt);
 /* Adds the tenants of rows that made their asmdue non-empty to
  * <prefix>:tenants:asm again (after corr_run's scripts answered). */
-enum sp_err corr_asm_register(struct corr_ctx *ctx,
-                              const struct corr_item *items, size_t n);
+enum sp_err corr_tenants_register(struct corr_ctx *ctx,
+                                  const struct corr_item *items, size_t n);
 
 #endif /* SP_CORRELATE_INT_H */
