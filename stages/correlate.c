@@ -353,7 +353,8 @@ static bool result_shape(const redisReply *rep, size_t *pos,
     return true;
 }
 
-/* Whether rep holds exactly n results, each of the right shape. */
+/* Whether rep holds exactly n results, each of the right shape, and the
+ * call's "seen set anew" flag after them. */
 static bool reply_fits(const redisReply *rep, size_t n)
 {
     size_t pos = 0;
@@ -361,7 +362,8 @@ static bool reply_fits(const redisReply *rep, size_t n)
     for (size_t i = 0; i < n; i++)
         if (!result_shape(rep, &pos, &r))
             return false;
-    return pos == rep->elements;
+    return pos + 1 == rep->elements &&
+           rep->element[pos]->type == REDIS_REPLY_INTEGER;
 }
 
 /* Takes one alert's result apart into item and counters. */
@@ -580,6 +582,12 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
      * would: nothing of it is taken. */
     if (!re && (rep->type != REDIS_REPLY_ARRAY || !reply_fits(rep, call->n)))
         re = SP_ERR_REMOTE;
+    /* The tenant's seen was gone (or, the call having failed, may have
+     * been: a failed call still writes what it did): its registration
+     * for outbox recovery may be cached from before recovery dropped it,
+     * so it is added again after this reply (corr_tenants_register). */
+    if (re || rep->element[rep->elements - 1]->integer == 1)
+        items[call->first].out_register = true;
     size_t pos = 0;
     for (size_t x = 0; x < call->n; x++) {
         struct corr_item *item = &items[call->members[x]];
@@ -807,6 +815,7 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
     for (size_t i = 0; i < n; i++) {
         items[i].alone = false;
         items[i].asm_register = false;
+        items[i].out_register = false;
     }
     for (size_t start = 0; start < n; start += ctx->pipeline_max) {
         size_t len = SP_MIN(ctx->pipeline_max, n - start);

@@ -114,6 +114,7 @@ struct corr_item {
     int64_t version;
     bool alone;                      /* its tenant's call failed: run it alone */
     bool asm_register;               /* a row that made asmdue non-empty */
+    bool out_register;               /* its call set the tenant's seen anew */
 };
 
 /* An incident to publish (deduplicated per process call / tick). */
@@ -399,7 +400,8 @@ enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
                                 const struct corr_tenant *tn, bool *sel,
                                 size_t nt);
 /* Adds the tenants of rows that made their asmdue non-empty to
- * <prefix>:tenants:asm again (after corr_run's scripts answered). */
+ * <prefix>:tenants:asm again, and those of calls that set their seen
+ * anew to <prefix>:tenants (after corr_run's scripts answered). */
 enum sp_err corr_tenants_register(struct corr_ctx *ctx,
                                   const struct corr_item *items, size_t n);
 

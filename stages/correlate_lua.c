@@ -43,8 +43,13 @@
  *                    calls failed (its later calls stand aside)
  *   asm:<alert>      hash of Defender rows (info, ev:<hash>), t0, rev, em
  *   asmdue           zset alert -> wall ms its assembly is due (or leased)
+ *   seen             string, PX RET: wall ms of the tenant's last change
+ *                    (set by `correlate` whenever it writes); gone, the
+ *                    tenant has had none for the retention, so every
+ *                    incident of it has expired too
  * Outside the tag (plain commands from C only): <prefix>:tenants,
- * <prefix>:tenants:asm (sets of tenants with outbox / assembly work).
+ * <prefix>:tenants:asm (sets of tenants with outbox / assembly work; see
+ * correlate_tenants.c).
  *
  * Redis >= 6.0 (SET KEEPTTL, ACL users).  Any thread: constant data.
  */
@@ -88,6 +93,10 @@
  *           after_closed | update | dup
  *   pending (dup/stale): 1 when the incident's last change is still in
  *   the outbox, so a replay after a crash republishes it.
+ * and, after the last alert's result, one more integer: 1 when the call
+ * found P.."seen" gone and set it (the tenant was idle: outbox recovery
+ * may have dropped it from <prefix>:tenants, so the caller adds it again
+ * after this reply), else 0.
  * When a command fails, what the call did so far is written (the alerts
  * before the one at fault then replay as duplicates), P.."stop:"..token is
  * set, and the error is returned as Redis gave it; a later call of the
@@ -112,7 +121,9 @@ SP_ANALYZE_LUA_SCHEDULE
 "-- outbox must not stay behind the alert records already written.\n"
 "local fault_flush\n"
 "local function main()\n"
-"local OUT, IX = P .. 'out', P .. 'ix'\n"
+"local OUT, IX, SEEN = P .. 'out', P .. 'ix', P .. 'seen'\n"
+"-- 1 once flush found SEEN gone (see the header): the reply's last item.\n"
+"local REG = 0\n"
 "local H0, E0 = 3, 17\n"
 "if ssub(KEYS[1], 1, #P) ~= P or #ARGV < H0 + 10 then\n"
 "  return redis.error_reply('ERR socpilot: bad correlate arguments')\n"
@@ -484,6 +495,14 @@ SP_ANALYZE_LUA_SCHEDULE
 "      local ok, e = pcall(sp_analyze_schedule, P, m.id, now, AQ, AMD)\n"
 "      if not ok and not first then first = e end\n"
 "    end\n"
+"  end\n"
+"  -- A call that changed anything marks the tenant active (after those\n"
+"  -- writes: under OOM only a call's first write is refused, and a call\n"
+"  -- of duplicates alone writes nothing).  seen lives for the retention,\n"
+"  -- so at least as long as the incidents the call wrote.\n"
+"  if #dirty > 0 or #ixd > 0 then\n"
+"    if rcall('EXISTS', SEEN) == 0 then REG = 1 end\n"
+"    w('SET', SEEN, nowS, 'PX', RETs)\n"
 "  end\n"
 "  ix_flush(w)\n"
 "  if first then error(first) end\n"
@@ -925,6 +944,7 @@ SP_ANALYZE_LUA_SCHEDULE
 "for _, m in ipairs(changed) do m.touched = nil end\n"
 "end\n"
 "flush()\n"
+"R[nR + 1] = REG\n"
 "return R\n"
 "end\n"
 "\n"

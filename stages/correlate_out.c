@@ -564,6 +564,19 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
 
 /* ---- recovery -------------------------------------------------------------- */
 
+/* What keeps a tenant in <prefix>:tenants: changes to republish (out), an
+ * entity index to sweep (ix), incidents that may still change (seen: an
+ * incident lives no longer than its tenant's seen; see correlate_lua.c). */
+static const char *const tenant_keys[] = {"out", "ix", "seen"};
+
+/*
+ * One SSCAN step of <prefix>:tenants per interval (the cursor kept), each
+ * tenant of it in one pipelined round: its outbox entries past the grace
+ * period, a step of its index sweep, and whether it still has any of
+ * tenant_keys.  Tenants with none leave the set (corr_tenants_forget), so
+ * a tenant idle past the retention is not walked for ever; the next
+ * change of one puts it back (the correlate script says so).
+ */
 enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
 {
     char setkey[80];
@@ -585,15 +598,24 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
              (int)SP_MIN(rep->element[0]->len, 30), rep->element[0]->str);
     const redisReply *tenants = rep->element[1];
     size_t nt = SP_MIN(tenants->elements, (size_t)1000);
+    struct corr_tenant *tn = calloc(nt ? nt : 1, sizeof(*tn));
+    bool *idle = calloc(nt ? nt : 1, sizeof(*idle));
+    if (!tn || !idle) {
+        free(tn);
+        free(idle);
+        freeReplyObject(rep);
+        return SP_ERR_NOMEM;
+    }
     char max[24], limit[24], now[24], ittl[24];
     snprintf(max, sizeof(max), "(%lld", (long long)(wall_ms - ctx->outbox_grace_ms));
     snprintf(now, sizeof(now), "%lld", (long long)wall_ms);
     snprintf(ittl, sizeof(ittl), "%lld", (long long)ctx->index_ttl_ms);
     snprintf(limit, sizeof(limit), "%zu", ctx->outbox_batch);
     for (size_t i = 0; i < nt && !e; i++) {
-        char prefix[CORR_PREFIX_MAX], key[CORR_PREFIX_MAX + 8];
-        corr_prefix(ctx->key_prefix, tenants->element[i]->str, prefix,
-                    sizeof(prefix));
+        const char *tenant = tenants->element[i]->str;
+        char *prefix = tn[i].prefix, key[CORR_PREFIX_MAX + 8];
+        snprintf(tn[i].tenant, sizeof(tn[i].tenant), "%s", tenant);
+        corr_prefix(ctx->key_prefix, tenant, prefix, sizeof(tn[i].prefix));
         snprintf(key, sizeof(key), "%sout", prefix);
         const char *zargv[] = {"ZRANGEBYSCORE", key, "-inf", max, "LIMIT",
                                "0", limit};
@@ -609,12 +631,25 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
         if (!e)
             e = sp_redis_append_evalsha(ctx->redis, &ctx->s_sweep, 1, 7,
                                         sargv, slens);
+        /* After the sweep, which may have emptied the index. */
+        char names[SP_ARRAY_SIZE(tenant_keys)][CORR_PREFIX_MAX + 8];
+        const char *xargv[1 + SP_ARRAY_SIZE(tenant_keys)] = {"EXISTS"};
+        size_t xlens[1 + SP_ARRAY_SIZE(tenant_keys)] = {6};
+        for (size_t k = 0; k < SP_ARRAY_SIZE(tenant_keys); k++) {
+            snprintf(names[k], sizeof(names[k]), "%s%s", prefix,
+                     tenant_keys[k]);
+            xargv[k + 1] = names[k];
+            xlens[k + 1] = strlen(names[k]);
+        }
+        if (!e)
+            e = sp_redis_append(ctx->redis, 1 + SP_ARRAY_SIZE(tenant_keys),
+                                xargv, xlens);
     }
     ctx->n_changed = 0;
     bool noscript = false;
     /* Every reply is read (owed replies would answer later commands). */
     for (size_t i = 0; i < nt; i++) {
-        redisReply *z, *sw;
+        redisReply *z, *sw, *x;
         enum sp_err rd;
         if ((rd = sp_redis_read(ctx->redis, &z))) {
             e = rd;                 /* the connection is gone */
@@ -625,24 +660,38 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
             e = rd;
             break;
         }
+        if ((rd = sp_redis_read(ctx->redis, &x))) {
+            freeReplyObject(z);
+            freeReplyObject(sw);
+            e = rd;
+            break;
+        }
         if (sp_redis_reply_err(sw) == SP_ERR_NOTFOUND)
             noscript = true;
         freeReplyObject(sw);
+        /* A name that did not fit is never dropped (nor one whose SREM
+         * would miss it). */
+        idle[i] = x->type == REDIS_REPLY_INTEGER && x->integer == 0 &&
+                  tenants->element[i]->len < sizeof(tn[i].tenant);
+        freeReplyObject(x);
         if (!e && z->type == REDIS_REPLY_ARRAY) {
             const char *tenant = tenants->element[i]->str;
-            char prefix[CORR_PREFIX_MAX];
-            corr_prefix(ctx->key_prefix, tenant, prefix, sizeof(prefix));
             for (size_t j = 0; j < z->elements && !e; j++)
                 if (z->element[j]->type == REDIS_REPLY_STRING &&
                     z->element[j]->len < 80)
-                    e = corr_changed_add(ctx, prefix, tenant,
+                    e = corr_changed_add(ctx, tn[i].prefix, tenant,
                                          z->element[j]->str);
         }
         freeReplyObject(z);
     }
-    freeReplyObject(rep);
     if (!e && noscript)
         e = sp_redis_load_scripts(ctx->redis);
+    if (!e)
+        e = corr_tenants_forget(ctx, setkey, tenant_keys,
+                                SP_ARRAY_SIZE(tenant_keys), tn, idle, nt);
+    freeReplyObject(rep);
+    free(tn);
+    free(idle);
     if (e || ctx->n_changed == 0)
         return e;
     /* Versions go out in order: what the last batch changed first. */

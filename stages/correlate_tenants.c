@@ -1,7 +1,11 @@
 /*
  * correlate_tenants.c - the sets of tenants the timer walks:
- * <prefix>:tenants:asm (tenants with Defender assemblies, polled by
- * correlate_asm.c).
+ * <prefix>:tenants (tenants with correlation state: outbox recovery and
+ * the index sweep, correlate_out.c) and <prefix>:tenants:asm (tenants
+ * with Defender assemblies, polled by correlate_asm.c).  Each walk goes
+ * a bounded SSCAN step per interval and drops the tenants it finds with
+ * nothing left to do, so the sets hold the tenants with work, not every
+ * tenant that ever sent an alert.
  *
  * A set lives outside every tenant's hash tag, so in a Redis Cluster it
  * is on another slot than the tenant's keys, and no script can look at
@@ -113,17 +117,21 @@ enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
 enum sp_err corr_tenants_register(struct corr_ctx *ctx,
                                   const struct corr_item *items, size_t n)
 {
-    char setkey[80];
-    snprintf(setkey, sizeof(setkey), "%s:tenants:asm", ctx->key_prefix);
+    char setkey[2][80];
+    snprintf(setkey[0], sizeof(setkey[0]), "%s:tenants", ctx->key_prefix);
+    snprintf(setkey[1], sizeof(setkey[1]), "%s:tenants:asm", ctx->key_prefix);
     size_t sent = 0;
     enum sp_err e = SP_OK;
     for (size_t i = 0; i < n && !e; i++) {
-        if (!items[i].row || !items[i].asm_register)
-            continue;
-        const char *argv[] = {"SADD", setkey, items[i].tenant};
-        size_t lens[] = {4, strlen(setkey), strlen(items[i].tenant)};
-        if (!(e = sp_redis_append(ctx->redis, 3, argv, lens)))
-            sent++;
+        for (int s = 0; s < 2 && !e; s++) {
+            if (s == 0 ? !items[i].out_register
+                       : !items[i].row || !items[i].asm_register)
+                continue;
+            const char *argv[] = {"SADD", setkey[s], items[i].tenant};
+            size_t lens[] = {4, strlen(setkey[s]), strlen(items[i].tenant)};
+            if (!(e = sp_redis_append(ctx->redis, 3, argv, lens)))
+                sent++;
+        }
     }
     for (size_t i = 0; i < sent; i++) {
         redisReply *rep;
@@ -138,8 +146,8 @@ enum sp_err corr_tenants_register(struct corr_ctx *ctx,
         freeReplyObject(rep);
     }
     /* The batch fails and comes again: its rows then replay as stored
-     * ones (no flag), so the cached registrations go and the tenants are
-     * added before the rows instead. */
+     * ones and its alerts as duplicates (no flag), so the cached
+     * registrations go and the tenants are added before them instead. */
     if (e)
         memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
     return e;

@@ -602,6 +602,105 @@ static void test_outbox_recovery(void)
     gen_free(&g);
 }
 
+/* ---- the tenants outbox recovery walks ------------------------------------ */
+
+static long long n_tenants(void)
+{
+    return sp_test_redis_int(&ct_redis, NULL, "SCARD sp:tenants");
+}
+
+static bool is_tenant(const char *tenant)
+{
+    return sp_test_redis_int(&ct_redis, NULL, "SISMEMBER sp:tenants %s",
+                             tenant) == 1;
+}
+
+/* Deletes every key of tenant except one ending in keep (NULL: none):
+ * what the retention leaves of an idle tenant. */
+static void expire_tenant(const char *tenant, const char *keep)
+{
+    char pattern[64];
+    snprintf(pattern, sizeof(pattern), "sp:{t:%s}:*", tenant);
+    redisReply *k = ct_keys(pattern);
+    for (size_t i = 0; k && i < k->elements; i++) {
+        const char *key = k->element[i]->str;
+        size_t n = strlen(key);
+        if (keep && n >= strlen(keep) &&
+            strcmp(key + n - strlen(keep), keep) == 0)
+            continue;
+        freeReplyObject(sp_test_redis_cmd(&ct_redis, "DEL %s", key));
+    }
+    if (k)
+        freeReplyObject(k);
+}
+
+static const char *const idle_tenants[] = {"gone1", "gone2", "gone3"};
+
+static bool acked_but_pending(struct ct *t)
+{
+    SP_UNUSED(t);
+    long long n = zcard(&ct_redis, "sp:{t:live}:out");
+    for (size_t i = 0; i < SP_ARRAY_SIZE(idle_tenants); i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "sp:{t:%s}:out", idle_tenants[i]);
+        n += zcard(&ct_redis, key);
+    }
+    return n == 0;
+}
+
+static bool idle_forgotten(struct ct *t)
+{
+    SP_UNUSED(t);
+    return n_tenants() == 2;
+}
+
+/*
+ * A tenant idle past the retention (its keys all expired) leaves the set
+ * recovery walks; one still active, and one whose outbox holds a change
+ * not yet acknowledged (its other keys expired), stay.  A forgotten
+ * tenant that sends again is walked again, though the stage remembers
+ * having registered it (so sends no SADD before its script).
+ */
+static void test_idle_tenants_forgotten(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.outbox.grace=1h", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    for (size_t i = 0; i < SP_ARRAY_SIZE(idle_tenants); i++)
+        T_EQ_INT(ct_one(&t, &A(.id = "a1", .ents = "host:h1",
+                               .tenant = idle_tenants[i]), NULL), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "a1", .ents = "host:h1", .tenant = "live"),
+                    NULL), SP_OK);
+    ct_settle(&t);
+    t.sink.mode = SP_TEST_ACK_FAIL;
+    T_EQ_INT(ct_one(&t, &A(.id = "a1", .ents = "host:h1", .tenant = "pending"),
+                    NULL), SP_OK);
+    ct_settle(&t);
+    t.sink.mode = SP_TEST_ACK_OK;
+    T_EQ_INT(n_tenants(), 5);
+    T_OK(ct_tick_until(&t, acked_but_pending, 3000));
+    T_EQ_INT(zcard(&ct_redis, "sp:{t:pending}:out"), 1);
+    for (size_t i = 0; i < SP_ARRAY_SIZE(idle_tenants); i++)
+        expire_tenant(idle_tenants[i], NULL);
+    expire_tenant("pending", ":out");
+    T_OK(ct_tick_until(&t, idle_forgotten, 3000));
+    T_OK(is_tenant("live"));
+    T_OK(is_tenant("pending"));
+    for (size_t i = 0; i < SP_ARRAY_SIZE(idle_tenants); i++)
+        T_OK(!is_tenant(idle_tenants[i]));
+    /* gone1 again: registered after its script, and kept by the walks. */
+    T_EQ_INT(ct_one(&t, &A(.id = "a2", .ents = "host:h2", .tenant = "gone1"),
+                    NULL), SP_OK);
+    T_OK(is_tenant("gone1"));
+    int64_t now = sp_now_ms();
+    for (int i = 1; i <= 5; i++)
+        t.st->type->tick(t.st, now + 1000 * i);
+    T_EQ_INT(n_tenants(), 3);
+    T_OK(is_tenant("gone1"));
+    ct_close(&t);
+}
+
 /* ---- Redis killed and restarted mid-stream -------------------------------- */
 
 struct killer {
@@ -1054,6 +1153,7 @@ int main(void)
     T_RUN(test_big_merge);
     T_RUN(test_replay_republishes);
     T_RUN(test_outbox_recovery);
+    T_RUN(test_idle_tenants_forgotten);
     T_RUN(test_redis_killed_midstream);
     T_RUN(test_redis_killed_midstream_deferred);
     T_RUN(test_cluster_master_killed_midstream);
