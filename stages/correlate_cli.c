@@ -9,7 +9,9 @@
  * counts (other keys may end in "}:i:<id>": alert ids are anyone's text),
  * and an id found in two tenants needs --tenant.  close/reopen pin the status (alert statuses
  * no longer change it) and queue the new snapshot in the outbox, which a
- * running pipeline publishes within correlate.outbox.interval.
+ * running pipeline publishes within correlate.outbox.interval (the
+ * tenant is added to <prefix>:tenants after the change: outbox recovery
+ * may have dropped it as idle).
  *
  * Main thread only.
  */
@@ -260,6 +262,19 @@ static int cmd_show(struct inc_cli *c, const char *id, bool explain)
     return e ? 1 : 0;
 }
 
+/* SADD of tenant to <key_prefix>:tenants, the set outbox recovery walks. */
+static enum sp_err register_tenant(struct inc_cli *c, const char *tenant)
+{
+    char setkey[80];
+    snprintf(setkey, sizeof(setkey), "%s:tenants", c->key_prefix);
+    const char *argv[] = {"SADD", setkey, tenant};
+    size_t lens[] = {4, strlen(setkey), strlen(tenant)};
+    redisReply *rep = NULL;
+    enum sp_err e = sp_redis_call(c->redis, &rep, 3, argv, lens);
+    freeReplyObject(rep);
+    return e;
+}
+
 static int cmd_status(struct inc_cli *c, const char *id, const char *status)
 {
     static struct sp_redis_script script = {"status", corr_lua_status, ""};
@@ -285,16 +300,28 @@ static int cmd_status(struct inc_cli *c, const char *id, const char *status)
         freeReplyObject(rep);
         return 1;
     }
-    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2) {
+    int rc = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3) {
         if (rep->element[0]->integer)
             printf("%s %s (version %lld); the snapshot is published by the "
                    "running pipeline\n", id, status,
                    (long long)rep->element[1]->integer);
         else
             printf("%s is already %s\n", id, status);
+        /* The change waits in the outbox, which recovery reaches through
+         * the set of tenants; the tenant may have left it as idle (also
+         * when the change is an earlier run's, still unpublished). */
+        const redisReply *ten = rep->element[2];
+        if (ten->type == REDIS_REPLY_STRING && ten->len > 0 &&
+            register_tenant(c, ten->str) != SP_OK) {
+            fprintf(stderr, "socpilot incident: the tenant of %s could not "
+                    "be registered for publishing; run the command again\n",
+                    id);
+            rc = 1;
+        }
     }
     freeReplyObject(rep);
-    return 0;
+    return rc;
 }
 
 struct list_row {

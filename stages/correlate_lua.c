@@ -1010,7 +1010,10 @@ const char corr_lua_ack[] =
  * status: KEYS[1] = P.."i:"..id; ARGV = P, id, closed|active, wall ms.
  * Pins the status (alert statuses no longer change it), bumps the
  * version and queues the snapshot (outbox score 0: due at once).
- * Returns {changed 0|1, version}; errors for unknown or merged incidents.
+ * Returns {changed 0|1, version, tenant}; errors for unknown or merged
+ * incidents.  The tenant ("" when the incident does not name it) is for
+ * the caller to add to <prefix>:tenants after a change, so that outbox
+ * recovery walks it (it may have been dropped as idle).
  * The arguments are checked before anything is written: KEYS[1] must be
  * exactly P.."i:"..id with P one tenant's prefix (no '{' or '}' but the
  * tag's), and the hash an incident (v and st set), so that a key found by
@@ -1022,16 +1025,17 @@ const char corr_lua_status[] =
 "   or mk ~= P .. 'i:' .. id or (ARGV[3] ~= 'closed' and ARGV[3] ~= 'active') then\n"
 "  return redis.error_reply('ERR socpilot: bad status arguments')\n"
 "end\n"
-"local cur = redis.call('HMGET', mk, 'v', 'st', 'mi', 'pin')\n"
+"local cur = redis.call('HMGET', mk, 'v', 'st', 'mi', 'ten', 'pin')\n"
 "if not cur[1] or not cur[2] then\n"
 "  return redis.error_reply('ERR socpilot: no such incident')\n"
 "end\n"
 "local mi = cur[3]\n"
 "if mi then return redis.error_reply('ERR socpilot: incident was merged into ' .. mi) end\n"
+"local ten = cur[4] or ''\n"
 "-- A close of an incident its alerts closed (not pinned) pins it, so\n"
 "-- that an alert reactivated later does not undo the analyst's close.\n"
-"if cur[2] == ARGV[3] and (ARGV[3] ~= 'closed' or cur[4] == '1') then\n"
-"  return {0, tonumber(cur[1])}\n"
+"if cur[2] == ARGV[3] and (ARGV[3] ~= 'closed' or cur[5] == '1') then\n"
+"  return {0, tonumber(cur[1]), ten}\n"
 "end\n"
 "local v = redis.call('HINCRBY', mk, 'v', 1)\n"
 "local cb = ''\n"
@@ -1044,7 +1048,7 @@ const char corr_lua_status[] =
 "redis.call('RPUSH', mk .. ':why', cjson.encode({how = how, ts = tonumber(ARGV[4]),\n"
 "  incident = ARGV[2], by = 'cli'}))\n"
 "redis.call('ZADD', ARGV[1] .. 'out', '0', ARGV[2])\n"
-"return {1, v}\n";
+"return {1, v, ten}\n";
 
 /*
  * asm_add: KEYS[1] = P.."asm:"..alert; ARGV = P, alert, field, value,
