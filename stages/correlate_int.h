@@ -35,7 +35,7 @@
 #define CORR_PREFIX_MAX       600     /* "<prefix>:{t:<tenant>}:" */
 #define CORR_TENANT_MAX       128     /* tenant bytes before encoding */
 #define CORR_ALERT_ARGS       17      /* fixed ARGV of an alert's block */
-#define CORR_CALL_ARGS        11      /* ARGV every alert of a call shares */
+#define CORR_CALL_ARGS        12      /* ARGV every alert of a call shares */
 #define CORR_ACKS_MAX         100000  /* queued outbox/assembly acks */
 #define CORR_TENANT_CACHE     256
 
@@ -142,6 +142,7 @@ struct corr_ctx {
     enum corr_flood_key flood_key;
     bool close_on_resolved;
     int64_t retention_ms, index_ttl_ms;
+    int64_t index_horizon_ms;       /* 2 x the longest window */
     size_t pipeline_max;
     size_t snapshot_max;
     int64_t snapshot_why;
@@ -215,7 +216,11 @@ void corr_prefix(const char *key_prefix, const char *tenant, char *out,
 /* The tenant an alert belongs to (default_tenant when it has none). */
 const char *corr_tenant(const struct corr_ctx *ctx,
                         const struct sp_alert *alert);
-/* Event time of an alert in ms (first activity, created, updated, now). */
+/* Event time of an alert in ms (first activity, created, updated, now).
+ * A time more than CORR_MAX_FUTURE_MS ahead of this host's clock (skew, or
+ * made up: alert content is attacker-controlled) is taken as now, so that
+ * one alert cannot age every entity's index entry out at once. */
+#define CORR_MAX_FUTURE_MS (3600LL * 1000)
 int64_t corr_alert_time_ms(const struct sp_alert *alert);
 /* Builds the correlate script's argv for item (allocated in ctx->work):
  * the 3 reserved EVALSHA slots, KEYS[1] (the caller fills it: one key

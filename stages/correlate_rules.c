@@ -93,10 +93,12 @@ int64_t corr_alert_time_ms(const struct sp_alert *alert)
 {
     const int64_t cand[] = {alert->first_activity, alert->created,
                             alert->updated};
+    int64_t now = sp_wall_us() / 1000;
     for (size_t i = 0; i < SP_ARRAY_SIZE(cand); i++)
         if (cand[i] != SP_TIME_NONE && cand[i] >= 1000)
-            return cand[i] / 1000;
-    return sp_wall_us() / 1000;
+            return cand[i] / 1000 > now + CORR_MAX_FUTURE_MS ? now
+                                                             : cand[i] / 1000;
+    return now;
 }
 
 /* ---- config -------------------------------------------------------------- */
@@ -416,6 +418,7 @@ enum sp_err corr_config_load(struct corr_ctx *ctx, const struct sp_config *cfg,
     int64_t wmax = 0;
     for (size_t i = 0; i < ctx->n_rules; i++)
         wmax = SP_MAX(wmax, ctx->rules[i].window_ms);
+    ctx->index_horizon_ms = 2 * wmax;
     ctx->index_ttl_ms = 2 * wmax + 3600000;
     if (ctx->retention_ms < wmax)
         return sp_error_set(err, SP_ERR_CONFIG, "correlate.retention: must be "
@@ -798,5 +801,6 @@ int corr_call_header(struct corr_ctx *ctx, const struct corr_item *item,
     ARGS(corr_tenant(ctx, item->alert));                  /* 11 */
     ARGI(env ? env->analysis_quiet_ms : 0);               /* 12 */
     ARGI(env ? env->analysis_max_delay_ms : 0);           /* 13 */
+    ARGI(ctx->index_horizon_ms);                          /* 14 */
     return argc;
 }

@@ -22,6 +22,7 @@
     } while (0)
 
 #define A(...) ((struct ct_alert){__VA_ARGS__})
+#define H 3600
 
 static bool has_entity(json_t *inc, const char *key, const char *noisy)
 {
@@ -1576,6 +1577,211 @@ static void test_snapshot_memo(void)
     ct_close(&t);
 }
 
+/* ---- found by a review of the semantics ---------------------------------- */
+
+/* Out of order: an entity's index entry keeps what was seen within twice
+ * the longest window of its newest sighting, so an alert up to a window
+ * late still finds the incidents of its own time (c, 46 h behind b, joins
+ * a, 1 h away); a newer alert of a shorter rule changes nothing to that
+ * (test_short_rule_prunes_shared_index). */
+static void test_late_alert_loses_index(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));                /* window 24h */
+    struct ct_res a, b, c;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "b", .ents = "host:h1", .t = 47 * H), &b),
+             SP_OK);
+    T_OK(strcmp(b.inc, a.inc) != 0);        /* 47 h apart */
+    T_EQ_INT(ct_one(&t, &A(.id = "c", .ents = "host:h1 account:late",
+                           .t = 1 * H), &c), SP_OK);
+    T_EQ_STR(c.inc, a.inc);
+    T_EQ_INT(ct_live(&t), 2);
+    ct_close(&t);
+}
+
+/* One alert with a time far ahead of this host's clock (skew, or made up)
+ * is taken as now: it neither ages every other incident out of the
+ * entities it carries nor opens an incident of its own. */
+static void test_future_alert_wipes_index(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    int64_t now = (int64_t)time(NULL) - CT_BASE_S;
+    struct ct_res a, x, d;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = now - 2 * H),
+                    &a), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "x", .ents = "host:h1",
+                           .t = now + 365LL * 24 * H), &x), SP_OK);
+    T_EQ_STR(x.inc, a.inc);
+    T_EQ_INT(ct_one(&t, &A(.id = "d", .ents = "host:h1", .t = now - 1 * H),
+                    &d), SP_OK);
+    T_EQ_STR(d.inc, a.inc);
+    T_EQ_INT(ct_live(&t), 1);
+    ct_close(&t);
+}
+
+/* Rules of mode any share the "e:" namespace of the index, but each alert
+ * prunes it with its own rule's window: an alert of a 1h rule drops the
+ * members a 24h rule still needs.  c (default rule, 24h) shares host:h1
+ * with a (4h before) and b (1h before): one incident expected. */
+static void test_short_rule_prunes_shared_index(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.rules.detector:Short=mode=any window=1h",
+                          NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res a, b, c;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "b", .detector = "Short", .ents = "host:h1",
+                           .t = 3 * H), &b), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "c", .ents = "host:h1", .t = 4 * H), &c),
+             SP_OK);
+    T_EQ_STR(c.inc, a.inc);                 /* main: c joins b only */
+    T_EQ_INT(ct_live(&t), 1);
+    ct_close(&t);
+}
+
+/* Control for the above: without the short-rule alert, c joins a. */
+static void test_short_rule_control(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.rules.detector:Short=mode=any window=1h",
+                          NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res a, c;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "c", .ents = "host:h1", .t = 4 * H), &c),
+             SP_OK);
+    T_EQ_STR(c.inc, a.inc);
+    ct_close(&t);
+}
+
+/* A noisy entity's mark is erased by one alert older than the window:
+ * the entity then glues unrelated alerts again. */
+static void test_late_alert_clears_noisy(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.noisy.threshold=3", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res r[5];
+    char ents[64], id[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(ents, sizeof(ents), "ip:10.0.0.1 account:user%d", i);
+        snprintf(id, sizeof(id), "n%d", i);
+        T_EQ_INT(ct_one(&t, &A(.id = id, .ents = ents, .t = i * 60), &r[i]),
+                 SP_OK);
+    }
+    T_OK(strcmp(r[4].inc, r[0].inc) != 0);  /* noisy now */
+    struct ct_res late, p, q;
+    T_EQ_INT(ct_one(&t, &A(.id = "late", .ents = "ip:10.0.0.1 account:old",
+                           .t = -48 * H), &late), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "p", .ents = "ip:10.0.0.1 account:p",
+                           .t = 10 * 60), &p), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "q", .ents = "ip:10.0.0.1 account:q",
+                           .t = 11 * 60), &q), SP_OK);
+    T_OK(strcmp(q.inc, p.inc) != 0);        /* main: glued by the noisy IP */
+    ct_close(&t);
+}
+
+/* An alert first seen without its provider incident id (Graph
+ * alerts_v2 before the alert is assigned to an incident; Defender
+ * evidence emitted before AlertInfo) and updated with it later: later
+ * alerts of that provider incident should join the alert's incident. */
+static void test_update_learns_provider_id(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res a, a2, b;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0, .pid = "77",
+                           .updated = 60), &a2), SP_OK);
+    T_EQ_STR(a2.inc, a.inc);                /* an update, same incident */
+    T_EQ_INT(ct_one(&t, &A(.id = "b", .ents = "host:h9", .t = 120,
+                           .pid = "77"), &b), SP_OK);
+    T_EQ_STR(b.inc, a.inc);                 /* main: a new incident */
+    ct_close(&t);
+}
+
+/* Flood control runs before provider grouping: a provider incident with
+ * more than threshold alerts of one detector is split, its later alerts
+ * going to the overflow incident. */
+static void test_flood_before_provider(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.flood.enabled=true",
+                          "correlate.flood.threshold=3",
+                          "correlate.flood.window=10m", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res r[5];
+    char ents[32], id[16];
+    for (int i = 0; i < 5; i++) {
+        snprintf(ents, sizeof(ents), "host:box%d", i);
+        snprintf(id, sizeof(id), "f%d", i);
+        T_EQ_INT(ct_one(&t, &A(.id = id, .ents = ents, .t = i, .pid = "77",
+                               .detector = "D"), &r[i]), SP_OK);
+    }
+    for (int i = 1; i < 5; i++)
+        T_EQ_STR(r[i].inc, r[0].inc);       /* main: f3, f4 overflow */
+    ct_close(&t);
+}
+
+/* The provider mapping p:<id> follows its incident's expiry: written with
+ * every alert of the provider incident, not only when it changes (aged
+ * here by hand: one second left before the second alert). */
+static void test_provider_mapping_ttl(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res a, b;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0,
+                           .pid = "77"), &a), SP_OK);
+    freeReplyObject(sp_test_redis_cmd(&ct_redis,
+                                      "PEXPIRE sp:{t:t1}:p:77 1000"));
+    T_EQ_INT(ct_one(&t, &A(.id = "b", .ents = "host:h2", .t = 31,
+                           .pid = "77"), &b), SP_OK);
+    T_EQ_STR(b.inc, a.inc);
+    redisReply *rp = sp_test_redis_cmd(&ct_redis, "PTTL sp:{t:t1}:p:77");
+    T_OK(rp && rp->type == REDIS_REPLY_INTEGER && rp->integer > 86400000);
+    freeReplyObject(rp);
+    ct_close(&t);
+}
+
+/* `socpilot incident close` on an incident its alerts closed changes
+ * nothing (same status): the close is not pinned, so the analyst's close
+ * is undone by the next alert update that reactivates an alert. */
+static void test_cli_close_of_auto_closed_not_pinned(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res a, a2, a3;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0,
+                           .status = "resolved", .updated = 60), &a2), SP_OK);
+    json_t *inc = ct_latest(&t, a.inc);
+    T_EQ_STR(ct_jstr(inc, "status"), "closed");
+    json_decref(inc);
+    char out[4096];
+    const char *close_args[] = {"close", a.inc};
+    T_EQ_INT(ct_cli(ct_redis.port, close_args, 2, out, sizeof(out)), 0);
+    /* The alert is reactivated at the provider. */
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0,
+                           .status = "new", .updated = 120), &a3), SP_OK);
+    inc = ct_latest(&t, a.inc);
+    T_EQ_STR(ct_jstr(inc, "status"), "closed");     /* main: active */
+    json_decref(inc);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate";
@@ -1609,5 +1815,14 @@ int main(void)
     T_RUN(test_placeholder_times);
     T_RUN(test_snapshot_memo);
     T_RUN(test_schema);
+    T_RUN(test_late_alert_loses_index);
+    T_RUN(test_future_alert_wipes_index);
+    T_RUN(test_short_rule_prunes_shared_index);
+    T_RUN(test_short_rule_control);
+    T_RUN(test_late_alert_clears_noisy);
+    T_RUN(test_update_learns_provider_id);
+    T_RUN(test_flood_before_provider);
+    T_RUN(test_provider_mapping_ttl);
+    T_RUN(test_cli_close_of_auto_closed_not_pinned);
     return t_done();
 }
