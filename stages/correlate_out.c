@@ -209,8 +209,14 @@ static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
     enum sp_err e = corr_incident_write(rep, c->id, &ctx->json,
                                         ctx->snapshot_max, &version,
                                         ctx->vcache);
-    if (e == SP_ERR_NOTFOUND)
-        return SP_OK;               /* expired since: nothing to publish */
+    if (e == SP_ERR_NOTFOUND) {
+        /* Expired since: nothing to publish, and nothing to wait for
+         * before its outbox entry goes (the ack removes it, the incident
+         * being gone), or recovery would look for it at every interval. */
+        e = ack_push(&ctx->acks->items, &ctx->acks->n, &ctx->acks->cap, 'o',
+                     c->prefix, c->id, 0);
+        return e == SP_ERR_NOMEM ? e : SP_OK;
+    }
     if (e) {
         /* Size no longer fails a snapshot (it is cut to fit); what is
          * left (out of memory, a reply not of the read's shape) stays in

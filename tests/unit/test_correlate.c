@@ -1755,6 +1755,29 @@ static void test_provider_mapping_ttl(void)
     ct_close(&t);
 }
 
+/* An incident's periodic expiry refresh (every retention / 10) also
+ * refreshes its alerts' dedupe records: one expiring while its incident
+ * lives would make a replay of that alert a new alert in a new incident
+ * (aged here by hand: the record has one second left, the incident's last
+ * refresh is long past). */
+static void test_alert_records_follow_incident(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res a, b;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    freeReplyObject(sp_test_redis_cmd(&ct_redis, "PEXPIRE sp:{t:t1}:a:a 1000"));
+    freeReplyObject(sp_test_redis_cmd(&ct_redis, "HSET sp:{t:t1}:i:%s ex 1",
+                                      a.inc));
+    T_EQ_INT(ct_one(&t, &A(.id = "b", .ents = "host:h1", .t = 60), &b), SP_OK);
+    T_EQ_STR(b.inc, a.inc);
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "PTTL sp:{t:t1}:a:a");
+    T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 86400000);
+    freeReplyObject(r);
+    ct_close(&t);
+}
+
 /* `socpilot incident close` on an incident its alerts closed changes
  * nothing (same status): the close is not pinned, so the analyst's close
  * is undone by the next alert update that reactivates an alert. */
@@ -1823,6 +1846,7 @@ int main(void)
     T_RUN(test_update_learns_provider_id);
     T_RUN(test_flood_before_provider);
     T_RUN(test_provider_mapping_ttl);
+    T_RUN(test_alert_records_follow_incident);
     T_RUN(test_cli_close_of_auto_closed_not_pinned);
     return t_done();
 }

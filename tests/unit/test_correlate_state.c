@@ -701,6 +701,35 @@ static void test_idle_tenants_forgotten(void)
     ct_close(&t);
 }
 
+static bool gone_acked(struct ct *t)
+{
+    SP_UNUSED(t);
+    redisReply *r = sp_test_redis_cmd(&ct_redis,
+                                      "ZSCORE sp:{t:t1}:out inc-gone");
+    bool gone = r && r->type == REDIS_REPLY_NIL;
+    freeReplyObject(r);
+    return gone;
+}
+
+/* An outbox entry whose incident expired before it was published (its
+ * publish failed for the whole retention) is removed by recovery rather
+ * than looked for at every interval, keeping its tenant walked for ever. */
+static void test_outbox_entry_of_expired_incident(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.outbox.grace=1ms", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    T_EQ_INT(ct_one(&t, &A(.id = "a1", .ents = "host:h1"), NULL), SP_OK);
+    ct_settle(&t);
+    freeReplyObject(sp_test_redis_cmd(&ct_redis,
+                                      "ZADD sp:{t:t1}:out 1 inc-gone"));
+    T_OK(!gone_acked(&t));
+    T_OK(ct_tick_until(&t, gone_acked, 3000));
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), 1);
+    ct_close(&t);
+}
+
 /* ---- Redis killed and restarted mid-stream -------------------------------- */
 
 struct killer {
@@ -1154,6 +1183,7 @@ int main(void)
     T_RUN(test_replay_republishes);
     T_RUN(test_outbox_recovery);
     T_RUN(test_idle_tenants_forgotten);
+    T_RUN(test_outbox_entry_of_expired_incident);
     T_RUN(test_redis_killed_midstream);
     T_RUN(test_redis_killed_midstream_deferred);
     T_RUN(test_cluster_master_killed_midstream);
