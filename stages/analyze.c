@@ -123,6 +123,7 @@ struct an_ctx {
     struct sp_analysis_prompts *prompts;
     char owner[AN_OWNER_MAX];
     char tenants_key[96];
+    char scan_cursor[32];           /* claim's walk of tenants_key */
 
     struct sp_redis *redis;
     struct sp_redis_script s_schedule, s_claim, s_release, s_store, s_done,
@@ -543,18 +544,29 @@ static enum sp_err apply_acks(struct an_ctx *ctx)
     return e == SP_ERR_RETRY ? e : SP_OK;
 }
 
-/* Claims due jobs of every registered tenant, up to the concurrency. */
+/* Claims due jobs of the registered tenants, up to the concurrency: one
+ * SSCAN step of the registry per poll (about AN_CLAIM_TENANTS_S tenants, the
+ * cursor kept), so that the work of a poll stays bounded however many
+ * tenants there are; with more, each is visited every few polls. */
 static enum sp_err claim(struct an_ctx *ctx, int64_t now)
 {
-    redisReply *tenants = NULL;
-    const char *sm[] = {"SMEMBERS", ctx->tenants_key};
-    size_t sml[] = {8, strlen(ctx->tenants_key)};
-    enum sp_err e = sp_redis_call(ctx->redis, &tenants, 2, sm, sml);
-    if (e) {
-        if (tenants)
-            freeReplyObject(tenants);
+    redisReply *scan = NULL;
+    const char *sm[] = {"SSCAN", ctx->tenants_key, ctx->scan_cursor, "COUNT",
+                        AN_CLAIM_TENANTS_S};
+    size_t sml[] = {5, strlen(ctx->tenants_key), strlen(ctx->scan_cursor), 5,
+                    strlen(sm[4])};
+    enum sp_err e = sp_redis_call(ctx->redis, &scan, 5, sm, sml);
+    if (e || scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 ||
+        scan->element[1]->type != REDIS_REPLY_ARRAY) {
+        if (scan)
+            freeReplyObject(scan);
         return e == SP_ERR_RETRY ? e : SP_OK;
     }
+    snprintf(ctx->scan_cursor, sizeof(ctx->scan_cursor), "%.*s",
+             (int)SP_MIN(scan->element[0]->len, sizeof(ctx->scan_cursor) - 1),
+             scan->element[0]->str);
+    ctx->stats.claim_rounds++;
+    const redisReply *tenants = scan->element[1];
     char nowS[24], lease[24], lim[24], att[24], dead[24];
     snprintf(nowS, sizeof(nowS), "%lld", (long long)now);
     snprintf(lease, sizeof(lease), "%lld", (long long)ctx->lease_ms);
@@ -571,6 +583,7 @@ static enum sp_err claim(struct an_ctx *ctx, int64_t now)
         redisReply *rep = NULL;
         const char *args[] = {prefix, nowS, lease, lim, att, ctx->owner, dead};
         e = script(ctx, &ctx->s_claim, prefix, "an:due", args, 7, &rep);
+        ctx->stats.claim_calls++;
         if (e == SP_OK && rep && rep->type == REDIS_REPLY_ARRAY &&
             rep->elements == 3) {
             const redisReply *got = rep->element[0], *dl = rep->element[1];
@@ -619,7 +632,7 @@ static enum sp_err claim(struct an_ctx *ctx, int64_t now)
         if (rep)
             freeReplyObject(rep);
     }
-    freeReplyObject(tenants);
+    freeReplyObject(scan);
     return e;
 }
 
@@ -655,6 +668,7 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
              sp_config_str(cfg, "correlate.default_tenant"));
     snprintf(ctx->tenants_key, sizeof(ctx->tenants_key), "%s:tenants:an",
              ctx->key_prefix);
+    snprintf(ctx->scan_cursor, sizeof(ctx->scan_cursor), "0");
     ctx->snapshot_max = (size_t)sp_config_int(cfg, "correlate.snapshot_max");
     ctx->why_max = sp_config_int(cfg, "correlate.snapshot_why");
     ctx->retention_s = sp_config_int(cfg, "correlate.retention") / 1000;

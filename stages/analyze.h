@@ -87,6 +87,8 @@ struct sp_analyze_stats {
     uint64_t llm_retries;       /* LLM tries scheduled after a template */
     uint64_t llm_gave_up;       /* templates made final (retries spent) */
     uint64_t reclaimed;         /* own jobs leased again while held */
+    uint64_t claim_rounds;      /* polls that walked the tenant registry */
+    uint64_t claim_calls;       /* claim scripts run (one per tenant seen) */
     uint64_t ready;             /* analyses finished, not yet stored */
 };
 void sp_analyze_stats(const struct sp_stage *st, struct sp_analyze_stats *out);

@@ -27,6 +27,7 @@
 #define AN_MAX_WORKERS 16
 #define AN_OWNER_MAX 160
 #define AN_ID_MAX 80
+#define AN_CLAIM_TENANTS_S "100"     /* tenants looked at per poll, about */
 
 /* Content hashes are 64 hex digits.  A template published because the LLM
  * was away records its content hash behind AN_RETRY_MARK (fields ah, anc

@@ -755,6 +755,38 @@ static void test_own_lease_expired(void)
     at_close(&t);
 }
 
+/* Many tenants: each poll walks one SSCAN step of the registry (about 100
+ * tenants), not every tenant, and every tenant's job is still claimed. */
+static void test_many_tenants(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.concurrency=1000",
+                          NULL};
+    T_OK(at_open(&t, sets));
+    enum { N = 300 };
+    static struct ct_alert al[N];
+    static char ids[N][16], ten[N][16];
+    for (int i = 0; i < N; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "m%d", i);
+        snprintf(ten[i], sizeof(ten[i]), "tn%03d", i);
+        al[i] = (struct ct_alert){.id = ids[i], .ents = "host:h1",
+                                  .tenant = ten[i]};
+    }
+    at_feed(&t, al, N);
+    t.clock += 1001;
+    int64_t deadline = sp_now_ms() + 20000;
+    while (at_stats(t.an).published < N && sp_now_ms() < deadline) {
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.published, N);
+    T_OK(s.claim_rounds >= 3);
+    T_OK(s.claim_calls <= s.claim_rounds * 150);
+    at_close(&t);
+}
+
 /* Jobs pending and in flight when an instance dies (freed without flush,
  * acks not applied), a new instance after lease expiry: every incident
  * gets its analysis, no content is analysed twice. */
@@ -1179,6 +1211,7 @@ int main(void)
     RUN(test_cost);
     RUN(test_crash_restart);
     RUN(test_own_lease_expired);
+    RUN(test_many_tenants);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
     RUN(test_cli_secrets);
