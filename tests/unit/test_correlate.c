@@ -1778,6 +1778,35 @@ static void test_alert_records_follow_incident(void)
     ct_close(&t);
 }
 
+/* The alert that gave an incident its title loses severity: the title
+ * goes to the most severe alert left, and among equals to the smallest
+ * alert id, not to whichever Redis's hash order gives first (it varies
+ * between servers). */
+static void test_title_tie_deterministic(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &A(.id = "top", .ents = "host:h1", .t = 0,
+                           .sev = SP_SEV_HIGH, .title = "Top"), &r), SP_OK);
+    const char *order[] = {"m3", "m1", "m4", "m2", "m0"};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(order); i++) {
+        char title[16];
+        snprintf(title, sizeof(title), "Title %s", order[i]);
+        T_EQ_INT(ct_one(&t, &A(.id = order[i], .ents = "host:h1",
+                               .t = (int64_t)i + 1, .sev = SP_SEV_MEDIUM,
+                               .title = title), NULL), SP_OK);
+    }
+    T_EQ_INT(ct_one(&t, &A(.id = "top", .ents = "host:h1", .t = 0,
+                           .sev = SP_SEV_LOW, .title = "Top", .updated = 60),
+                    NULL), SP_OK);
+    json_t *inc = ct_latest(&t, r.inc);
+    T_EQ_STR(ct_jstr(inc, "title"), "Title m0");
+    json_decref(inc);
+    ct_close(&t);
+}
+
 /* `socpilot incident close` on an incident its alerts closed changes
  * nothing (same status): the close is not pinned, so the analyst's close
  * is undone by the next alert update that reactivates an alert. */
@@ -1847,6 +1876,7 @@ int main(void)
     T_RUN(test_flood_before_provider);
     T_RUN(test_provider_mapping_ttl);
     T_RUN(test_alert_records_follow_incident);
+    T_RUN(test_title_tie_deterministic);
     T_RUN(test_cli_close_of_auto_closed_not_pinned);
     return t_done();
 }
