@@ -284,16 +284,18 @@ static int cmd_status(struct inc_cli *c, const char *id, const char *status)
         fprintf(stderr, "socpilot incident: %s\n", corr_find_error(f));
         return 1;
     }
-    char key[CORR_PREFIX_MAX + 100], now[24];
+    char key[CORR_PREFIX_MAX + 100], now[24], ret[24];
     snprintf(key, sizeof(key), "%si:%s", prefix, id);
     snprintf(now, sizeof(now), "%lld", (long long)(sp_wall_us() / 1000));
-    const char *argv[] = {NULL, NULL, NULL, key, prefix, id, status, now};
+    snprintf(ret, sizeof(ret), "%lld",
+             (long long)sp_config_int(c->cfg, "correlate.retention"));
+    const char *argv[] = {NULL, NULL, NULL, key, prefix, id, status, now, ret};
     size_t lens[] = {0, 0, 0, strlen(key), strlen(prefix), strlen(id),
-                     strlen(status), strlen(now)};
+                     strlen(status), strlen(now), strlen(ret)};
     redisReply *rep = NULL;
     if (!script.sha[0] && sp_redis_add_script(c->redis, &script))
         return 1;
-    enum sp_err e = sp_redis_eval(c->redis, &script, &rep, 1, 8, argv, lens);
+    enum sp_err e = sp_redis_eval(c->redis, &script, &rep, 1, 9, argv, lens);
     if (e) {
         fprintf(stderr, "socpilot incident: %s\n",
                 rep && rep->type == REDIS_REPLY_ERROR ? rep->str : sp_strerror(e));

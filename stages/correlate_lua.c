@@ -1050,9 +1050,11 @@ const char corr_lua_ack[] =
 "return n\n";
 
 /*
- * status: KEYS[1] = P.."i:"..id; ARGV = P, id, closed|active, wall ms.
- * Pins the status (alert statuses no longer change it), bumps the
- * version and queues the snapshot (outbox score 0: due at once).
+ * status: KEYS[1] = P.."i:"..id; ARGV = P, id, closed|active, wall ms,
+ * retention ms (optional).  Pins the status (alert statuses no longer
+ * change it), bumps the version, queues the snapshot (outbox score 0: due
+ * at once) and, like any change, makes the incident live a retention
+ * from now.
  * Returns {changed 0|1, version, tenant}; errors for unknown or merged
  * incidents.  The tenant ("" when the incident does not name it) is for
  * the caller to add to <prefix>:tenants after a change, so that outbox
@@ -1091,6 +1093,14 @@ const char corr_lua_status[] =
 "redis.call('RPUSH', mk .. ':why', cjson.encode({how = how, ts = tonumber(ARGV[4]),\n"
 "  incident = ARGV[2], by = 'cli'}))\n"
 "redis.call('ZADD', ARGV[1] .. 'out', '0', ARGV[2])\n"
+"-- A change like any other: the incident lives a retention from now.\n"
+"local ret = tonumber(ARGV[5] or '')\n"
+"if ret and ret > 0 then\n"
+"  for _, k in ipairs({mk, mk .. ':al', mk .. ':why'}) do\n"
+"    redis.call('PEXPIRE', k, ARGV[5])\n"
+"  end\n"
+"  redis.call('HSET', mk, 'ex', ARGV[4])\n"
+"end\n"
 "return {1, v, ten}\n";
 
 /*

@@ -1807,6 +1807,32 @@ static void test_title_tie_deterministic(void)
     ct_close(&t);
 }
 
+/* `socpilot incident reopen|close` is a change like any other: the
+ * incident lives a retention from then (aged here by hand), not only what
+ * was left of it. */
+static void test_cli_status_refreshes_expiry(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res a;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    const char *sfx[] = {"", ":al", ":why"};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(sfx); i++)
+        freeReplyObject(sp_test_redis_cmd(&ct_redis,
+            "PEXPIRE sp:{t:t1}:i:%s%s 5000", a.inc, sfx[i]));
+    char out[4096];
+    const char *close_args[] = {"close", a.inc};
+    T_EQ_INT(ct_cli(ct_redis.port, close_args, 2, out, sizeof(out)), 0);
+    for (size_t i = 0; i < SP_ARRAY_SIZE(sfx); i++) {
+        redisReply *r = sp_test_redis_cmd(&ct_redis, "PTTL sp:{t:t1}:i:%s%s",
+                                          a.inc, sfx[i]);
+        T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 86400000);
+        freeReplyObject(r);
+    }
+    ct_close(&t);
+}
+
 /* `socpilot incident close` on an incident its alerts closed changes
  * nothing (same status): the close is not pinned, so the analyst's close
  * is undone by the next alert update that reactivates an alert. */
@@ -1877,6 +1903,7 @@ int main(void)
     T_RUN(test_provider_mapping_ttl);
     T_RUN(test_alert_records_follow_incident);
     T_RUN(test_title_tie_deterministic);
+    T_RUN(test_cli_status_refreshes_expiry);
     T_RUN(test_cli_close_of_auto_closed_not_pinned);
     return t_done();
 }
