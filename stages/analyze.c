@@ -610,6 +610,20 @@ static enum sp_err claim(struct an_ctx *ctx, int64_t now)
                      * fresh lease, rather than a second one calling the LLM
                      * and publishing again. */
                     ctx->stats.reclaimed++;
+                    /* The claim took the job off due: a change that came
+                     * while we held it waited there.  Due again, it runs
+                     * after the job in hand (a cache hit if nothing
+                     * changed). */
+                    char dkey[CORR_PREFIX_MAX + 8];
+                    snprintf(dkey, sizeof(dkey), "%san:due", prefix);
+                    const char *za[] = {"ZADD", dkey, "NX", nowS, id->str};
+                    size_t zl[] = {4, strlen(dkey), 2, strlen(nowS), id->len};
+                    redisReply *zr = NULL;
+                    e = sp_redis_call(ctx->redis, &zr, 5, za, zl);
+                    if (zr)
+                        freeReplyObject(zr);
+                    if (e != SP_ERR_RETRY)
+                        e = SP_OK;
                     continue;
                 }
                 struct an_job *job = calloc(1, sizeof(*job));

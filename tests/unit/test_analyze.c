@@ -743,7 +743,8 @@ static void test_own_lease_expired(void)
     struct sp_analyze_stats s = at_stats(t.an);
     T_EQ_INT(s.takeovers, 1);
     T_EQ_INT(s.reclaimed, 1);
-    T_EQ_INT(s.claimed, 1);
+    T_EQ_INT(s.claimed, 2);             /* the job, then a cache hit */
+    T_EQ_INT(s.cache_hits, 1);
     T_EQ_INT(s.llm_jobs, 1);
     T_EQ_INT(s.published, 1);
     T_EQ_INT(s.in_flight, 0);
@@ -751,6 +752,40 @@ static void test_own_lease_expired(void)
     redisReply *r = sp_test_redis_cmd(&ct_redis, "ZCARD sp:{t:t1}:an:lease");
     T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
     freeReplyObject(r);
+    fake_openai_control(&fake, "{\"reset\":true}");
+    at_close(&t);
+}
+
+/* A change that arrives while the job is at the worker, then the lease runs
+ * out and the same instance takes it back: the change must still be
+ * analysed once the job in hand is done. */
+static void test_own_lease_expired_change(void)
+{
+    NEED_REDIS();
+    NEED_FAKE();
+    fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":600}");
+    struct at t;
+    fake_sets("analyze.lease=60s");
+    T_OK(at_open(&t, llm_sets));
+    struct ct_alert a1 = {.id = "oc1", .ents = "host:oc1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 30001;
+    int64_t deadline = sp_now_ms() + 5000;
+    while (at_stats(t.an).claimed < 1 && sp_now_ms() < deadline) {
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    T_EQ_INT(at_stats(t.an).claimed, 1);
+    /* the incident changes while its job is at the worker */
+    struct ct_alert a2 = {.id = "oc2", .ents = "host:oc1", .sev = 3};
+    at_feed(&t, &a2, 1);
+    t.clock += 60001;                    /* the lease is gone meanwhile */
+    T_OK(at_settle(&t, t.an, 10000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.reclaimed, 1);
+    /* the second content was analysed and published too */
+    T_EQ_INT(s.published, 2);
+    T_EQ_INT(fake_openai_stat(&fake, "requests"), 2);
     fake_openai_control(&fake, "{\"reset\":true}");
     at_close(&t);
 }
@@ -1211,6 +1246,7 @@ int main(void)
     RUN(test_cost);
     RUN(test_crash_restart);
     RUN(test_own_lease_expired);
+    RUN(test_own_lease_expired_change);
     RUN(test_many_tenants);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
