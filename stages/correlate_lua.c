@@ -1099,6 +1099,10 @@ const char corr_lua_status[] =
 "  for _, k in ipairs({mk, mk .. ':al', mk .. ':why'}) do\n"
 "    redis.call('PEXPIRE', k, ARGV[5])\n"
 "  end\n"
+"  -- and its alerts' dedupe records, as the correlate script's refresh\n"
+"  for _, a in ipairs(redis.call('HKEYS', mk .. ':al')) do\n"
+"    redis.call('PEXPIRE', ARGV[1] .. 'a:' .. a, ARGV[5])\n"
+"  end\n"
 "  redis.call('HSET', mk, 'ex', ARGV[4])\n"
 "end\n"
 "return {1, v, ten}\n";

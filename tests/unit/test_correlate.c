@@ -1833,6 +1833,36 @@ static void test_cli_status_refreshes_expiry(void)
     ct_close(&t);
 }
 
+/* `socpilot incident reopen` near the end of the retention: the incident
+ * lives a retention from then, and so must its alerts' dedupe records, or
+ * a replay of one of its alerts (records aged here by hand, as the
+ * incident) becomes a new alert in a new incident. */
+static void test_cli_status_refreshes_alert_records(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res a, a2;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    const char *sfx[] = {"", ":al", ":why"};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(sfx); i++)
+        freeReplyObject(sp_test_redis_cmd(&ct_redis,
+            "PEXPIRE sp:{t:t1}:i:%s%s 5000", a.inc, sfx[i]));
+    freeReplyObject(sp_test_redis_cmd(&ct_redis, "PEXPIRE sp:{t:t1}:a:a 300"));
+    char out[4096];
+    const char *close_args[] = {"close", a.inc};
+    T_EQ_INT(ct_cli(ct_redis.port, close_args, 2, out, sizeof(out)), 0);
+    sp_test_sleep_ms(400);
+    /* the incident lives on; a replay of its alert is still a duplicate */
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "EXISTS sp:{t:t1}:i:%s",
+                                      a.inc);
+    T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 1);
+    freeReplyObject(r);
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a2), SP_OK);
+    T_EQ_STR(a2.inc, a.inc);
+    ct_close(&t);
+}
+
 /* `socpilot incident close` on an incident its alerts closed changes
  * nothing (same status): the close is not pinned, so the analyst's close
  * is undone by the next alert update that reactivates an alert. */
@@ -1904,6 +1934,7 @@ int main(void)
     T_RUN(test_alert_records_follow_incident);
     T_RUN(test_title_tie_deterministic);
     T_RUN(test_cli_status_refreshes_expiry);
+    T_RUN(test_cli_status_refreshes_alert_records);
     T_RUN(test_cli_close_of_auto_closed_not_pinned);
     return t_done();
 }
