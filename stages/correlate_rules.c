@@ -697,6 +697,12 @@ int corr_build_args(struct corr_ctx *ctx, struct corr_item *item,
     }
 
     int64_t t_ms = corr_alert_time_ms(alert);
+    /* Nor less than half the index horizon ahead: an entry keeps what is
+     * within the horizon of its newest member, so a member dated further
+     * ahead would age out those of now (a longest window under 30 min). */
+    int64_t wall = sp_wall_us() / 1000;
+    if (ctx->index_horizon_ms > 0 && t_ms > wall + ctx->index_horizon_ms / 2)
+        t_ms = wall;
     size_t slen = 0;
     const char *summary = NULL;
     enum sp_err e = summary_json(ctx, alert, t_ms, keys, types, n, &summary,

@@ -1623,6 +1623,27 @@ static void test_future_alert_wipes_index(void)
     ct_close(&t);
 }
 
+/* The same with a short longest window (10 min, horizon 20 min): an alert
+ * 50 min ahead (under the 1 h clamp) still ages the entity's entry out, and
+ * an alert 1 min after the first no longer finds it. */
+static void test_future_alert_short_window(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.window=10m", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    int64_t now = (int64_t)time(NULL) - CT_BASE_S;
+    struct ct_res a, x, d;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = now), &a),
+             SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "x", .ents = "host:h1", .t = now + 3000),
+                    &x), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "d", .ents = "host:h1", .t = now + 60), &d),
+             SP_OK);
+    T_EQ_STR(d.inc, a.inc);
+    ct_close(&t);
+}
+
 /* Rules of mode any share the "e:" namespace of the index, but each alert
  * prunes it with its own rule's window: an alert of a 1h rule drops the
  * members a 24h rule still needs.  c (default rule, 24h) shares host:h1
@@ -1925,6 +1946,7 @@ int main(void)
     T_RUN(test_schema);
     T_RUN(test_late_alert_loses_index);
     T_RUN(test_future_alert_wipes_index);
+    T_RUN(test_future_alert_short_window);
     T_RUN(test_short_rule_prunes_shared_index);
     T_RUN(test_short_rule_control);
     T_RUN(test_late_alert_clears_noisy);
