@@ -34,6 +34,7 @@
  * of the incident), so that a later claim knows to try the LLM again. */
 #define AN_HASH_MAX 66
 #define AN_RETRY_MARK 'T'
+#define AN_RETRY_MARK_S "T"             /* the same, in the scripts */
 #define AN_LLM_RETRY_CAP_MS 3600000     /* longest wait between LLM tries */
 
 /* The done script's answers: 1 done, 0 lease lost, and for a marked

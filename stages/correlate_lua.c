@@ -1104,6 +1104,8 @@ const char corr_lua_status[] =
 "    redis.call('PEXPIRE', ARGV[1] .. 'a:' .. a, ARGV[5])\n"
 "  end\n"
 "  redis.call('HSET', mk, 'ex', ARGV[4])\n"
+"  -- and the tenant's last change (seen outlives every incident of it)\n"
+"  redis.call('SET', ARGV[1] .. 'seen', ARGV[4], 'PX', ARGV[5])\n"
 "end\n"
 "return {1, v, ten}\n";
 

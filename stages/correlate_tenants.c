@@ -88,9 +88,10 @@ static enum sp_err tenant_round(struct corr_ctx *ctx, const char *cmd,
  * the tenant after that script (corr_tenants_register): either its
  * script ran before the second look, which then sees the work, or after
  * it, so after the SREM, and its SADD comes later still.  Only a process
- * that dies between SREM and SADD-back can leave a tenant with work out
- * of the set, until its next alert reaches a stage with a fresh
- * registration cache (which adds every tenant again).
+ * that dies, or loses its connection, between SREM and SADD-back can
+ * leave a tenant with work out of the set, until its next alert reaches a
+ * stage with a fresh registration cache (which adds every tenant again)
+ * or an idle spell sets its seen anew.
  */
 enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
                                 const char *const *keys, size_t n_keys,

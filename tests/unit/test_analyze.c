@@ -822,6 +822,39 @@ static void test_many_tenants(void)
     at_close(&t);
 }
 
+/* A done from an instance that lost the job, carrying a template's marked
+ * hash, does not undo what the new owner published for the same content
+ * (ah stays the plain hash: no needless LLM retry later); the owner's own
+ * done records it. */
+static void test_stale_done_keeps_ah(void)
+{
+    NEED_REDIS();
+    ct_flush_all();
+    char hash[65];
+    memset(hash, 'a', 64);
+    hash[64] = '\0';
+    freeReplyObject(sp_test_redis_cmd(&ct_redis,
+        "HSET sp:{t:t1}:i:inc-x v 3 st active ah %s", hash));
+    freeReplyObject(sp_test_redis_cmd(&ct_redis,
+        "HSET sp:{t:t1}:an:owner inc-x new-owner"));
+    redisReply *r = sp_test_redis_cmd(&ct_redis,
+        "EVAL %s 1 sp:{t:t1}:an:lease sp:{t:t1}: inc-x old-owner T%s "
+        "1000 60000 5 3600000", an_lua_done, hash);
+    T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+    freeReplyObject(r);
+    r = sp_test_redis_cmd(&ct_redis, "HGET sp:{t:t1}:i:inc-x ah");
+    T_OK(r && r->type == REDIS_REPLY_STRING && strcmp(r->str, hash) == 0);
+    freeReplyObject(r);
+    r = sp_test_redis_cmd(&ct_redis,
+        "EVAL %s 1 sp:{t:t1}:an:lease sp:{t:t1}: inc-x new-owner T%s "
+        "1000 60000 5 3600000", an_lua_done, hash);
+    T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == AN_DONE_RETRY);
+    freeReplyObject(r);
+    r = sp_test_redis_cmd(&ct_redis, "HGET sp:{t:t1}:i:inc-x ah");
+    T_OK(r && r->type == REDIS_REPLY_STRING && r->str[0] == 'T');
+    freeReplyObject(r);
+}
+
 /* Jobs pending and in flight when an instance dies (freed without flush,
  * acks not applied), a new instance after lease expiry: every incident
  * gets its analysis, no content is analysed twice. */
@@ -1248,6 +1281,7 @@ int main(void)
     RUN(test_own_lease_expired);
     RUN(test_own_lease_expired_change);
     RUN(test_many_tenants);
+    RUN(test_stale_done_keeps_ah);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
     RUN(test_cli_secrets);

@@ -1842,6 +1842,7 @@ static void test_cli_status_refreshes_expiry(void)
     for (size_t i = 0; i < SP_ARRAY_SIZE(sfx); i++)
         freeReplyObject(sp_test_redis_cmd(&ct_redis,
             "PEXPIRE sp:{t:t1}:i:%s%s 5000", a.inc, sfx[i]));
+    freeReplyObject(sp_test_redis_cmd(&ct_redis, "PEXPIRE sp:{t:t1}:seen 5000"));
     char out[4096];
     const char *close_args[] = {"close", a.inc};
     T_EQ_INT(ct_cli(ct_redis.port, close_args, 2, out, sizeof(out)), 0);
@@ -1851,6 +1852,10 @@ static void test_cli_status_refreshes_expiry(void)
         T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 86400000);
         freeReplyObject(r);
     }
+    /* The tenant's last change too: seen outlives its incidents. */
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "PTTL sp:{t:t1}:seen");
+    T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer > 86400000);
+    freeReplyObject(r);
     ct_close(&t);
 }
 
