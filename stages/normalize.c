@@ -51,7 +51,7 @@ static const char *const reasons[] = {
     SP_REJECT_TOO_DEEP,       SP_REJECT_TOO_MANY_NODES,
     SP_REJECT_EMPTY,          SP_REJECT_WRONG_TYPE,
     SP_REJECT_MISSING_ID,     SP_REJECT_TOO_MANY_ENTITIES,
-    SP_REJECT_UNKNOWN_FORMAT,
+    SP_REJECT_UNKNOWN_FORMAT, SP_REJECT_BAD_TENANT,
 };
 
 const char *const *sp_normalize_reasons(size_t *n)

@@ -34,9 +34,9 @@ static void test_format_parse(void)
     T_EQ_STR(sp_format_name(SP_FMT_DEFENDER_STREAMING), "defender-streaming");
     size_t n;
     const char *const *reasons = sp_normalize_reasons(&n);
-    T_EQ_INT(n, 11);
+    T_EQ_INT(n, 12);
     T_EQ_STR(reasons[0], "not_json");
-    T_EQ_STR(reasons[n - 1], "unknown_format");
+    T_EQ_STR(reasons[n - 1], "bad_tenant");
 }
 
 static void test_graph_alert(void)
@@ -841,6 +841,22 @@ static void test_tenant_checked(void)
             T_EQ_STR(r.msg.rejects[0].reason, "bad_tenant");
         run_free(&r);
     }
+    /* Every reject carries a reason sp_normalize_reasons() lists (the
+     * decode stage counts rejects by that list): a Sentinel record whose
+     * TenantId holds a newline (normalize_fuzz input) was rejected as
+     * bad_tenant, a reason missing from the list. */
+    run_str(&r, "{\"TenantId\":\"\\n\",\"AlertName\":\"\"}", NULL);
+    T_EQ_INT(r.msg.n_rejects, 1);
+    if (r.msg.n_rejects) {
+        size_t n;
+        const char *const *reasons = sp_normalize_reasons(&n);
+        bool listed = false;
+        for (size_t i = 0; i < n; i++)
+            listed = listed || !strcmp(reasons[i], r.msg.rejects[0].reason);
+        T_EQ_STR(r.msg.rejects[0].reason, "bad_tenant");
+        T_OK(listed);
+    }
+    run_free(&r);
     /* 128 bytes is still a tenant. */
     long_tenant[128] = '\0';
     snprintf(doc, sizeof(doc), "{\"id\":\"t9\",\"source\":\"x\","
