@@ -4,7 +4,8 @@
 # Builds the library sources once with clang's coverage instrumentation,
 # AddressSanitizer and UndefinedBehaviorSanitizer (into build-fuzz/), links
 # each tests/fuzz/NAME_fuzz.c against them with libFuzzer, and fuzzes it
-# for FUZZ_TIME seconds (default 60) starting from tests/fuzz/corpus/NAME/.
+# for FUZZ_TIME seconds (default 60) starting from tests/fuzz/corpus/NAME/,
+# with a token dictionary from tests/fuzz/dict/ where one fits.
 # New inputs go to build-fuzz/corpus/NAME/ (the repository corpus is only
 # read), crashes to build-fuzz/NAME-crash-*.  Exit status is non-zero if
 # any harness failed to build or crashed.
@@ -73,8 +74,16 @@ for name in $targets; do
         continue
     fi
     mkdir -p "$OUT/corpus/$name" "tests/fuzz/corpus/$name"
+    # Token dictionaries: shell tokens for the script harnesses, JSON
+    # tokens for the parsers.
+    case $name in
+        deob|script) dict=tests/fuzz/dict/deob.dict ;;
+        json|normalize) dict=tests/fuzz/dict/json.dict ;;
+        *) dict="" ;;
+    esac
     echo "== fuzz $name for ${FUZZ_TIME}s"
     if ! "$bin" -max_total_time="$FUZZ_TIME" -timeout=10 -rss_limit_mb=2048 \
+            ${dict:+-dict="$dict"} \
             -print_final_stats=1 -artifact_prefix="$OUT/$name-" \
             "$OUT/corpus/$name" "tests/fuzz/corpus/$name"; then
         echo "fuzz: $name crashed; reproducer in $OUT/$name-*" >&2
