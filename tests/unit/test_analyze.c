@@ -717,6 +717,31 @@ static void test_cost(void)
     at_close(&t);
 }
 
+/* Opens t with a 60 s lease and an LLM answering after latency_ms, feeds
+ * one alert (id, on host <id>) and ticks until its job is claimed (at the
+ * worker, the LLM call in flight). */
+static bool at_claimed_slowly(struct at *t, const char *id, int latency_ms)
+{
+    char ctl[64];
+    snprintf(ctl, sizeof(ctl), "{\"reset\":true,\"latency_ms\":%d}",
+             latency_ms);
+    fake_openai_control(&fake, ctl);
+    fake_sets("analyze.lease=60s");
+    if (!at_open(t, llm_sets))
+        return false;
+    static char ents[64];
+    snprintf(ents, sizeof(ents), "host:%s", id);
+    struct ct_alert a = {.id = id, .ents = ents};
+    at_feed(t, &a, 1);
+    t->clock += 30001;
+    int64_t deadline = sp_now_ms() + 5000;
+    while (at_stats(t->an).claimed < 1 && sp_now_ms() < deadline) {
+        t->an->type->tick(t->an, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    return at_stats(t->an).claimed == 1;
+}
+
 /* A job's lease runs out while this instance still holds it (the LLM is
  * slow and the clock jumps past the lease before a renewal): the claim
  * leases it to this instance again, and the job it holds goes on; no
@@ -725,19 +750,8 @@ static void test_own_lease_expired(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":400}");
     struct at t;
-    fake_sets("analyze.lease=60s");
-    T_OK(at_open(&t, llm_sets));
-    struct ct_alert a1 = {.id = "o1", .ents = "host:o1"};
-    at_feed(&t, &a1, 1);
-    t.clock += 30001;
-    int64_t deadline = sp_now_ms() + 5000;
-    while (at_stats(t.an).claimed < 1 && sp_now_ms() < deadline) {
-        t.an->type->tick(t.an, sp_now_ms());
-        sp_test_sleep_ms(2);
-    }
-    T_EQ_INT(at_stats(t.an).claimed, 1);
+    T_OK(at_claimed_slowly(&t, "o1", 400));
     t.clock += 60001;                    /* the lease is gone meanwhile */
     T_OK(at_settle(&t, t.an, 10000));
     struct sp_analyze_stats s = at_stats(t.an);
@@ -763,19 +777,8 @@ static void test_own_lease_expired_change(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":600}");
     struct at t;
-    fake_sets("analyze.lease=60s");
-    T_OK(at_open(&t, llm_sets));
-    struct ct_alert a1 = {.id = "oc1", .ents = "host:oc1"};
-    at_feed(&t, &a1, 1);
-    t.clock += 30001;
-    int64_t deadline = sp_now_ms() + 5000;
-    while (at_stats(t.an).claimed < 1 && sp_now_ms() < deadline) {
-        t.an->type->tick(t.an, sp_now_ms());
-        sp_test_sleep_ms(2);
-    }
-    T_EQ_INT(at_stats(t.an).claimed, 1);
+    T_OK(at_claimed_slowly(&t, "oc1", 600));
     /* the incident changes while its job is at the worker */
     struct ct_alert a2 = {.id = "oc2", .ents = "host:oc1", .sev = 3};
     at_feed(&t, &a2, 1);
