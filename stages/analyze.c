@@ -291,6 +291,20 @@ static enum sp_err job_release(struct an_ctx *ctx, const char *prefix,
     return e;
 }
 
+/* A job claimed before its template's next LLM try: due again at that
+ * try, with nothing counted (analyze_jobs.c, done "rearm"). */
+static enum sp_err job_rearm(struct an_ctx *ctx, const char *prefix,
+                             const char *id)
+{
+    redisReply *rep = NULL;
+    const char *args[] = {prefix, id, ctx->owner, "", "", "", "", "", "rearm"};
+    enum sp_err e = script(ctx, &ctx->s_done, prefix, "an:lease", args, 9,
+                           &rep);
+    if (rep)
+        freeReplyObject(rep);
+    return e;
+}
+
 /* Gives up a job after a failure: released for a retry when Redis takes
  * it, else only forgotten here, so that its lease (no longer renewed)
  * expires and any instance claims it again.  Either way its concurrency
@@ -372,6 +386,14 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
     if (job->llm_retry && (!ctx->lo.enabled || ctx->llm_retry_ms == 0)) {
         job->llm_retry = false;
         snprintf(snap.ah, sizeof(snap.ah), "%s", snap.hash);
+    }
+    if (job->llm_retry && snap.llm_next > wall_now(ctx)) {
+        /* Claimed before its next try (a change that left the content as
+         * it was, or a reclaim): due again at that try. */
+        an_snap_fini(&snap);
+        e = job_rearm(ctx, job->prefix, job->id);
+        job_remove(ctx, job);
+        return e == SP_ERR_RETRY ? e : SP_OK;
     }
     if (snap.merged || strcmp(snap.ah, snap.hash) == 0) {
         /* Merged away, or this content was analysed and published. */

@@ -41,6 +41,7 @@
  * template, the next LLM try scheduled or the template made final. */
 #define AN_DONE_RETRY 2
 #define AN_DONE_FINAL 3
+#define AN_DONE_REARM 4                 /* not yet: due again at its try */
 
 static inline bool an_hash_is_retry(const char *h)
 {
@@ -110,6 +111,8 @@ struct an_snap {
     char ah[AN_HASH_MAX], anc[AN_HASH_MAX]; /* published / stored content
                                         hashes (maybe marked AN_RETRY_MARK) */
     bool has_analysis, merged;
+    int64_t llm_next;                /* wall ms of the next LLM try of a
+                                        marked template (0 = none) */
 };
 
 /* Reads incident `id` (snapshot + analysis fields, one pipelined round)

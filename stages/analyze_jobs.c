@@ -151,7 +151,7 @@ AN_CHECK_P
 "local v = redis.call('HINCRBY', ik, 'v', 1)\n"
 "redis.call('HSET', ik, 'an', ARGV[3], 'anc', ARGV[4], 'up', ARGV[5],\n"
 "  'asv', string.format('%d', v))\n"
-"redis.call('HDEL', ik, 'alr')\n"
+"redis.call('HDEL', ik, 'alr', 'alt')\n"
 "return {1, v}\n";
 
 /*
@@ -163,15 +163,34 @@ AN_CHECK_P
  * same content is never analysed again, and ends the job if owner holds
  * it.  A change that arrived meanwhile left the job in due: it runs again.
  * A marked hash counts a retry of its content (field alr, cleared by
- * store) and makes the job due again after the delay, doubled per retry;
- * past the retries, the plain hash is recorded: the template is final.
- * Returns 1, 0 when owner lost the lease, or AN_DONE_RETRY/AN_DONE_FINAL.
+ * store) and makes the job due again after the delay, doubled per retry
+ * (field alt: when); past the retries, the plain hash is recorded: the
+ * template is final.  ARGV[9] = "rearm": the job was claimed before its
+ * next try (alt): it only becomes due at alt again, counting nothing.
+ * Returns 1, 0 when owner lost the lease, or AN_DONE_RETRY, AN_DONE_FINAL,
+ * AN_DONE_REARM.
  */
 const char an_lua_done[] =
 AN_CHECK_P
 "local id = ARGV[2]\n"
 "local ik = P .. 'i:' .. id\n"
 "local own = redis.call('HGET', P .. 'an:owner', id) == ARGV[3]\n"
+"if ARGV[9] == 'rearm' then\n"
+"  -- Claimed before its next LLM try (a change that left the content as\n"
+"  -- it was): due again at that try, which counts nothing.\n"
+"  if not own then return 0 end\n"
+"  local alt = tonumber(redis.call('HGET', ik, 'alt') or '')\n"
+"  if alt then\n"
+"    local cur = redis.call('ZSCORE', P .. 'an:due', id)\n"
+"    if not cur or tonumber(cur) > alt then\n"
+"      redis.call('ZADD', P .. 'an:due', string.format('%d', alt), id)\n"
+"    end\n"
+"  end\n"
+"  redis.call('ZREM', KEYS[1], id)\n"
+"  redis.call('HDEL', P .. 'an:owner', id)\n"
+"  redis.call('HDEL', P .. 'an:att', id)\n"
+"  return " AN_STR(AN_DONE_REARM) "\n"
+"end\n"
 "local h, r = ARGV[4], 1\n"
 "if h ~= '' and redis.call('EXISTS', ik) == 1 then\n"
 "  local now, base = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
@@ -180,10 +199,11 @@ AN_CHECK_P
 "    local n = redis.call('HINCRBY', ik, 'alr', 1)\n"
 "    if n > max then\n"
 "      h = string.sub(h, 2)\n"
-"      redis.call('HDEL', ik, 'alr')\n"
+"      redis.call('HDEL', ik, 'alr', 'alt')\n"
 "      r = " AN_STR(AN_DONE_FINAL) "\n"
 "    else\n"
 "      local at = now + math.min(base * 2 ^ (n - 1), cap)\n"
+"      redis.call('HSET', ik, 'alt', string.format('%d', at))\n"
 "      local cur = redis.call('ZSCORE', P .. 'an:due', id)\n"
 "      if not cur or tonumber(cur) > at then\n"
 "        redis.call('ZADD', P .. 'an:due', string.format('%d', at), id)\n"
@@ -451,6 +471,8 @@ enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
     const redisReply *meta = rep->element[0];
     copy_hash(out->ah, meta_get(meta, "ah"));
     copy_hash(out->anc, meta_get(meta, "anc"));
+    const redisReply *alt = meta_get(meta, "alt");
+    out->llm_next = alt ? strtoll(alt->str, NULL, 10) : 0;
     const redisReply *an = meta_get(meta, "an");
     out->merged = meta_get(meta, "mi") != NULL;
     struct sp_json_error jerr;

@@ -482,16 +482,32 @@ static void test_llm_retry_after_outage(void)
     T_EQ_STR(analysis_by(arr, 0), "template");
     json_decref(arr);
     T_EQ_INT(due_at(id), t.clock + 60000);
+    long long calls = fake_openai_stat(&fake, "requests");
+
+    /* Claimed before its try (a change that left the content as it was):
+     * no call, nothing counted, due again at the try. */
+    int64_t try_at = t.clock + 60000;
+    redisReply *r = sp_test_redis_cmd(&ct_redis,
+                                      "ZADD sp:{t:t1}:an:due 0 %s", id);
+    freeReplyObject(r);
+    t.clock += 10000;
+    T_OK(at_settle(&t, t.an, 5000));
+    s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 2);
+    T_EQ_INT(s.llm_retries, 1);
+    T_EQ_INT(s.template_jobs, 1);
+    T_EQ_INT(fake_openai_stat(&fake, "requests"), calls);
+    T_EQ_INT(due_at(id), try_at);
 
     /* Not before the delay; then the LLM is tried, still away: the same
      * template is not published again, the next try is 120 s later. */
-    t.clock += 59000;
+    t.clock += 49000;
     T_OK(at_settle(&t, t.an, 5000));
-    T_EQ_INT(at_stats(t.an).claimed, 1);
+    T_EQ_INT(at_stats(t.an).claimed, 2);
     t.clock += 1000;
     T_OK(at_settle(&t, t.an, 10000));
     s = at_stats(t.an);
-    T_EQ_INT(s.claimed, 2);
+    T_EQ_INT(s.claimed, 3);
     T_EQ_INT(s.template_jobs, 2);
     T_EQ_INT(s.published, 1);
     T_EQ_INT(s.llm_retries, 2);
@@ -503,7 +519,7 @@ static void test_llm_retry_after_outage(void)
     t.clock += 120000;
     T_OK(at_settle(&t, t.an, 10000));
     s = at_stats(t.an);
-    T_EQ_INT(s.claimed, 3);
+    T_EQ_INT(s.claimed, 4);
     T_EQ_INT(s.llm_jobs, 1);
     T_EQ_INT(s.published, 2);
     T_EQ_INT(s.failures, 0);
@@ -518,8 +534,7 @@ static void test_llm_retry_after_outage(void)
                                             "version")));
     json_decref(arr);
     /* Final now: a job for the same content is a cache hit. */
-    redisReply *r = sp_test_redis_cmd(&ct_redis,
-                                      "ZADD sp:{t:t1}:an:due 0 %s", id);
+    r = sp_test_redis_cmd(&ct_redis, "ZADD sp:{t:t1}:an:due 0 %s", id);
     freeReplyObject(r);
     T_OK(at_settle(&t, t.an, 5000));
     T_EQ_INT(at_stats(t.an).cache_hits, 1);
@@ -537,7 +552,7 @@ static void test_llm_retry_after_outage(void)
         T_OK(at_settle(&t, t.an, 10000));
     }
     s = at_stats(t.an);
-    T_EQ_INT(s.claimed, 8);         /* 3 + the cache hit + 4 */
+    T_EQ_INT(s.claimed, 9);         /* 4 + the cache hit + 4 */
     T_EQ_INT(s.llm_retries, 2 + 3);
     T_EQ_INT(s.llm_gave_up, 1);
     T_EQ_INT(s.published, 3);
