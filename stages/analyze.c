@@ -82,6 +82,8 @@ struct an_job {
     char prefix[CORR_PREFIX_MAX];
     char id[AN_ID_MAX];
     char hash[AN_HASH_MAX];
+    char anc[AN_HASH_MAX];          /* stored hash when it started (store
+                                       checks nobody stored since) */
     bool llm_retry;                 /* claimed to try the LLM again */
     enum an_state state;
     int64_t claimed_ms;
@@ -243,8 +245,9 @@ static enum sp_err script(struct an_ctx *ctx, struct sp_redis_script *s,
  * that had nothing to do: hash NULL).  A template published while the LLM
  * was away (hash marked) also schedules the next LLM try, or makes the
  * template final once analyze.llm_retries are spent. */
-static enum sp_err job_done(struct an_ctx *ctx, const char *prefix,
-                            const char *id, const char *hash)
+static enum sp_err job_done_seen(struct an_ctx *ctx, const char *prefix,
+                                 const char *id, const char *hash,
+                                 const char *anc, long long *code)
 {
     redisReply *rep = NULL;
     char now[24], base[24], cap[24], max[24];
@@ -255,9 +258,12 @@ static enum sp_err job_done(struct an_ctx *ctx, const char *prefix,
     snprintf(max, sizeof(max), "%lld", (long long)ctx->llm_retries);
     bool retry = hash && an_hash_is_retry(hash);
     const char *args[] = {prefix, id, ctx->owner, hash ? hash : "",
-                          now, base, max, cap};
+                          now, base, max, cap, "", anc};
     enum sp_err e = script(ctx, &ctx->s_done, prefix, "an:lease", args,
-                           retry ? 8 : 4, &rep);
+                           anc ? 10 : retry ? 8 : 4, &rep);
+    if (code)
+        *code = e == SP_OK && rep && rep->type == REDIS_REPLY_INTEGER
+                    ? rep->integer : 0;
     if (e == SP_OK && retry && rep && rep->type == REDIS_REPLY_INTEGER) {
         if (rep->integer == AN_DONE_RETRY) {
             ctx->stats.llm_retries++;
@@ -273,6 +279,12 @@ static enum sp_err job_done(struct an_ctx *ctx, const char *prefix,
     if (rep)
         freeReplyObject(rep);
     return e;
+}
+
+static enum sp_err job_done(struct an_ctx *ctx, const char *prefix,
+                            const char *id, const char *hash)
+{
+    return job_done_seen(ctx, prefix, id, hash, NULL, NULL);
 }
 
 static enum sp_err job_release(struct an_ctx *ctx, const char *prefix,
@@ -406,10 +418,17 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
         job_remove(ctx, job);
         return e == SP_ERR_RETRY ? e : SP_OK;
     }
-    if (snap.has_analysis && strcmp(snap.anc, snap.hash) == 0) {
-        /* Stored before a crash, never acknowledged: publish it again. */
+    bool stored_template = an_hash_is_retry(snap.anc) &&
+                           strcmp(snap.anc + 1, snap.hash) == 0 &&
+                           strcmp(snap.ah, snap.anc) != 0;
+    if (snap.has_analysis &&
+        (strcmp(snap.anc, snap.hash) == 0 || stored_template)) {
+        /* Stored before a crash or a refused publish, never acknowledged:
+         * publish it again (a template of the LLM away keeps its mark, so
+         * that its acknowledgement schedules the next try). */
         ctx->stats.reused++;
         sp_counter_inc(ctx->c_reused);
+        snprintf(job->hash, sizeof(job->hash), "%s", snap.anc);
         e = publish(ctx, job, &snap);
         an_snap_fini(&snap);
         if (e)
@@ -442,7 +461,8 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
     w->inc = snap.json;
     w->inc_len = snap.len;
     snap.json = NULL;
-    memcpy(w->hash, job->hash, sizeof(w->hash));
+    memcpy(w->hash, snap.hash, sizeof(w->hash));
+    memcpy(job->anc, snap.anc, sizeof(job->anc));
     job->state = AN_WORKER;
     an_pool_push(ctx->pool, w);
     return SP_OK;
@@ -474,11 +494,19 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
         snprintf(job->hash, sizeof(job->hash), "%s", w->hash);
     if (retry_later && job->llm_retry) {
         /* Still away: the template of this content is out already, so
-         * nothing new is stored or published; the next try is scheduled. */
-        enum sp_err e = job_done(ctx, job->prefix, job->id, job->hash);
+         * nothing new is stored or published; the next try is scheduled
+         * (unless another claim stored since: stale, as in store). */
+        long long code = 0;
+        enum sp_err e = job_done_seen(ctx, job->prefix, job->id, job->hash,
+                                      job->anc, &code);
         if (e == SP_ERR_RETRY) {
             job_drop(ctx, job);
             return e;
+        }
+        if (code == -3) {
+            ctx->stats.stale_results++;
+            job->state = AN_READ;
+            return start_job(ctx, job);
         }
         ctx->stats.completed++;
         job_remove(ctx, job);
@@ -490,8 +518,8 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
     snprintf(ikey, sizeof(ikey), "i:%s", w->id);
     redisReply *rep = NULL;
     const char *args[] = {w->prefix, w->id, w->analysis, job->hash, now,
-                          ctx->owner};
-    enum sp_err e = script(ctx, &ctx->s_store, w->prefix, ikey, args, 6, &rep);
+                          ctx->owner, job->anc};
+    enum sp_err e = script(ctx, &ctx->s_store, w->prefix, ikey, args, 7, &rep);
     long long code = rep && rep->type == REDIS_REPLY_ARRAY &&
                              rep->elements == 2 &&
                              rep->element[0]->type == REDIS_REPLY_INTEGER
@@ -511,6 +539,14 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
         ctx->stats.lost_leases++;
         job_remove(ctx, job);
         return SP_OK;
+    }
+    if (code == -3) {
+        /* Stale: taken over and given back while at the worker, and the
+         * other claim stored meanwhile.  Start again from what is there
+         * (most often its analysis of this content: a cache hit). */
+        ctx->stats.stale_results++;
+        job->state = AN_READ;
+        return start_job(ctx, job);
     }
     if (code == 0) {                    /* the incident is gone */
         job_done(ctx, job->prefix, job->id, NULL);
@@ -776,8 +812,8 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
         ctx->c_llm = sp_metrics_counter(m, "analyze_llm_analyses_total",
             "Analyses written by the LLM", lab);
         ctx->c_template = sp_metrics_counter(m, "analyze_fallbacks_total",
-            "Analyses written by the template (LLM off, failing, over budget)",
-            lab);
+            "Jobs that ended with the template (LLM off, failing, over "
+            "budget), retries that found the LLM still away included", lab);
         ctx->c_published = sp_metrics_counter(m, "analyze_published_total",
             "Snapshots republished with their analysis", lab);
         ctx->c_failures = sp_metrics_counter(m, "analyze_failures_total",

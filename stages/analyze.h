@@ -89,6 +89,7 @@ struct sp_analyze_stats {
     uint64_t reclaimed;         /* own jobs leased again while held */
     uint64_t claim_rounds;      /* polls that walked the tenant registry */
     uint64_t claim_calls;       /* claim scripts run (one per tenant seen) */
+    uint64_t stale_results;     /* worker results dropped as stale */
     uint64_t ready;             /* analyses finished, not yet stored */
 };
 void sp_analyze_stats(const struct sp_stage *st, struct sp_analyze_stats *out);

@@ -132,18 +132,25 @@ AN_CHECK_P
 
 /*
  * store: KEYS[1] = P.."i:"..incident; ARGV = P, incident, analysis JSON,
- * content hash, wall ms, owner.  Adds the analysis to the incident and
- * bumps its version with HINCRBY on correlate's `v` field: scripts run
- * one at a time, so versions stay strictly increasing together with
- * correlation's own bumps.  Returns {code, version}: 1 stored, 2 the same
- * content was stored already (a re-run after a crash: no new version),
- * 0 incident gone, -1 lease lost (another instance took the job over).
+ * content hash, wall ms, owner, the stored hash (anc) the job saw when it
+ * started ("" = none).  Adds the analysis to the incident and bumps its
+ * version with HINCRBY on correlate's `v` field: scripts run one at a
+ * time, so versions stay strictly increasing together with correlation's
+ * own bumps.  Returns {code, version}: 1 stored, 2 the same content was
+ * stored already (a re-run after a crash: no new version), 0 incident
+ * gone, -1 lease lost (another instance took the job over), -3 another
+ * claim stored an analysis since the job started (an instance's own
+ * expired lease, taken over and given back: owner alone cannot tell), so
+ * this result is stale and the job starts again from what is there.
  */
 const char an_lua_store[] =
 AN_CHECK_P
 "local id, ik = ARGV[2], KEYS[1]\n"
 "if redis.call('HGET', P .. 'an:owner', id) ~= ARGV[6] then return {-1, 0} end\n"
 "if redis.call('EXISTS', ik) == 0 then return {0, 0} end\n"
+"if ARGV[7] and (redis.call('HGET', ik, 'anc') or '') ~= ARGV[7] then\n"
+"  return {-3, 0}\n"
+"end\n"
 "if redis.call('HGET', ik, 'anc') == ARGV[4] and\n"
 "   redis.call('HEXISTS', ik, 'an') == 1 then\n"
 "  return {2, tonumber(redis.call('HGET', ik, 'v')) or 0}\n"
@@ -167,6 +174,9 @@ AN_CHECK_P
  * (field alt: when); past the retries, the plain hash is recorded: the
  * template is final.  ARGV[9] = "rearm": the job was claimed before its
  * next try (alt): it only becomes due at alt again, counting nothing.
+ * ARGV[10] (optional): the stored hash (anc) the job saw when it started;
+ * another one there now means another claim stored since, and nothing is
+ * done (-3, as for store).
  * Returns 1, 0 when owner lost the lease, or AN_DONE_RETRY, AN_DONE_FINAL,
  * AN_DONE_REARM.
  */
@@ -175,6 +185,9 @@ AN_CHECK_P
 "local id = ARGV[2]\n"
 "local ik = P .. 'i:' .. id\n"
 "local own = redis.call('HGET', P .. 'an:owner', id) == ARGV[3]\n"
+"if ARGV[10] and (redis.call('HGET', ik, 'anc') or '') ~= ARGV[10] then\n"
+"  return -3\n"
+"end\n"
 "if ARGV[9] == 'rearm' then\n"
 "  -- Claimed before its next LLM try (a change that left the content as\n"
 "  -- it was): due again at that try, which counts nothing.\n"

@@ -1272,6 +1272,110 @@ static void test_cli_secrets(void)
     free(err);
 }
 
+
+/* A holds a job whose LLM call hangs; its lease runs out and B takes the
+ * job over, gets the LLM's answer, stores, publishes, done.  A change that
+ * leaves the content as it was makes the job due; A's claim leases it to
+ * A again while A still holds its old job.  That job's result (a template:
+ * the LLM timed out for A) is stale: another claim stored since it
+ * started, so it is dropped and the job starts again (a cache hit), and
+ * B's LLM analysis stays what is published. */
+static void test_stale_job_after_takeover(void)
+{
+    NEED_REDIS();
+    NEED_FAKE();
+    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"ok\","
+                               "\"queue\":[{\"mode\":\"hang\",\"seconds\":4},"
+                               "\"ok\"]}");
+    struct at t;
+    fake_sets("analyze.lease=60s");
+    llm_sets[7] = "llm.timeout=1500ms";
+    llm_sets[8] = "llm.max_retries=0";
+    llm_sets[9] = "analyze.llm_retry=60s";
+    llm_sets[10] = NULL;
+    T_OK(at_open(&t, llm_sets));
+    struct ct_alert a = {.id = "sj1", .ents = "host:sj1"};
+    at_feed(&t, &a, 1);
+    t.clock += 30001;
+    int64_t deadline = sp_now_ms() + 5000;
+    while ((at_stats(t.an).claimed < 1 ||
+            fake_openai_stat(&fake, "requests") < 1) && sp_now_ms() < deadline) {
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    T_EQ_INT(at_stats(t.an).claimed, 1);
+    /* A's lease is gone; B takes the job over and the LLM answers it. */
+    t.clock += 60001;
+    struct sp_stage *b = at_an_new(&t);
+    T_OK(b != NULL);
+    T_OK(at_settle(&t, b, 1000));
+    T_EQ_INT(at_stats(b).takeovers, 1);
+    T_EQ_INT(at_stats(b).llm_jobs, 1);
+    json_t *arr = analyses_of(&t, NULL);
+    T_EQ_INT(json_array_size(arr), 1);
+    char id[AN_ID_MAX];
+    snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(
+                                        json_array_get(arr, 0), "id")));
+    T_EQ_STR(analysis_by(arr, 0), "llm");
+    json_decref(arr);
+    /* A change that leaves the content as it was: due now. */
+    freeReplyObject(sp_test_redis_cmd(&ct_redis,
+                                      "ZADD sp:{t:t1}:an:due 0 %s", id));
+    t.an->type->tick(t.an, sp_now_ms());
+    T_EQ_INT(at_stats(t.an).in_flight, 1);  /* A's LLM call still hangs */
+    T_OK(at_settle(&t, t.an, 8000));
+    arr = analyses_of(&t, id);
+    size_t n = json_array_size(arr);
+    T_EQ_INT(at_stats(t.an).reclaimed, 1);
+    T_EQ_INT(at_stats(t.an).stale_results, 1);
+    T_EQ_INT(at_stats(t.an).published, 0);
+    T_EQ_INT(n, 1);
+    T_EQ_STR(analysis_by(arr, n - 1), "llm");
+    json_decref(arr);
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "HGET sp:{t:t1}:i:%s ah", id);
+    T_OK(r && r->type == REDIS_REPLY_STRING && r->str[0] != 'T');
+    freeReplyObject(r);
+    sp_stage_free(b);
+    fake_openai_control(&fake, "{\"reset\":true}");
+    at_close(&t);
+}
+
+/* A template stored while the LLM was away whose publish is refused is
+ * published again as it is when the job is re-run (retry_delay), like any
+ * unacknowledged analysis, instead of calling the LLM again long before
+ * analyze.llm_retry; its acknowledgement then schedules the next try. */
+static void test_template_publish_failed_reuse(void)
+{
+    NEED_REDIS();
+    NEED_FAKE();
+    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}");
+    struct at t;
+    fake_sets("analyze.quiet=1s");
+    llm_sets[7] = "llm.max_retries=0";
+    llm_sets[8] = "analyze.llm_retry=60s";
+    llm_sets[9] = NULL;
+    T_OK(at_open(&t, llm_sets));
+    t.sink.mode = SP_TEST_ACK_FAIL;
+    struct ct_alert a = {.id = "pf1", .ents = "host:pf1"};
+    at_feed(&t, &a, 1);
+    t.clock += 1001;
+    int64_t deadline = sp_now_ms() + 5000;
+    while (at_stats(t.an).failures < 1 && sp_now_ms() < deadline) {
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    T_EQ_INT(at_stats(t.an).failures, 1);
+    T_EQ_INT(fake_openai_stat(&fake, "requests"), 1);
+    t.sink.mode = SP_TEST_ACK_OK;
+    T_OK(at_settle(&t, t.an, 5000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.reused, 1);
+    T_EQ_INT(s.llm_retries, 1);
+    T_EQ_INT(fake_openai_stat(&fake, "requests"), 1);
+    fake_openai_control(&fake, "{\"reset\":true}");
+    at_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_analyze";
@@ -1300,6 +1404,8 @@ int main(void)
     RUN(test_own_lease_expired_change);
     RUN(test_many_tenants);
     RUN(test_stale_done_keeps_ah);
+    RUN(test_stale_job_after_takeover);
+    RUN(test_template_publish_failed_reuse);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
     RUN(test_cli_secrets);
