@@ -1285,11 +1285,11 @@ static void test_stale_job_after_takeover(void)
     NEED_REDIS();
     NEED_FAKE();
     fake_openai_control(&fake, "{\"reset\":true,\"default\":\"ok\","
-                               "\"queue\":[{\"mode\":\"hang\",\"seconds\":4},"
+                               "\"queue\":[{\"mode\":\"hang\",\"seconds\":10},"
                                "\"ok\"]}");
     struct at t;
     fake_sets("analyze.lease=60s");
-    llm_sets[7] = "llm.timeout=1500ms";
+    llm_sets[7] = "llm.timeout=5s";    /* A's call outlives B's whole job */
     llm_sets[8] = "llm.max_retries=0";
     llm_sets[9] = "analyze.llm_retry=60s";
     llm_sets[10] = NULL;
@@ -1308,7 +1308,7 @@ static void test_stale_job_after_takeover(void)
     t.clock += 60001;
     struct sp_stage *b = at_an_new(&t);
     T_OK(b != NULL);
-    T_OK(at_settle(&t, b, 1000));
+    T_OK(at_settle(&t, b, 4000));
     T_EQ_INT(at_stats(b).takeovers, 1);
     T_EQ_INT(at_stats(b).llm_jobs, 1);
     json_t *arr = analyses_of(&t, NULL);
@@ -1323,7 +1323,7 @@ static void test_stale_job_after_takeover(void)
                                       "ZADD sp:{t:t1}:an:due 0 %s", id));
     t.an->type->tick(t.an, sp_now_ms());
     T_EQ_INT(at_stats(t.an).in_flight, 1);  /* A's LLM call still hangs */
-    T_OK(at_settle(&t, t.an, 8000));
+    T_OK(at_settle(&t, t.an, 12000));
     arr = analyses_of(&t, id);
     size_t n = json_array_size(arr);
     T_EQ_INT(at_stats(t.an).reclaimed, 1);
