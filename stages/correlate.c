@@ -185,6 +185,10 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
     ctx->c_assembled = sp_metrics_counter(
         m, "correlate_defender_assembled_total",
         "Defender alerts assembled from AlertInfo/AlertEvidence rows", l);
+    ctx->c_asm_dropped = sp_metrics_counter(
+        m, "correlate_defender_rows_left_out_total",
+        "Defender assemblies too big for memory, assembled without the "
+        "rows that did not fit (logged)", l);
     ctx->c_round_trips = sp_metrics_counter(
         m, "correlate_redis_round_trips_total", "Redis round trips", l);
     ctx->c_redis_errors = sp_metrics_counter(

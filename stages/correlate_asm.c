@@ -247,8 +247,13 @@ static int cmp_field(const void *x, const void *y)
  */
 static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
                                  const char *alert_id, const redisReply *h,
-                                 int64_t wall_ms, int64_t *rev, bool *ready)
+                                 int64_t wall_ms, int64_t *rev, bool *ready,
+                                 bool *nomem, size_t *left_out)
 {
+    /* left_out NULL: every row or nothing (*nomem); else the rows past
+     * half the arena are left out and counted, so that one assembly too
+     * big for memory still goes out with what fits. */
+    size_t used0 = a->used;
     struct sp_json_limits lim = {(size_t)16 << 20, 64, 1000000};
     const struct sp_json *info = NULL;
     size_t n_ev = 0;
@@ -256,8 +261,11 @@ static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
     int64_t t0 = wall_ms;
     *rev = 0;
     *ready = false;
-    if (!ev)
+    *nomem = false;
+    if (!ev) {
+        *nomem = true;
         return NULL;
+    }
     for (size_t i = 0; i + 1 < h->elements; i += 2) {
         const redisReply *f = h->element[i], *v = h->element[i + 1];
         if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
@@ -269,6 +277,10 @@ static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
         else if (strcmp(f->str, "info") == 0) {
             struct sp_json_error jerr;
             info = sp_json_parse(a, v->str, v->len, &lim, &jerr);
+            if (!info && jerr.code == SP_JSON_E_NOMEM) {
+                *nomem = true;
+                return NULL;
+            }
         } else if (strncmp(f->str, "ev:", 3) == 0) {
             ev[n_ev].field = f;
             ev[n_ev].value = v;
@@ -280,14 +292,30 @@ static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
     *ready = true;
     /* Evidence in field order: the same rows give the same alert. */
     qsort(ev, n_ev, sizeof(*ev), cmp_field);
+    /* From here, memory running out must not pass for "nothing usable":
+     * the caller would mark the assembly done and the alert be lost. */
     const struct sp_json **rows = sp_arena_alloc(a, (n_ev + 1) * sizeof(*rows));
-    if (!rows)
+    if (!rows) {
+        *nomem = true;
         return NULL;
+    }
     size_t n_rows = 0;
     for (size_t i = 0; i < n_ev; i++) {
         const redisReply *v = ev[i].value;
+        if (left_out && a->max && a->used - used0 > a->max / 2) {
+            (*left_out)++;
+            continue;
+        }
         struct sp_json_error jerr;
         struct sp_json *d = sp_json_parse(a, v->str, v->len, &lim, &jerr);
+        if (!d && jerr.code == SP_JSON_E_NOMEM && left_out) {
+            (*left_out)++;
+            continue;
+        }
+        if (!d && jerr.code == SP_JSON_E_NOMEM) {
+            *nomem = true;
+            return NULL;
+        }
         if (d && d->type == SP_JSON_OBJECT)
             rows[n_rows++] = d;
     }
@@ -295,8 +323,10 @@ static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
     if (!base || base->type != SP_JSON_OBJECT)
         return NULL;
     struct sp_alert *alert = sp_alert_new(a);
-    if (!alert)
+    if (!alert) {
+        *nomem = true;
         return NULL;
+    }
     alert->id = alert_id;
     alert->source = sp_json_str(base, "source");
     if (!alert->source)
@@ -544,7 +574,8 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
         goto out;
     if (noscript && (e = sp_redis_load_scripts(ctx->redis)))
         goto out;
-    for (size_t i = 0; i < nt && !e; i++) {
+    bool full = false;
+    for (size_t i = 0; i < nt && !e && !full; i++) {
         if (!reps[i] || reps[i]->type != REDIS_REPLY_ARRAY)
             continue;
         const redisReply *list = reps[i];
@@ -556,13 +587,39 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
                 it->element[0]->type != REDIS_REPLY_STRING ||
                 it->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
+            size_t used0 = a.used;
             const char *alert_id = sp_arena_strdup(&a, it->element[0]->str);
             int64_t rev = 0;
-            bool ready = false;
+            bool ready = false, nomem = alert_id == NULL;
             struct sp_alert *alert = alert_id
                 ? assemble(ctx, &a, alert_id, it->element[1], wall_ms, &rev,
-                           &ready)
+                           &ready, &nomem, NULL)
                 : NULL;
+            bool alone = n == 0 && used0 <= a.max / 16;
+            if (nomem && !alone) {
+                /* This poll's memory is spent: what is assembled goes out;
+                 * this one and the rest keep their due entries and come
+                 * back when their lease runs out, in a fresh poll. */
+                full = true;
+                break;
+            }
+            if (nomem && alert_id) {
+                /* Alone in a fresh poll and still too big for memory: it
+                 * never will fit, so it goes out with the rows that do,
+                 * said loudly and counted. */
+                sp_arena_reset(&a);     /* nothing else lives there */
+                alert_id = sp_arena_strdup(&a, it->element[0]->str);
+                size_t left_out = 0;
+                alert = alert_id ? assemble(ctx, &a, alert_id, it->element[1],
+                                            wall_ms, &rev, &ready, &nomem,
+                                            &left_out)
+                                 : NULL;
+                sp_log_error(ctx->st->log, "Defender alert %s: %zu of its "
+                             "rows do not fit in memory; %s without them",
+                             it->element[0]->str, left_out,
+                             alert ? "assembled" : "not assembled");
+                sp_counter_inc(ctx->c_asm_dropped);
+            }
             if (!alert) {
                 if (alert_id)
                     queue_ack(ctx, takes[i].prefix, alert_id,

@@ -309,6 +309,33 @@ static void test_oversized_row_rejected(void)
     ct_close(&t);
 }
 
+/* correlate.defender.max_rows: rows per Defender alert, the same before
+ * and after its first emission (the hash's bookkeeping fields t0, rev and,
+ * once emitted, em are no rows).  With max_rows=2, the third row is
+ * rejected. */
+static void test_defender_max_rows(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.max_rows=2", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    const char *id = "defender-streaming:mr1";
+    struct ct_alert in[3] = {
+        A(.id = id, .part = SP_PART_INFO, .t = 1, .title = "T",
+          .source = "defender-streaming"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .t = 1, .ents = "host:m1",
+          .source = "defender-streaming", .raw = "{\"e\":1}"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .t = 1, .ents = "host:m2",
+          .source = "defender-streaming", .raw = "{\"e\":2}")};
+    struct ct_res r[3];
+    for (int i = 0; i < 3; i++)
+        T_EQ_INT(ct_run(&t, &in[i], 1, &r[i]), SP_OK);
+    T_EQ_INT((long long)(r[0].rejects + r[1].rejects), 0);
+    T_EQ_INT((long long)r[2].rejects, 1);
+    T_EQ_STR(r[2].reason, "too_many_rows");
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_limits";
@@ -318,5 +345,6 @@ int main(void)
     T_RUN(test_minimal_form_bound);
     T_RUN(test_oversized_alert_rejected);
     T_RUN(test_oversized_row_rejected);
+    T_RUN(test_defender_max_rows);
     return t_done();
 }

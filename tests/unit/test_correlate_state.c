@@ -1169,6 +1169,56 @@ static void test_defender_durable(void)
     ct_close(&t);
 }
 
+/* Rows whose parse trees together pass the tick's 256 MiB arena (40
+ * evidence records of ~150k JSON nodes each, each within the decoder's
+ * default limits).  The assembly used to be marked done unemitted: out of
+ * memory passed for "nothing usable".  Alone in its poll and too big for
+ * memory, it now goes out with the rows that fit, logged and counted. */
+#define BIG_ROWS 40
+static void test_defender_arena_exhausted(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=50ms",
+                          "correlate.defender.lease=1s", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    const char *id = "defender-streaming:big1";
+    static char *raws[BIG_ROWS];
+    static char ents[BIG_ROWS][32];
+    struct ct_alert rows[BIG_ROWS + 1];
+    rows[0] = A(.id = id, .part = SP_PART_INFO, .title = "Big", .t = 0,
+                .source = "defender-streaming");
+    size_t nodes = 150000;
+    for (int i = 0; i < BIG_ROWS; i++) {
+        raws[i] = malloc(nodes * 2 + 64);
+        char *w = raws[i];
+        w += sprintf(w, "{\"i\":%d,\"x\":[", i);
+        for (size_t k = 0; k < nodes; k++) {
+            *w++ = '0';
+            *w++ = k + 1 < nodes ? ',' : ']';
+        }
+        strcpy(w, "}");
+        snprintf(ents[i], sizeof(ents[i]), "host:big%02d", i);
+        rows[i + 1] = A(.id = id, .part = SP_PART_EVIDENCE, .ents = ents[i],
+                        .t = 0, .source = "defender-streaming",
+                        .raw = raws[i]);
+    }
+    for (int i = 0; i <= BIG_ROWS; i++)
+        T_EQ_INT(ct_run(&t, &rows[i], 1, NULL), SP_OK);
+    T_OK(ct_tick_until(&t, one_alert, 10000));
+    json_t *al = last_alert(&t);
+    int have = 0;
+    for (int i = 0; i < BIG_ROWS; i++)
+        have += entity_in(al, ents[i]);
+    json_decref(al);
+    long long left = ct_metric(&t, "socpilot_correlate_defender_rows_left_out"
+                                   "_total{stage=\"correlate.0\"}");
+    T_OK(have == BIG_ROWS || (left == 1 && have > 0));
+    for (int i = 0; i < BIG_ROWS; i++)
+        free(raws[i]);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_state";
@@ -1190,5 +1240,6 @@ int main(void)
     T_RUN(test_cluster_failover_endpoint_lost);
     T_RUN(test_defender_assembly);
     T_RUN(test_defender_durable);
+    T_RUN(test_defender_arena_exhausted);
     return t_done();
 }
