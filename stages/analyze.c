@@ -468,6 +468,17 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
     return SP_OK;
 }
 
+/* A worker's result gone stale: the job was taken over and given back
+ * while at the worker, and the other claim stored meanwhile (store or
+ * done answered -3).  It starts again from what is there, most often the
+ * other claim's analysis of this content: a cache hit. */
+static enum sp_err restart_stale(struct an_ctx *ctx, struct an_job *job)
+{
+    ctx->stats.stale_results++;
+    job->state = AN_READ;
+    return start_job(ctx, job);
+}
+
 /* A worker finished: store the analysis, then publish the snapshot.  Any
  * failure drops the job (job_drop); a re-run reuses what was stored. */
 static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
@@ -503,11 +514,8 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
             job_drop(ctx, job);
             return e;
         }
-        if (code == -3) {
-            ctx->stats.stale_results++;
-            job->state = AN_READ;
-            return start_job(ctx, job);
-        }
+        if (code == -3)
+            return restart_stale(ctx, job);
         ctx->stats.completed++;
         job_remove(ctx, job);
         return SP_OK;
@@ -540,14 +548,8 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
         job_remove(ctx, job);
         return SP_OK;
     }
-    if (code == -3) {
-        /* Stale: taken over and given back while at the worker, and the
-         * other claim stored meanwhile.  Start again from what is there
-         * (most often its analysis of this content: a cache hit). */
-        ctx->stats.stale_results++;
-        job->state = AN_READ;
-        return start_job(ctx, job);
-    }
+    if (code == -3)
+        return restart_stale(ctx, job);
     if (code == 0) {                    /* the incident is gone */
         job_done(ctx, job->prefix, job->id, NULL);
         job_remove(ctx, job);
