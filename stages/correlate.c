@@ -122,6 +122,10 @@ static const struct sp_cfg_key correlate_keys[] = {
      "How often due assemblies are looked for", 0, NULL},
     {"correlate.defender.max_rows", SP_CFG_INT, "500", 1, 100000,
      "Rows kept per Defender alert; more go to the DLQ", 0, NULL},
+    {"correlate.defender.max_bytes", SP_CFG_SIZE, "4MiB", 65536,
+     (int64_t)1 << 30,
+     "Bytes of rows kept per Defender alert; a row past them goes to the "
+     "DLQ", 0, NULL},
     {"correlate.defender.batch", SP_CFG_INT, "200", 1, 100000,
      "Assemblies emitted per tenant and poll at most", 0, NULL},
     SP_REDIS_CFG_KEYS,
@@ -452,8 +456,11 @@ static void take_row_result(struct corr_ctx *ctx, struct corr_item *item,
     if (rep->element[0]->integer < 0) {
         item->err = SP_ERR_LIMIT;
         item->reason = "too_many_rows";
-        item->errmsg = "more rows for this Defender alert than "
-                       "correlate.defender.max_rows";
+        item->errmsg = rep->element[0]->integer == -1
+            ? "more rows for this Defender alert than "
+              "correlate.defender.max_rows"
+            : "this row would take the rows of its Defender alert past "
+              "correlate.defender.max_bytes";
         return;
     }
     item->done = true;

@@ -52,7 +52,10 @@ static void kus(struct sp_jw *w, const char *key, int64_t us)
         sp_jw_kint(w, key, us);
 }
 
-static void write_row(struct sp_jw *w, const struct sp_alert *alert)
+/* Writes the compact row; *norm_len is its length without the record's
+ * own bytes (raw, written last), which name an evidence row. */
+static void write_row(struct sp_jw *w, const struct sp_alert *alert,
+                      size_t *norm_len)
 {
     sp_jw_obj_open(w);
     sp_jw_kstr_opt(w, "source", alert->source);
@@ -113,6 +116,7 @@ static void write_row(struct sp_jw *w, const struct sp_alert *alert)
         sp_jw_obj_close(w);
     }
     sp_jw_arr_close(w);
+    *norm_len = w->b->len;
     if (alert->raw && alert->raw_len) {
         sp_jw_key(w, "raw");
         sp_jw_raw(w, alert->raw, alert->raw_len);
@@ -127,8 +131,9 @@ enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
     if (e)
         return e;
     struct sp_jw w;
+    size_t norm_len = 0;
     sp_jw_init(&w, &ctx->json);
-    write_row(&w, alert);
+    write_row(&w, alert, &norm_len);
     if (!sp_jw_ok(&w))
         return SP_ERR_LIMIT;        /* reserved: only its size fails it */
     *vlen = ctx->json.len;
@@ -136,11 +141,13 @@ enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
     if (alert->part == SP_PART_INFO) {
         *field = "info";
     } else {
-        /* One field per distinct evidence row: replays overwrite it. */
+        /* One field per distinct evidence row, named by what it says, not
+         * by the record's bytes: the same row in another envelope (a
+         * re-sent export, another serialization) is the same field. */
         char hx[17];
         snprintf(hx, sizeof(hx), "%016llx",
                  (unsigned long long)corr_hash(CORR_HASH_INIT, ctx->json.data,
-                                               ctx->json.len));
+                                               norm_len));
         *field = sp_arena_printf(&ctx->work, "ev:%s", hx);
     }
     return *value && *field ? SP_OK : SP_ERR_NOMEM;
@@ -156,18 +163,19 @@ int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
         return corr_reject_too_large(ctx, item, "the Defender row");
     if (e)
         return -1;
-    const char **argv = sp_arena_alloc(&ctx->work, 12 * sizeof(*argv));
-    size_t *lens = sp_arena_alloc(&ctx->work, 12 * sizeof(*lens));
+    const char **argv = sp_arena_alloc(&ctx->work, 13 * sizeof(*argv));
+    size_t *lens = sp_arena_alloc(&ctx->work, 13 * sizeof(*lens));
     char *key = sp_arena_printf(&ctx->work, "%sasm:%s", item->prefix,
                                 item->alert->id);
     char *now = sp_arena_printf(&ctx->work, "%lld", (long long)now_ms);
     char *settle = sp_arena_printf(&ctx->work, "%lld", (long long)ctx->settle_ms);
     char *rows = sp_arena_printf(&ctx->work, "%zu", ctx->asm_max_rows);
     char *ttl = sp_arena_printf(&ctx->work, "%lld", (long long)ctx->retention_ms);
-    if (!argv || !lens || !key || !now || !settle || !rows || !ttl)
+    char *bytes = sp_arena_printf(&ctx->work, "%zu", ctx->asm_max_bytes);
+    if (!argv || !lens || !key || !now || !settle || !rows || !ttl || !bytes)
         return -1;
     const char *args[] = {key, item->prefix, item->alert->id, field, value,
-                          now, settle, rows, ttl};
+                          now, settle, rows, ttl, bytes};
     int argc = 3;
     for (size_t i = 0; i < SP_ARRAY_SIZE(args); i++) {
         argv[argc] = args[i];
@@ -491,6 +499,147 @@ static void asm_setkey(const struct corr_ctx *ctx, char *out, size_t n)
 /* What keeps a tenant in <prefix>:tenants:asm: assemblies to poll. */
 static const char *const asm_keys[] = {"asmdue"};
 
+/*
+ * Memory of a poll: the tenants' take replies come a group at a time, and
+ * each group's are assembled (into the poll's arena) and freed before the
+ * next group's are asked for.  A tenant's reply holds ASM_POLL_BYTES /
+ * group bytes of rows, or one assembly whatever its size (asm_add keeps
+ * each within correlate.defender.max_bytes): so at most about
+ * ASM_POLL_BYTES + group * max_bytes of replies at once, and fewer round
+ * trips when assemblies may be big than when they are small.
+ */
+#define ASM_POLL_BYTES ((size_t)64 << 20)
+#define ASM_GROUP_MAX 64
+
+static size_t asm_group(size_t max_bytes)
+{
+    size_t g = ASM_POLL_BYTES / (max_bytes ? max_bytes : 1);
+    return SP_MAX(SP_MIN(g, (size_t)ASM_GROUP_MAX), (size_t)1);
+}
+
+/* Sends the take script of tenants [g0, g1) and reads their replies into
+ * reps (idle[i]: the tenant has no assembly at all). */
+static enum sp_err take_group(struct corr_ctx *ctx,
+                              const struct corr_tenant *takes,
+                              redisReply **reps, bool *idle, size_t g0,
+                              size_t g1, const char *now, const char *lease,
+                              const char *limit, const char *bytes)
+{
+    enum sp_err e = SP_OK;
+    bool sent[ASM_GROUP_MAX] = {false};
+    for (size_t i = g0; i < g1 && !e; i++) {
+        if (!takes[i].prefix[0])
+            continue;
+        char key[CORR_PREFIX_MAX + 8];
+        snprintf(key, sizeof(key), "%sasmdue", takes[i].prefix);
+        const char *targv[] = {NULL, NULL, NULL, key, takes[i].prefix, now,
+                               lease, limit, bytes};
+        size_t tlens[SP_ARRAY_SIZE(targv)] = {0};
+        for (size_t k = 3; k < SP_ARRAY_SIZE(targv); k++)
+            tlens[k] = strlen(targv[k]);
+        e = sp_redis_append_evalsha(ctx->redis, &ctx->s_asm_take, 1,
+                                    (int)SP_ARRAY_SIZE(targv), targv, tlens);
+        sent[i - g0] = e == SP_OK;
+    }
+    /* Every reply first: the connection must be idle before anything
+     * else (a script reload) is sent. */
+    bool noscript = false;
+    for (size_t i = g0; i < g1; i++) {
+        if (!sent[i - g0])
+            continue;
+        enum sp_err rd = sp_redis_read(ctx->redis, &reps[i]);
+        if (rd)
+            return rd;              /* the connection is gone */
+        enum sp_err re = sp_redis_reply_err(reps[i]);
+        idle[i] = !re && reps[i]->type == REDIS_REPLY_INTEGER &&
+                  reps[i]->integer == 0;
+        if (re == SP_ERR_NOTFOUND)
+            noscript = true;
+        else if (re && !e)
+            e = re == SP_ERR_REMOTE || re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
+    }
+    if (!e && noscript)
+        e = sp_redis_load_scripts(ctx->redis);
+    return e;
+}
+
+/* Assembles the alerts of one tenant's take reply into the poll's items.
+ * *full: the poll's memory is spent (the rest of this reply, and the
+ * tenants after it, wait for a later poll). */
+static enum sp_err take_tenant(struct corr_ctx *ctx, struct sp_arena *a,
+                               const struct corr_tenant *take,
+                               const redisReply *list, int64_t wall_ms,
+                               struct corr_item **itemsp, int64_t **revsp,
+                               size_t *np, size_t *capp, bool *full)
+{
+    for (size_t j = 0; j < list->elements; j++) {
+        const redisReply *it = list->element[j];
+        if (it->type != REDIS_REPLY_ARRAY || it->elements != 2 ||
+            it->element[0]->type != REDIS_REPLY_STRING ||
+            it->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        size_t used0 = a->used;
+        const char *alert_id = sp_arena_strdup(a, it->element[0]->str);
+        int64_t rev = 0;
+        bool ready = false, nomem = alert_id == NULL;
+        struct sp_alert *alert = alert_id
+            ? assemble(ctx, a, alert_id, it->element[1], wall_ms, &rev,
+                       &ready, &nomem, NULL)
+            : NULL;
+        bool alone = *np == 0 && used0 <= a->max / 16;
+        if (nomem && !alone) {
+            /* This poll's memory is spent: what is assembled goes out;
+             * this one and the rest keep their due entries and come
+             * back when their lease runs out, in a fresh poll. */
+            *full = true;
+            return SP_OK;
+        }
+        if (nomem && alert_id) {
+            /* Alone in a fresh poll and still too big for memory: it
+             * never will fit, so it goes out with the rows that do,
+             * said loudly and counted. */
+            sp_arena_reset(a);      /* nothing else lives there */
+            alert_id = sp_arena_strdup(a, it->element[0]->str);
+            size_t left_out = 0;
+            alert = alert_id ? assemble(ctx, a, alert_id, it->element[1],
+                                        wall_ms, &rev, &ready, &nomem,
+                                        &left_out)
+                             : NULL;
+            sp_log_error(ctx->st->log, "Defender alert %s: %zu of its "
+                         "rows do not fit in memory; %s without them",
+                         it->element[0]->str, left_out,
+                         alert ? "assembled" : "not assembled");
+            sp_counter_inc(ctx->c_asm_dropped);
+        }
+        if (!alert) {
+            if (alert_id)
+                queue_ack(ctx, take->prefix, alert_id, ready ? rev : -1);
+            continue;
+        }
+        alert->tenant = sp_arena_strdup(a, take->tenant);
+        if (*np == *capp) {
+            size_t c = *capp ? *capp * 2 : 32;
+            struct corr_item *ni = realloc(*itemsp, c * sizeof(*ni));
+            if (ni)
+                *itemsp = ni;
+            int64_t *nr = realloc(*revsp, c * sizeof(*nr));
+            if (nr)
+                *revsp = nr;
+            if (!ni || !nr)
+                return SP_ERR_NOMEM;
+            *capp = c;
+        }
+        struct corr_item *item = &(*itemsp)[*np];
+        memset(item, 0, sizeof(*item));
+        item->alert = alert;
+        item->arena = a;
+        item->tenant = alert->tenant;
+        snprintf(item->prefix, sizeof(item->prefix), "%s", take->prefix);
+        (*revsp)[(*np)++] = rev;
+    }
+    return SP_OK;
+}
+
 enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
 {
     char setkey[80];
@@ -531,123 +680,36 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
         e = SP_ERR_NOMEM;
         goto out;
     }
-    char now[24], lease[24], limit[24];
+    char now[24], lease[24], limit[24], bytes[24];
     snprintf(now, sizeof(now), "%lld", (long long)wall_ms);
     snprintf(lease, sizeof(lease), "%lld", (long long)ctx->lease_ms);
     snprintf(limit, sizeof(limit), "%zu", ctx->asm_batch);
-    for (size_t i = 0; i < nt && !e; i++) {
+    size_t group = asm_group(ctx->asm_max_bytes);
+    snprintf(bytes, sizeof(bytes), "%zu", ASM_POLL_BYTES / group);
+    for (size_t i = 0; i < nt; i++) {
         const redisReply *t = tenants->element[i];
         if (t->type != REDIS_REPLY_STRING)
             continue;
         snprintf(takes[i].tenant, sizeof(takes[i].tenant), "%s", t->str);
         corr_prefix(ctx->key_prefix, t->str, takes[i].prefix,
                     sizeof(takes[i].prefix));
-        char key[CORR_PREFIX_MAX + 8];
-        snprintf(key, sizeof(key), "%sasmdue", takes[i].prefix);
-        const char *targv[] = {NULL, NULL, NULL, key, takes[i].prefix, now,
-                               lease, limit};
-        size_t tlens[] = {0, 0, 0, strlen(key), strlen(takes[i].prefix),
-                          strlen(now), strlen(lease), strlen(limit)};
-        e = sp_redis_append_evalsha(ctx->redis, &ctx->s_asm_take, 1, 8, targv,
-                                    tlens);
     }
-    /* Every reply first: the connection must be idle before anything
-     * else (a script reload) is sent. */
-    bool noscript = false;
-    for (size_t i = 0; i < nt; i++) {
-        if (!takes[i].prefix[0])
-            continue;
-        enum sp_err rd = sp_redis_read(ctx->redis, &reps[i]);
-        if (rd) {
-            e = rd;                 /* the connection is gone */
-            goto out;
-        }
-        enum sp_err re = sp_redis_reply_err(reps[i]);
-        idle[i] = !re && reps[i]->type == REDIS_REPLY_INTEGER &&
-                  reps[i]->integer == 0;
-        if (re == SP_ERR_NOTFOUND)
-            noscript = true;
-        else if (re && !e)
-            e = re == SP_ERR_REMOTE || re == SP_ERR_CONFIG ? SP_ERR_RETRY : re;
-    }
-    if (e)
-        goto out;
-    if (noscript && (e = sp_redis_load_scripts(ctx->redis)))
-        goto out;
     bool full = false;
-    for (size_t i = 0; i < nt && !e && !full; i++) {
-        if (!reps[i] || reps[i]->type != REDIS_REPLY_ARRAY)
-            continue;
-        const redisReply *list = reps[i];
-        if (list->type != REDIS_REPLY_ARRAY)
-            continue;
-        for (size_t j = 0; j < list->elements; j++) {
-            const redisReply *it = list->element[j];
-            if (it->type != REDIS_REPLY_ARRAY || it->elements != 2 ||
-                it->element[0]->type != REDIS_REPLY_STRING ||
-                it->element[1]->type != REDIS_REPLY_ARRAY)
+    for (size_t g0 = 0; g0 < nt && !e && !full; g0 += group) {
+        size_t g1 = SP_MIN(nt, g0 + group);
+        e = take_group(ctx, takes, reps, idle, g0, g1, now, lease, limit,
+                       bytes);
+        for (size_t i = g0; i < g1 && !e && !full; i++) {
+            if (!reps[i] || reps[i]->type != REDIS_REPLY_ARRAY)
                 continue;
-            size_t used0 = a.used;
-            const char *alert_id = sp_arena_strdup(&a, it->element[0]->str);
-            int64_t rev = 0;
-            bool ready = false, nomem = alert_id == NULL;
-            struct sp_alert *alert = alert_id
-                ? assemble(ctx, &a, alert_id, it->element[1], wall_ms, &rev,
-                           &ready, &nomem, NULL)
-                : NULL;
-            bool alone = n == 0 && used0 <= a.max / 16;
-            if (nomem && !alone) {
-                /* This poll's memory is spent: what is assembled goes out;
-                 * this one and the rest keep their due entries and come
-                 * back when their lease runs out, in a fresh poll. */
-                full = true;
-                break;
-            }
-            if (nomem && alert_id) {
-                /* Alone in a fresh poll and still too big for memory: it
-                 * never will fit, so it goes out with the rows that do,
-                 * said loudly and counted. */
-                sp_arena_reset(&a);     /* nothing else lives there */
-                alert_id = sp_arena_strdup(&a, it->element[0]->str);
-                size_t left_out = 0;
-                alert = alert_id ? assemble(ctx, &a, alert_id, it->element[1],
-                                            wall_ms, &rev, &ready, &nomem,
-                                            &left_out)
-                                 : NULL;
-                sp_log_error(ctx->st->log, "Defender alert %s: %zu of its "
-                             "rows do not fit in memory; %s without them",
-                             it->element[0]->str, left_out,
-                             alert ? "assembled" : "not assembled");
-                sp_counter_inc(ctx->c_asm_dropped);
-            }
-            if (!alert) {
-                if (alert_id)
-                    queue_ack(ctx, takes[i].prefix, alert_id,
-                              ready ? rev : -1);
-                continue;
-            }
-            alert->tenant = sp_arena_strdup(&a, takes[i].tenant);
-            if (n == cap) {
-                size_t c = cap ? cap * 2 : 32;
-                struct corr_item *ni = realloc(items, c * sizeof(*ni));
-                int64_t *nr = realloc(revs, c * sizeof(*nr));
-                if (ni)
-                    items = ni;
-                if (nr)
-                    revs = nr;
-                if (!ni || !nr) {
-                    e = SP_ERR_NOMEM;
-                    break;
-                }
-                cap = c;
-            }
-            struct corr_item *item = &items[n];
-            memset(item, 0, sizeof(*item));
-            item->alert = alert;
-            item->arena = &a;
-            item->tenant = alert->tenant;
-            snprintf(item->prefix, sizeof(item->prefix), "%s", takes[i].prefix);
-            revs[n++] = rev;
+            e = take_tenant(ctx, &a, &takes[i], reps[i], wall_ms, &items,
+                            &revs, &n, &cap, &full);
+        }
+        /* The group's replies go before the next group's come: what was
+         * kept of them is in the arena. */
+        for (size_t i = g0; i < g1; i++) {
+            freeReplyObject(reps[i]);
+            reps[i] = NULL;
         }
     }
     if (!e && n)

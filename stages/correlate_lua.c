@@ -41,7 +41,8 @@
  *                    change: the outbox (removed by `ack` once published)
  *   stop:<token>     string, PX 60 s: a pipeline one of whose correlate
  *                    calls failed (its later calls stand aside)
- *   asm:<alert>      hash of Defender rows (info, ev:<hash>), t0, rev, em
+ *   asm:<alert>      hash of Defender rows (info, ev:<hash>), t0, rev, em,
+ *                    sz (bytes of the rows)
  *   asmdue           zset alert -> wall ms its assembly is due (or leased)
  *   seen             string, PX RET: wall ms of the tenant's last change
  *                    (set by `correlate` whenever it writes); gone, the
@@ -1111,26 +1112,37 @@ const char corr_lua_status[] =
 
 /*
  * asm_add: KEYS[1] = P.."asm:"..alert; ARGV = P, alert, field, value,
- * wall ms, settle ms, max rows, ttl ms.  Stores one Defender row; the
- * assembly becomes due settle ms after its first row (or after the first
- * row that arrives once it was emitted).  Returns {rev, register}: rev
- * the new revision, 0 for a row already stored, -1 when the alert has
- * max rows; register 1 when the row made asmdue non-empty.  The poll
- * drops a tenant with an empty asmdue from <prefix>:tenants:asm (see
- * correlate_asm.c), so the caller then adds the tenant again, after this
- * reply: a registration cached from before that removal would leave the
- * new assembly unseen.
+ * wall ms, settle ms, max rows, ttl ms, max bytes.  Stores one Defender
+ * row; the assembly becomes due settle ms after its first row (or after
+ * the first row that arrives once it was emitted).  An evidence row's
+ * field names its content without the record's own bytes, so a row sent
+ * again (in another Event Hubs envelope, say) is one already stored.
+ * Returns {rev, register}: rev the new revision, 0 for a row already
+ * stored, -1 when the alert has max rows, -2 when this row would take its
+ * rows past max bytes (sz, the bytes of the rows stored); register 1 when
+ * the row made asmdue non-empty.  The poll drops a tenant with an empty
+ * asmdue from <prefix>:tenants:asm (see correlate_asm.c), so the caller
+ * then adds the tenant again, after this reply: a registration cached
+ * from before that removal would leave the new assembly unseen.
  */
 const char corr_lua_asm_add[] =
 "local k = KEYS[1]\n"
-"local cur = redis.call('HGET', k, ARGV[3])\n"
+"local r = redis.call('HMGET', k, ARGV[3], 'sz')\n"
+"local cur = r[1]\n"
 "if cur == ARGV[4] then return {0, 0} end\n"
+"if cur and string.sub(ARGV[3], 1, 3) == 'ev:' then return {0, 0} end\n"
 "if not cur then\n"
-"  -- rows only: t0 and rev, and em once emitted, are bookkeeping\n"
+"  -- rows only: t0, rev, sz, and em once emitted, are bookkeeping\n"
 "  local n = redis.call('HLEN', k) - 2 - redis.call('HEXISTS', k, 'em')\n"
+"  if r[2] then n = n - 1 end\n"
 "  if n >= tonumber(ARGV[7]) then return {-1, 0} end\n"
 "end\n"
+"local grow = #ARGV[4] - (cur and #cur or 0)\n"
+"if grow > 0 and (tonumber(r[2]) or 0) + grow > tonumber(ARGV[9]) then\n"
+"  return {-2, 0}\n"
+"end\n"
 "redis.call('HSET', k, ARGV[3], ARGV[4])\n"
+"redis.call('HINCRBY', k, 'sz', grow)\n"
 "redis.call('HSETNX', k, 't0', ARGV[5])\n"
 "local rev = redis.call('HINCRBY', k, 'rev', 1)\n"
 "local due = ARGV[1] .. 'asmdue'\n"
@@ -1141,20 +1153,28 @@ const char corr_lua_asm_add[] =
 "return {rev, reg}\n";
 
 /*
- * asm_take: KEYS[1] = P.."asmdue"; ARGV = P, wall ms, lease ms, limit.
- * Leases due assemblies (due again after the lease unless asm_done
- * removes them) and returns {{alert, {field, value...}}...}, or 0 when
- * the tenant has no assembly at all (asmdue is gone: the poll may drop
- * the tenant from <prefix>:tenants:asm).
+ * asm_take: KEYS[1] = P.."asmdue"; ARGV = P, wall ms, lease ms, limit,
+ * bytes.  Leases due assemblies (due again after the lease unless
+ * asm_done removes them) and returns {{alert, {field, value...}}...}, or
+ * 0 when the tenant has no assembly at all (asmdue is gone: the poll may
+ * drop the tenant from <prefix>:tenants:asm).  The rows returned come to
+ * at most `bytes` but for the first assembly, which goes whatever its
+ * size (asm_add keeps each within correlate.defender.max_bytes); the
+ * assemblies past it stay due, unleased, for the next poll.
  */
 const char corr_lua_asm_take[] =
 "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', '0', ARGV[4])\n"
 "local out = {}\n"
+"local budget, used = tonumber(ARGV[5]), 0\n"
 "for _, id in ipairs(ids) do\n"
 "  local h = redis.call('HGETALL', ARGV[1] .. 'asm:' .. id)\n"
 "  if #h == 0 then\n"
 "    redis.call('ZREM', KEYS[1], id)\n"
 "  else\n"
+"    local sz = 0\n"
+"    for i = 2, #h, 2 do sz = sz + #h[i] end\n"
+"    if #out > 0 and used + sz > budget then break end\n"
+"    used = used + sz\n"
 "    redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)\n"
 "    out[#out + 1] = {id, h}\n"
 "  end\n"

@@ -1179,7 +1179,8 @@ static void test_defender_arena_exhausted(void)
 {
     SKIP_WITHOUT_REDIS();
     const char *sets[] = {"correlate.defender.settle=50ms",
-                          "correlate.defender.lease=1s", NULL};
+                          "correlate.defender.lease=1s",
+                          "correlate.defender.max_bytes=64MiB", NULL};
     struct ct t;
     T_OK(ct_open(&t, sets));
     const char *id = "defender-streaming:big1";
@@ -1219,6 +1220,100 @@ static void test_defender_arena_exhausted(void)
     ct_close(&t);
 }
 
+/* An evidence row sent again with other bytes around the same content (a
+ * re-sent export: another envelope, another serialization) is the row
+ * already stored: nothing to emit again.  It used to be stored as a
+ * second row, and the alert emitted again. */
+static void test_defender_resent_row(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=50ms",
+                          "correlate.defender.lease=1s", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    const char *id = "defender-streaming:rs1";
+    struct ct_alert rows[] = {
+        A(.id = id, .part = SP_PART_INFO, .title = "T", .t = 0,
+          .source = "defender-streaming"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "host:rs1", .t = 0,
+          .source = "defender-streaming",
+          .raw = "{\"time\":\"2026-11-29T10:00:00Z\",\"EntityType\":\"Machine\"}"),
+    };
+    T_EQ_INT(ct_run(&t, rows, 2, NULL), SP_OK);
+    T_OK(ct_tick_until(&t, one_alert, 3000));
+    T_OK(ct_tick_until(&t, due_empty, 3000));
+    struct ct_alert again = rows[1];
+    again.raw = "{ \"time\": \"2026-11-29T10:05:00Z\", \"EntityType\": \"Machine\" }";
+    struct ct_res r;
+    T_EQ_INT(ct_run(&t, &again, 1, &r), SP_OK);
+    T_EQ_INT(r.rejects, 0);
+    T_EQ_INT(zcard(&ct_redis, "sp:{t:t1}:asmdue"), 0);     /* nothing new */
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HLEN sp:{t:t1}:asm:%s", id),
+             6);                    /* info, one row, t0, rev, sz, em */
+    t.st->type->tick(t.st, sp_now_ms() + 1000);
+    T_EQ_INT(count_alerts(&t), 1);
+    /* Another entity is another row. */
+    struct ct_alert other = rows[1];
+    other.ents = "host:rs2";
+    T_EQ_INT(ct_run(&t, &other, 1, NULL), SP_OK);
+    T_EQ_INT(zcard(&ct_redis, "sp:{t:t1}:asmdue"), 1);
+    T_OK(ct_tick_until(&t, two_alerts, 3000));
+    ct_close(&t);
+}
+
+/* A poll takes what its memory allows: each tenant's take brings at most
+ * its share of the poll's bytes of rows (1 MiB here: with max_bytes at
+ * 1 MiB a group is 64 tenants), or one assembly, and the others stay due
+ * for the next poll.  Three assemblies of 600 KB go out one per poll; the
+ * poll used to lease and hold them all at once, however big. */
+static void test_defender_poll_bytes(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=20ms",
+                          "correlate.defender.poll=10ms",
+                          "correlate.defender.max_wait=0",
+                          "correlate.defender.lease=30s",
+                          "correlate.defender.max_bytes=1MiB", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    size_t big = 600000;
+    char *raw = malloc(big + 16);
+    T_OK(raw != NULL);
+    if (!raw)
+        return;
+    memcpy(raw, "{\"x\":\"", 6);
+    memset(raw + 6, 'a', big);
+    strcpy(raw + 6 + big, "\"}");
+    static const char *const ids[] = {"defender-streaming:pb1",
+                                      "defender-streaming:pb2",
+                                      "defender-streaming:pb3"};
+    static const char *const hosts[] = {"host:pb1", "host:pb2", "host:pb3"};
+    for (int i = 0; i < 3; i++) {
+        struct ct_alert row = A(.id = ids[i], .part = SP_PART_EVIDENCE,
+                                .ents = hosts[i], .t = 0,
+                                .source = "defender-streaming", .raw = raw);
+        struct ct_res r;
+        T_EQ_INT(ct_run(&t, &row, 1, &r), SP_OK);
+        T_EQ_INT(r.rejects, 0);
+    }
+    /* A fourth row would take the first alert past max_bytes. */
+    struct ct_alert more = A(.id = ids[0], .part = SP_PART_EVIDENCE,
+                             .ents = "host:pb4", .t = 0,
+                             .source = "defender-streaming", .raw = raw);
+    struct ct_res r;
+    T_EQ_INT(ct_run(&t, &more, 1, &r), SP_OK);
+    T_EQ_INT(r.rejects, 1);
+    T_EQ_STR(r.reason, "too_many_rows");
+    sp_test_sleep_ms(40);           /* settled: all three due */
+    for (int poll = 1; poll <= 3; poll++) {
+        sp_test_sleep_ms(15);
+        t.st->type->tick(t.st, sp_now_ms());
+        T_EQ_INT(count_alerts(&t), poll);
+    }
+    free(raw);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_state";
@@ -1241,5 +1336,7 @@ int main(void)
     T_RUN(test_defender_assembly);
     T_RUN(test_defender_durable);
     T_RUN(test_defender_arena_exhausted);
+    T_RUN(test_defender_resent_row);
+    T_RUN(test_defender_poll_bytes);
     return t_done();
 }
