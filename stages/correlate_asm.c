@@ -644,12 +644,15 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
 {
     char setkey[80];
     asm_setkey(ctx, setkey, sizeof(setkey));
+    enum sp_err e = corr_tenants_limbo(ctx, setkey, asm_keys, 1);
+    if (e)
+        return e;
     const char *argv[] = {"SSCAN", setkey, ctx->asm_cursor, "COUNT",
                           ASM_SCAN_COUNT};
     size_t lens[] = {5, strlen(setkey), strlen(ctx->asm_cursor), 5,
                      strlen(ASM_SCAN_COUNT)};
     redisReply *scan = NULL;
-    enum sp_err e = sp_redis_call(ctx->redis, &scan, 5, argv, lens);
+    e = sp_redis_call(ctx->redis, &scan, 5, argv, lens);
     if (e) {
         freeReplyObject(scan);
         return e;

@@ -587,10 +587,14 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
 {
     char setkey[80];
     snprintf(setkey, sizeof(setkey), "%s:tenants", ctx->key_prefix);
+    enum sp_err e = corr_tenants_limbo(ctx, setkey, tenant_keys,
+                                       SP_ARRAY_SIZE(tenant_keys));
+    if (e)
+        return e;
     const char *argv[] = {"SSCAN", setkey, ctx->scan_cursor, "COUNT", "100"};
     size_t lens[] = {5, strlen(setkey), strlen(ctx->scan_cursor), 5, 3};
     redisReply *rep = NULL;
-    enum sp_err e = sp_redis_call(ctx->redis, &rep, 5, argv, lens);
+    e = sp_redis_call(ctx->redis, &rep, 5, argv, lens);
     if (e) {
         freeReplyObject(rep);
         return e;

@@ -12,9 +12,10 @@
  * both: adding a tenant when its keys get work, and dropping it when
  * they have none, are plain commands ordered around the tenants' own
  * scripts (see corr_tenants_forget for why a tenant with work is never
- * left out).  Registration before a batch's scripts, cached per
- * process, is in correlate.c (run_chunk); here are the walk's drop and
- * the registration again after the scripts.
+ * left out, not even by a process that dies half-way).  Registration
+ * before a batch's scripts, cached per process, is in correlate.c
+ * (run_chunk); here are the walk's drop, its limbo, and the registration
+ * again after the scripts.
  *
  * Engine thread.
  */
@@ -24,31 +25,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* One pipelined round of one command per tenant marked in sel: SREM or
- * SADD of the tenant on setkey, or (setkey NULL) EXISTS of its keys
- * P..keys[k].  Each integer answer into res (-1 for unmarked tenants and
- * errors). */
-static enum sp_err tenant_round(struct corr_ctx *ctx, const char *cmd,
-                                const char *setkey, const char *const *keys,
+/* The tenants being dropped from setkey wait in its limbo set, on the
+ * same slot of a cluster (a key with a tag hashes the tag, and setkey,
+ * which has no braces, hashes whole), so that SMOVE moves them between
+ * the two atomically. */
+static void limbo_key(const char *setkey, char *out, size_t n)
+{
+    snprintf(out, n, "{%s}:limbo", setkey);
+}
+
+/* One pipelined round of one command per tenant marked in sel: head[]
+ * (a command and its keys) followed by the tenant, or (head NULL) EXISTS
+ * of the tenant's keys P..keys[k].  Each integer answer into res (-1 for
+ * unmarked tenants and errors). */
+static enum sp_err tenant_round(struct corr_ctx *ctx, const char *const *head,
+                                size_t n_head, const char *const *keys,
                                 size_t n_keys, const struct corr_tenant *tn,
                                 const bool *sel, long long *res, size_t nt)
 {
     enum sp_err e = SP_OK;
     size_t sent = 0;
     char names[CORR_TENANT_KEYS_MAX][CORR_PREFIX_MAX + 8];
-    const char *argv[CORR_TENANT_KEYS_MAX + 1];
-    size_t lens[CORR_TENANT_KEYS_MAX + 1];
+    const char *argv[CORR_TENANT_KEYS_MAX + 4];
+    size_t lens[CORR_TENANT_KEYS_MAX + 4];
     n_keys = SP_MIN(n_keys, (size_t)CORR_TENANT_KEYS_MAX);
+    n_head = SP_MIN(n_head, (size_t)3);
     for (size_t i = 0; i < nt && !e; i++) {
         res[i] = -1;
         if (!sel[i])
             continue;
         int argc = 0;
-        argv[argc++] = cmd;
-        if (setkey) {
-            argv[argc++] = setkey;
+        if (head) {
+            for (size_t k = 0; k < n_head; k++)
+                argv[argc++] = head[k];
             argv[argc++] = tn[i].tenant;
         } else {
+            argv[argc++] = "EXISTS";
             for (size_t k = 0; k < n_keys; k++) {
                 snprintf(names[k], sizeof(names[k]), "%s%s", tn[i].prefix,
                          keys[k]);
@@ -80,18 +92,46 @@ static enum sp_err tenant_round(struct corr_ctx *ctx, const char *cmd,
     return e;
 }
 
+/* Looks again at the tenants in limbo marked in sel: back to setkey
+ * those with one of keys, out of limbo the others. */
+static enum sp_err limbo_settle(struct corr_ctx *ctx, const char *setkey,
+                                const char *limbo, const char *const *keys,
+                                size_t n_keys, const struct corr_tenant *tn,
+                                bool *sel, long long *res, size_t nt)
+{
+    enum sp_err e = tenant_round(ctx, NULL, 0, keys, n_keys, tn, sel, res,
+                                 nt);
+    if (e)
+        return e;
+    bool *work = calloc(nt ? nt : 1, sizeof(*work));
+    if (!work)
+        return SP_ERR_NOMEM;
+    for (size_t i = 0; i < nt; i++) {
+        work[i] = sel[i] && res[i] > 0;
+        sel[i] = sel[i] && res[i] == 0;
+    }
+    const char *back[] = {"SMOVE", limbo, setkey};
+    const char *drop[] = {"SREM", limbo};
+    e = tenant_round(ctx, back, 3, NULL, 0, tn, work, res, nt);
+    if (!e)
+        e = tenant_round(ctx, drop, 2, NULL, 0, tn, sel, res, nt);
+    free(work);
+    return e;
+}
+
 /*
  * Work may arrive at any moment, and the set and the tenant's keys are on
- * different slots, so: SREM first, then (once it is done) look at the
- * keys again and SADD back a tenant that has one now.  A script that
- * gives an idle tenant work tells its caller so, and the caller SADDs
- * the tenant after that script (corr_tenants_register): either its
- * script ran before the second look, which then sees the work, or after
- * it, so after the SREM, and its SADD comes later still.  Only a process
- * that dies, or loses its connection, between SREM and SADD-back can
- * leave a tenant with work out of the set, until its next alert reaches a
- * stage with a fresh registration cache (which adds every tenant again)
- * or an idle spell sets its seen anew.
+ * different slots, so: move the tenant to the set's limbo (SMOVE, atomic:
+ * it is always in one of the two), then look at its keys again and move it
+ * back if it has one now, else drop it from limbo.  A script that gives an
+ * idle tenant work tells its caller so, and the caller SADDs the tenant
+ * after that script (corr_tenants_register): either its script ran before
+ * the second look, which then sees the work, or after it, so after the
+ * move, and its SADD comes later still.  A process that dies, or loses
+ * its connection, in between leaves the tenant in limbo, and the next walk
+ * of any instance settles it (corr_tenants_limbo).  Two walkers settling
+ * one tenant at once are safe the same way: whichever sees no work drops
+ * it, and work that comes after that look comes with its SADD.
  */
 enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
                                 const char *const *keys, size_t n_keys,
@@ -101,17 +141,56 @@ enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
     long long *res = calloc(nt ? nt : 1, sizeof(*res));
     if (!res)
         return SP_ERR_NOMEM;
-    enum sp_err e = tenant_round(ctx, "SREM", setkey, keys, n_keys, tn, sel,
-                                 res, nt);
+    char limbo[128];
+    limbo_key(setkey, limbo, sizeof(limbo));
+    const char *move[] = {"SMOVE", setkey, limbo};
+    enum sp_err e = tenant_round(ctx, move, 3, NULL, 0, tn, sel, res, nt);
     for (size_t i = 0; i < nt; i++)
         sel[i] = res[i] == 1;
     if (!e)
-        e = tenant_round(ctx, "EXISTS", NULL, keys, n_keys, tn, sel, res, nt);
-    for (size_t i = 0; i < nt; i++)
-        sel[i] = res[i] > 0;
-    if (!e)
-        e = tenant_round(ctx, "SADD", setkey, keys, n_keys, tn, sel, res, nt);
+        e = limbo_settle(ctx, setkey, limbo, keys, n_keys, tn, sel, res, nt);
     free(res);
+    return e;
+}
+
+#define LIMBO_STEP "100"
+
+enum sp_err corr_tenants_limbo(struct corr_ctx *ctx, const char *setkey,
+                               const char *const *keys, size_t n_keys)
+{
+    char limbo[128];
+    limbo_key(setkey, limbo, sizeof(limbo));
+    const char *argv[] = {"SRANDMEMBER", limbo, LIMBO_STEP};
+    size_t lens[] = {11, strlen(limbo), strlen(LIMBO_STEP)};
+    redisReply *rep = NULL;
+    enum sp_err e = sp_redis_call(ctx->redis, &rep, 3, argv, lens);
+    if (e || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
+        freeReplyObject(rep);
+        return e;
+    }
+    size_t nt = rep->elements;
+    struct corr_tenant *tn = calloc(nt, sizeof(*tn));
+    bool *sel = calloc(nt, sizeof(*sel));
+    long long *res = calloc(nt, sizeof(*res));
+    if (!tn || !sel || !res) {
+        e = SP_ERR_NOMEM;
+    } else {
+        for (size_t i = 0; i < nt; i++) {
+            const redisReply *t = rep->element[i];
+            /* A name that does not fit stays (its SREM would miss it). */
+            if (t->type != REDIS_REPLY_STRING || t->len >= sizeof(tn[i].tenant))
+                continue;
+            snprintf(tn[i].tenant, sizeof(tn[i].tenant), "%s", t->str);
+            corr_prefix(ctx->key_prefix, t->str, tn[i].prefix,
+                        sizeof(tn[i].prefix));
+            sel[i] = true;
+        }
+        e = limbo_settle(ctx, setkey, limbo, keys, n_keys, tn, sel, res, nt);
+    }
+    free(tn);
+    free(sel);
+    free(res);
+    freeReplyObject(rep);
     return e;
 }
 

@@ -1314,6 +1314,73 @@ static void test_defender_poll_bytes(void)
     ct_close(&t);
 }
 
+static long long limbo_n(const char *set)
+{
+    return sp_test_redis_int(&ct_redis, NULL, "SCARD {%s}:limbo", set);
+}
+
+static bool limbo_empty(struct ct *t)
+{
+    (void)t;
+    return limbo_n("sp:tenants") == 0 && limbo_n("sp:tenants:asm") == 0;
+}
+
+static bool pending_published(struct ct *t)
+{
+    return sp_test_sink_count(&t->sink, "incidents") > 0;
+}
+
+/* A walk that drops a tenant moves it to the set's limbo first; a process
+ * that dies (or loses Redis) before it looked again leaves it there.  The
+ * next walk settles it: back to the set with work, out with none.  Here:
+ * "pending" (an unacknowledged outbox entry) and "rows" (a due Defender
+ * assembly) left in limbo are walked again and their work gets out;
+ * "idle" (nothing) leaves.  Without the limbo, a tenant so dropped was
+ * never walked again: its Defender alert never emitted while rows kept
+ * its assemblies due. */
+static void test_tenant_limbo(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.outbox.grace=0",
+                          "correlate.outbox.interval=100ms",
+                          "correlate.defender.settle=20ms",
+                          "correlate.defender.poll=10ms",
+                          "correlate.defender.max_wait=0", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    t.sink.mode = SP_TEST_ACK_FAIL;
+    T_EQ_INT(ct_one(&t, &A(.id = "a1", .ents = "host:h1", .tenant = "pending"),
+                    NULL), SP_OK);
+    ct_settle(&t);
+    struct ct_alert row = A(.id = "defender-streaming:lb1",
+                            .part = SP_PART_EVIDENCE, .ents = "host:lb1",
+                            .t = 0, .tenant = "rows",
+                            .source = "defender-streaming");
+    T_EQ_INT(ct_run(&t, &row, 1, NULL), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "a1", .ents = "host:h1", .tenant = "idle"),
+                    NULL), SP_OK);
+    ct_settle(&t);
+    t.sink.mode = SP_TEST_ACK_OK;
+    sp_test_sink_clear(&t.sink);
+    expire_tenant("idle", NULL);
+    /* A walker died after its first move. */
+    static const char *const moves[][2] = {{"sp:tenants", "pending"},
+                                           {"sp:tenants", "idle"},
+                                           {"sp:tenants:asm", "rows"}};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(moves); i++)
+        T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "SMOVE %s {%s}:limbo %s",
+                                   moves[i][0], moves[i][0], moves[i][1]), 1);
+    T_OK(!is_tenant("pending"));
+    T_OK(ct_tick_until(&t, limbo_empty, 3000));
+    T_OK(is_tenant("pending"));
+    T_OK(!is_tenant("idle"));
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "SISMEMBER sp:tenants:asm rows"), 1);
+    T_OK(ct_tick_until(&t, pending_published, 3000));
+    T_OK(ct_tick_until(&t, one_alert, 3000));
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_state";
@@ -1338,5 +1405,6 @@ int main(void)
     T_RUN(test_defender_arena_exhausted);
     T_RUN(test_defender_resent_row);
     T_RUN(test_defender_poll_bytes);
+    T_RUN(test_tenant_limbo);
     return t_done();
 }
