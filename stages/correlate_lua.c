@@ -1119,7 +1119,8 @@ const char corr_lua_status[] =
  * again (in another Event Hubs envelope, say) is one already stored.
  * Returns {rev, register}: rev the new revision, 0 for a row already
  * stored, -1 when the alert has max rows, -2 when this row would take its
- * rows past max bytes (sz, the bytes of the rows stored); register 1 when
+ * rows past max bytes (sz, the bytes of the rows stored; counted from the
+ * rows when the hash has none, as one stored before sz was); register 1 when
  * the row made asmdue non-empty.  The poll drops a tenant with an empty
  * asmdue from <prefix>:tenants:asm (see correlate_asm.c), so the caller
  * then adds the tenant again, after this reply: a registration cached
@@ -1137,12 +1138,20 @@ const char corr_lua_asm_add[] =
 "  if r[2] then n = n - 1 end\n"
 "  if n >= tonumber(ARGV[7]) then return {-1, 0} end\n"
 "end\n"
-"local grow = #ARGV[4] - (cur and #cur or 0)\n"
-"if grow > 0 and (tonumber(r[2]) or 0) + grow > tonumber(ARGV[9]) then\n"
-"  return {-2, 0}\n"
+"local sz = tonumber(r[2])\n"
+"if not sz then\n"
+"  -- none yet, or an assembly stored before sz was kept: its rows count\n"
+"  sz = 0\n"
+"  local h = redis.call('HGETALL', k)\n"
+"  for i = 1, #h, 2 do\n"
+"    if h[i] == 'info' or string.sub(h[i], 1, 3) == 'ev:' then\n"
+"      sz = sz + #h[i + 1]\n"
+"    end\n"
+"  end\n"
 "end\n"
-"redis.call('HSET', k, ARGV[3], ARGV[4])\n"
-"redis.call('HINCRBY', k, 'sz', grow)\n"
+"local grow = #ARGV[4] - (cur and #cur or 0)\n"
+"if grow > 0 and sz + grow > tonumber(ARGV[9]) then return {-2, 0} end\n"
+"redis.call('HSET', k, ARGV[3], ARGV[4], 'sz', sz + grow)\n"
 "redis.call('HSETNX', k, 't0', ARGV[5])\n"
 "local rev = redis.call('HINCRBY', k, 'rev', 1)\n"
 "local due = ARGV[1] .. 'asmdue'\n"

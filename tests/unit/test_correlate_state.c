@@ -1381,6 +1381,62 @@ static void test_tenant_limbo(void)
     ct_close(&t);
 }
 
+/* The bytes of an assembly stored without sz (by a version before it, so
+ * for as long as correlate.retention keeps such hashes) are counted when
+ * its next row comes: they were taken for 0, so max_bytes let as many
+ * bytes again in, and a smaller AlertInfo row replacing a big one took sz
+ * below zero. */
+static void test_defender_bytes_without_sz(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.max_bytes=1MiB", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    size_t big = 600000;
+    char *raw = malloc(big + 16);
+    T_OK(raw != NULL);
+    if (!raw)
+        return;
+    memcpy(raw, "{\"x\":\"", 6);
+    memset(raw + 6, 'a', big);
+    strcpy(raw + 6 + big, "\"}");
+    /* Evidence: the second big row is past max_bytes. */
+    const char *id1 = "defender-streaming:ns1";
+    struct ct_alert ev[] = {
+        A(.id = id1, .part = SP_PART_EVIDENCE, .ents = "host:ns1", .t = 0,
+          .source = "defender-streaming", .raw = raw),
+        A(.id = id1, .part = SP_PART_EVIDENCE, .ents = "host:ns2", .t = 0,
+          .source = "defender-streaming", .raw = raw),
+    };
+    struct ct_res r;
+    T_EQ_INT(ct_run(&t, &ev[0], 1, &r), SP_OK);
+    T_EQ_INT(r.rejects, 0);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HDEL sp:{t:t1}:asm:%s sz",
+                               id1), 1);
+    T_EQ_INT(ct_run(&t, &ev[1], 1, &r), SP_OK);
+    T_EQ_INT(r.rejects, 1);
+    T_EQ_STR(r.reason, "too_many_rows");
+    /* AlertInfo: a smaller row in place of a big one. */
+    const char *id2 = "defender-streaming:ns3";
+    struct ct_alert info[] = {
+        A(.id = id2, .part = SP_PART_INFO, .title = "T", .t = 0,
+          .source = "defender-streaming", .raw = raw),
+        A(.id = id2, .part = SP_PART_INFO, .title = "T2", .t = 0,
+          .source = "defender-streaming", .raw = "{}"),
+    };
+    T_EQ_INT(ct_run(&t, &info[0], 1, &r), SP_OK);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HDEL sp:{t:t1}:asm:%s sz",
+                               id2), 1);
+    T_EQ_INT(ct_run(&t, &info[1], 1, &r), SP_OK);
+    T_EQ_INT(r.rejects, 0);
+    long long sz = sp_test_redis_int(&ct_redis, NULL,
+                                     "HGET sp:{t:t1}:asm:%s sz", id2);
+    T_EQ_INT(sz, sp_test_redis_int(&ct_redis, NULL,
+                                   "HSTRLEN sp:{t:t1}:asm:%s info", id2));
+    free(raw);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_state";
@@ -1406,5 +1462,6 @@ int main(void)
     T_RUN(test_defender_resent_row);
     T_RUN(test_defender_poll_bytes);
     T_RUN(test_tenant_limbo);
+    T_RUN(test_defender_bytes_without_sz);
     return t_done();
 }
