@@ -53,7 +53,7 @@ static void kus(struct sp_jw *w, const char *key, int64_t us)
 }
 
 /* Writes the compact row; *norm_len is its length without the record's
- * own bytes (raw, written last), which name an evidence row. */
+ * own bytes (raw, written last): what tells rows apart. */
 static void write_row(struct sp_jw *w, const struct sp_alert *alert,
                       size_t *norm_len)
 {
@@ -125,15 +125,15 @@ static void write_row(struct sp_jw *w, const struct sp_alert *alert,
 }
 
 enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
-                         const char **field, const char **value, size_t *vlen)
+                         const char **field, const char **value, size_t *vlen,
+                         size_t *norm_len)
 {
     enum sp_err e = corr_json_begin(ctx);
     if (e)
         return e;
     struct sp_jw w;
-    size_t norm_len = 0;
     sp_jw_init(&w, &ctx->json);
-    write_row(&w, alert, &norm_len);
+    write_row(&w, alert, norm_len);
     if (!sp_jw_ok(&w))
         return SP_ERR_LIMIT;        /* reserved: only its size fails it */
     *vlen = ctx->json.len;
@@ -147,7 +147,7 @@ enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
         char hx[17];
         snprintf(hx, sizeof(hx), "%016llx",
                  (unsigned long long)corr_hash(CORR_HASH_INIT, ctx->json.data,
-                                               norm_len));
+                                               *norm_len));
         *field = sp_arena_printf(&ctx->work, "ev:%s", hx);
     }
     return *value && *field ? SP_OK : SP_ERR_NOMEM;
@@ -157,14 +157,15 @@ int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
                   int64_t now_ms, const char ***argvp, size_t **lensp)
 {
     const char *field, *value;
-    size_t vlen;
-    enum sp_err e = corr_asm_row(ctx, item->alert, &field, &value, &vlen);
+    size_t vlen, norm_len = 0;
+    enum sp_err e = corr_asm_row(ctx, item->alert, &field, &value, &vlen,
+                                 &norm_len);
     if (e == SP_ERR_LIMIT)
         return corr_reject_too_large(ctx, item, "the Defender row");
     if (e)
         return -1;
-    const char **argv = sp_arena_alloc(&ctx->work, 13 * sizeof(*argv));
-    size_t *lens = sp_arena_alloc(&ctx->work, 13 * sizeof(*lens));
+    const char **argv = sp_arena_alloc(&ctx->work, 14 * sizeof(*argv));
+    size_t *lens = sp_arena_alloc(&ctx->work, 14 * sizeof(*lens));
     char *key = sp_arena_printf(&ctx->work, "%sasm:%s", item->prefix,
                                 item->alert->id);
     char *now = sp_arena_printf(&ctx->work, "%lld", (long long)now_ms);
@@ -172,10 +173,12 @@ int corr_asm_args(struct corr_ctx *ctx, struct corr_item *item,
     char *rows = sp_arena_printf(&ctx->work, "%zu", ctx->asm_max_rows);
     char *ttl = sp_arena_printf(&ctx->work, "%lld", (long long)ctx->retention_ms);
     char *bytes = sp_arena_printf(&ctx->work, "%zu", ctx->asm_max_bytes);
-    if (!argv || !lens || !key || !now || !settle || !rows || !ttl || !bytes)
+    char *norm = sp_arena_printf(&ctx->work, "%zu", norm_len);
+    if (!argv || !lens || !key || !now || !settle || !rows || !ttl || !bytes ||
+        !norm)
         return -1;
     const char *args[] = {key, item->prefix, item->alert->id, field, value,
-                          now, settle, rows, ttl, bytes};
+                          now, settle, rows, ttl, bytes, norm};
     int argc = 3;
     for (size_t i = 0; i < SP_ARRAY_SIZE(args); i++) {
         argv[argc] = args[i];

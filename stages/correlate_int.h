@@ -372,11 +372,13 @@ enum sp_err corr_incident_explain(const redisReply *rep, const char *id,
 
 /* ---- correlate_asm.c ------------------------------------------------------ */
 
-/* Serialises a Defender row for storage in Redis (into ctx->work).
- * SP_ERR_LIMIT when it is larger than ctx->json holds. */
+/* Serialises a Defender row for storage in Redis (into ctx->work);
+ * *norm_len: the length of its leading part without the record's own
+ * bytes (what the row says).  SP_ERR_LIMIT when it is larger than
+ * ctx->json holds. */
 enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
                          const char **field, const char **value,
-                         size_t *vlen);
+                         size_t *vlen, size_t *norm_len);
 /* Builds the asm_add argv for a row item (3 reserved slots); returns argc,
  * 0 when the row is too large (item->err set), or -1 when out of
  * memory. */

@@ -1112,11 +1112,13 @@ const char corr_lua_status[] =
 
 /*
  * asm_add: KEYS[1] = P.."asm:"..alert; ARGV = P, alert, field, value,
- * wall ms, settle ms, max rows, ttl ms, max bytes.  Stores one Defender
- * row; the assembly becomes due settle ms after its first row (or after
- * the first row that arrives once it was emitted).  An evidence row's
- * field names its content without the record's own bytes, so a row sent
- * again (in another Event Hubs envelope, say) is one already stored.
+ * wall ms, settle ms, max rows, ttl ms, max bytes, norm len.  Stores one
+ * Defender row; the assembly becomes due settle ms after its first row
+ * (or after the first row that arrives once it was emitted).  A row sent
+ * again (in another Event Hubs envelope, say) is one already stored: an
+ * evidence row's field names its content without the record's own bytes,
+ * and an AlertInfo row whose first norm len bytes (what it says, the
+ * record's own bytes following) are the stored one's is left as it is.
  * Returns {rev, register}: rev the new revision, 0 for a row already
  * stored, -1 when the alert has max rows, -2 when this row would take its
  * rows past max bytes (sz, the bytes of the rows stored; counted from the
@@ -1132,6 +1134,10 @@ const char corr_lua_asm_add[] =
 "local cur = r[1]\n"
 "if cur == ARGV[4] then return {0, 0} end\n"
 "if cur and string.sub(ARGV[3], 1, 3) == 'ev:' then return {0, 0} end\n"
+"local nl = tonumber(ARGV[10])\n"
+"if cur and string.sub(cur, 1, nl) == string.sub(ARGV[4], 1, nl) then\n"
+"  return {0, 0}\n"
+"end\n"
 "if not cur then\n"
 "  -- rows only: t0, rev, sz, and em once emitted, are bookkeeping\n"
 "  local n = redis.call('HLEN', k) - 2 - redis.call('HEXISTS', k, 'em')\n"

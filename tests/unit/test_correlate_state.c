@@ -1437,6 +1437,49 @@ static void test_defender_bytes_without_sz(void)
     ct_close(&t);
 }
 
+/* The AlertInfo row sent again in another envelope is the row already
+ * stored, as an evidence row is: nothing to emit again.  Its bytes
+ * differed, so it replaced the stored row and the alert went out again
+ * (and, near max_bytes, a re-sent copy a few bytes longer went to the DLQ
+ * as too_many_rows).  An AlertInfo row that says something else is still
+ * an update. */
+static void test_defender_resent_info(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=50ms",
+                          "correlate.defender.lease=1s", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    const char *id = "defender-streaming:ri1";
+    struct ct_alert rows[] = {
+        A(.id = id, .part = SP_PART_INFO, .title = "T", .t = 0,
+          .source = "defender-streaming",
+          .raw = "{\"time\":\"2026-11-29T10:00:00Z\",\"Title\":\"T\"}"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "host:ri1", .t = 0,
+          .source = "defender-streaming"),
+    };
+    T_EQ_INT(ct_run(&t, rows, 2, NULL), SP_OK);
+    T_OK(ct_tick_until(&t, one_alert, 3000));
+    T_OK(ct_tick_until(&t, due_empty, 3000));
+    struct ct_alert again = rows[0];
+    again.raw = "{ \"time\": \"2026-11-29T10:05:00Z\", \"Title\": \"T\" }";
+    struct ct_res r;
+    T_EQ_INT(ct_run(&t, &again, 1, &r), SP_OK);
+    T_EQ_INT(r.rejects, 0);
+    T_EQ_INT(zcard(&ct_redis, "sp:{t:t1}:asmdue"), 0);     /* nothing new */
+    t.st->type->tick(t.st, sp_now_ms() + 1000);
+    T_EQ_INT(count_alerts(&t), 1);
+    struct ct_alert upd = rows[0];
+    upd.title = "T2";
+    T_EQ_INT(ct_run(&t, &upd, 1, NULL), SP_OK);
+    T_EQ_INT(zcard(&ct_redis, "sp:{t:t1}:asmdue"), 1);
+    T_OK(ct_tick_until(&t, two_alerts, 3000));
+    json_t *al = last_alert(&t);
+    T_EQ_STR(ct_jstr(al, "title"), "T2");
+    json_decref(al);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_state";
@@ -1463,5 +1506,6 @@ int main(void)
     T_RUN(test_defender_poll_bytes);
     T_RUN(test_tenant_limbo);
     T_RUN(test_defender_bytes_without_sz);
+    T_RUN(test_defender_resent_info);
     return t_done();
 }
