@@ -507,7 +507,8 @@ static const char *const asm_keys[] = {"asmdue"};
  * each group's are assembled (into the poll's arena) and freed before the
  * next group's are asked for.  A tenant's reply holds ASM_POLL_BYTES /
  * group bytes of rows, or one assembly whatever its size (asm_add keeps
- * each within correlate.defender.max_bytes): so at most about
+ * each within correlate.defender.max_bytes and its AlertInfo row, one
+ * row of at most the row limit): so at most about
  * ASM_POLL_BYTES + group * max_bytes of replies at once, and fewer round
  * trips when assemblies may be big than when they are small.
  */

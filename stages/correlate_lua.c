@@ -1122,7 +1122,9 @@ const char corr_lua_status[] =
  * Returns {rev, register}: rev the new revision, 0 for a row already
  * stored, -1 when the alert has max rows, -2 when this row would take its
  * rows past max bytes (sz, the bytes of the rows stored; counted from the
- * rows when the hash has none, as one stored before sz was); register 1 when
+ * rows when the hash has none, as one stored before sz was): evidence
+ * rows only, the AlertInfo row (one, and what names the alert) is kept
+ * past both, though counted in them; register 1 when
  * the row made asmdue non-empty.  The poll drops a tenant with an empty
  * asmdue from <prefix>:tenants:asm (see correlate_asm.c), so the caller
  * then adds the tenant again, after this reply: a registration cached
@@ -1138,7 +1140,9 @@ const char corr_lua_asm_add[] =
 "if cur and string.sub(cur, 1, nl) == string.sub(ARGV[4], 1, nl) then\n"
 "  return {0, 0}\n"
 "end\n"
-"if not cur then\n"
+"-- the AlertInfo row names the alert: kept past max rows and bytes\n"
+"local info = ARGV[3] == 'info'\n"
+"if not cur and not info then\n"
 "  -- rows only: t0, rev, sz, and em once emitted, are bookkeeping\n"
 "  local n = redis.call('HLEN', k) - 2 - redis.call('HEXISTS', k, 'em')\n"
 "  if r[2] then n = n - 1 end\n"
@@ -1156,7 +1160,9 @@ const char corr_lua_asm_add[] =
 "  end\n"
 "end\n"
 "local grow = #ARGV[4] - (cur and #cur or 0)\n"
-"if grow > 0 and sz + grow > tonumber(ARGV[9]) then return {-2, 0} end\n"
+"if grow > 0 and not info and sz + grow > tonumber(ARGV[9]) then\n"
+"  return {-2, 0}\n"
+"end\n"
 "redis.call('HSET', k, ARGV[3], ARGV[4], 'sz', sz + grow)\n"
 "redis.call('HSETNX', k, 't0', ARGV[5])\n"
 "local rev = redis.call('HINCRBY', k, 'rev', 1)\n"
@@ -1174,7 +1180,8 @@ const char corr_lua_asm_add[] =
  * 0 when the tenant has no assembly at all (asmdue is gone: the poll may
  * drop the tenant from <prefix>:tenants:asm).  The rows returned come to
  * at most `bytes` but for the first assembly, which goes whatever its
- * size (asm_add keeps each within correlate.defender.max_bytes); the
+ * size (asm_add keeps each within correlate.defender.max_bytes and its
+ * AlertInfo row); the
  * assemblies past it stay due, unleased, for the next poll.
  */
 const char corr_lua_asm_take[] =

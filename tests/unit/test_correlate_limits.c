@@ -336,6 +336,63 @@ static void test_defender_max_rows(void)
     ct_close(&t);
 }
 
+/* The AlertInfo row, the one that names the alert (title, severity,
+ * times), is kept whatever the evidence took of max_rows and max_bytes:
+ * rows arrive in any order, and it used to go to the DLQ when it came
+ * after evidence that had filled either, the alert then going out as
+ * "Defender alert <id>" of unknown severity.  Evidence past them still
+ * goes to the DLQ. */
+static void test_defender_info_past_limits(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.max_rows=2",
+                          "correlate.defender.max_bytes=64KiB", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    static char raw[60000];
+    memcpy(raw, "{\"x\":\"", 6);
+    memset(raw + 6, 'a', sizeof(raw) - 16);
+    strcpy(raw + sizeof(raw) - 10, "\"}");
+    static char iraw[8000];     /* with raw: past 64 KiB */
+    memcpy(iraw, "{\"x\":\"", 6);
+    memset(iraw + 6, 'b', sizeof(iraw) - 16);
+    strcpy(iraw + sizeof(iraw) - 10, "\"}");
+    /* Past max_bytes: one big evidence row, then the AlertInfo row. */
+    const char *id1 = "defender-streaming:ip1";
+    struct ct_alert a1[3] = {
+        A(.id = id1, .part = SP_PART_EVIDENCE, .t = 1, .ents = "host:i1",
+          .source = "defender-streaming", .raw = raw),
+        A(.id = id1, .part = SP_PART_INFO, .t = 1, .title = "Named",
+          .source = "defender-streaming", .raw = iraw),
+        A(.id = id1, .part = SP_PART_EVIDENCE, .t = 1, .ents = "host:i2",
+          .source = "defender-streaming", .raw = "{\"e\":2}"),
+    };
+    struct ct_res r[3];
+    for (int i = 0; i < 3; i++)
+        T_EQ_INT(ct_run(&t, &a1[i], 1, &r[i]), SP_OK);
+    T_EQ_INT((long long)(r[0].rejects + r[1].rejects), 0);
+    T_EQ_INT((long long)r[2].rejects, 1);           /* evidence: DLQ */
+    T_EQ_STR(r[2].reason, "too_many_rows");
+    /* Past max_rows: two evidence rows, then the AlertInfo row. */
+    const char *id2 = "defender-streaming:ip2";
+    struct ct_alert a2[4] = {
+        A(.id = id2, .part = SP_PART_EVIDENCE, .t = 1, .ents = "host:i3",
+          .source = "defender-streaming", .raw = "{\"e\":3}"),
+        A(.id = id2, .part = SP_PART_EVIDENCE, .t = 1, .ents = "host:i4",
+          .source = "defender-streaming", .raw = "{\"e\":4}"),
+        A(.id = id2, .part = SP_PART_INFO, .t = 1, .title = "Named too",
+          .sev = SP_SEV_HIGH, .source = "defender-streaming"),
+        A(.id = id2, .part = SP_PART_EVIDENCE, .t = 1, .ents = "host:i5",
+          .source = "defender-streaming", .raw = "{\"e\":5}"),
+    };
+    struct ct_res r2[4];
+    for (int i = 0; i < 4; i++)
+        T_EQ_INT(ct_run(&t, &a2[i], 1, &r2[i]), SP_OK);
+    T_EQ_INT((long long)(r2[0].rejects + r2[1].rejects + r2[2].rejects), 0);
+    T_EQ_INT((long long)r2[3].rejects, 1);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate_limits";
@@ -346,5 +403,6 @@ int main(void)
     T_RUN(test_oversized_alert_rejected);
     T_RUN(test_oversized_row_rejected);
     T_RUN(test_defender_max_rows);
+    T_RUN(test_defender_info_past_limits);
     return t_done();
 }
