@@ -509,8 +509,10 @@ static const char *const asm_keys[] = {"asmdue"};
  * group bytes of rows, or one assembly whatever its size (asm_add keeps
  * each within correlate.defender.max_bytes and its AlertInfo row, one
  * row of at most the row limit): so at most about
- * ASM_POLL_BYTES + group * max_bytes of replies at once, and fewer round
- * trips when assemblies may be big than when they are small.
+ * ASM_POLL_BYTES + group * max_bytes of replies at once (the alerts built
+ * from them are in the arena besides).  The price is a round trip per
+ * group: more of them when assemblies may be big than when they are small
+ * (one per tenant with max_bytes of ASM_POLL_BYTES or more).
  */
 #define ASM_POLL_BYTES ((size_t)64 << 20)
 #define ASM_GROUP_MAX 64
