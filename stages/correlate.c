@@ -128,6 +128,10 @@ static const struct sp_cfg_key correlate_keys[] = {
      "DLQ", 0, NULL},
     {"correlate.defender.batch", SP_CFG_INT, "200", 1, 100000,
      "Assemblies emitted per tenant and poll at most", 0, NULL},
+    {"correlate.defender.poll_bytes", SP_CFG_SIZE, "64MiB", 65536,
+     (int64_t)4 << 30,
+     "Bytes of rows one poll reads at most, shared by its tenants (an "
+     "assembly bigger than its tenant's share is read alone)", 0, NULL},
     SP_REDIS_CFG_KEYS,
 };
 

@@ -503,56 +503,47 @@ static void asm_setkey(const struct corr_ctx *ctx, char *out, size_t n)
 static const char *const asm_keys[] = {"asmdue"};
 
 /*
- * Memory of a poll: the tenants' take replies come a group at a time, and
- * each group's are assembled (into the poll's arena) and freed before the
- * next group's are asked for.  A tenant's reply holds ASM_POLL_BYTES /
- * group bytes of rows, or one assembly whatever its size (asm_add keeps
- * each within correlate.defender.max_bytes and its AlertInfo row, one
- * row of at most the row limit): so at most about
- * ASM_POLL_BYTES + group * max_bytes of replies at once (the alerts built
- * from them are in the arena besides).  The price is a round trip per
- * group: more of them when assemblies may be big than when they are small
- * (one per tenant with max_bytes of ASM_POLL_BYTES or more).
+ * Memory of a poll: one pipelined round asks every tenant of the SSCAN
+ * step for its due assemblies, each up to its share of
+ * correlate.defender.poll_bytes of rows, so the replies of the round hold
+ * at most that.  A tenant whose
+ * first due assembly alone is bigger than its share names it instead
+ * (asm_take's {alert, bytes}); those are taken afterwards one at a time,
+ * each in a round of its own, as long as the poll's arena has room: at
+ * most correlate.defender.max_bytes plus an AlertInfo row each.
  */
-#define ASM_POLL_BYTES ((size_t)64 << 20)
-#define ASM_GROUP_MAX 64
-
-static size_t asm_group(size_t max_bytes)
-{
-    size_t g = ASM_POLL_BYTES / (max_bytes ? max_bytes : 1);
-    return SP_MAX(SP_MIN(g, (size_t)ASM_GROUP_MAX), (size_t)1);
-}
-
-/* Sends the take script of tenants [g0, g1) and reads their replies into
- * reps (idle[i]: the tenant has no assembly at all). */
-static enum sp_err take_group(struct corr_ctx *ctx,
+/* Sends the take script of the tenants marked in sel and reads their
+ * replies into reps (idle[i]: the tenant has no assembly at all). */
+static enum sp_err take_round(struct corr_ctx *ctx,
                               const struct corr_tenant *takes,
-                              redisReply **reps, bool *idle, size_t g0,
-                              size_t g1, const char *now, const char *lease,
-                              const char *limit, const char *bytes)
+                              const bool *sel, redisReply **reps, bool *idle,
+                              size_t nt, const char *now, const char *lease,
+                              const char *limit, const char *bytes,
+                              const char *force)
 {
     enum sp_err e = SP_OK;
-    bool sent[ASM_GROUP_MAX] = {false};
-    for (size_t i = g0; i < g1 && !e; i++) {
-        if (!takes[i].prefix[0])
+    size_t sent = 0;
+    for (size_t i = 0; i < nt && !e; i++) {
+        if (!sel[i])
             continue;
         char key[CORR_PREFIX_MAX + 8];
         snprintf(key, sizeof(key), "%sasmdue", takes[i].prefix);
         const char *targv[] = {NULL, NULL, NULL, key, takes[i].prefix, now,
-                               lease, limit, bytes};
+                               lease, limit, bytes, force};
         size_t tlens[SP_ARRAY_SIZE(targv)] = {0};
         for (size_t k = 3; k < SP_ARRAY_SIZE(targv); k++)
             tlens[k] = strlen(targv[k]);
         e = sp_redis_append_evalsha(ctx->redis, &ctx->s_asm_take, 1,
                                     (int)SP_ARRAY_SIZE(targv), targv, tlens);
-        sent[i - g0] = e == SP_OK;
+        sent += e == SP_OK;
     }
     /* Every reply first: the connection must be idle before anything
      * else (a script reload) is sent. */
     bool noscript = false;
-    for (size_t i = g0; i < g1; i++) {
-        if (!sent[i - g0])
+    for (size_t i = 0, got = 0; i < nt && got < sent; i++) {
+        if (!sel[i])
             continue;
+        got++;
         enum sp_err rd = sp_redis_read(ctx->redis, &reps[i]);
         if (rd)
             return rd;              /* the connection is gone */
@@ -571,15 +562,22 @@ static enum sp_err take_group(struct corr_ctx *ctx,
 
 /* Assembles the alerts of one tenant's take reply into the poll's items.
  * *full: the poll's memory is spent (the rest of this reply, and the
- * tenants after it, wait for a later poll). */
+ * tenants after it, wait for a later poll).  *big: the reply names an
+ * assembly bigger than the tenant's share, to be taken alone. */
 static enum sp_err take_tenant(struct corr_ctx *ctx, struct sp_arena *a,
                                const struct corr_tenant *take,
                                const redisReply *list, int64_t wall_ms,
                                struct corr_item **itemsp, int64_t **revsp,
-                               size_t *np, size_t *capp, bool *full)
+                               size_t *np, size_t *capp, bool *full,
+                               bool *big)
 {
     for (size_t j = 0; j < list->elements; j++) {
         const redisReply *it = list->element[j];
+        if (it->type == REDIS_REPLY_ARRAY && it->elements == 2 &&
+            it->element[1]->type == REDIS_REPLY_INTEGER) {
+            *big = true;            /* bigger than its share: taken alone */
+            continue;
+        }
         if (it->type != REDIS_REPLY_ARRAY || it->elements != 2 ||
             it->element[0]->type != REDIS_REPLY_STRING ||
             it->element[1]->type != REDIS_REPLY_ARRAY)
@@ -680,21 +678,22 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
     struct corr_tenant *takes = calloc(nt, sizeof(*takes));
     redisReply **reps = calloc(nt, sizeof(*reps));
     bool *idle = calloc(nt, sizeof(*idle));
+    bool *sel = calloc(nt, sizeof(*sel));
     struct sp_arena a;
     sp_arena_init(&a, (size_t)256 << 20);
     struct corr_item *items = NULL;
     int64_t *revs = NULL;
     size_t n = 0, cap = 0;
-    if (!takes || !reps || !idle) {
+    if (!takes || !reps || !idle || !sel) {
         e = SP_ERR_NOMEM;
         goto out;
     }
-    char now[24], lease[24], limit[24], bytes[24];
+    char now[24], lease[24], limit[24], share[24];
     snprintf(now, sizeof(now), "%lld", (long long)wall_ms);
     snprintf(lease, sizeof(lease), "%lld", (long long)ctx->lease_ms);
     snprintf(limit, sizeof(limit), "%zu", ctx->asm_batch);
-    size_t group = asm_group(ctx->asm_max_bytes);
-    snprintf(bytes, sizeof(bytes), "%zu", ASM_POLL_BYTES / group);
+    snprintf(share, sizeof(share), "%zu", SP_MAX(ctx->asm_poll_bytes / nt,
+                                                 (size_t)1));
     for (size_t i = 0; i < nt; i++) {
         const redisReply *t = tenants->element[i];
         if (t->type != REDIS_REPLY_STRING)
@@ -702,24 +701,35 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
         snprintf(takes[i].tenant, sizeof(takes[i].tenant), "%s", t->str);
         corr_prefix(ctx->key_prefix, t->str, takes[i].prefix,
                     sizeof(takes[i].prefix));
+        sel[i] = true;
     }
     bool full = false;
-    for (size_t g0 = 0; g0 < nt && !e && !full; g0 += group) {
-        size_t g1 = SP_MIN(nt, g0 + group);
-        e = take_group(ctx, takes, reps, idle, g0, g1, now, lease, limit,
-                       bytes);
-        for (size_t i = g0; i < g1 && !e && !full; i++) {
-            if (!reps[i] || reps[i]->type != REDIS_REPLY_ARRAY)
-                continue;
+    e = take_round(ctx, takes, sel, reps, idle, nt, now, lease, limit, share,
+                   "0");
+    for (size_t i = 0; i < nt && !e && !full; i++) {
+        sel[i] = false;
+        if (reps[i] && reps[i]->type == REDIS_REPLY_ARRAY)
             e = take_tenant(ctx, &a, &takes[i], reps[i], wall_ms, &items,
-                            &revs, &n, &cap, &full);
-        }
-        /* The group's replies go before the next group's come: what was
-         * kept of them is in the arena. */
-        for (size_t i = g0; i < g1; i++) {
-            freeReplyObject(reps[i]);
-            reps[i] = NULL;
-        }
+                            &revs, &n, &cap, &full, &sel[i]);
+    }
+    /* The round's replies go before the big ones come: what was kept of
+     * them is in the arena. */
+    for (size_t i = 0; i < nt; i++) {
+        freeReplyObject(reps[i]);
+        reps[i] = NULL;
+    }
+    /* Each assembly bigger than its tenant's share, alone. */
+    for (size_t i = 0; i < nt && !e && !full; i++) {
+        if (!sel[i])
+            continue;
+        bool one[1] = {true}, ignored[1], big = false;
+        redisReply *rep[1] = {NULL};
+        e = take_round(ctx, &takes[i], one, rep, ignored, 1, now, lease, "1",
+                       share, "1");
+        if (!e && rep[0] && rep[0]->type == REDIS_REPLY_ARRAY)
+            e = take_tenant(ctx, &a, &takes[i], rep[0], wall_ms, &items,
+                            &revs, &n, &cap, &full, &big);
+        freeReplyObject(rep[0]);
     }
     if (!e && n)
         e = emit(ctx, items, revs, n);
@@ -732,6 +742,7 @@ out:
     free(takes);
     free(reps);
     free(idle);
+    free(sel);
     free(items);
     free(revs);
     sp_arena_fini(&a);

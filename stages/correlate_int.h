@@ -149,7 +149,7 @@ struct corr_ctx {
     int64_t outbox_interval_ms, outbox_grace_ms;
     size_t outbox_batch;
     int64_t settle_ms, max_wait_ms, lease_ms, poll_ms;
-    size_t asm_max_rows, asm_max_bytes, asm_batch;
+    size_t asm_max_rows, asm_max_bytes, asm_poll_bytes, asm_batch;
 
     /* Redis. */
     struct sp_redis *redis;

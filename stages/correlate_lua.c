@@ -1175,30 +1175,38 @@ const char corr_lua_asm_add[] =
 
 /*
  * asm_take: KEYS[1] = P.."asmdue"; ARGV = P, wall ms, lease ms, limit,
- * bytes.  Leases due assemblies (due again after the lease unless
- * asm_done removes them) and returns {{alert, {field, value...}}...}, or
- * 0 when the tenant has no assembly at all (asmdue is gone: the poll may
- * drop the tenant from <prefix>:tenants:asm).  The rows returned come to
- * at most `bytes` but for the first assembly, which goes whatever its
- * size (asm_add keeps each within correlate.defender.max_bytes and its
- * AlertInfo row); the
- * assemblies past it stay due, unleased, for the next poll.
+ * bytes, force 1|0.  Leases due assemblies (due again after the lease
+ * unless asm_done removes them) and returns {{alert, {field, value...}}...},
+ * or 0 when the tenant has no assembly at all (asmdue is gone: the poll
+ * may drop the tenant from <prefix>:tenants:asm).  The rows returned come
+ * to at most `bytes` (sz, or the rows counted for an assembly stored
+ * before sz was kept); the assemblies past it stay due, unleased.  When
+ * the first due assembly alone is bigger, it is returned as {{alert,
+ * bytes}}, unleased, for the caller to take alone (force 1: taken whatever
+ * its size; asm_add keeps each within correlate.defender.max_bytes and
+ * its AlertInfo row).
  */
 const char corr_lua_asm_take[] =
 "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', '0', ARGV[4])\n"
 "local out = {}\n"
 "local budget, used = tonumber(ARGV[5]), 0\n"
 "for _, id in ipairs(ids) do\n"
-"  local h = redis.call('HGETALL', ARGV[1] .. 'asm:' .. id)\n"
-"  if #h == 0 then\n"
-"    redis.call('ZREM', KEYS[1], id)\n"
-"  else\n"
-"    local sz = 0\n"
+"  local k = ARGV[1] .. 'asm:' .. id\n"
+"  local sz, h = tonumber(redis.call('HGET', k, 'sz')), nil\n"
+"  if not sz then\n"
+"    h = redis.call('HGETALL', k)\n"
+"    sz = 0\n"
 "    for i = 2, #h, 2 do sz = sz + #h[i] end\n"
-"    if #out > 0 and used + sz > budget then break end\n"
+"  end\n"
+"  if h and #h == 0 then\n"
+"    redis.call('ZREM', KEYS[1], id)\n"
+"  elseif used + sz > budget and not (#out == 0 and ARGV[6] == '1') then\n"
+"    if #out == 0 then out[1] = {id, sz} end\n"
+"    break\n"
+"  else\n"
 "    used = used + sz\n"
 "    redis.call('ZADD', KEYS[1], tonumber(ARGV[2]) + tonumber(ARGV[3]), id)\n"
-"    out[#out + 1] = {id, h}\n"
+"    out[#out + 1] = {id, h or redis.call('HGETALL', k)}\n"
 "  end\n"
 "end\n"
 "if #out == 0 and redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"

@@ -413,6 +413,7 @@ enum sp_err corr_config_load(struct corr_ctx *ctx, const struct sp_config *cfg,
     ctx->poll_ms = sp_config_int(cfg, "correlate.defender.poll");
     ctx->asm_max_rows = (size_t)sp_config_int(cfg, "correlate.defender.max_rows");
     ctx->asm_max_bytes = (size_t)sp_config_int(cfg, "correlate.defender.max_bytes");
+    ctx->asm_poll_bytes = (size_t)sp_config_int(cfg, "correlate.defender.poll_bytes");
     ctx->asm_batch = (size_t)sp_config_int(cfg, "correlate.defender.batch");
 
     /* Entity index keys live as long as the longest window needs them. */

@@ -1262,10 +1262,11 @@ static void test_defender_resent_row(void)
 }
 
 /* A poll takes what its memory allows: each tenant's take brings at most
- * its share of the poll's bytes of rows (1 MiB here: with max_bytes at
- * 1 MiB a group is 64 tenants), or one assembly, and the others stay due
- * for the next poll.  Three assemblies of 600 KB go out one per poll; the
- * poll used to lease and hold them all at once, however big. */
+ * its share of correlate.defender.poll_bytes (1 MiB here, one tenant), and
+ * the others stay due for the next poll: three assemblies of 600 KB go
+ * out one per poll (the poll used to lease and hold them all at once,
+ * however big).  Two assemblies of 1.2 MB, each bigger than the share,
+ * are taken alone, one per poll. */
 static void test_defender_poll_bytes(void)
 {
     SKIP_WITHOUT_REDIS();
@@ -1273,7 +1274,8 @@ static void test_defender_poll_bytes(void)
                           "correlate.defender.poll=10ms",
                           "correlate.defender.max_wait=0",
                           "correlate.defender.lease=30s",
-                          "correlate.defender.max_bytes=1MiB", NULL};
+                          "correlate.defender.poll_bytes=1MiB",
+                          "correlate.defender.max_bytes=2MiB", NULL};
     struct ct t;
     T_OK(ct_open(&t, sets));
     size_t big = 600000;
@@ -1296,20 +1298,45 @@ static void test_defender_poll_bytes(void)
         T_EQ_INT(ct_run(&t, &row, 1, &r), SP_OK);
         T_EQ_INT(r.rejects, 0);
     }
-    /* A fourth row would take the first alert past max_bytes. */
-    struct ct_alert more = A(.id = ids[0], .part = SP_PART_EVIDENCE,
-                             .ents = "host:pb4", .t = 0,
-                             .source = "defender-streaming", .raw = raw);
     struct ct_res r;
-    T_EQ_INT(ct_run(&t, &more, 1, &r), SP_OK);
-    T_EQ_INT(r.rejects, 1);
-    T_EQ_STR(r.reason, "too_many_rows");
     sp_test_sleep_ms(40);           /* settled: all three due */
     for (int poll = 1; poll <= 3; poll++) {
         sp_test_sleep_ms(15);
         t.st->type->tick(t.st, sp_now_ms());
         T_EQ_INT(count_alerts(&t), poll);
     }
+    /* Two rows of 600 KB each: bigger than the share, taken alone. */
+    static const char *const bigs[] = {"defender-streaming:pb5",
+                                       "defender-streaming:pb6"};
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 2; k++) {
+            char host[32];
+            snprintf(host, sizeof(host), "host:pbb%d%d", i, k);
+            struct ct_alert row = A(.id = bigs[i], .part = SP_PART_EVIDENCE,
+                                    .ents = host, .t = 0,
+                                    .source = "defender-streaming",
+                                    .raw = raw);
+            T_EQ_INT(ct_run(&t, &row, 1, &r), SP_OK);
+            T_EQ_INT(r.rejects, 0);
+        }
+    sp_test_sleep_ms(40);
+    for (int poll = 1; poll <= 2; poll++) {
+        sp_test_sleep_ms(15);
+        t.st->type->tick(t.st, sp_now_ms());
+        T_EQ_INT(count_alerts(&t), 3 + poll);
+    }
+    /* A fourth row of 600 KB would take an alert past max_bytes. */
+    for (int k = 0; k < 4; k++) {
+        char host[32];
+        snprintf(host, sizeof(host), "host:pbm%d", k);
+        struct ct_alert row = A(.id = "defender-streaming:pbm",
+                                .part = SP_PART_EVIDENCE, .ents = host,
+                                .t = 0, .source = "defender-streaming",
+                                .raw = raw);
+        T_EQ_INT(ct_run(&t, &row, 1, &r), SP_OK);
+        T_EQ_INT(r.rejects, k == 3);
+    }
+    T_EQ_STR(r.reason, "too_many_rows");
     free(raw);
     ct_close(&t);
 }
