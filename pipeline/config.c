@@ -152,7 +152,13 @@ bool sp_config_secret_name(const char *name)
 {
     static const char *const words[] = { "password", "secret", "token",
                                          "key", "credential" };
+    /* librdkafka properties it treats as sensitive (redacted in its own
+     * config dumps) whose names carry none of the words above. */
+    static const char *const names[] = { "sasl.oauthbearer.config" };
     size_t n = strlen(name);
+    for (size_t i = 0; i < SP_ARRAY_SIZE(names); i++)
+        if (strlen(names[i]) == n && sp_strncaseeq(name, names[i], n))
+            return true;
     for (size_t w = 0; w < SP_ARRAY_SIZE(words); w++) {
         size_t wl = strlen(words[w]);
         for (size_t i = 0; i + wl <= n; i++)

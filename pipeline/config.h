@@ -161,7 +161,8 @@ const char *sp_config_origin(const struct sp_config *cfg, const char *key,
                              int *line);
 
 /* True when a map entry of this name holds a secret: its name contains
- * password, secret, token, key or credential (any case). */
+ * password, secret, token, key or credential (any case), or it is
+ * sasl.oauthbearer.config (sensitive to librdkafka too). */
 bool sp_config_secret_name(const char *name);
 
 /* Calls cb(name, value) for every non-empty secret value in effect

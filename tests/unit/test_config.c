@@ -792,6 +792,9 @@ static void test_dump_masks_secrets(void)
     T_OK(sp_config_secret_name("SSL.Key.Password"));
     T_OK(sp_config_secret_name("client_secret"));
     T_OK(!sp_config_secret_name("linger.ms"));
+    /* librdkafka redacts it (it may carry a client secret); so do we. */
+    T_OK(sp_config_secret_name("sasl.oauthbearer.config"));
+    T_OK(!sp_config_secret_name("sasl.oauthbearer.method"));
 }
 
 static void test_example_roundtrip(void)
