@@ -368,6 +368,7 @@ char *sp_read_file(const char *path, size_t max, size_t *len,
     sp_buf_init(&b, max);
     char tmp[65536];
     size_t n;
+    errno = 0;
     while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0) {
         if (sp_buf_put(&b, tmp, n) != SP_OK) {
             sp_error_set(err, SP_ERR_LIMIT, "%s: larger than %zu bytes",
@@ -379,10 +380,12 @@ char *sp_read_file(const char *path, size_t max, size_t *len,
         }
     }
     bool bad = ferror(f);
+    int why = errno;        /* say why: a directory reads as EISDIR */
     if (f != stdin)
         fclose(f);
     if (bad) {
-        sp_error_set(err, SP_ERR_IO, "%s: read error", path);
+        sp_error_set(err, SP_ERR_IO, "%s: %s", path,
+                     why ? strerror(why) : "read error");
         sp_buf_fini(&b);
         return NULL;
     }

@@ -966,6 +966,11 @@ static void test_yaml_errors(void)
     T_EQ_INT(sp_config_load_file(cfg, "no/such/config.yaml", &err),
              SP_ERR_IO);
     T_CONTAINS(err.msg, "no/such/config.yaml");
+    /* A directory is named as one, not as a "read error". */
+    const char *tmpdir = getenv("TMPDIR");
+    T_EQ_INT(sp_config_load_file(cfg, tmpdir && *tmpdir ? tmpdir : "/tmp",
+                                 &err), SP_ERR_IO);
+    T_CONTAINS(err.msg, "Is a directory");
     /* Empty documents are fine. */
     T_EQ_INT(load(cfg, "", &err), SP_OK);
     T_EQ_INT(load(cfg, "# only a comment\n", &err), SP_OK);
