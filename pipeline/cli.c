@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* ---- shared plumbing ----------------------------------------------------- */
@@ -311,7 +312,12 @@ static const char replay_usage[] =
     "Produce alert files into a topic: a *.jsonl file one message per line,\n"
     "any other file as one message, bytes as they are (bad records included,\n"
     "to exercise the DLQ).  Waits until every message is acknowledged.\n"
-    "  -b, --brokers LIST   bootstrap servers (default localhost:9092)\n";
+    "A FILE that cannot be read stops it before anything is produced.\n"
+    "  -t, --topic T        the topic to produce to (required)\n"
+    "  -b, --brokers LIST   bootstrap servers (default localhost:9092)\n"
+    "\n"
+    "Exit status: 0 every message acknowledged, 1 a file or Kafka error,\n"
+    "2 usage error.\n";
 
 struct replay_state {
     long acked;
@@ -350,6 +356,24 @@ long sp_replay_files(const char *brokers, const char *topic,
 {
     struct replay_state rs = {0, 0};
     struct sp_error err = {0};
+    /* Every file first: a mistyped name produces nothing, rather than a
+     * partial replay that cannot be taken back. */
+    size_t unreadable = 0;
+    for (size_t f = 0; f < n_files; f++) {
+        struct stat sb;
+        if (stat(files[f], &sb) != 0 || access(files[f], R_OK) != 0) {
+            fprintf(log, "replay: %s: %s\n", files[f], strerror(errno));
+            unreadable++;
+        } else if (S_ISDIR(sb.st_mode)) {
+            fprintf(log, "replay: %s: %s\n", files[f], strerror(EISDIR));
+            unreadable++;
+        }
+    }
+    if (unreadable) {
+        fprintf(log, "replay: %zu file(s) cannot be read; nothing produced\n",
+                unreadable);
+        return -1;
+    }
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (sp_kafka_conf_set(conf, "bootstrap.servers", brokers, &err) ||
         sp_kafka_conf_set(conf, "enable.idempotence", "true", &err) ||
@@ -374,6 +398,7 @@ long sp_replay_files(const char *brokers, const char *topic,
         char *data = sp_read_file(files[f], (size_t)64 << 20, &len, &err);
         if (!data) {
             fprintf(log, "replay: %s\n", err.msg);
+            unreadable++;
             continue;
         }
         size_t fl = strlen(files[f]);
@@ -404,6 +429,11 @@ long sp_replay_files(const char *brokers, const char *topic,
                 produced - rs.acked, produced);
         return -1;
     }
+    if (unreadable) {
+        fprintf(log, "replay: %ld message(s) produced, but %zu file(s) could "
+                "not be read\n", rs.acked, unreadable);
+        return -1;
+    }
     return rs.acked;
 }
 
@@ -424,12 +454,19 @@ int sp_cmd_replay(int argc, char **argv)
                   strcmp(argv[i], "--brokers") == 0) &&
                  i + 1 < argc)
             brokers = argv[++i];
-        else if (argv[i][0] == '-' && argv[i][1])
-            topic = NULL, nf = 0, i = argc;   /* unknown option */
-        else
+        else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "replay: %s '%s'\n",
+                    i + 1 < argc ? "unknown option" : "missing value after",
+                    argv[i]);
+            free(files);
+            fputs(replay_usage, stderr);
+            return 2;
+        } else
             files[nf++] = argv[i];
     }
     if (!topic || nf == 0) {
+        fprintf(stderr, "replay: %s\n", nf == 0 ? "no FILE given"
+                                                 : "--topic T is required");
         fputs(replay_usage, stderr);
         free(files);
         return 2;

@@ -45,8 +45,10 @@ int sp_cmd_mock_kafka(int argc, char **argv);
 int sp_cmd_replay(int argc, char **argv);
 
 /* Produces each file into topic: a *.jsonl file one message per non-empty
- * line, any other file as one message (bytes as they are).  Returns the
- * number of messages produced and acknowledged, or -1 (error printed). */
+ * line, any other file as one message (bytes as they are).  Every file is
+ * checked first: one that cannot be read (missing, a directory, no
+ * permission) means nothing is produced.  Returns the number of messages
+ * produced and acknowledged, or -1 (error printed). */
 long sp_replay_files(const char *brokers, const char *topic,
                      char *const *files, size_t n_files, FILE *log);
 

@@ -19,6 +19,13 @@ for c in run demo normalize analyze-script incident analyze check-config mock-ka
 done
 check "unknown command exits 2" '"$sp" frobnicate >/dev/null 2>&1; [ $? -eq 2 ]'
 
+# replay: a file it cannot read stops it before anything is produced (no
+# broker needed to see it), and usage errors say what is wrong.
+"$sp" replay config/samples/07_generic_ndr_beacon.json no/such/file.json --topic t -b 127.0.0.1:1 >"$tmp/r" 2>&1; rc=$?
+check "replay of a missing file exits 1 and names it (rc=$rc)" '[ $rc -eq 1 ] && grep -q "no/such/file.json: No such file" "$tmp/r" && grep -q "nothing produced" "$tmp/r"'
+"$sp" replay config/samples/07_generic_ndr_beacon.json >"$tmp/r" 2>&1; rc=$?
+check "replay without --topic says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "topic T is required" "$tmp/r"'
+
 # The documented example config is generated from the key tables.
 "$sp" check-config --example >"$tmp/example.yaml" 2>"$tmp/err"
 check "example config generated" '[ -s "$tmp/example.yaml" ]'
