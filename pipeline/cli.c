@@ -484,11 +484,16 @@ int sp_cmd_replay(int argc, char **argv)
 static const char demo_usage[] =
     "usage: socpilot demo [-c FILE] [-s key=value]... [--samples DIR] [--keep-running]\n"
     "\n"
-    "The embedded default: start librdkafka's mock cluster in-process, produce\n"
-    "the sample alerts (DIR/*.json, DIR/*.jsonl and DIR/bad/*), run the pipeline\n"
-    "until it is idle, then show what came out on the output topics.\n"
-    "  --samples DIR     sample alerts (default config/samples)\n"
-    "  --keep-running    keep the pipeline (and the mock cluster) up afterwards\n";
+    "The embedded default: start librdkafka's mock cluster in-process (and,\n"
+    "with redis.embedded, a private redis-server), produce the sample alerts\n"
+    "(DIR/*.json, DIR/*.jsonl and DIR/bad/*), run the pipeline until it is\n"
+    "idle, then show what came out on the output topics.  Run it from the\n"
+    "repository root, or give -c and --samples.\n"
+    "  -c, --config FILE   config (default config/demo.yaml)\n"
+    "  -s, --set KEY=VAL   override a config key (repeatable)\n"
+    "  --samples DIR       sample alerts (default config/samples)\n"
+    "  --keep-running      keep the pipeline (and the mock cluster, and the\n"
+    "                      private redis-server) up afterwards\n";
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -729,7 +734,10 @@ int sp_cmd_demo(int argc, char **argv)
         } else if (strcmp(argv[i], "--keep-running") == 0) {
             keep = true;
         } else {
-            fprintf(stderr, "demo: unexpected argument '%s'\n", argv[i]);
+            if (strcmp(argv[i], "--samples") == 0)
+                fprintf(stderr, "demo: --samples needs a directory\n");
+            else
+                fprintf(stderr, "demo: unexpected argument '%s'\n", argv[i]);
             fputs(demo_usage, stderr);
             free(co.sets);
             return 2;
@@ -739,6 +747,20 @@ int sp_cmd_demo(int argc, char **argv)
         free(co.sets);
         return 2;
     }
+    /* What make run runs: without it the chain would wait for a Redis on
+     * localhost:6379 and serve metrics on the production port. */
+    if (!co.config_path)
+        co.config_path = "config/demo.yaml";
+    /* Before anything starts: from the wrong directory there would be
+     * nothing to produce and the demo would show empty topics. */
+    DIR *sd = opendir(samples);
+    if (!sd) {
+        fprintf(stderr, "demo: %s: %s (run it from the repository root, or "
+                "give --samples DIR)\n", samples, strerror(errno));
+        free(co.sets);
+        return 2;
+    }
+    closedir(sd);
     static const char *const force[] = {"kafka.embedded=true"};
     struct sp_config *cfg = sp_cli_config(&co, force, 1);
     free(co.sets);
@@ -764,6 +786,11 @@ int sp_cmd_demo(int argc, char **argv)
     nf += list_samples(bad, true, files + nf, 128);
     printf("== socpilot demo: embedded Kafka (librdkafka mock cluster) at %s\n",
            brokers);
+    const char *redis_sock = sp_config_bool(cfg, "redis.embedded")
+                                 ? sp_config_str(cfg, "redis.unix_socket")
+                                 : NULL;
+    if (redis_sock)
+        printf("== private redis-server on unix:%s\n", redis_sock);
     printf("== producing %zu sample file(s) from %s to %s\n", nf, samples,
            inputs[0]);
     long produced = sp_replay_files(brokers, inputs[0], files, nf, stderr);
@@ -808,11 +835,16 @@ int sp_cmd_demo(int argc, char **argv)
            (unsigned long long)stats.messages, na, ni, nd,
            (unsigned long long)stats.committed);
     int port = sp_engine_http_port(eng);
+    bool keeping = keep && !g_stop && e == SP_OK;
     if (port)
-        printf("== metrics were served on http://127.0.0.1:%d/metrics\n", port);
-    if (keep && !g_stop && e == SP_OK) {
+        printf("== metrics %s on http://127.0.0.1:%d/metrics\n",
+               keeping ? "are served" : "were served", port);
+    if (keeping) {
         printf("== --keep-running: pipeline stays up; bootstrap.servers=%s; "
                "Ctrl-C to stop\n", brokers);
+        if (redis_sock)
+            printf("== incidents: socpilot incident list -s "
+                   "redis.unix_socket=%s\n", redis_sock);
         fflush(stdout);
         e = sp_engine_run(eng);
     }

@@ -68,7 +68,17 @@ if [ -d config/samples ]; then
     check "demo shows decoded scripts" 'grep -q "decoded: " "$tmp/demo"'
     check "demo incidents carry script analyses" 'grep -Eq "[0-9]+ script analyses" "$tmp/demo"'
     check "demo incidents carry an analysis" 'grep -q "analysis (template): impact" "$tmp/demo"'
+    check "demo says where its private redis-server is" 'grep -Eq "^== private redis-server on unix:/.+/redis.sock" "$tmp/demo"'
     [ $rc -eq 0 ] || tail -n 30 "$tmp/demo.err"
+    # From another directory: a clear error at once, not empty topics.
+    abs_sp=$(cd "$(dirname "$sp")" && pwd)/$(basename "$sp")
+    (cd "$tmp" && timeout 60 "$abs_sp" demo) >"$tmp/demo2" 2>&1; rc=$?
+    check "demo from another directory exits 2 naming the samples (rc=$rc)" '[ $rc -eq 2 ] && grep -q "config/samples: No such file" "$tmp/demo2"'
+    abs_samples=$(cd config/samples && pwd)
+    (cd "$tmp" && timeout 60 "$abs_sp" demo --samples "$abs_samples") >"$tmp/demo4" 2>&1; rc=$?
+    check "demo without -c reads config/demo.yaml (rc=$rc)" '[ $rc -ne 0 ] && grep -q "config/demo.yaml: No such file" "$tmp/demo4"'
+    "$sp" demo --samples >"$tmp/demo3" 2>&1; rc=$?
+    check "demo --samples without DIR says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "needs a directory" "$tmp/demo3"'
 fi
 
 echo "cli: $pass passed, $fail failed"
