@@ -164,6 +164,22 @@ static enum sp_err conf_apply_map(rd_kafka_conf_t *conf,
     return ca.rc;
 }
 
+enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
+                                  struct sp_error *err)
+{
+    static const char *const roles[] = {"kafka.consumer", "kafka.producer"};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(roles); i++) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        enum sp_err e = conf_apply_map(conf, cfg, "kafka.client", err);
+        if (!e)
+            e = conf_apply_map(conf, cfg, roles[i], err);
+        rd_kafka_conf_destroy(conf);
+        if (e)
+            return e;
+    }
+    return SP_OK;
+}
+
 /*
  * Builds a handle's conf in three layers: our defaults, then the user's
  * kafka.client and role maps (so they can tune anything), then the

@@ -99,6 +99,12 @@ enum sp_err sp_mock_topic(struct sp_mock *mk, const char *topic,
                           int partitions);
 void sp_mock_stop(struct sp_mock *mk);
 
+/* Checks the librdkafka properties under kafka.client, kafka.consumer and
+ * kafka.producer as opening would (unknown names, bad values), without
+ * opening anything.  SP_ERR_CONFIG with err naming the key. */
+enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
+                                  struct sp_error *err);
+
 /* Sets a librdkafka property, mapping the failure into err. */
 enum sp_err sp_kafka_conf_set(rd_kafka_conf_t *conf, const char *name,
                               const char *value, struct sp_error *err);

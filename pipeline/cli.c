@@ -231,6 +231,13 @@ int sp_cmd_check_config(int argc, char **argv)
     free(co.sets);
     if (!cfg)
         return 1;
+    /* What run would refuse at start-up beyond the key tables. */
+    struct sp_error err = {0};
+    if (!example && !markdown && sp_engine_check(cfg, &err)) {
+        fprintf(stderr, "config error: %s\n", err.msg);
+        sp_config_free(cfg);
+        return 1;
+    }
     if (example)
         sp_config_write_example(cfg, stdout);
     else if (markdown)

@@ -527,12 +527,50 @@ static void on_revoke(void *ud, const rd_kafka_topic_partition_list_t *parts)
 
 /* ---- construction -------------------------------------------------------- */
 
-static enum sp_err build_chain(struct sp_engine *eng, struct sp_error *err)
+/* Every name in pipeline.stages is a stage type, and there is one. */
+static enum sp_err check_chain(const struct sp_config *cfg,
+                               struct sp_error *err)
 {
     const char *const *names;
-    size_t n = sp_config_list(eng->cfg, "pipeline.stages", &names);
+    size_t n = sp_config_list(cfg, "pipeline.stages", &names);
+    int line = 0;
+    const char *origin = sp_config_origin(cfg, "pipeline.stages", &line);
     if (n == 0)
-        return sp_error_set(err, SP_ERR_CONFIG, "pipeline.stages: empty chain");
+        return sp_error_set(err, SP_ERR_CONFIG, "%s: pipeline.stages: empty "
+                            "chain", origin);
+    for (size_t i = 0; i < n; i++) {
+        if (sp_stage_type_find(names[i]))
+            continue;
+        size_t nt;
+        const struct sp_stage_type *const *types = sp_stage_types(&nt);
+        char known[256] = "";
+        for (size_t j = 0; j < nt; j++) {
+            strncat(known, types[j]->name, sizeof(known) - strlen(known) - 1);
+            if (j + 1 < nt)
+                strncat(known, ", ", sizeof(known) - strlen(known) - 1);
+        }
+        return sp_error_set(err, SP_ERR_CONFIG,
+                            "%s: pipeline.stages: unknown stage '%s' "
+                            "(known: %s)", origin, names[i], known);
+    }
+    return SP_OK;
+}
+
+enum sp_err sp_engine_check(const struct sp_config *cfg, struct sp_error *err)
+{
+    enum sp_err e = check_chain(cfg, err);
+    if (e)
+        return e;
+    return sp_kafka_check_config(cfg, err);
+}
+
+static enum sp_err build_chain(struct sp_engine *eng, struct sp_error *err)
+{
+    enum sp_err ce = check_chain(eng->cfg, err);
+    if (ce)
+        return ce;
+    const char *const *names;
+    size_t n = sp_config_list(eng->cfg, "pipeline.stages", &names);
     eng->stages = calloc(n, sizeof(*eng->stages));
     if (!eng->stages)
         return sp_error_set(err, SP_ERR_NOMEM, "out of memory");
@@ -550,21 +588,6 @@ static enum sp_err build_chain(struct sp_engine *eng, struct sp_error *err)
     }
     for (size_t i = 0; i < n; i++) {
         const struct sp_stage_type *type = sp_stage_type_find(names[i]);
-        if (!type) {
-            size_t nt;
-            const struct sp_stage_type *const *types = sp_stage_types(&nt);
-            char known[256] = "";
-            for (size_t j = 0; j < nt; j++) {
-                strncat(known, types[j]->name, sizeof(known) - strlen(known) - 1);
-                if (j + 1 < nt)
-                    strncat(known, ", ", sizeof(known) - strlen(known) - 1);
-            }
-            int line = 0;
-            const char *origin = sp_config_origin(eng->cfg, "pipeline.stages", &line);
-            return sp_error_set(err, SP_ERR_CONFIG,
-                                "%s: pipeline.stages: unknown stage '%s' "
-                                "(known: %s)", origin, names[i], known);
-        }
         int index = 0;
         for (size_t j = 0; j < i; j++)
             if (eng->stages[j]->type == type)

@@ -21,6 +21,11 @@ extern const size_t sp_engine_n_keys;
  * types know into cfg (before loading). */
 enum sp_err sp_engine_declare(struct sp_config *cfg, struct sp_error *err);
 
+/* Checks, without opening anything, what sp_engine_new would refuse of a
+ * validated config beyond the key tables: the stage names of
+ * pipeline.stages and the librdkafka properties (check-config). */
+enum sp_err sp_engine_check(const struct sp_config *cfg, struct sp_error *err);
+
 struct sp_engine;
 
 /* Builds the engine from a validated config: opens Kafka (embedded mock

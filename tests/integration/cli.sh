@@ -42,6 +42,13 @@ printf 'kafka:\n  brokres: x\n' >"$tmp/bad2.yaml"
 "$sp" check-config -c "$tmp/bad2.yaml" >/dev/null 2>"$tmp/e2"
 check "unknown key names line and suggests" 'grep -q "bad2.yaml:2" "$tmp/e2" && grep -q "kafka.brokers" "$tmp/e2"'
 
+# check-config refuses what run would refuse at start-up.
+printf 'pipeline:\n  stages: [decode, corelate, publish]\n' >"$tmp/bad3.yaml"
+"$sp" check-config -c "$tmp/bad3.yaml" >/dev/null 2>"$tmp/e4"; rc=$?
+check "unknown stage refused with file, line and key (rc=$rc)" '[ $rc -eq 1 ] && grep -q "bad3.yaml:2: pipeline.stages: unknown stage .corelate." "$tmp/e4"'
+"$sp" check-config -s kafka.consumer.fetch.max.bytez=1 >/dev/null 2>"$tmp/e5"; rc=$?
+check "unknown librdkafka property refused (rc=$rc)" '[ $rc -eq 1 ] && grep -q "kafka.consumer.fetch.max.bytez" "$tmp/e5"'
+
 # Secrets never printed; -s overrides; ${ENV} substitution.
 printf 'kafka:\n  client:\n    sasl.password: ${SP_TEST_SECRET}\n    sasl.username: $ConnectionString\n' >"$tmp/sec.yaml"
 SP_TEST_SECRET=hunter2-very-secret "$sp" check-config -c "$tmp/sec.yaml" -s pipeline.batch_size=77 >"$tmp/dump" 2>&1

@@ -1,0 +1,113 @@
+/*
+ * test_engine_check.c - unit tests of sp_engine_check (pipeline/engine.c),
+ * what check-config refuses beyond the key tables because run would refuse
+ * it at start-up: unknown or missing stages in pipeline.stages, and
+ * librdkafka properties that librdkafka rejects.  Opens nothing (no Kafka,
+ * no Redis); single-threaded.
+ */
+#include "engine.h"
+#include "t.h"
+
+#include <string.h>
+
+/* A validated config of the engine's keys with the given overrides and
+ * YAML document (either may be NULL); NULL if it does not validate. */
+static struct sp_config *config_with(const char *yaml, const char *set1,
+                                     const char *set2)
+{
+    struct sp_error err = {0};
+    struct sp_config *cfg = sp_config_new();
+    T_OK(cfg != NULL);
+    if (!cfg)
+        return NULL;
+    T_EQ_INT(sp_engine_declare(cfg, &err), SP_OK);
+    if (yaml)
+        T_EQ_INT(sp_config_load_string(cfg, "c.yaml", yaml, strlen(yaml), &err),
+                 SP_OK);
+    if (set1)
+        T_EQ_INT(sp_config_set(cfg, set1, &err), SP_OK);
+    if (set2)
+        T_EQ_INT(sp_config_set(cfg, set2, &err), SP_OK);
+    if (sp_config_validate(cfg, &err) != SP_OK) {
+        T_FAILF("does not validate: %s", err.msg);
+        sp_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+static void test_defaults_pass(void)
+{
+    struct sp_error err = {0};
+    struct sp_config *cfg = config_with(NULL, NULL, NULL);
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_engine_check(cfg, &err), SP_OK);
+    sp_config_free(cfg);
+
+    cfg = config_with("kafka:\n  consumer:\n    fetch.max.bytes: 1048576\n"
+                      "  producer:\n    linger.ms: 10\n",
+                      "pipeline.stages=decode,publish", NULL);
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_engine_check(cfg, &err), SP_OK);
+    sp_config_free(cfg);
+}
+
+static void test_unknown_stage(void)
+{
+    struct sp_error err = {0};
+    /* The key tables take any list; only the engine knows the stages. */
+    struct sp_config *cfg =
+        config_with("pipeline:\n  stages: [decode, corelate, publish]\n",
+                    NULL, NULL);
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_engine_check(cfg, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "c.yaml:2: pipeline.stages: unknown stage 'corelate'");
+    T_CONTAINS(err.msg, "known: decode,");
+    sp_config_free(cfg);
+
+    cfg = config_with(NULL, "pipeline.stages=", NULL);
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_engine_check(cfg, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "pipeline.stages: empty chain");
+    sp_config_free(cfg);
+}
+
+static void test_bad_kafka_property(void)
+{
+    struct sp_error err = {0};
+    struct sp_config *cfg =
+        config_with(NULL, "kafka.consumer.fetch.max.bytez=1", NULL);
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_engine_check(cfg, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "kafka.consumer.fetch.max.bytez");
+    sp_config_free(cfg);
+
+    cfg = config_with(NULL, "kafka.client.linger.ms=soon", NULL);
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_engine_check(cfg, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "kafka.client.linger.ms");
+    sp_config_free(cfg);
+
+    cfg = config_with("kafka:\n  producer:\n    compression.codec: zip\n",
+                      NULL, NULL);
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_engine_check(cfg, &err), SP_ERR_CONFIG);
+    T_CONTAINS(err.msg, "kafka.producer.compression.codec");
+    sp_config_free(cfg);
+}
+
+int main(void)
+{
+    t_prog = "test_engine_check";
+    T_RUN(test_defaults_pass);
+    T_RUN(test_unknown_stage);
+    T_RUN(test_bad_kafka_property);
+    return t_done();
+}
