@@ -215,7 +215,7 @@ static int cmd_show(struct inc_cli *c, const char *id, bool explain)
     char prefix[CORR_PREFIX_MAX];
     int f = find_incident(c, id, prefix, sizeof(prefix));
     if (f != 1) {
-        fprintf(stderr, "socpilot incident: %s\n", corr_find_error(f));
+        fprintf(stderr, "socpilot incident: %s: %s\n", id, corr_find_error(f));
         return 1;
     }
     redisReply *rep = snapshot(c, prefix, id);
@@ -281,7 +281,7 @@ static int cmd_status(struct inc_cli *c, const char *id, const char *status)
     char prefix[CORR_PREFIX_MAX];
     int f = find_incident(c, id, prefix, sizeof(prefix));
     if (f != 1) {
-        fprintf(stderr, "socpilot incident: %s\n", corr_find_error(f));
+        fprintf(stderr, "socpilot incident: %s: %s\n", id, corr_find_error(f));
         return 1;
     }
     char key[CORR_PREFIX_MAX + 100], now[24], ret[24];
@@ -492,13 +492,31 @@ int sp_cmd_incident(int argc, char **argv)
     int rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if ((strcmp(a, "-t") == 0 || strcmp(a, "--tenant") == 0) && i + 1 < argc) {
+        bool t = strcmp(a, "-t") == 0 || strcmp(a, "--tenant") == 0;
+        bool n = strcmp(a, "-n") == 0 || strcmp(a, "--limit") == 0;
+        bool st = strcmp(a, "--status") == 0;
+        if ((t || n || st) && i + 1 >= argc) {
+            fprintf(stderr, "socpilot incident: %s needs a value\n", a);
+            goto usage;
+        }
+        if (t) {
             c.tenant = argv[++i];
-        } else if ((strcmp(a, "-n") == 0 || strcmp(a, "--limit") == 0) &&
-                   i + 1 < argc) {
-            limit = strtol(argv[++i], NULL, 10);
-        } else if (strcmp(a, "--status") == 0 && i + 1 < argc) {
+        } else if (n) {
+            char *end;
+            limit = strtol(argv[++i], &end, 10);
+            if (end == argv[i] || *end || limit <= 0) {
+                fprintf(stderr, "socpilot incident: %s needs a positive "
+                        "number (got '%s')\n", a, argv[i]);
+                goto usage;
+            }
+        } else if (st) {
             status = argv[++i];
+            if (strcmp(status, "new") != 0 && strcmp(status, "active") != 0 &&
+                strcmp(status, "closed") != 0) {
+                fprintf(stderr, "socpilot incident: --status is new, active "
+                        "or closed (got '%s')\n", status);
+                goto usage;
+            }
         } else if (a[0] == '-') {
             fprintf(stderr, "socpilot incident: unknown option '%s'\n", a);
             goto usage;
@@ -511,19 +529,25 @@ int sp_cmd_incident(int argc, char **argv)
             goto usage;
         }
     }
-    bool needs_id = cmd && strcmp(cmd, "list") != 0;
-    if (!cmd || (needs_id && !id) || (!needs_id && id) || limit <= 0 ||
-        (status && strcmp(status, "new") != 0 && strcmp(status, "active") != 0 &&
-         strcmp(status, "closed") != 0))
-        goto usage;
-    if (id && !id_ok(id)) {
-        fprintf(stderr, "socpilot incident: '%s' is not an incident id\n", id);
+    if (!cmd) {
+        fprintf(stderr, "socpilot incident: which command? show, list, "
+                "explain, close or reopen\n");
         goto usage;
     }
     if (strcmp(cmd, "show") != 0 && strcmp(cmd, "list") != 0 &&
         strcmp(cmd, "explain") != 0 && strcmp(cmd, "close") != 0 &&
         strcmp(cmd, "reopen") != 0) {
         fprintf(stderr, "socpilot incident: unknown command '%s'\n", cmd);
+        goto usage;
+    }
+    bool needs_id = strcmp(cmd, "list") != 0;
+    if (needs_id != (id != NULL)) {
+        fprintf(stderr, "socpilot incident: %s %s\n", cmd,
+                needs_id ? "needs an incident ID" : "takes no ID");
+        goto usage;
+    }
+    if (id && !id_ok(id)) {
+        fprintf(stderr, "socpilot incident: '%s' is not an incident id\n", id);
         goto usage;
     }
     signal(SIGPIPE, SIG_IGN);

@@ -7,7 +7,8 @@ set -u
 build=${1:-build}
 sp="$build/socpilot"
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
+rpid=
+trap '[ -n "$rpid" ] && kill "$rpid" 2>/dev/null; rm -rf "$tmp"' EXIT
 pass=0; fail=0
 ok()   { pass=$((pass + 1)); }
 bad()  { fail=$((fail + 1)); echo "  FAIL: $*"; }
@@ -63,6 +64,27 @@ if ls tests/fixtures/alerts/*.json >/dev/null 2>&1; then
 fi
 printf 'not json\n' | "$sp" normalize - >"$tmp/n2" 2>"$tmp/e3"
 check "normalize reports rejects with a reason" '[ $? -ne 0 ] || true; grep -q "not_json" "$tmp/e3"'
+
+# incident: usage errors say what is wrong; against an empty Redis (a
+# private redis-server on a unix socket), an unknown id is named.
+"$sp" incident show >"$tmp/i1" 2>&1; rc=$?
+check "incident show without ID says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "show needs an incident ID" "$tmp/i1"'
+"$sp" incident list -n abc >"$tmp/i2" 2>&1; rc=$?
+check "incident list -n abc says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "needs a positive number" "$tmp/i2"'
+"$sp" incident bogus >"$tmp/i3" 2>&1; rc=$?
+check "incident bogus says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "unknown command .bogus." "$tmp/i3"'
+if command -v redis-server >/dev/null 2>&1; then
+    redis-server --port 0 --unixsocket "$tmp/redis.sock" --unixsocketperm 700 \
+        --save '' --appendonly no >/dev/null 2>&1 &
+    rpid=$!
+    i=0
+    while [ ! -S "$tmp/redis.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    "$sp" incident show inc-0123abcd -s redis.unix_socket="$tmp/redis.sock" >"$tmp/i4" 2>&1; rc=$?
+    check "incident show of an unknown id exits 1 naming it (rc=$rc)" '[ $rc -eq 1 ] && grep -q "inc-0123abcd: no such incident" "$tmp/i4"'
+    "$sp" incident list -s redis.unix_socket="$tmp/redis.sock" >"$tmp/i5" 2>&1; rc=$?
+    check "incident list of an empty Redis exits 0 (rc=$rc)" '[ $rc -eq 0 ] && grep -q "^ID  *STATUS" "$tmp/i5"'
+    kill "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null; rpid=
+fi
 
 # The demo: embedded mock cluster, samples in, results out, exit 0.
 if [ -d config/samples ]; then
