@@ -29,14 +29,24 @@ int sp_cli_parse_common(int argc, char **argv, struct sp_cli_common *co)
     int out = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0) {
-            if (i + 1 >= argc) {
+        if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0 ||
+            strncmp(a, "--config=", 9) == 0) {
+            const char *path = strncmp(a, "--config=", 9) == 0 ? a + 9 : NULL;
+            if (!path && i + 1 >= argc) {
                 fprintf(stderr, "%s needs a file\n", a);
                 return -1;
             }
-            co->config_path = argv[++i];
-        } else if (strncmp(a, "--config=", 9) == 0) {
-            co->config_path = a + 9;
+            if (!path)
+                path = argv[++i];
+            /* One file is read; a second -c would silently replace the
+             * first, which looks like layering but is not. */
+            if (co->config_path) {
+                fprintf(stderr, "-c given twice (%s, %s): one config file, "
+                        "then -s key=value overrides\n", co->config_path,
+                        path);
+                return -1;
+            }
+            co->config_path = path;
         } else if (strcmp(a, "-s") == 0 || strcmp(a, "--set") == 0) {
             if (i + 1 >= argc || !strchr(argv[i + 1], '=')) {
                 fprintf(stderr, "%s needs key=value\n", a);

@@ -50,6 +50,10 @@ check "unknown stage refused with file, line and key (rc=$rc)" '[ $rc -eq 1 ] &&
 "$sp" check-config -s kafka.consumer.fetch.max.bytez=1 >/dev/null 2>"$tmp/e5"; rc=$?
 check "unknown librdkafka property refused (rc=$rc)" '[ $rc -eq 1 ] && grep -q "kafka.consumer.fetch.max.bytez" "$tmp/e5"'
 
+# One config file: a second -c would silently replace the first.
+"$sp" check-config -c config/demo.yaml -c config/socpilot.yaml >/dev/null 2>"$tmp/e6"; rc=$?
+check "-c twice refused (rc=$rc)" '[ $rc -eq 2 ] && grep -q "given twice" "$tmp/e6"'
+
 # Secrets never printed; -s overrides; ${ENV} substitution.
 printf 'kafka:\n  client:\n    sasl.password: ${SP_TEST_SECRET}\n    sasl.username: $ConnectionString\n' >"$tmp/sec.yaml"
 SP_TEST_SECRET=hunter2-very-secret "$sp" check-config -c "$tmp/sec.yaml" -s pipeline.batch_size=77 >"$tmp/dump" 2>&1
