@@ -429,7 +429,8 @@ static int cmd_list(struct inc_cli *c, long limit, const char *status)
         }
         freeReplyObject(rep);
     }
-    qsort(rows, n, sizeof(*rows), cmp_row);
+    if (n)          /* rows is NULL when Redis holds no incident */
+        qsort(rows, n, sizeof(*rows), cmp_row);
     printf("%-22s %-7s %-13s %6s %4s %-20s %-20s %s\n", "ID", "STATUS",
            "SEVERITY", "ALERTS", "VER", "LAST SEEN", "TENANT", "TITLE");
     long shown = 0;
