@@ -164,6 +164,70 @@ static enum sp_err conf_apply_map(rd_kafka_conf_t *conf,
     return ca.rc;
 }
 
+/*
+ * What socpilot sets itself, whatever the kafka.* maps say: the settings
+ * its delivery semantics depend on, and group.id (kafka.group).  A map
+ * that sets one of them to something else is refused rather than
+ * silently overridden: the operator meant something by it.
+ */
+static const char *const consumer_forced[][2] = {
+    {"enable.auto.offset.store", "false"},
+    {"enable.partition.eof", "false"},
+    {NULL, NULL}};
+static const char *const producer_forced[][2] = {
+    {"enable.idempotence", "true"},
+    {"acks", "all"},
+    {NULL, NULL}};
+
+static const char *forced_why(const char *name)
+{
+    if (strcmp(name, "enable.auto.offset.store") == 0)
+        return "only offsets of acknowledged batches may be committed";
+    if (strcmp(name, "enable.partition.eof") == 0)
+        return "the engine does not handle end-of-partition events";
+    if (strcmp(name, "group.id") == 0)
+        return "set kafka.group instead";
+    return "outputs must survive a broker failure, in order, without "
+           "duplicates";
+}
+
+/* Refuses a forced property the maps set to another value: the conf gets
+ * the forced value first, then the maps, and what librdkafka reads back
+ * must still be it (so aliases such as request.required.acks count, and
+ * spellings such as -1 for all do not). */
+static enum sp_err check_forced(const struct sp_config *cfg,
+                                const char *role_map,
+                                const char *const (*forced)[2],
+                                const char *group, struct sp_error *err)
+{
+    enum sp_err e = SP_OK;
+    for (size_t i = 0; !e && (forced[i][0] || group); i++) {
+        const char *name = forced[i][0] ? forced[i][0] : "group.id";
+        const char *want = forced[i][0] ? forced[i][1] : group;
+        char got[256] = "", norm[256] = "", errstr[256];
+        size_t n = sizeof(got), nn = sizeof(norm);
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        if (rd_kafka_conf_set(conf, name, want, errstr, sizeof(errstr)) ==
+                RD_KAFKA_CONF_OK &&
+            rd_kafka_conf_get(conf, name, norm, &nn) == RD_KAFKA_CONF_OK) {
+            e = conf_apply_map(conf, cfg, "kafka.client", err);
+            if (!e)
+                e = conf_apply_map(conf, cfg, role_map, err);
+            if (!e &&
+                rd_kafka_conf_get(conf, name, got, &n) == RD_KAFKA_CONF_OK &&
+                strcmp(got, norm) != 0)
+                e = sp_error_set(err, SP_ERR_CONFIG, "kafka.client/%s: %s=%s "
+                                 "is not allowed: socpilot sets %s=%s (%s)",
+                                 role_map, name, got, name, want,
+                                 forced_why(name));
+        }
+        rd_kafka_conf_destroy(conf);
+        if (!forced[i][0])
+            break;                  /* group.id was the last */
+    }
+    return e;
+}
+
 enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
                                   struct sp_error *err)
 {
@@ -174,6 +238,11 @@ enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
         if (!e)
             e = conf_apply_map(conf, cfg, roles[i], err);
         rd_kafka_conf_destroy(conf);
+        if (!e)
+            e = i == 0 ? check_forced(cfg, roles[i], consumer_forced,
+                                      sp_config_str(cfg, "kafka.group"), err)
+                       : check_forced(cfg, roles[i], producer_forced, NULL,
+                                      err);
         if (e)
             return e;
     }
@@ -655,12 +724,8 @@ static enum sp_err open_consumer(struct sp_kafka *k,
         {NULL, NULL}};
     /* Only offsets the engine stores (after acknowledgement) are
      * committed: not negotiable. */
-    static const char *const forced[][2] = {
-        {"enable.auto.offset.store", "false"},
-        {"enable.partition.eof", "false"},
-        {NULL, NULL}};
     rd_kafka_conf_t *conf =
-        build_conf(k, cfg, defaults, "kafka.consumer", forced, err);
+        build_conf(k, cfg, defaults, "kafka.consumer", consumer_forced, err);
     if (!conf)
         return SP_ERR_CONFIG;
     if (sp_kafka_conf_set(conf, "group.id", sp_config_str(cfg, "kafka.group"),
@@ -703,12 +768,8 @@ static enum sp_err open_producer(struct sp_kafka *k,
     static const char *const defaults[][2] = {
         {"linger.ms", "5"},
         {NULL, NULL}};
-    static const char *const forced[][2] = {
-        {"enable.idempotence", "true"},
-        {"acks", "all"},
-        {NULL, NULL}};
     rd_kafka_conf_t *conf =
-        build_conf(k, cfg, defaults, "kafka.producer", forced, err);
+        build_conf(k, cfg, defaults, "kafka.producer", producer_forced, err);
     if (!conf)
         return SP_ERR_CONFIG;
     rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
@@ -757,6 +818,10 @@ struct sp_kafka *sp_kafka_open(const struct sp_config *cfg,
     struct sp_kafka *k = calloc(1, sizeof(*k));
     if (!k) {
         sp_error_set(err, SP_ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    if (sp_kafka_check_config(cfg, err)) {
+        free(k);
         return NULL;
     }
     if (hooks)

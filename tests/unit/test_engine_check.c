@@ -103,11 +103,59 @@ static void test_bad_kafka_property(void)
     sp_config_free(cfg);
 }
 
+/* What socpilot sets itself is refused rather than silently overridden
+ * (acks=1 used to pass check-config and run with acks=all), aliases and
+ * other spellings included; the same value, or a spelling of it, passes. */
+static void test_forced_kafka_property(void)
+{
+    static const struct {
+        const char *set, *want;
+    } bad[] = {
+        {"kafka.producer.acks=1", "acks=1 is not allowed: socpilot sets acks=all"},
+        {"kafka.producer.request.required.acks=0", "acks=0 is not allowed"},
+        {"kafka.client.enable.idempotence=false",
+         "enable.idempotence=false is not allowed"},
+        {"kafka.consumer.enable.auto.offset.store=true",
+         "enable.auto.offset.store=true is not allowed"},
+        {"kafka.consumer.group.id=other", "set kafka.group instead"},
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(bad); i++) {
+        struct sp_error err = {0};
+        struct sp_config *cfg = config_with(NULL, bad[i].set, NULL);
+        if (!cfg)
+            return;
+        T_EQ_INT(sp_engine_check(cfg, &err), SP_ERR_CONFIG);
+        T_CONTAINS(err.msg, bad[i].want);
+        sp_config_free(cfg);
+    }
+    static const char *const good[] = {
+        "kafka.producer.acks=-1", "kafka.producer.acks=all",
+        "kafka.producer.enable.idempotence=true",
+        "kafka.consumer.enable.partition.eof=false",
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(good); i++) {
+        struct sp_error err = {0};
+        struct sp_config *cfg = config_with(NULL, good[i], "kafka.group=g1");
+        if (!cfg)
+            return;
+        T_EQ_INT(sp_engine_check(cfg, &err), SP_OK);
+        sp_config_free(cfg);
+    }
+    struct sp_error err = {0};
+    struct sp_config *cfg = config_with(NULL, "kafka.group=g1",
+                                        "kafka.consumer.group.id=g1");
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_engine_check(cfg, &err), SP_OK);
+    sp_config_free(cfg);
+}
+
 int main(void)
 {
     t_prog = "test_engine_check";
     T_RUN(test_defaults_pass);
     T_RUN(test_unknown_stage);
     T_RUN(test_bad_kafka_property);
+    T_RUN(test_forced_kafka_property);
     return t_done();
 }
