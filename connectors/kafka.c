@@ -20,6 +20,7 @@
  */
 #include "kafka.h"
 
+#include "json.h"
 #include "log.h"
 
 #include <stdio.h>
@@ -77,6 +78,12 @@ struct sp_kafka {
     struct sp_counter *c_produced, *c_delivered, *c_redelivered,
         *c_delivery_failed, *c_dlq_publish_failed, *c_consumed,
         *c_consume_errors, *c_rebalances, *c_redo;
+    /* The consumer's view of the cluster, from librdkafka's statistics
+     * (served with the consumer queue, so on the engine thread). */
+    int64_t stats_interval_ms;      /* 0: no statistics, nothing known */
+    int64_t last_stats_ms, last_up_ms;
+    int brokers_up;                 /* connected, in the last statistics */
+    struct sp_gauge *g_brokers_up;
     /* Outputs to produce again that found the producer queue full inside
      * a delivery report (see redo_push), oldest first. */
     struct redo *redo_head, *redo_tail;
@@ -131,6 +138,38 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
         return;
     }
     sp_log_warn_rl(&rl, 5000, KCOMP, "%s: %s", rd_kafka_err2name(err), reason);
+}
+
+/* Counts the brokers the consumer is connected to (state UP; the
+ * internal pseudo-broker aside), from the statistics JSON. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct sp_kafka *k = opaque;
+    if (!k || rk != k->consumer)
+        return 0;                   /* 0: librdkafka frees json */
+    struct sp_arena a;
+    sp_arena_init(&a, len * 8 + ((size_t)1 << 20));
+    struct sp_json_limits lim = {len + 1, 64, 100000000};
+    struct sp_json_error jerr;
+    const struct sp_json *root = sp_json_parse(&a, json, len, &lim, &jerr);
+    int up = 0;
+    if (root) {
+        sp_json_foreach(sp_json_get(root, "brokers"), b) {
+            const char *state = sp_json_str(b, "state");
+            const char *source = sp_json_str(b, "source");
+            if (state && strcmp(state, "UP") == 0 &&
+                !(source && strcmp(source, "internal") == 0))
+                up++;
+        }
+        int64_t now = sp_now_ms();
+        k->last_stats_ms = now;
+        k->brokers_up = up;
+        if (up > 0)
+            k->last_up_ms = now;
+        sp_gauge_set(k->g_brokers_up, up);
+    }
+    sp_arena_fini(&a);
+    return 0;
 }
 
 /* ---- configuration ------------------------------------------------------- */
@@ -721,6 +760,8 @@ static enum sp_err open_consumer(struct sp_kafka *k,
         /* Stored offsets go out every second: a crash or a rebalance the
          * broker refuses commits during replays at most about that much. */
         {"auto.commit.interval.ms", "1000"},
+        /* Statistics say whether any broker is connected (readiness). */
+        {"statistics.interval.ms", "5000"},
         {NULL, NULL}};
     /* Only offsets the engine stores (after acknowledgement) are
      * committed: not negotiable. */
@@ -734,6 +775,13 @@ static enum sp_err open_consumer(struct sp_kafka *k,
         return SP_ERR_CONFIG;
     }
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    char ival[32] = "0";
+    size_t ilen = sizeof(ival);
+    if (rd_kafka_conf_get(conf, "statistics.interval.ms", ival, &ilen) ==
+        RD_KAFKA_CONF_OK)
+        k->stats_interval_ms = strtoll(ival, NULL, 10);
+    k->last_up_ms = sp_now_ms();
     char errstr[512];
     k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (!k->consumer) {
@@ -808,6 +856,22 @@ static void register_metrics(struct sp_kafka *k, struct sp_metrics *m)
         m, "kafka_redo_kept_total",
         "Outputs to produce again that found the producer queue full after "
         "a failed delivery, kept and produced once it had room", NULL);
+    k->g_brokers_up = sp_metrics_gauge(
+        m, "kafka_brokers_connected",
+        "Brokers the consumer is connected to (librdkafka statistics)", NULL);
+}
+
+bool sp_kafka_reachable(const struct sp_kafka *k, int64_t now_ms,
+                        char *reason, size_t n)
+{
+    if (!k || !k->consumer || k->stats_interval_ms <= 0)
+        return true;                /* nothing known */
+    int64_t grace = SP_MAX(3 * k->stats_interval_ms, (int64_t)1000);
+    if (k->brokers_up > 0 || now_ms - k->last_up_ms < grace)
+        return true;
+    snprintf(reason, n, "kafka: no broker connected for %llds",
+             (long long)((now_ms - k->last_up_ms) / 1000));
+    return false;
 }
 
 struct sp_kafka *sp_kafka_open(const struct sp_config *cfg,

@@ -82,6 +82,12 @@ int sp_kafka_assigned(const struct sp_kafka *k);
  * member, an idempotence failure): the handle is unusable, nothing more
  * will be consumed or delivered.  Describes it in buf when true. */
 bool sp_kafka_fatal(struct sp_kafka *k, char *buf, size_t size);
+/* False once the consumer has been connected to no broker for three
+ * statistics intervals (statistics.interval.ms, 5 s by default; 0 turns
+ * this off), with the reason; true while nothing is known yet.  Engine
+ * thread. */
+bool sp_kafka_reachable(const struct sp_kafka *k, int64_t now_ms,
+                        char *reason, size_t n);
 /* The raw handles, for tests (fault injection). */
 rd_kafka_t *sp_kafka_producer(struct sp_kafka *k);
 

@@ -186,6 +186,11 @@ static bool ready_cb(void *ud, char *reason, size_t n)
     return ok;
 }
 
+bool sp_engine_ready(struct sp_engine *eng, char *reason, size_t n)
+{
+    return ready_cb(eng, reason, n);
+}
+
 static void update_readiness(struct sp_engine *eng)
 {
     char reason[192] = "";
@@ -200,6 +205,9 @@ static void update_readiness(struct sp_engine *eng)
             }
         }
     }
+    if (ok && eng->kafka &&
+        !sp_kafka_reachable(eng->kafka, sp_now_ms(), reason, sizeof(reason)))
+        ok = false;
     if (ok && eng->stuck) {
         ok = false;
         snprintf(reason, sizeof(reason), "retrying a batch after a "

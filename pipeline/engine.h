@@ -51,6 +51,10 @@ struct sp_kafka *sp_engine_kafka(struct sp_engine *eng);
 struct sp_metrics *sp_engine_metrics(struct sp_engine *eng);
 /* The HTTP port actually bound (0 when disabled). */
 int sp_engine_http_port(const struct sp_engine *eng);
+/* What /readyz answers: true when ready, else false with the reason
+ * (the stages' readiness, Kafka brokers connected, a batch being retried,
+ * shutting down).  Any thread. */
+bool sp_engine_ready(struct sp_engine *eng, char *reason, size_t n);
 
 struct sp_engine_stats {
     uint64_t messages;      /* consumed */

@@ -620,6 +620,53 @@ static void test_fatal_producer_error_stops(void)
     sp_config_free(cfg);
 }
 
+static bool wait_ready(struct sp_engine *eng, bool want, char *why,
+                       size_t n, int ms)
+{
+    int64_t until = sp_now_ms() + ms;
+    do {
+        why[0] = '\0';
+        if (sp_engine_ready(eng, why, n) == want)
+            return true;
+        usleep(50000);
+    } while (sp_now_ms() < until);
+    return false;
+}
+
+/* Every broker down: /readyz says not ready, naming Kafka, once the
+ * consumer has been connected to none for three statistics intervals
+ * (0.6 s here), and ready again by itself when the broker is back.  It
+ * used to stay ready throughout. */
+static void test_brokers_down_not_ready(void)
+{
+    const char *in = "f6.in";
+    T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+    const char *extra[] = {"kafka.client.statistics.interval.ms=200",
+                           "kafka.client.reconnect.backoff.max.ms=200"};
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f6", extra, 2, &cfg);
+    T_OK(eng != NULL);
+    if (!eng)
+        return;
+    pthread_t th;
+    start_assigned(eng, &th, 1);
+    char why[256];
+    T_OK(wait_ready(eng, true, why, sizeof(why), 5000));
+    rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mock);
+    T_EQ_INT(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    T_OK(wait_ready(eng, false, why, sizeof(why), 10000));
+    T_CONTAINS(why, "kafka: no broker connected");
+    T_EQ_INT(rd_kafka_mock_broker_set_up(mc, 1), 0);
+    T_OK(wait_ready(eng, true, why, sizeof(why), 15000));
+    T_OK(sp_gauge_get(sp_metrics_gauge(sp_engine_metrics(eng),
+                                       "kafka_brokers_connected", NULL,
+                                       NULL)) > 0);
+    sp_engine_stop(eng);
+    pthread_join(th, NULL);
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+}
+
 int main(void)
 {
     t_prog = "faults";
@@ -641,6 +688,7 @@ int main(void)
     T_RUN(test_timed_out_outputs_kept);
     T_RUN(test_rebalance_served_while_retrying);
     T_RUN(test_fatal_producer_error_stops);
+    T_RUN(test_brokers_down_not_ready);
     sp_mock_stop(mock);
     return t_done();
 }
