@@ -648,7 +648,8 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
 {
     char setkey[80];
     asm_setkey(ctx, setkey, sizeof(setkey));
-    enum sp_err e = corr_tenants_limbo(ctx, setkey, asm_keys, 1);
+    enum sp_err e = corr_tenants_limbo(ctx->redis, ctx->key_prefix, setkey,
+                                       asm_keys, 1);
     if (e)
         return e;
     const char *argv[] = {"SSCAN", setkey, ctx->asm_cursor, "COUNT",
@@ -734,7 +735,8 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
     if (!e && n)
         e = emit(ctx, items, revs, n);
     if (!e)
-        e = corr_tenants_forget(ctx, setkey, asm_keys, 1, takes, idle, nt);
+        e = corr_tenants_forget(ctx->redis, setkey, asm_keys, 1, takes, idle,
+                                nt);
 out:
     for (size_t i = 0; i < nt && reps; i++)
         freeReplyObject(reps[i]);

@@ -402,16 +402,19 @@ struct corr_tenant {
 
 /* Drops the tenants of tn marked in sel from setkey, except (moved back)
  * those that have one of the keys P..keys[k] by then; they wait in the
- * set's limbo meanwhile.  sel is overwritten. */
-enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
+ * set's limbo meanwhile.  Plain commands on redis (borrowed; no reply
+ * may be pending).  sel is overwritten. */
+enum sp_err corr_tenants_forget(struct sp_redis *redis, const char *setkey,
                                 const char *const *keys, size_t n_keys,
                                 const struct corr_tenant *tn, bool *sel,
                                 size_t nt);
 /* Settles up to 100 tenants a forget left in setkey's limbo (its process
  * died or lost Redis half-way): back to the set with work, else out.
- * Each walk of setkey calls it first. */
-enum sp_err corr_tenants_limbo(struct corr_ctx *ctx, const char *setkey,
-                               const char *const *keys, size_t n_keys);
+ * key_prefix: correlate.key_prefix (the tenants' P).  Each walk of setkey
+ * calls it first. */
+enum sp_err corr_tenants_limbo(struct sp_redis *redis, const char *key_prefix,
+                               const char *setkey, const char *const *keys,
+                               size_t n_keys);
 /* Adds the tenants of rows that made their asmdue non-empty to
  * <prefix>:tenants:asm again, and those of calls that set their seen
  * anew to <prefix>:tenants (after corr_run's scripts answered). */

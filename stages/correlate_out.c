@@ -587,8 +587,8 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
 {
     char setkey[80];
     snprintf(setkey, sizeof(setkey), "%s:tenants", ctx->key_prefix);
-    enum sp_err e = corr_tenants_limbo(ctx, setkey, tenant_keys,
-                                       SP_ARRAY_SIZE(tenant_keys));
+    enum sp_err e = corr_tenants_limbo(ctx->redis, ctx->key_prefix, setkey,
+                                       tenant_keys, SP_ARRAY_SIZE(tenant_keys));
     if (e)
         return e;
     const char *argv[] = {"SSCAN", setkey, ctx->scan_cursor, "COUNT", "100"};
@@ -697,7 +697,7 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
     if (!e && noscript)
         e = sp_redis_load_scripts(ctx->redis);
     if (!e)
-        e = corr_tenants_forget(ctx, setkey, tenant_keys,
+        e = corr_tenants_forget(ctx->redis, setkey, tenant_keys,
                                 SP_ARRAY_SIZE(tenant_keys), tn, idle, nt);
     freeReplyObject(rep);
     free(tn);

@@ -17,7 +17,8 @@
  * (run_chunk); here are the walk's drop, its limbo, and the registration
  * again after the scripts.
  *
- * Engine thread.
+ * Engine thread (corr_tenants_forget and corr_tenants_limbo: the thread
+ * that owns the connection they are given).
  */
 #include "correlate_int.h"
 
@@ -38,7 +39,7 @@ static void limbo_key(const char *setkey, char *out, size_t n)
  * (a command and its keys) followed by the tenant, or (head NULL) EXISTS
  * of the tenant's keys P..keys[k].  Each integer answer into res (-1 for
  * unmarked tenants and errors). */
-static enum sp_err tenant_round(struct corr_ctx *ctx, const char *const *head,
+static enum sp_err tenant_round(struct sp_redis *redis, const char *const *head,
                                 size_t n_head, const char *const *keys,
                                 size_t n_keys, const struct corr_tenant *tn,
                                 const bool *sel, long long *res, size_t nt)
@@ -69,7 +70,7 @@ static enum sp_err tenant_round(struct corr_ctx *ctx, const char *const *head,
         }
         for (int k = 0; k < argc; k++)
             lens[k] = strlen(argv[k]);
-        if (!(e = sp_redis_append(ctx->redis, argc, argv, lens)))
+        if (!(e = sp_redis_append(redis, argc, argv, lens)))
             sent++;
     }
     /* Every reply is read (owed replies would answer later commands). */
@@ -77,7 +78,7 @@ static enum sp_err tenant_round(struct corr_ctx *ctx, const char *const *head,
         if (!sel[i])
             continue;
         redisReply *rep;
-        enum sp_err rd = sp_redis_read(ctx->redis, &rep);
+        enum sp_err rd = sp_redis_read(redis, &rep);
         if (rd)
             return rd;              /* the connection is gone */
         got++;
@@ -94,12 +95,12 @@ static enum sp_err tenant_round(struct corr_ctx *ctx, const char *const *head,
 
 /* Looks again at the tenants in limbo marked in sel: back to setkey
  * those with one of keys, out of limbo the others. */
-static enum sp_err limbo_settle(struct corr_ctx *ctx, const char *setkey,
+static enum sp_err limbo_settle(struct sp_redis *redis, const char *setkey,
                                 const char *limbo, const char *const *keys,
                                 size_t n_keys, const struct corr_tenant *tn,
                                 bool *sel, long long *res, size_t nt)
 {
-    enum sp_err e = tenant_round(ctx, NULL, 0, keys, n_keys, tn, sel, res,
+    enum sp_err e = tenant_round(redis, NULL, 0, keys, n_keys, tn, sel, res,
                                  nt);
     if (e)
         return e;
@@ -112,9 +113,9 @@ static enum sp_err limbo_settle(struct corr_ctx *ctx, const char *setkey,
     }
     const char *back[] = {"SMOVE", limbo, setkey};
     const char *drop[] = {"SREM", limbo};
-    e = tenant_round(ctx, back, 3, NULL, 0, tn, work, res, nt);
+    e = tenant_round(redis, back, 3, NULL, 0, tn, work, res, nt);
     if (!e)
-        e = tenant_round(ctx, drop, 2, NULL, 0, tn, sel, res, nt);
+        e = tenant_round(redis, drop, 2, NULL, 0, tn, sel, res, nt);
     free(work);
     return e;
 }
@@ -133,7 +134,7 @@ static enum sp_err limbo_settle(struct corr_ctx *ctx, const char *setkey,
  * one tenant at once are safe the same way: whichever sees no work drops
  * it, and work that comes after that look comes with its SADD.
  */
-enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
+enum sp_err corr_tenants_forget(struct sp_redis *redis, const char *setkey,
                                 const char *const *keys, size_t n_keys,
                                 const struct corr_tenant *tn, bool *sel,
                                 size_t nt)
@@ -144,26 +145,28 @@ enum sp_err corr_tenants_forget(struct corr_ctx *ctx, const char *setkey,
     char limbo[128];
     limbo_key(setkey, limbo, sizeof(limbo));
     const char *move[] = {"SMOVE", setkey, limbo};
-    enum sp_err e = tenant_round(ctx, move, 3, NULL, 0, tn, sel, res, nt);
+    enum sp_err e = tenant_round(redis, move, 3, NULL, 0, tn, sel, res, nt);
     for (size_t i = 0; i < nt; i++)
         sel[i] = res[i] == 1;
     if (!e)
-        e = limbo_settle(ctx, setkey, limbo, keys, n_keys, tn, sel, res, nt);
+        e = limbo_settle(redis, setkey, limbo, keys, n_keys, tn, sel, res,
+                         nt);
     free(res);
     return e;
 }
 
 #define LIMBO_STEP "100"
 
-enum sp_err corr_tenants_limbo(struct corr_ctx *ctx, const char *setkey,
-                               const char *const *keys, size_t n_keys)
+enum sp_err corr_tenants_limbo(struct sp_redis *redis, const char *key_prefix,
+                               const char *setkey, const char *const *keys,
+                               size_t n_keys)
 {
     char limbo[128];
     limbo_key(setkey, limbo, sizeof(limbo));
     const char *argv[] = {"SRANDMEMBER", limbo, LIMBO_STEP};
     size_t lens[] = {11, strlen(limbo), strlen(LIMBO_STEP)};
     redisReply *rep = NULL;
-    enum sp_err e = sp_redis_call(ctx->redis, &rep, 3, argv, lens);
+    enum sp_err e = sp_redis_call(redis, &rep, 3, argv, lens);
     if (e || rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
         freeReplyObject(rep);
         return e;
@@ -181,11 +184,12 @@ enum sp_err corr_tenants_limbo(struct corr_ctx *ctx, const char *setkey,
             if (t->type != REDIS_REPLY_STRING || t->len >= sizeof(tn[i].tenant))
                 continue;
             snprintf(tn[i].tenant, sizeof(tn[i].tenant), "%s", t->str);
-            corr_prefix(ctx->key_prefix, t->str, tn[i].prefix,
+            corr_prefix(key_prefix, t->str, tn[i].prefix,
                         sizeof(tn[i].prefix));
             sel[i] = true;
         }
-        e = limbo_settle(ctx, setkey, limbo, keys, n_keys, tn, sel, res, nt);
+        e = limbo_settle(redis, setkey, limbo, keys, n_keys, tn, sel, res,
+                         nt);
     }
     free(tn);
     free(sel);
