@@ -7,12 +7,15 @@
  * incident the batch changed (alert->incident_id, set by correlate; none
  * when correlate's script schedules or analyze.schedule is false), plus
  * an idempotent SADD of new tenants to the registry (always), and the
- * alerts' side sections.  Nothing else: no snapshot, no LLM.
+ * alerts' side sections; a schedule that found its tenant without jobs
+ * costs one more round, the SADD of the tenant again (the claim may have
+ * dropped it).  Nothing else: no snapshot, no LLM.
  *
  * tick() (every poll interval): apply acknowledged publishes (`done`),
  * store finished analyses (`store`: analysis + version bump) and publish
  * the new snapshots in detached batches, claim due jobs per tenant up to
- * analyze.concurrency in flight, read each claimed incident: unchanged
+ * analyze.concurrency in flight (the tenants of the registry found
+ * without jobs leave it), read each claimed incident: unchanged
  * content (content hash == the last one published) is a cache hit and
  * costs no call; content whose analysis is stored but was not
  * acknowledged (a crash in between) is republished as it is; anything
@@ -604,18 +607,32 @@ static enum sp_err apply_acks(struct an_ctx *ctx)
     return e == SP_ERR_RETRY ? e : SP_OK;
 }
 
+/* What keeps a tenant in the registry: jobs due (now or later: debounced
+ * changes, LLM retries) or leased (running, or their owner crashed). */
+static const char *const an_work_keys[] = {"an:due", "an:lease"};
+
 /* Claims due jobs of the registered tenants, up to the concurrency: one
  * SSCAN step of the registry per poll (about AN_CLAIM_TENANTS_S tenants, the
  * cursor kept), so that the work of a poll stays bounded however many
- * tenants there are; with more, each is visited every few polls. */
+ * tenants there are; with more, each is visited every few polls.  Tenants
+ * whose claim found no job left leave the registry (corr_tenants_forget),
+ * so that it holds the tenants with work, not every tenant that ever had
+ * an incident; a schedule that finds its tenant idle adds it again.  Each
+ * poll first settles tenants a walk left half-dropped (its process died:
+ * corr_tenants_limbo). */
 static enum sp_err claim(struct an_ctx *ctx, int64_t now)
 {
+    enum sp_err e = corr_tenants_limbo(ctx->redis, ctx->key_prefix,
+                                       ctx->tenants_key, an_work_keys,
+                                       SP_ARRAY_SIZE(an_work_keys));
+    if (e)
+        return e;
     redisReply *scan = NULL;
     const char *sm[] = {"SSCAN", ctx->tenants_key, ctx->scan_cursor, "COUNT",
                         AN_CLAIM_TENANTS_S};
     size_t sml[] = {5, strlen(ctx->tenants_key), strlen(ctx->scan_cursor), 5,
                     strlen(sm[4])};
-    enum sp_err e = sp_redis_call(ctx->redis, &scan, 5, sm, sml);
+    e = sp_redis_call(ctx->redis, &scan, 5, sm, sml);
     if (e || scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 ||
         scan->element[1]->type != REDIS_REPLY_ARRAY) {
         if (scan)
@@ -627,26 +644,39 @@ static enum sp_err claim(struct an_ctx *ctx, int64_t now)
              scan->element[0]->str);
     ctx->stats.claim_rounds++;
     const redisReply *tenants = scan->element[1];
+    size_t nt = tenants->elements;
+    struct corr_tenant *tn = calloc(nt ? nt : 1, sizeof(*tn));
+    bool *idle = calloc(nt ? nt : 1, sizeof(*idle));
+    if (!tn || !idle) {
+        free(tn);
+        free(idle);
+        freeReplyObject(scan);
+        return SP_ERR_NOMEM;
+    }
     char nowS[24], lease[24], lim[24], att[24], dead[24];
     snprintf(nowS, sizeof(nowS), "%lld", (long long)now);
     snprintf(lease, sizeof(lease), "%lld", (long long)ctx->lease_ms);
     snprintf(att, sizeof(att), "%lld", (long long)ctx->max_attempts);
     snprintf(dead, sizeof(dead), "%lld", (long long)ctx->dead_max);
-    for (size_t t = 0; t < tenants->elements && !e; t++) {
-        const redisReply *tn = tenants->element[t];
-        if (tn->type != REDIS_REPLY_STRING || tn->len > CORR_TENANT_MAX)
+    for (size_t t = 0; t < nt && !e; t++) {
+        const redisReply *name = tenants->element[t];
+        if (name->type != REDIS_REPLY_STRING || name->len > CORR_TENANT_MAX)
             continue;
         int64_t room = ctx->concurrency - (int64_t)ctx->n_jobs;
         snprintf(lim, sizeof(lim), "%lld", (long long)SP_MAX(room, 0));
-        char prefix[CORR_PREFIX_MAX];
-        corr_prefix(ctx->key_prefix, tn->str, prefix, sizeof(prefix));
+        snprintf(tn[t].tenant, sizeof(tn[t].tenant), "%s", name->str);
+        corr_prefix(ctx->key_prefix, name->str, tn[t].prefix,
+                    sizeof(tn[t].prefix));
+        const char *prefix = tn[t].prefix;
         redisReply *rep = NULL;
         const char *args[] = {prefix, nowS, lease, lim, att, ctx->owner, dead};
         e = script(ctx, &ctx->s_claim, prefix, "an:due", args, 7, &rep);
         ctx->stats.claim_calls++;
         if (e == SP_OK && rep && rep->type == REDIS_REPLY_ARRAY &&
-            rep->elements == 3) {
+            rep->elements == 4) {
             const redisReply *got = rep->element[0], *dl = rep->element[1];
+            idle[t] = rep->element[3]->type == REDIS_REPLY_INTEGER &&
+                      rep->element[3]->integer == 0;
             if (rep->element[2]->type == REDIS_REPLY_INTEGER &&
                 rep->element[2]->integer > 0) {
                 ctx->stats.takeovers += (uint64_t)rep->element[2]->integer;
@@ -706,6 +736,11 @@ static enum sp_err claim(struct an_ctx *ctx, int64_t now)
         if (rep)
             freeReplyObject(rep);
     }
+    if (!e)
+        e = corr_tenants_forget(ctx->redis, ctx->tenants_key, an_work_keys,
+                                SP_ARRAY_SIZE(an_work_keys), tn, idle, nt);
+    free(tn);
+    free(idle);
     freeReplyObject(scan);
     return e;
 }
@@ -740,8 +775,8 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
              sp_config_str(cfg, "correlate.key_prefix"));
     snprintf(ctx->default_tenant, sizeof(ctx->default_tenant), "%s",
              sp_config_str(cfg, "correlate.default_tenant"));
-    snprintf(ctx->tenants_key, sizeof(ctx->tenants_key), "%s:tenants:an",
-             ctx->key_prefix);
+    corr_set_key(ctx->key_prefix, CORR_SET_AN, ctx->tenants_key,
+                 sizeof(ctx->tenants_key));
     snprintf(ctx->scan_cursor, sizeof(ctx->scan_cursor), "0");
     ctx->snapshot_max = (size_t)sp_config_int(cfg, "correlate.snapshot_max");
     ctx->why_max = sp_config_int(cfg, "correlate.snapshot_why");
@@ -848,6 +883,8 @@ struct sched {
     const char *id;
     const char *tenant;
     int64_t version;
+    bool sent_job, sent_sadd;       /* in this round: its schedule, SADD */
+    bool idle;                      /* its job is its tenant's only one */
 };
 
 /* An alert's script analyses, kept with its incident (an_scripts_key)
@@ -889,9 +926,62 @@ static bool tenant_cached(struct an_ctx *ctx, const char *tenant)
     return false;
 }
 
+/* SADDs the tenants whose schedule found them without any job (idle),
+ * after that schedule's reply and whatever tenant_cached remembers: the
+ * claim's walk may have dropped them from the registry since they were
+ * added (see corr_tenants_forget for why after the reply). */
+static enum sp_err register_idle(struct an_ctx *ctx, const struct sched *s,
+                                 size_t n)
+{
+    size_t sent = 0;
+    enum sp_err e = SP_OK;
+    for (size_t i = 0; i < n && !e; i++) {
+        if (!s[i].idle)
+            continue;
+        const char *sa[] = {"SADD", ctx->tenants_key, s[i].tenant};
+        size_t sal[] = {4, strlen(ctx->tenants_key), strlen(s[i].tenant)};
+        if (!(e = sp_redis_append(ctx->redis, 3, sa, sal)))
+            sent++;
+    }
+    for (size_t i = 0; i < sent; i++) {
+        redisReply *rep;
+        enum sp_err rd = sp_redis_read(ctx->redis, &rep);
+        if (rd)
+            return rd;
+        if (sp_redis_reply_err(rep) && !e)
+            e = SP_ERR_RETRY;
+        freeReplyObject(rep);
+    }
+    return e;
+}
+
+/* One reply of a schedule round: of incident job's schedule script (job
+ * NULL: of a SADD or a side section).  The first error goes to *bad. */
+static void take_reply(struct an_ctx *ctx, const redisReply *rep,
+                       struct sched *job, bool *noscript, enum sp_err *bad)
+{
+    enum sp_err me = sp_redis_reply_err(rep);
+    if (me == SP_ERR_NOTFOUND) {
+        *noscript = true;
+    } else if (me) {
+        if (!*bad)
+            *bad = me;
+    } else if (job && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+               rep->element[0]->type == REDIS_REPLY_INTEGER &&
+               rep->element[1]->type == REDIS_REPLY_INTEGER) {
+        if (rep->element[0]->integer > 0) {
+            ctx->stats.scheduled++;
+            sp_counter_inc(ctx->c_scheduled);
+        }
+        job->idle = rep->element[1]->integer == 1;
+    }
+}
+
 /* Appends, per incident, the schedule script (when sched) and the SADD
- * of its tenant to the registry claim() reads (always: whoever schedules,
- * a tenant not registered is never claimed), then the side sections. */
+ * of its tenant to the registry claim() reads (always, once per process:
+ * whoever schedules, a tenant not registered is never claimed), then the
+ * side sections; once they answered, the tenants a schedule found idle
+ * are added again (register_idle). */
 static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
                                   size_t n, const struct sched_scripts *sc,
                                   size_t n_sc, bool sched, bool *noscript)
@@ -900,8 +990,9 @@ static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
     snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
     snprintf(quiet, sizeof(quiet), "%lld", (long long)ctx->quiet_ms);
     snprintf(maxd, sizeof(maxd), "%lld", (long long)ctx->max_delay_ms);
-    size_t appended = 0;
     enum sp_err e = SP_OK;
+    for (size_t i = 0; i < n; i++)
+        s[i].sent_job = s[i].sent_sadd = s[i].idle = false;
     for (size_t i = 0; i < n && !e; i++) {
         char key[CORR_PREFIX_MAX + 8], ver[24];
         snprintf(key, sizeof(key), "%san:due", s[i].prefix);
@@ -912,41 +1003,46 @@ static enum sp_err schedule_round(struct an_ctx *ctx, struct sched *s,
         for (size_t k = 3; k < SP_ARRAY_SIZE(argv); k++)
             lens[k] = strlen(argv[k]);
         /* Behind correlate in the chain, correlate's own script already
-         * scheduled the job in the step that changed the incident. */
+         * scheduled the job in the step that changed the incident (and
+         * correlate registered the tenant again if it was idle). */
         if (sched && (!ctx->st->env || ctx->st->env->analysis_quiet_ms <= 0)) {
             e = sp_redis_append_evalsha(ctx->redis, &ctx->s_schedule, 1,
                                         (int)SP_ARRAY_SIZE(argv), argv, lens);
-            appended += e == SP_OK;
+            s[i].sent_job = e == SP_OK;
         }
         if (!e && !tenant_cached(ctx, s[i].tenant)) {
             const char *sa[] = {"SADD", ctx->tenants_key, s[i].tenant};
             size_t sal[] = {4, strlen(ctx->tenants_key), strlen(s[i].tenant)};
             e = sp_redis_append(ctx->redis, 3, sa, sal);
-            appended += e == SP_OK;
+            s[i].sent_sadd = e == SP_OK;
         }
     }
     for (size_t i = 0; i < n_sc && !e; i++)
         e = append_scripts(ctx, &sc[i]);
+    /* The replies in the order sent: per incident its schedule's and its
+     * SADD's, then the side sections'. */
     enum sp_err bad = SP_OK;
-    while (sp_redis_pending(ctx->redis) > 0) {
+    for (size_t i = 0; i < n && !e; i++) {
+        for (int k = 0; k < 2 && !e; k++) {
+            if (!(k == 0 ? s[i].sent_job : s[i].sent_sadd))
+                continue;
+            redisReply *rep = NULL;
+            if ((e = sp_redis_read(ctx->redis, &rep)))
+                break;
+            take_reply(ctx, rep, k == 0 ? &s[i] : NULL, noscript, &bad);
+            freeReplyObject(rep);
+        }
+    }
+    while (!e && sp_redis_pending(ctx->redis) > 0) {
         redisReply *rep = NULL;
-        enum sp_err re = sp_redis_read(ctx->redis, &rep);
-        if (re) {
-            e = re;
+        if ((e = sp_redis_read(ctx->redis, &rep)))
             break;
-        }
-        enum sp_err me = sp_redis_reply_err(rep);
-        if (me == SP_ERR_NOTFOUND)
-            *noscript = true;
-        else if (me && !bad)
-            bad = me;
-        else if (!me && rep->type == REDIS_REPLY_INTEGER && rep->integer > 1) {
-            ctx->stats.scheduled++;
-            sp_counter_inc(ctx->c_scheduled);
-        }
+        take_reply(ctx, rep, NULL, noscript, &bad);
         freeReplyObject(rep);
     }
-    (void)appended;
+    /* Whatever else failed: a job scheduled is never left unclaimed. */
+    if (!e)
+        e = register_idle(ctx, s, n);
     /* A tenant is marked registered before its SADD is answered: after a
      * failed round the batch comes again, and must register it again. */
     if (e || bad)

@@ -26,7 +26,9 @@
  *                of the last analysis published), asv (last version
  *                scheduled from the stage), v (version, HINCRBY), up
  *   <correlate.key_prefix>:tenants:an   set of tenants with analysis jobs
- *                (no tag: plain SADD from the stage)
+ *                (P an:due or P an:lease), walked by the claim, which
+ *                drops the tenants without any (no tag: plain commands,
+ *                see stages/correlate_tenants.c)
  *
  * Threads: stage callbacks on the engine thread; workers own their LLM
  * clients.  See stages/analyze_int.h for the split into files.
@@ -44,7 +46,7 @@ extern const struct sp_stage_type sp_stage_analyze;
 /*
  * SP_ANALYZE_LUA_SCHEDULE - Lua source defining
  *
- *     sp_analyze_schedule(P, inc, now, quiet, max_delay)
+ *     due, idle = sp_analyze_schedule(P, inc, now, quiet, max_delay)
  *
  * to be appended to a script that changes incident `inc` of the tenant
  * whose key prefix is P (the same P as correlate's keys, hash tag
@@ -56,17 +58,38 @@ extern const struct sp_stage_type sp_stage_analyze;
  *   max_delay  number, ms (analyze.max_delay)
  * It touches P.."an:first" (HSETNX inc now) and P.."an:due" (ZADD inc
  * min(now + quiet, first + max_delay)), both in P's slot, and returns the
- * due time.  The calling script's KEYS[1] must be a key under P (cluster
- * routing).  Standalone use: the stage's own `schedule` script.
+ * due time, and `idle`: true when the tenant had no analysis work before
+ * (P.."an:due" and P.."an:lease" both empty), so that the claim's walk
+ * may have dropped it from <prefix>:tenants:an; the caller then adds it
+ * again (SADD) after the script's reply, even if it remembers having
+ * added it (stages/correlate_tenants.c says why that order).  Looking
+ * costs nothing while the incident has a pending change (ZADD adds no
+ * member), else a ZCARD (and an EXISTS when the job is the only one) at
+ * most once per script and tenant.  The calling
+ * script's KEYS[1] must be a key under P (cluster routing).  Standalone
+ * use: the stage's own `schedule` script.
  */
 #define SP_ANALYZE_LUA_SCHEDULE                                              \
-    "local function sp_analyze_schedule(P, inc, now, quiet, maxd)\n"         \
-    "  if quiet == nil or quiet <= 0 then return 0 end\n"                    \
-    "  redis.call('HSETNX', P .. 'an:first', inc, string.format('%d', now))\n" \
-    "  local first = tonumber(redis.call('HGET', P .. 'an:first', inc)) or now\n" \
-    "  local due = math.min(now + quiet, first + maxd)\n"                    \
-    "  redis.call('ZADD', P .. 'an:due', string.format('%d', due), inc)\n"    \
-    "  return due\n"                                                         \
+    "local sp_analyze_schedule\n"                                            \
+    "do\n"                                                                   \
+    "  local busy = {}   -- P -> true: known to have work in this script\n"  \
+    "  sp_analyze_schedule = function(P, inc, now, quiet, maxd)\n"           \
+    "    if quiet == nil or quiet <= 0 then return 0, false end\n"           \
+    "    local first = now\n"                                                \
+    "    if redis.call('HSETNX', P .. 'an:first', inc,\n"                    \
+    "        string.format('%d', now)) == 0 then\n"                          \
+    "      first = tonumber(redis.call('HGET', P .. 'an:first', inc)) or now\n" \
+    "    end\n"                                                              \
+    "    local due = math.min(now + quiet, first + maxd)\n"                  \
+    "    local idle = false\n"                                               \
+    "    if redis.call('ZADD', P .. 'an:due', string.format('%d', due),\n"   \
+    "        inc) == 1 and not busy[P] then\n"                               \
+    "      idle = redis.call('ZCARD', P .. 'an:due') == 1 and\n"             \
+    "        redis.call('EXISTS', P .. 'an:lease') == 0\n"                   \
+    "    end\n"                                                              \
+    "    busy[P] = true\n"                                                   \
+    "    return due, idle\n"                                                 \
+    "  end\n"                                                                \
     "end\n"
 
 /* Declares the analysis.* and llm.* keys the stage reads (the stage type's

@@ -36,8 +36,9 @@
  * schedule: KEYS[1] = P.."an:due"; ARGV = P, incident, wall ms, quiet ms,
  * max delay ms, incident version (0 = unknown).  A version already
  * scheduled (field asv of the incident) is not scheduled again, so
- * replayed duplicates do not push the due time.  Returns the due time
- * (0 = not scheduled).
+ * replayed duplicates do not push the due time.  Returns {due time (0 =
+ * not scheduled), 1 when the tenant had no job before (the caller adds
+ * it to <prefix>:tenants:an again after this reply) else 0}.
  */
 const char an_lua_schedule[] =
 SP_ANALYZE_LUA_SCHEDULE
@@ -47,11 +48,12 @@ AN_CHECK_P
 "local ik = P .. 'i:' .. inc\n"
 "if ver > 0 then\n"
 "  local s = tonumber(redis.call('HGET', ik, 'asv')) or 0\n"
-"  if s >= ver then return 0 end\n"
+"  if s >= ver then return {0, 0} end\n"
 "  if redis.call('EXISTS', ik) == 1 then redis.call('HSET', ik, 'asv', ARGV[6]) end\n"
 "end\n"
-"return sp_analyze_schedule(P, inc, tonumber(ARGV[3]), tonumber(ARGV[4]),\n"
-"  tonumber(ARGV[5]))\n";
+"local due, idle = sp_analyze_schedule(P, inc, tonumber(ARGV[3]),\n"
+"  tonumber(ARGV[4]), tonumber(ARGV[5]))\n"
+"return {due, idle and 1 or 0}\n";
 
 /*
  * claim: KEYS[1] = P.."an:due"; ARGV = P, wall ms, lease ms, limit,
@@ -62,7 +64,9 @@ AN_CHECK_P
  *     their first-pending mark is cleared (a change from now on starts a
  *     new debounce span), and their attempts counted; a job past max
  *     attempts goes to the dead-letter list instead.
- * Returns {{claimed ids}, {dead ids}, expired leases}.
+ * Returns {{claimed ids}, {dead ids}, expired leases, work}: work is how
+ * many of due and lease exist afterwards (0: the tenant has no job left,
+ * not even one due later, and may leave <prefix>:tenants:an).
  */
 const char an_lua_claim[] =
 AN_CHECK_P
@@ -88,7 +92,9 @@ AN_CHECK_P
 "  expired = expired + 1\n"
 "end\n"
 "local out, dead = {}, {}\n"
-"if lim <= 0 then return {out, dead, expired} end\n"
+"if lim <= 0 then\n"
+"  return {out, dead, expired, redis.call('EXISTS', DUE, LEASE)}\n"
+"end\n"
 "local untilS = string.format('%d', now + lease)\n"
 "for _, id in ipairs(redis.call('ZRANGEBYSCORE', DUE, '-inf', nowS,\n"
 "    'LIMIT', 0, lim * 4 + 16)) do\n"
@@ -110,7 +116,7 @@ AN_CHECK_P
 "    end\n"
 "  end\n"
 "end\n"
-"return {out, dead, expired}\n";
+"return {out, dead, expired, redis.call('EXISTS', DUE, LEASE)}\n";
 
 /*
  * release: KEYS[1] = P.."an:lease"; ARGV = P, incident, owner, retry at

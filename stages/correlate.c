@@ -298,6 +298,13 @@ enum sp_err corr_changed_add(struct corr_ctx *ctx, const char *prefix,
 
 /* ---- the Redis rounds ------------------------------------------------------ */
 
+/* Whether the correlate script schedules analysis jobs (an analyze stage
+ * follows in the chain), whose tenants go to <prefix>:tenants:an. */
+static bool analysis_on(const struct corr_ctx *ctx)
+{
+    return ctx->st && ctx->st->env && ctx->st->env->analysis_quiet_ms > 0;
+}
+
 static bool tenant_cached(struct corr_ctx *ctx, const char *set,
                           const char *tenant, bool add)
 {
@@ -597,12 +604,18 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
      * would: nothing of it is taken. */
     if (!re && (rep->type != REDIS_REPLY_ARRAY || !reply_fits(rep, call->n)))
         re = SP_ERR_REMOTE;
-    /* The tenant's seen was gone (or, the call having failed, may have
-     * been: a failed call still writes what it did): its registration
-     * for outbox recovery may be cached from before recovery dropped it,
-     * so it is added again after this reply (corr_tenants_register). */
-    if (re || rep->element[rep->elements - 1]->integer == 1)
+    /* The tenant's seen was gone, or it had no analysis job before this
+     * call (or, the call having failed, may have been so: a failed call
+     * still writes what it did): its registration for outbox recovery,
+     * or for the analyze stage's claim, may be cached from before a walk
+     * dropped it, so it is added again after this reply
+     * (corr_tenants_register). */
+    long long reg = re ? CORR_REG_SEEN | CORR_REG_AN
+                       : rep->element[rep->elements - 1]->integer;
+    if (reg & CORR_REG_SEEN)
         items[call->first].out_register = true;
+    if ((reg & CORR_REG_AN) && analysis_on(ctx))
+        items[call->first].an_register = true;
     size_t pos = 0;
     for (size_t x = 0; x < call->n; x++) {
         struct corr_item *item = &items[call->members[x]];
@@ -637,16 +650,21 @@ static enum sp_err run_chunk(struct corr_ctx *ctx, struct corr_item *items,
 {
     enum sp_err e = SP_OK, fatal = SP_OK;
     size_t extra = 0;
-    char setkey[2][80];
-    snprintf(setkey[0], sizeof(setkey[0]), "%s:tenants", ctx->key_prefix);
-    snprintf(setkey[1], sizeof(setkey[1]), "%s:tenants:asm", ctx->key_prefix);
+    char setkey[CORR_SETS][80];
+    for (int s = 0; s < CORR_SETS; s++)
+        corr_set_key(ctx->key_prefix, s, setkey[s], sizeof(setkey[s]));
+    bool an = analysis_on(ctx);
     sp_arena_reset(&ctx->work);
     *noscript = false;
     for (size_t i = 0; i < n; i++) {
         struct corr_item *item = &items[i];
         if (only_alone && !item->alone)
             continue;
-        for (int s = 0; s < (item->row ? 2 : 1); s++) {
+        for (int s = 0; s < CORR_SETS; s++) {
+            /* Rows are stored, not correlated: no analysis job yet. */
+            if (s == CORR_SET_ASM ? !item->row
+                : s == CORR_SET_AN ? !an || item->row : false)
+                continue;
             /* Marked at once so a chunk registers a tenant only once; a
              * failed chunk forgets them all (below). */
             if (tenant_cached(ctx, setkey[s], item->tenant, true))
@@ -831,6 +849,7 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
         items[i].alone = false;
         items[i].asm_register = false;
         items[i].out_register = false;
+        items[i].an_register = false;
     }
     for (size_t start = 0; start < n; start += ctx->pipeline_max) {
         size_t len = SP_MIN(ctx->pipeline_max, n - start);

@@ -115,6 +115,8 @@ struct corr_item {
     bool alone;                      /* its tenant's call failed: run it alone */
     bool asm_register;               /* a row that made asmdue non-empty */
     bool out_register;               /* its call set the tenant's seen anew */
+    bool an_register;                /* its call gave the tenant its only
+                                        analysis job (<prefix>:tenants:an) */
 };
 
 /* An incident to publish (deduplicated per process call / tick). */
@@ -251,6 +253,10 @@ bool corr_stoplisted(const struct corr_ctx *ctx, const char *key);
 /* ---- correlate_lua.c ------------------------------------------------------ */
 
 extern const char corr_lua_correlate[];
+/* Bits of the correlate call's last reply item: the tenants it gave work
+ * to after an idle spell, to add to their sets again after the reply. */
+#define CORR_REG_SEEN 1                 /* seen was gone: <prefix>:tenants */
+#define CORR_REG_AN 2                   /* first analysis job: :tenants:an */
 extern const char corr_lua_ack[];
 extern const char corr_lua_sweep[];
 extern const char corr_lua_status[];
@@ -391,6 +397,12 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms);
 
 /* ---- correlate_tenants.c -------------------------------------------------- */
 
+/* The sets of tenants the timers walk, "<key_prefix>:tenants[:asm|:an]":
+ * outbox recovery, Defender assemblies, analysis jobs (stages/analyze.c). */
+enum corr_set { CORR_SET_OUT, CORR_SET_ASM, CORR_SET_AN, CORR_SETS };
+void corr_set_key(const char *key_prefix, enum corr_set set, char *out,
+                  size_t n);
+
 /* A tenant as read from one of the sets, with its key prefix P. */
 struct corr_tenant {
     char tenant[CORR_TENANT_MAX * 3 + 1];
@@ -416,8 +428,10 @@ enum sp_err corr_tenants_limbo(struct sp_redis *redis, const char *key_prefix,
                                const char *setkey, const char *const *keys,
                                size_t n_keys);
 /* Adds the tenants of rows that made their asmdue non-empty to
- * <prefix>:tenants:asm again, and those of calls that set their seen
- * anew to <prefix>:tenants (after corr_run's scripts answered). */
+ * <prefix>:tenants:asm again, those of calls that set their seen anew to
+ * <prefix>:tenants, and those of calls that gave them their only
+ * analysis job to <prefix>:tenants:an (after corr_run's scripts
+ * answered). */
 enum sp_err corr_tenants_register(struct corr_ctx *ctx,
                                   const struct corr_item *items, size_t n);
 

@@ -49,8 +49,8 @@
  *                    tenant has had none for the retention, so every
  *                    incident of it has expired too
  * Outside the tag (plain commands from C only): <prefix>:tenants,
- * <prefix>:tenants:asm (sets of tenants with outbox / assembly work; see
- * correlate_tenants.c).
+ * <prefix>:tenants:asm, <prefix>:tenants:an (sets of tenants with outbox /
+ * assembly / analysis work; see correlate_tenants.c).
  *
  * Redis >= 6.0 (SET KEEPTTL, ACL users).  Any thread: constant data.
  */
@@ -96,10 +96,13 @@
  *           after_closed | update | dup
  *   pending (dup/stale): 1 when the incident's last change is still in
  *   the outbox, so a replay after a crash republishes it.
- * and, after the last alert's result, one more integer: 1 when the call
- * found P.."seen" gone and set it (the tenant was idle: outbox recovery
- * may have dropped it from <prefix>:tenants, so the caller adds it again
- * after this reply), else 0.
+ * and, after the last alert's result, one more integer, the sum of
+ * CORR_REG_SEEN (1) when the call found P.."seen" gone and set it (the
+ * tenant was idle: outbox recovery may have dropped it from
+ * <prefix>:tenants) and CORR_REG_AN (2) when it scheduled the tenant's
+ * only analysis job (sp_analyze_schedule said idle: the analyze stage's
+ * claim may have dropped it from <prefix>:tenants:an); the caller adds
+ * the tenant to those sets again after this reply.
  * When a command fails, what the call did so far is written (the alerts
  * before the one at fault then replay as duplicates), P.."stop:"..token is
  * set, and the error is returned as Redis gave it; a later call of the
@@ -125,8 +128,9 @@ SP_ANALYZE_LUA_SCHEDULE
 "local fault_flush\n"
 "local function main()\n"
 "local OUT, IX, SEEN = P .. 'out', P .. 'ix', P .. 'seen'\n"
-"-- 1 once flush found SEEN gone (see the header): the reply's last item.\n"
-"local REG = 0\n"
+"-- 1 once flush found SEEN gone, 2 once it gave the tenant its only\n"
+"-- analysis job (see the header): their sum is the reply's last item.\n"
+"local REG, AREG = 0, 0\n"
 "local H0, E0 = 3, 17\n"
 "if ssub(KEYS[1], 1, #P) ~= P or #ARGV < H0 + 11 then\n"
 "  return redis.error_reply('ERR socpilot: bad correlate arguments')\n"
@@ -517,8 +521,9 @@ SP_ANALYZE_LUA_SCHEDULE
 "    end\n"
 "    w('ZADD', OUT, nowS, m.id)\n"
 "    if AQ > 0 and not m.mi then\n"
-"      local ok, e = pcall(sp_analyze_schedule, P, m.id, now, AQ, AMD)\n"
+"      local ok, e, idle = pcall(sp_analyze_schedule, P, m.id, now, AQ, AMD)\n"
 "      if not ok and not first then first = e end\n"
+"      if ok and idle then AREG = 2 end\n"
 "    end\n"
 "  end\n"
 "  -- A call that changed anything marks the tenant active (after those\n"
@@ -988,7 +993,7 @@ SP_ANALYZE_LUA_SCHEDULE
 "for _, m in ipairs(changed) do m.touched = nil end\n"
 "end\n"
 "flush()\n"
-"R[nR + 1] = REG\n"
+"R[nR + 1] = REG + AREG\n"
 "return R\n"
 "end\n"
 "\n"

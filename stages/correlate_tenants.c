@@ -1,11 +1,13 @@
 /*
- * correlate_tenants.c - the sets of tenants the timer walks:
+ * correlate_tenants.c - the sets of tenants the timers walk:
  * <prefix>:tenants (tenants with correlation state: outbox recovery and
- * the index sweep, correlate_out.c) and <prefix>:tenants:asm (tenants
- * with Defender assemblies, polled by correlate_asm.c).  Each walk goes
- * a bounded SSCAN step per interval and drops the tenants it finds with
- * nothing left to do, so the sets hold the tenants with work, not every
- * tenant that ever sent an alert.
+ * the index sweep, correlate_out.c), <prefix>:tenants:asm (tenants with
+ * Defender assemblies, polled by correlate_asm.c) and <prefix>:tenants:an
+ * (tenants with analysis jobs, claimed by the analyze stage,
+ * stages/analyze.c, which uses the drop and the limbo below too).  Each
+ * walk goes a bounded SSCAN step per interval and drops the tenants it
+ * finds with nothing left to do, so the sets hold the tenants with work,
+ * not every tenant that ever sent an alert.
  *
  * A set lives outside every tenant's hash tag, so in a Redis Cluster it
  * is on another slot than the tenant's keys, and no script can look at
@@ -25,6 +27,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+void corr_set_key(const char *key_prefix, enum corr_set set, char *out,
+                  size_t n)
+{
+    static const char *const suffix[CORR_SETS] = {
+        [CORR_SET_OUT] = ":tenants",
+        [CORR_SET_ASM] = ":tenants:asm",
+        [CORR_SET_AN] = ":tenants:an",
+    };
+    snprintf(out, n, "%s%s", key_prefix, suffix[set]);
+}
 
 /* The tenants being dropped from setkey wait in its limbo set, on the
  * same slot of a cluster (a key with a tag hashes the tag, and setkey,
@@ -126,13 +139,15 @@ static enum sp_err limbo_settle(struct sp_redis *redis, const char *setkey,
  * it is always in one of the two), then look at its keys again and move it
  * back if it has one now, else drop it from limbo.  A script that gives an
  * idle tenant work tells its caller so, and the caller SADDs the tenant
- * after that script (corr_tenants_register): either its script ran before
- * the second look, which then sees the work, or after it, so after the
- * move, and its SADD comes later still.  A process that dies, or loses
- * its connection, in between leaves the tenant in limbo, and the next walk
- * of any instance settles it (corr_tenants_limbo).  Two walkers settling
- * one tenant at once are safe the same way: whichever sees no work drops
- * it, and work that comes after that look comes with its SADD.
+ * after that script's reply, whatever it remembers of having added it
+ * (corr_tenants_register; for the analysis jobs the analyze stage
+ * schedules itself, register_idle in stages/analyze.c): either its script
+ * ran before the second look, which then sees the work, or after it, so
+ * after the move, and its SADD comes later still.  A process that dies,
+ * or loses its connection, in between leaves the tenant in limbo, and the
+ * next walk of any instance settles it (corr_tenants_limbo).  Two walkers
+ * settling one tenant at once are safe the same way: whichever sees no
+ * work drops it, and work that comes after that look comes with its SADD.
  */
 enum sp_err corr_tenants_forget(struct sp_redis *redis, const char *setkey,
                                 const char *const *keys, size_t n_keys,
@@ -201,18 +216,23 @@ enum sp_err corr_tenants_limbo(struct sp_redis *redis, const char *key_prefix,
 enum sp_err corr_tenants_register(struct corr_ctx *ctx,
                                   const struct corr_item *items, size_t n)
 {
-    char setkey[2][80];
-    snprintf(setkey[0], sizeof(setkey[0]), "%s:tenants", ctx->key_prefix);
-    snprintf(setkey[1], sizeof(setkey[1]), "%s:tenants:asm", ctx->key_prefix);
+    char setkey[CORR_SETS][80];
+    for (int s = 0; s < CORR_SETS; s++)
+        corr_set_key(ctx->key_prefix, s, setkey[s], sizeof(setkey[s]));
     size_t sent = 0;
     enum sp_err e = SP_OK;
     for (size_t i = 0; i < n && !e; i++) {
-        for (int s = 0; s < 2 && !e; s++) {
-            if (s == 0 ? !items[i].out_register
-                       : !items[i].row || !items[i].asm_register)
+        const struct corr_item *item = &items[i];
+        bool want[CORR_SETS] = {
+            [CORR_SET_OUT] = item->out_register,
+            [CORR_SET_ASM] = item->row && item->asm_register,
+            [CORR_SET_AN] = item->an_register,
+        };
+        for (int s = 0; s < CORR_SETS && !e; s++) {
+            if (!want[s])
                 continue;
-            const char *argv[] = {"SADD", setkey[s], items[i].tenant};
-            size_t lens[] = {4, strlen(setkey[s]), strlen(items[i].tenant)};
+            const char *argv[] = {"SADD", setkey[s], item->tenant};
+            size_t lens[] = {4, strlen(setkey[s]), strlen(item->tenant)};
             if (!(e = sp_redis_append(ctx->redis, 3, argv, lens)))
                 sent++;
         }
