@@ -1222,6 +1222,275 @@ static void test_registration_retried(void)
     at_close(&t);
 }
 
+/* ---- the registry of tenants with jobs (<prefix>:tenants:an) ---------------- */
+
+static long long is_member(const char *tenant)
+{
+    return sp_test_redis_int(&ct_redis, NULL, "SISMEMBER sp:tenants:an %s",
+                             tenant);
+}
+
+/* Ticks st until tenant is in the registry (want) or not; false when the
+ * deadline passes first. */
+static bool at_member_until(struct sp_stage *st, const char *tenant,
+                            bool want, int ms)
+{
+    int64_t deadline = sp_now_ms() + ms;
+    while (is_member(tenant) != (want ? 1 : 0)) {
+        if (sp_now_ms() >= deadline)
+            return false;
+        st->type->tick(st, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    return true;
+}
+
+/* Ticks st through `rounds` more walks of the registry; false as soon as
+ * tenant is not in it (or the walks do not happen in time). */
+static bool at_stays(struct sp_stage *st, const char *tenant, int rounds)
+{
+    uint64_t until = at_stats(st).claim_rounds + (uint64_t)rounds;
+    int64_t deadline = sp_now_ms() + 5000;
+    while (at_stats(st).claim_rounds < until) {
+        if (is_member(tenant) != 1 || sp_now_ms() >= deadline)
+            return false;
+        st->type->tick(st, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    return is_member(tenant) == 1;
+}
+
+/* The schedule script says whether the tenant had no job before (nothing
+ * due, nothing leased): only then may the walk have dropped it, and only
+ * then does the caller add it again. */
+static void test_schedule_idle_flag(void)
+{
+    NEED_REDIS();
+    ct_flush_all();
+    struct {
+        const char *inc;
+        long long due, idle;
+    } steps[] = {
+        {"inc-1", 1500, 1},     /* the tenant's first job */
+        {"inc-1", 1500, 0},     /* a pending change: no look */
+        {"inc-2", 1500, 0},     /* another job is due */
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(steps); i++) {
+        redisReply *r = sp_test_redis_cmd(&ct_redis,
+            "EVAL %s 1 sp:{t:t1}:an:due sp:{t:t1}: %s 1000 500 60000 0",
+            an_lua_schedule, steps[i].inc);
+        T_OK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2) {
+            T_EQ_INT(r->element[0]->integer, steps[i].due);
+            T_EQ_INT(r->element[1]->integer, steps[i].idle);
+        }
+        if (r)
+            freeReplyObject(r);
+    }
+    /* Nothing due, one job leased: not idle; nothing at all: idle. */
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "DEL sp:{t:t1}:an:due"), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "DEL sp:{t:t1}:an:first"), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD sp:{t:t1}:an:lease 99999 inc-1"), 1);
+    for (int leased = 1; leased >= 0; leased--) {
+        redisReply *r = sp_test_redis_cmd(&ct_redis,
+            "EVAL %s 1 sp:{t:t1}:an:due sp:{t:t1}: inc-3 1000 500 60000 0",
+            an_lua_schedule);
+        T_OK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 2);
+        if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2)
+            T_EQ_INT(r->element[1]->integer, !leased);
+        if (r)
+            freeReplyObject(r);
+        sp_test_redis_int(&ct_redis, NULL, "DEL sp:{t:t1}:an:lease");
+        sp_test_redis_int(&ct_redis, NULL, "DEL sp:{t:t1}:an:due");
+        sp_test_redis_int(&ct_redis, NULL, "DEL sp:{t:t1}:an:first");
+    }
+}
+
+/* The claim's walk drops a tenant whose jobs are all done from the
+ * registry, while a tenant with a job due later (its quiet period not
+ * over) stays; with both gone, the polls run no claim at all. */
+static void test_idle_tenant_leaves(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", NULL};
+    T_OK(at_open(&t, sets));
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    T_EQ_INT(is_member("t1"), 1);
+    t.clock += 1001;
+    struct ct_alert b1 = {.id = "b1", .ents = "host:h1", .tenant = "t2"};
+    at_feed(&t, &b1, 1);                /* due a second from now */
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).published, 1);
+    T_OK(at_member_until(t.an, "t1", false, 5000));
+    T_OK(at_stays(t.an, "t2", 5));
+    t.clock += 1001;
+    int64_t deadline = sp_now_ms() + 5000;
+    while ((at_stats(t.an).published < 2 || at_stats(t.an).in_flight) &&
+           sp_now_ms() < deadline) {
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    T_EQ_INT(at_stats(t.an).published, 2);
+    T_OK(at_member_until(t.an, "t2", false, 5000));
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:tenants:an"), 0);
+    uint64_t calls = at_stats(t.an).claim_calls;
+    uint64_t rounds = at_stats(t.an).claim_rounds;
+    deadline = sp_now_ms() + 5000;
+    while (at_stats(t.an).claim_rounds < rounds + 5 && sp_now_ms() < deadline) {
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(2);
+    }
+    T_OK(at_stats(t.an).claim_rounds >= rounds + 5);
+    T_EQ_INT(at_stats(t.an).claim_calls, calls);
+    at_close(&t);
+}
+
+/* A tenant dropped from the registry as idle gets a job again while the
+ * stages' registration caches still say it is registered: the schedule
+ * says the tenant was idle, and the stage that ran it adds it again after
+ * the reply, so the job is claimed.  by_correlate: correlate's script
+ * schedules (the normal chain), else the analyze stage's own. */
+static void dropped_tenant_comes_back(bool by_correlate)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s",
+                          by_correlate ? "analyze.schedule=false" : NULL,
+                          NULL};
+    T_OK(at_open(&t, sets));
+    if (by_correlate) {
+        t.env.analysis_quiet_ms = 1000;         /* as engine.c sets it */
+        t.env.analysis_max_delay_ms = 300000;
+    }
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 5000;            /* correlate schedules on the real clock */
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).published, 1);
+    T_OK(at_member_until(t.an, "t1", false, 5000));
+    /* The incident changes: both caches know t1, no plain SADD is sent. */
+    struct ct_alert a2 = {.id = "a2", .ents = "host:h1", .t = 1};
+    at_feed(&t, &a2, 1);
+    T_EQ_INT(is_member("t1"), 1);
+    t.clock += 5000;
+    T_OK(at_settle(&t, t.an, 5000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 2);
+    T_EQ_INT(s.published, 2);
+    /* The last snapshot out is the analysis of both alerts. */
+    json_t *arr = analyses_of(&t, NULL);
+    json_t *last = json_array_get(arr, json_array_size(arr) - 1);
+    T_EQ_INT(json_array_size(json_object_get(last, "alerts")), 2);
+    json_decref(arr);
+    at_close(&t);
+}
+
+static void test_dropped_tenant_back_via_correlate(void)
+{
+    dropped_tenant_comes_back(true);
+}
+
+static void test_dropped_tenant_back_via_stage(void)
+{
+    dropped_tenant_comes_back(false);
+}
+
+/* A tenant whose only job is an LLM retry due later (the template is out,
+ * the LLM was away) stays in the registry while the walk passes it, and
+ * the retry is claimed when due; then the tenant leaves. */
+static void test_retry_keeps_tenant(void)
+{
+    NEED_REDIS();
+    NEED_FAKE();
+    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}");
+    struct at t;
+    fake_sets("analyze.quiet=1s");
+    llm_sets[7] = "analyze.llm_retry=60s";
+    llm_sets[8] = "llm.max_retries=0";
+    llm_sets[9] = "llm.breaker_cooldown=1ms";
+    llm_sets[10] = NULL;
+    T_OK(at_open(&t, llm_sets));
+    struct ct_alert a1 = {.id = "r1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 10000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.template_jobs, 1);
+    T_EQ_INT(s.llm_retries, 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:an:lease"),
+             0);
+    T_OK(at_stays(t.an, "t1", 10));
+    fake_openai_control(&fake, "{\"reset\":true}");
+    t.clock += 60000;
+    T_OK(at_settle(&t, t.an, 10000));
+    s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 2);
+    T_EQ_INT(s.llm_jobs, 1);
+    T_EQ_INT(s.published, 2);
+    T_OK(at_member_until(t.an, "t1", false, 5000));
+    at_close(&t);
+}
+
+/* A tenant whose jobs are all leased to an instance that died stays in
+ * the registry while another instance walks it (nothing due), and that
+ * instance takes the jobs over once the leases expire. */
+static void test_lease_keeps_tenant(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.lease=60s", NULL};
+    T_OK(at_open(&t, sets));
+    struct ct_alert al[2] = {{.id = "a1", .ents = "host:h1"},
+                             {.id = "a2", .ents = "host:h2"}};
+    at_feed(&t, al, 2);
+    t.clock += 1001;
+    t.an->type->tick(t.an, sp_now_ms());        /* A claims both, dies */
+    T_EQ_INT(at_stats(t.an).claimed, 2);
+    sp_stage_free(t.an);
+    t.an = at_an_new(&t);
+    T_OK(t.an != NULL);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:an:due"), 0);
+    t.clock += 30000;
+    T_OK(at_stays(t.an, "t1", 10));
+    T_EQ_INT(at_stats(t.an).claimed, 0);
+    t.clock += 30001;
+    T_OK(at_settle(&t, t.an, 5000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.takeovers, 2);
+    T_EQ_INT(s.published, 2);
+    T_OK(at_member_until(t.an, "t1", false, 5000));
+    at_close(&t);
+}
+
+/* A tenant with a job left half-dropped by an instance that died (moved
+ * to the registry's limbo, never settled) is settled by the next poll of
+ * any instance: back in the registry, its job claimed; an idle one in
+ * limbo just leaves. */
+static void test_limbo_settled(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", NULL};
+    T_OK(at_open(&t, sets));
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "SMOVE sp:tenants:an {sp:tenants:an}:limbo t1"),
+             1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "SADD {sp:tenants:an}:limbo idle"), 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).published, 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "EXISTS {sp:tenants:an}:limbo"), 0);
+    T_EQ_INT(is_member("idle"), 0);
+    at_close(&t);
+}
+
 /* Runs `socpilot analyze` with argv, then (log) logs the secret, fd 2
  * captured (new string), fd 1 discarded. */
 static char *cmd_stderr(char **argv, bool log, int *rc)
@@ -1421,6 +1690,13 @@ int main(void)
     RUN(test_schedule_false);
     RUN(test_cli_secrets);
     RUN(test_registration_retried);
+    RUN(test_schedule_idle_flag);
+    RUN(test_idle_tenant_leaves);
+    RUN(test_dropped_tenant_back_via_correlate);
+    RUN(test_dropped_tenant_back_via_stage);
+    RUN(test_retry_keeps_tenant);
+    RUN(test_lease_keeps_tenant);
+    RUN(test_limbo_settled);
     RUN(test_pool_shutdown_busy);
     if (fake_up)
         fake_openai_stop(&fake);
