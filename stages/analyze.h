@@ -27,8 +27,9 @@
  *                scheduled from the stage), v (version, HINCRBY), up
  *   <correlate.key_prefix>:tenants:an   set of tenants with analysis jobs
  *                (P an:due or P an:lease), walked by the claim, which
- *                drops the tenants without any (no tag: plain commands,
- *                see stages/correlate_tenants.c)
+ *                drops the tenants without any through its limbo
+ *                {<prefix>:tenants:an}:limbo (no tenant tag: plain
+ *                commands, see stages/correlate_tenants.c)
  *
  * Threads: stage callbacks on the engine thread; workers own their LLM
  * clients.  See stages/analyze_int.h for the split into files.
