@@ -73,7 +73,14 @@ static struct sp_config *load_config(const struct sp_cli_common *co)
         fprintf(stderr, "socpilot analyze: %s\n", err.msg);
         goto fail;
     }
-    sp_cli_mask_secrets(cfg);       /* as `socpilot run`: never logged */
+    /* Logging as `socpilot run` sets it up: level, format, secrets never
+     * logged. */
+    enum sp_log_level lvl = SP_LOG_INFO;
+    enum sp_log_format fmt = SP_LOG_TEXT;
+    sp_log_level_parse(sp_config_str(cfg, "log.level"), &lvl);
+    sp_log_format_parse(sp_config_str(cfg, "log.format"), &fmt);
+    sp_log_setup(lvl, fmt, stderr);
+    sp_cli_mask_secrets(cfg);
     return cfg;
 fail:
     sp_config_free(cfg);
@@ -223,9 +230,16 @@ static int analyze_cmd(int argc, char **argv, const struct sp_cli_common *co)
         default: fputs(usage, stderr); return 2;
         }
     }
-    if ((!est && optind != argc - 1) || (est && optind != argc) ||
-        alerts < 0 || incidents < 0) {
-        fputs(usage, stderr);
+    const char *bad = NULL;
+    if (!est && optind >= argc)
+        bad = "INCIDENT_ID missing";
+    else if ((!est && optind != argc - 1) || (est && optind != argc))
+        bad = est ? "--estimate takes no INCIDENT_ID"
+                  : "one INCIDENT_ID at a time";
+    else if (alerts < 0 || incidents < 0)
+        bad = "--alerts-per-day and --incidents-per-day must not be negative";
+    if (bad) {
+        fprintf(stderr, "socpilot analyze: %s\n%s", bad, usage);
         return 2;
     }
     struct sp_config *cfg = load_config(co);

@@ -27,6 +27,12 @@ check "replay of a missing file exits 1 and names it (rc=$rc)" '[ $rc -eq 1 ] &&
 "$sp" replay config/samples/07_generic_ndr_beacon.json >"$tmp/r" 2>&1; rc=$?
 check "replay without --topic says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "topic T is required" "$tmp/r"'
 
+# analyze: usage errors say what is wrong.
+"$sp" analyze >"$tmp/a" 2>&1; rc=$?
+check "analyze without INCIDENT_ID says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "INCIDENT_ID missing" "$tmp/a"'
+"$sp" analyze --estimate inc-1 >"$tmp/a" 2>&1; rc=$?
+check "analyze --estimate with an id says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "takes no INCIDENT_ID" "$tmp/a"'
+
 # The documented example config is generated from the key tables.
 "$sp" check-config --example >"$tmp/example.yaml" 2>"$tmp/err"
 check "example config generated" '[ -s "$tmp/example.yaml" ]'
