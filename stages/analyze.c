@@ -1143,6 +1143,13 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
             e = SP_ERR_RETRY;
         }
     }
+    /* Scheduled by correlate's own script (see schedule_round): counted
+     * here, as the stage's schedule replies count its own. */
+    if (e == SP_OK && sched && ctx->st->env &&
+        ctx->st->env->analysis_quiet_ms > 0) {
+        ctx->stats.scheduled += k;
+        sp_counter_add(ctx->c_scheduled, k);
+    }
     for (size_t i = 0; i < n_sc; i++)
         free(sc[i].json);
     free(sc);

@@ -255,6 +255,9 @@ static void test_debounce_template(void)
     t.clock = t0 + 20000;
     struct ct_alert a2 = {.id = "a2", .ents = "host:h1", .t = 10};
     at_feed(&t, &a2, 1);
+    /* Scheduled by correlate's script, counted by the stage (it stayed at
+     * 0 before). */
+    T_EQ_INT(at_stats(t.an).scheduled, 2);
     /* Quiet period counts from the last change: nothing at +45s. */
     t.clock = t0 + 45000;
     T_OK(at_settle(&t, t.an, 5000));
