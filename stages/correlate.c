@@ -193,6 +193,10 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
     ctx->c_assembled = sp_metrics_counter(
         m, "correlate_defender_assembled_total",
         "Defender alerts assembled from AlertInfo/AlertEvidence rows", l);
+    /* The publish stage's counter: assembled alerts are produced here. */
+    ctx->c_published_alerts = sp_metrics_counter(
+        m, "published_alerts_total", "Alerts produced to the alerts topic",
+        NULL);
     ctx->c_asm_dropped = sp_metrics_counter(
         m, "correlate_defender_rows_left_out_total",
         "Defender assemblies too big for memory, assembled without the "

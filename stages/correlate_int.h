@@ -193,8 +193,8 @@ struct corr_ctx {
         *c_how_continuation, *c_how_after_closed;
     struct sp_counter *c_merges, *c_merge_skips, *c_noisy_auto,
         *c_noisy_stop, *c_noisy_detected, *c_published, *c_recovered,
-        *c_assembled, *c_asm_dropped, *c_round_trips, *c_redis_errors,
-        *c_publish_errors;
+        *c_assembled, *c_published_alerts, *c_asm_dropped, *c_round_trips,
+        *c_redis_errors, *c_publish_errors;
     struct sp_gauge *g_redis_up;
     struct sp_gauge *g_redis_may_evict, *g_redis_used, *g_redis_max;
     struct sp_counter *c_memo_hits, *c_memo_misses, *c_memo_drops;

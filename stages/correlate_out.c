@@ -457,8 +457,12 @@ enum sp_err corr_out_alert(struct corr_ctx *ctx, struct corr_out *out,
          sizeof("alert/" SP_ALERT_SCHEMA_VERSION) - 1},
         {"socpilot-tenant", tenant, strlen(tenant)},
     };
-    return produce(ctx, out, ctx->st->env->topic_alerts, alert->id,
-                   ctx->json.data, ctx->json.len, hdrs, SP_ARRAY_SIZE(hdrs));
+    enum sp_err e = produce(ctx, out, ctx->st->env->topic_alerts, alert->id,
+                            ctx->json.data, ctx->json.len, hdrs,
+                            SP_ARRAY_SIZE(hdrs));
+    if (!e)
+        sp_counter_inc(ctx->c_published_alerts);
+    return e;
 }
 
 /* ---- acks ---------------------------------------------------------------- */

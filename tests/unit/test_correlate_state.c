@@ -1140,6 +1140,8 @@ static void test_defender_assembly(void)
     T_EQ_INT(ct_one(&t, &A(.id = "graph:x", .ents = "account:eve@contoso.com", .t = 9), &rr), SP_OK);
     T_EQ_STR(rr.inc, incid);
     T_EQ_INT(ct_metric(&t, "socpilot_correlate_defender_assembled_total{stage=\"correlate.0\"}"), 2);
+    /* Produced by correlate itself, counted with the publish stage's. */
+    T_EQ_INT(ct_metric(&t, "socpilot_published_alerts_total"), 2);
     ct_close(&t);
 }
 
