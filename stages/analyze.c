@@ -900,20 +900,64 @@ struct sched_scripts {
 
 /* HSET <side hash of the incident> alert json + EXPIRE, appended to the
  * round (an_side_key: "sc" script analyses, "ad" alert details). */
+static enum sp_err append_side(struct sp_redis *r, const char *prefix,
+                               const char *inc, const char *side,
+                               const char *alert_id, const char *json,
+                               size_t len, int64_t ttl_s, int *appended)
+{
+    char key[CORR_PREFIX_MAX + AN_ID_MAX + 16], ttl[24];
+    an_side_key(prefix, inc, side, key, sizeof(key));
+    snprintf(ttl, sizeof(ttl), "%lld", (long long)ttl_s);
+    const char *hs[] = {"HSET", key, alert_id, json};
+    size_t hl[] = {4, strlen(key), strlen(alert_id), len};
+    enum sp_err e = sp_redis_append(r, 4, hs, hl);
+    if (e)
+        return e;
+    (*appended)++;
+    const char *ex[] = {"EXPIRE", key, ttl};
+    size_t el[] = {6, strlen(key), strlen(ttl)};
+    if ((e = sp_redis_append(r, 3, ex, el)))
+        return e;
+    (*appended)++;
+    return SP_OK;
+}
+
 static enum sp_err append_scripts(struct an_ctx *ctx,
                                   const struct sched_scripts *sc)
 {
-    char key[CORR_PREFIX_MAX + AN_ID_MAX + 16], ttl[24];
-    an_side_key(sc->prefix, sc->inc, sc->side, key, sizeof(key));
-    snprintf(ttl, sizeof(ttl), "%lld", (long long)ctx->retention_s);
-    const char *hs[] = {"HSET", key, sc->alert, sc->json};
-    size_t hl[] = {4, strlen(key), strlen(sc->alert), sc->len};
-    enum sp_err e = sp_redis_append(ctx->redis, 4, hs, hl);
-    if (e)
-        return e;
-    const char *ex[] = {"EXPIRE", key, ttl};
-    size_t el[] = {6, strlen(key), strlen(ttl)};
-    return sp_redis_append(ctx->redis, 3, ex, el);
+    int appended = 0;
+    return append_side(ctx->redis, sc->prefix, sc->inc, sc->side, sc->alert,
+                       sc->json, sc->len, ctx->retention_s, &appended);
+}
+
+int sp_analyze_append_sides(struct sp_redis *r, const char *prefix,
+                            const char *inc, const struct sp_alert *alert,
+                            int64_t ttl_s, int *appended)
+{
+    *appended = 0;
+    if (!alert->id || strlen(inc) >= AN_ID_MAX)
+        return 0;
+    enum sp_err e = SP_OK;
+    const struct sp_section *sec = sp_alert_find_section(alert, "scripts");
+    if (sec) {
+        size_t len;
+        char *json = an_compact_scripts(alert->id, sec->json, sec->len, &len);
+        if (!json)
+            return -1;
+        e = append_side(r, prefix, inc, "sc", alert->id, json, len, ttl_s,
+                        appended);
+        free(json);
+    }
+    if (!e) {
+        size_t len;
+        char *json = an_alert_details(alert, &len);
+        if (!json)
+            return -1;
+        e = append_side(r, prefix, inc, "ad", alert->id, json, len, ttl_s,
+                        appended);
+        free(json);
+    }
+    return e ? -1 : *appended;
 }
 
 static bool tenant_cached(struct an_ctx *ctx, const char *tenant)
@@ -1145,8 +1189,7 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
     }
     /* Scheduled by correlate's own script (see schedule_round): counted
      * here, as the stage's schedule replies count its own. */
-    if (e == SP_OK && sched && ctx->st->env &&
-        ctx->st->env->analysis_quiet_ms > 0) {
+    if (e == SP_OK && ctx->st->env && ctx->st->env->analysis_quiet_ms > 0) {
         ctx->stats.scheduled += k;
         sp_counter_add(ctx->c_scheduled, k);
     }

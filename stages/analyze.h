@@ -93,6 +93,19 @@ extern const struct sp_stage_type sp_stage_analyze;
     "  end\n"                                                                \
     "end\n"
 
+struct sp_redis;
+struct sp_alert;
+/* Appends to r's pipeline what the stage writes for each alert passing
+ * it, for an alert that does not (the Defender alerts correlate
+ * assembles and produces itself): its compact script analyses and its
+ * details in incident inc's side hashes under prefix (HSET and EXPIRE
+ * ttl_s each).  Returns the commands appended, whose replies the caller
+ * reads, or -1 (out of memory, or r refused one: what was appended is
+ * still owed a read, *appended says how many). */
+int sp_analyze_append_sides(struct sp_redis *r, const char *prefix,
+                            const char *inc, const struct sp_alert *alert,
+                            int64_t ttl_s, int *appended);
+
 /* Declares the analysis.* and llm.* keys the stage reads (the stage type's
  * table holds analyze.* only; correlate's table declares redis.* and
  * correlate.*).  Call once per config next to the stage types' keys. */

@@ -27,6 +27,7 @@
  *
  * Engine thread.
  */
+#include "analyze.h"
 #include "correlate_int.h"
 
 #include "log.h"
@@ -55,7 +56,7 @@ static void kus(struct sp_jw *w, const char *key, int64_t us)
 /* Writes the compact row; *norm_len is its length without the record's
  * own bytes (raw, written last): what tells rows apart. */
 static void write_row(struct sp_jw *w, const struct sp_alert *alert,
-                      size_t *norm_len)
+                      bool sections, size_t *norm_len)
 {
     sp_jw_obj_open(w);
     sp_jw_kstr_opt(w, "source", alert->source);
@@ -117,6 +118,20 @@ static void write_row(struct sp_jw *w, const struct sp_alert *alert,
     }
     sp_jw_arr_close(w);
     *norm_len = w->b->len;
+    /* What stages before correlate added (the scripts stage's analyses):
+     * derived from the row, so not part of what names it. */
+    if (sections && alert->sections) {
+        sp_jw_key(w, "sec");
+        sp_jw_arr_open(w);
+        for (const struct sp_section *sec = alert->sections; sec;
+             sec = sec->next) {
+            sp_jw_arr_open(w);
+            sp_jw_str(w, sec->name);
+            sp_jw_raw(w, sec->json, sec->len);
+            sp_jw_arr_close(w);
+        }
+        sp_jw_arr_close(w);
+    }
     if (alert->raw && alert->raw_len) {
         sp_jw_key(w, "raw");
         sp_jw_raw(w, alert->raw, alert->raw_len);
@@ -133,7 +148,14 @@ enum sp_err corr_asm_row(struct corr_ctx *ctx, const struct sp_alert *alert,
         return e;
     struct sp_jw w;
     sp_jw_init(&w, &ctx->json);
-    write_row(&w, alert, norm_len);
+    write_row(&w, alert, true, norm_len);
+    if (!sp_jw_ok(&w) && alert->sections) {
+        /* Too big with what later stages added: the row without it. */
+        if ((e = corr_json_begin(ctx)))
+            return e;
+        sp_jw_init(&w, &ctx->json);
+        write_row(&w, alert, false, norm_len);
+    }
     if (!sp_jw_ok(&w))
         return SP_ERR_LIMIT;        /* reserved: only its size fails it */
     *vlen = ctx->json.len;
@@ -249,6 +271,90 @@ static int cmp_field(const void *x, const void *y)
 {
     const struct ev_row *a = x, *b = y;
     return strcmp(a->field->str, b->field->str);
+}
+
+/* Sections of an assembled alert at most, and entries of one array. */
+#define ASM_SECTIONS_MAX 8
+#define ASM_SECTION_ITEMS_MAX 64
+
+/* The rows' sections (what stages before correlate added to each row,
+ * e.g. "scripts"), one per name in the alert: arrays concatenated in row
+ * order without repeats (the same command line in two rows is analysed
+ * once), at most ASM_SECTION_ITEMS_MAX entries; any other value as the
+ * first row has it. */
+static enum sp_err add_sections(struct sp_arena *a, struct sp_alert *alert,
+                                const struct sp_json *info,
+                                const struct sp_json *const *rows,
+                                size_t n_rows)
+{
+    const char *names[ASM_SECTIONS_MAX];
+    size_t n_names = 0;
+    for (size_t r = 0; r <= n_rows; r++) {
+        const struct sp_json *row = r == 0 ? info : rows[r - 1];
+        sp_json_foreach(sp_json_get(row, "sec"), s) {
+            const char *name = s->type == SP_JSON_ARRAY && s->n == 2 &&
+                               s->u.child->type == SP_JSON_STRING
+                ? s->u.child->u.s : NULL;
+            size_t k = 0;
+            while (name && k < n_names && strcmp(names[k], name) != 0)
+                k++;
+            if (name && k == n_names && n_names < ASM_SECTIONS_MAX)
+                names[n_names++] = name;
+        }
+    }
+    for (size_t k = 0; k < n_names; k++) {
+        struct sp_buf b;
+        sp_buf_init(&b, (size_t)16 << 20);
+        struct sp_jw w;
+        sp_jw_init(&w, &b);
+        const struct sp_json *seen[ASM_SECTION_ITEMS_MAX];
+        size_t n_seen = 0;
+        bool array = false, done = false;
+        for (size_t r = 0; r <= n_rows && !done; r++) {
+            const struct sp_json *row = r == 0 ? info : rows[r - 1];
+            sp_json_foreach(sp_json_get(row, "sec"), s) {
+                if (s->type != SP_JSON_ARRAY || s->n != 2 ||
+                    s->u.child->type != SP_JSON_STRING ||
+                    strcmp(s->u.child->u.s, names[k]) != 0)
+                    continue;
+                const struct sp_json *v = s->u.child->next;
+                if (!array && n_seen == 0 && v->type != SP_JSON_ARRAY) {
+                    sp_jw_raw(&w, v->src, v->src_len);    /* the first */
+                    done = true;
+                    break;
+                }
+                if (v->type != SP_JSON_ARRAY)
+                    continue;
+                if (!array) {
+                    sp_jw_arr_open(&w);
+                    array = true;
+                }
+                sp_json_foreach(v, it) {
+                    size_t j = 0;
+                    while (j < n_seen && !(seen[j]->src_len == it->src_len &&
+                                           memcmp(seen[j]->src, it->src,
+                                                  it->src_len) == 0))
+                        j++;
+                    if (j < n_seen || n_seen == ASM_SECTION_ITEMS_MAX)
+                        continue;
+                    seen[n_seen++] = it;
+                    sp_jw_raw(&w, it->src, it->src_len);
+                }
+            }
+        }
+        if (array)
+            sp_jw_arr_close(&w);
+        enum sp_err e = SP_OK;
+        if (sp_jw_ok(&w) && b.len) {
+            char *json = sp_arena_strndup(a, b.data, b.len);
+            e = json ? sp_alert_add_section(a, alert, names[k], json, b.len)
+                     : SP_ERR_NOMEM;
+        }
+        sp_buf_fini(&b);
+        if (e)
+            return e;
+    }
+    return SP_OK;
 }
 
 /*
@@ -394,6 +500,10 @@ static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
     if (alert->first_activity == SP_TIME_NONE)
         alert->first_activity = alert->created;
     alert->part = SP_PART_WHOLE;
+    if (add_sections(a, alert, info, rows, n_rows) == SP_ERR_NOMEM) {
+        *nomem = true;
+        return NULL;
+    }
 
     /* The original rows, as one document. */
     struct sp_buf raw;
@@ -424,6 +534,47 @@ static struct sp_alert *assemble(struct corr_ctx *ctx, struct sp_arena *a,
 
 /* ---- tick ------------------------------------------------------------------ */
 
+/* The analyze stage's side sections of the assembled alerts (their
+ * script analyses and details, for the incident's analysis): what the
+ * stage writes for the alerts passing it, which these do not.  Only a
+ * lost connection fails the emission; a refused write is logged (the
+ * analysis then goes without it). */
+static enum sp_err write_sides(struct corr_ctx *ctx,
+                               const struct corr_item *items, size_t n)
+{
+    if (!ctx->st->env || ctx->st->env->analysis_quiet_ms <= 0)
+        return SP_OK;
+    int owed = 0;
+    bool failed = false;
+    for (size_t i = 0; i < n && !failed; i++) {
+        if (items[i].err || !items[i].done || !items[i].inc[0])
+            continue;
+        int appended = 0;
+        failed = sp_analyze_append_sides(ctx->redis, items[i].prefix,
+                                         items[i].inc, items[i].alert,
+                                         ctx->retention_ms / 1000,
+                                         &appended) < 0;
+        owed += appended;
+    }
+    enum sp_err e = SP_OK;
+    for (int i = 0; i < owed; i++) {
+        redisReply *rep = NULL;
+        enum sp_err rd = sp_redis_read(ctx->redis, &rep);
+        if (rd)
+            return rd;              /* the connection is gone */
+        if (sp_redis_reply_err(rep) && !e)
+            e = SP_ERR_REMOTE;
+        freeReplyObject(rep);
+    }
+    if (failed || e) {
+        static struct sp_log_rl rl;
+        sp_log_warn_rl(&rl, 10000, ctx->st->log, "assembled alerts: their "
+                       "script analyses and details for the incident's "
+                       "analysis were not all written");
+    }
+    return SP_OK;
+}
+
 static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
                         const int64_t *revs, size_t n)
 {
@@ -434,6 +585,8 @@ static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
     ctx->n_changed = 0;
     e = corr_run(ctx, items, n);
     if (e)
+        return e;
+    if ((e = write_sides(ctx, items, n)))
         return e;
     struct corr_out *out = corr_out_new(ctx);
     if (!out)

@@ -241,6 +241,7 @@ struct ct_alert {
     const char *source;         /* NULL = "graph" */
     int part;                   /* enum sp_alert_part */
     const char *raw;
+    const char *scripts;        /* a "scripts" section (JSON), or NULL */
 };
 
 static inline const char *ct_type_of(struct sp_arena *a, const char *key)
@@ -285,6 +286,8 @@ static inline struct sp_alert *ct_add(struct sp_batch *b,
             sp_entity_add_id(a, e, "name", k);
         }
     }
+    if (s->scripts)
+        sp_alert_add_section(a, al, "scripts", s->scripts, strlen(s->scripts));
     sp_msg_add_alert(msg, al);
     return al;
 }

@@ -255,8 +255,6 @@ static void test_debounce_template(void)
     t.clock = t0 + 20000;
     struct ct_alert a2 = {.id = "a2", .ents = "host:h1", .t = 10};
     at_feed(&t, &a2, 1);
-    /* Scheduled by correlate's script, counted by the stage (it stayed at
-     * 0 before). */
     T_EQ_INT(at_stats(t.an).scheduled, 2);
     /* Quiet period counts from the last change: nothing at +45s. */
     t.clock = t0 + 45000;
@@ -1180,6 +1178,9 @@ static void test_schedule_false(void)
     t.env.analysis_max_delay_ms = 300000;
     struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
     at_feed(&t, &a1, 1);
+    /* Scheduled by correlate's script, counted by the stage (it stayed at
+     * 0 in this chain before). */
+    T_EQ_INT(at_stats(t.an).scheduled, 1);
     t.clock += 5000;            /* correlate scheduled on the real clock */
     T_OK(at_settle(&t, t.an, 5000));
     struct sp_analyze_stats s = at_stats(t.an);
@@ -1188,6 +1189,54 @@ static void test_schedule_false(void)
     json_t *arr = analyses_of(&t, NULL);
     T_EQ_INT(json_array_size(arr), 1);
     json_decref(arr);
+    at_close(&t);
+}
+
+/* A Defender alert correlate assembles does not pass the analyze stage:
+ * correlate writes its side sections (script analyses, details) itself,
+ * so the incident's analysis sees them.  They used to be missing. */
+static void test_assembled_alert_sides(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false",
+                          "correlate.defender.settle=20ms", NULL};
+    T_OK(at_open(&t, sets));
+    t.env.analysis_quiet_ms = 1000;             /* as engine.c sets it */
+    t.env.analysis_max_delay_ms = 300000;
+    const char *id = "defender-streaming:as1";
+    struct ct_alert rows[] = {
+        {.id = id, .part = SP_PART_INFO, .title = "Encoded PowerShell",
+         .source = "defender-streaming"},
+        {.id = id, .part = SP_PART_EVIDENCE, .ents = "process:p1",
+         .source = "defender-streaming",
+         .scripts = "[{\"entity\":\"process:p1\",\"risk\":\"high\","
+                    "\"language\":\"powershell\",\"layers\":[]}]"},
+    };
+    at_feed(&t, rows, 2);
+    /* The assembled alert goes out with its incident id. */
+    char inc[80] = "";
+    int64_t until = sp_now_ms() + 3000;
+    while (!inc[0] && sp_now_ms() < until) {
+        t.corr->type->tick(t.corr, sp_now_ms());
+        for (size_t i = 0; i < t.sink.n && !inc[0]; i++) {
+            if (strcmp(t.sink.outs[i].topic, "alerts") != 0)
+                continue;
+            json_t *doc = json_loads(t.sink.outs[i].value, 0, NULL);
+            const char *v = json_string_value(json_object_get(doc,
+                                                              "incident_id"));
+            if (v)
+                snprintf(inc, sizeof(inc), "%s", v);
+            json_decref(doc);
+        }
+        sp_test_sleep_ms(10);
+    }
+    T_OK(inc[0] != '\0');
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HEXISTS sp:{t:t1}:i:%s:ad %s",
+                               inc, id), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HEXISTS sp:{t:t1}:i:%s:sc %s",
+                               inc, id), 1);
+    T_OK(sp_test_redis_int(&ct_redis, NULL, "TTL sp:{t:t1}:i:%s:sc", inc) > 0);
     at_close(&t);
 }
 
@@ -1691,6 +1740,7 @@ int main(void)
     RUN(test_template_publish_failed_reuse);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
+    RUN(test_assembled_alert_sides);
     RUN(test_cli_secrets);
     RUN(test_registration_retried);
     RUN(test_schedule_idle_flag);

@@ -1343,6 +1343,50 @@ static void test_defender_poll_bytes(void)
     ct_close(&t);
 }
 
+/* What the scripts stage adds to a row (its "scripts" section: the
+ * analyses of the row's command lines) goes out with the assembled alert,
+ * the rows' arrays in one, each entry once.  It used to be lost: rows
+ * were stored without it. */
+static void test_defender_scripts_kept(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=20ms",
+                          "correlate.defender.lease=1s", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    const char *id = "defender-streaming:sk1";
+    struct ct_alert rows[] = {
+        A(.id = id, .part = SP_PART_INFO, .title = "Encoded PowerShell",
+          .t = 0, .source = "defender-streaming"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "process:p1", .t = 0,
+          .source = "defender-streaming",
+          .scripts = "[{\"entity\":\"process:p1\",\"verdict\":\"malicious\"}]"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "process:p2", .t = 0,
+          .source = "defender-streaming",
+          .scripts = "[{\"entity\":\"process:p2\",\"verdict\":\"suspicious\"},"
+                     "{\"entity\":\"process:p1\",\"verdict\":\"malicious\"}]"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "host:sk1", .t = 0,
+          .source = "defender-streaming"),
+    };
+    T_EQ_INT(ct_run(&t, rows, 4, NULL), SP_OK);
+    T_OK(ct_tick_until(&t, one_alert, 3000));
+    json_t *al = last_alert(&t);
+    json_t *sc = json_object_get(al, "scripts");
+    T_OK(json_is_array(sc));
+    T_EQ_INT(json_array_size(sc), 2);
+    size_t i;
+    json_t *e;
+    int p1 = 0, p2 = 0;
+    json_array_foreach(sc, i, e) {
+        p1 += strcmp(ct_jstr(e, "entity"), "process:p1") == 0;
+        p2 += strcmp(ct_jstr(e, "entity"), "process:p2") == 0;
+    }
+    T_EQ_INT(p1, 1);
+    T_EQ_INT(p2, 1);
+    json_decref(al);
+    ct_close(&t);
+}
+
 static long long limbo_n(const char *set)
 {
     return sp_test_redis_int(&ct_redis, NULL, "SCARD {%s}:limbo", set);
@@ -1536,5 +1580,6 @@ int main(void)
     T_RUN(test_tenant_limbo);
     T_RUN(test_defender_bytes_without_sz);
     T_RUN(test_defender_resent_info);
+    T_RUN(test_defender_scripts_kept);
     return t_done();
 }
