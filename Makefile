@@ -102,10 +102,13 @@ integration: all $(TOOL_BINS) $(INTEG_BINS) $(BENCH_BINS) $(UNIT_BINS)
 		build-san/integration/test_faults
 	@sh tests/run-integration.sh $(BUILD)
 
+# Builds use every core (JOBS); the suites themselves run one at a time.
+JOBS ?= $(shell nproc 2>/dev/null || echo 1)
+
 test: deps
-	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory unit-san
-	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory -j$(JOBS) unit
+	@$(MAKE) --no-print-directory -j$(JOBS) unit-san
+	@$(MAKE) --no-print-directory -j$(JOBS) integration
 
 bench: deps all $(BENCH_BINS)
 	@sh tests/bench/run.sh $(BUILD)
