@@ -884,7 +884,7 @@ struct sched {
     const char *tenant;
     int64_t version;
     bool sent_job, sent_sadd;       /* in this round: its schedule, SADD */
-    bool idle;                      /* its job is its tenant's only one */
+    bool idle;                      /* SADD its tenant after the reply */
 };
 
 /* An alert's script analyses, kept with its incident (an_scripts_key)

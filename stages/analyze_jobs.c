@@ -37,8 +37,11 @@
  * max delay ms, incident version (0 = unknown).  A version already
  * scheduled (field asv of the incident) is not scheduled again, so
  * replayed duplicates do not push the due time.  Returns {due time (0 =
- * not scheduled), 1 when the tenant had no job before (the caller adds
- * it to <prefix>:tenants:an again after this reply) else 0}.
+ * not scheduled), 1 when the caller adds the tenant to
+ * <prefix>:tenants:an again after this reply, else 0}: the tenant had no
+ * job before, or the version was scheduled already (a replay, maybe of a
+ * batch whose instance scheduled it and died before that SADD, while the
+ * caller's registration cache predates the claim's drop of the tenant).
  */
 const char an_lua_schedule[] =
 SP_ANALYZE_LUA_SCHEDULE
@@ -48,7 +51,7 @@ AN_CHECK_P
 "local ik = P .. 'i:' .. inc\n"
 "if ver > 0 then\n"
 "  local s = tonumber(redis.call('HGET', ik, 'asv')) or 0\n"
-"  if s >= ver then return {0, 0} end\n"
+"  if s >= ver then return {0, 1} end\n"
 "  if redis.call('EXISTS', ik) == 1 then redis.call('HSET', ik, 'asv', ARGV[6]) end\n"
 "end\n"
 "local due, idle = sp_analyze_schedule(P, inc, tonumber(ARGV[3]),\n"

@@ -391,7 +391,8 @@ static bool reply_fits(const redisReply *rep, size_t n)
 
 /* Takes one alert's result apart into item and counters. */
 static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
-                               const redisReply *rep, size_t *pos)
+                               const redisReply *rep, size_t *pos,
+                               bool *replay)
 {
     struct result_view rv;
     if (!result_shape(rep, pos, &rv)) {
@@ -427,6 +428,7 @@ static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
     enum sp_err err = SP_OK;
     if (r == CORR_R_DUP || r == CORR_R_STALE) {
         /* A replay: publish again only what never got acknowledged. */
+        *replay = true;
         if (e[3]->integer == 1)
             err = corr_changed_add(ctx, item->prefix, item->tenant, item->inc);
         return err;
@@ -465,8 +467,11 @@ static void take_row_result(struct corr_ctx *ctx, struct corr_item *item,
         return;
     }
     /* Kept through the chunk's retries (which replay the row as one
-     * already stored). */
-    if (rep->element[1]->integer == 1)
+     * already stored).  A row already stored is added again too: it may
+     * replay the row of a process that died before its SADD, whose
+     * registration this process may have cached from before the poll
+     * dropped the tenant (see take_call). */
+    if (rep->element[1]->integer == 1 || rep->element[0]->integer == 0)
         item->asm_register = true;
     if (rep->element[0]->integer < 0) {
         item->err = SP_ERR_LIMIT;
@@ -621,6 +626,7 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
     if ((reg & CORR_REG_AN) && analysis_on(ctx))
         items[call->first].an_register = true;
     size_t pos = 0;
+    bool replay = false;
     for (size_t x = 0; x < call->n; x++) {
         struct corr_item *item = &items[call->members[x]];
         if (re && call->n > 1) {
@@ -637,10 +643,23 @@ static enum sp_err take_call(struct corr_ctx *ctx, struct corr_item *items,
                 rep->type == REDIS_REPLY_ERROR && rep->str
                     ? rep->str : "unexpected reply from the correlate script");
         } else {
-            enum sp_err e = take_result(ctx, item, rep, &pos);
+            enum sp_err e = take_result(ctx, item, rep, &pos, &replay);
             if (e)
                 return e;
         }
+    }
+    /* A replay (duplicates, stale alerts) may be that of a batch whose
+     * process ran this call's script and died before adding its tenant
+     * again after the reply (another instance after a rebalance, or the
+     * Defender poll emitting an assembly whose lease expired): its script
+     * then found seen set and the analysis job scheduled, so says nothing,
+     * and this process may have cached the tenant's registration from
+     * before a walk dropped it.  It is added again after this reply, as
+     * a flag would have it; replays are rare, so this costs little. */
+    if (replay) {
+        items[call->first].out_register = true;
+        if (analysis_on(ctx))
+            items[call->first].an_register = true;
     }
     return SP_OK;
 }

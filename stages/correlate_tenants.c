@@ -143,8 +143,13 @@ static enum sp_err limbo_settle(struct sp_redis *redis, const char *setkey,
  * (corr_tenants_register; for the analysis jobs the analyze stage
  * schedules itself, register_idle in stages/analyze.c): either its script
  * ran before the second look, which then sees the work, or after it, so
- * after the move, and its SADD comes later still.  A process that dies,
- * or loses its connection, in between leaves the tenant in limbo, and the
+ * after the move, and its SADD comes later still.  A process that dies
+ * between such a script and its SADD leaves that to the replay of its
+ * batch (by another instance, maybe, whose cache predates the drop): the
+ * scripts then see duplicates, a row already stored, a version already
+ * scheduled, and say so, and the replay adds the tenant again after its
+ * reply too.  A process that dies, or loses its connection, in the
+ * middle of a drop leaves the tenant in limbo, and the
  * next walk of any instance settles it (corr_tenants_limbo).  Two walkers
  * settling one tenant at once are safe the same way: whichever sees no
  * work drops it, and work that comes after that look comes with its SADD.

@@ -1517,6 +1517,55 @@ static void test_lease_keeps_tenant(void)
     at_close(&t);
 }
 
+
+/* An instance ran correlate's script, which gave an idle tenant (dropped
+ * from the registry) its only job, and died before its SADD after the
+ * reply.  The batch is replayed by another instance whose caches still
+ * say the tenant is registered, and whose script sees duplicates (no
+ * flag): the replay must add the tenant again, else its job is never
+ * claimed, nor any later one (they never find the tenant idle again). */
+static void test_replay_registers_tenant(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false", NULL};
+    T_OK(at_open(&t, sets));
+    t.env.analysis_quiet_ms = 1000;
+    t.env.analysis_max_delay_ms = 300000;
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 5000;
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).published, 1);
+    T_OK(at_member_until(t.an, "t1", false, 5000));
+    /* The instance that dies: its registrations fail (before and after
+     * its script), its script runs. */
+    struct sp_error err = {0};
+    struct sp_stage *dead = sp_stage_new(&sp_stage_correlate, 1, &t.env);
+    T_OK(dead && sp_stage_init(dead, &err) == SP_OK);
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "SET sp:tenants:an broken");
+    if (r)
+        freeReplyObject(r);
+    struct ct_alert a2 = {.id = "a2", .ents = "host:h1", .t = 1};
+    struct sp_batch *b = sp_batch_new(1);
+    ct_add(b, &a2);
+    T_OK(sp_stage_process(dead, b) != SP_OK);
+    sp_batch_free(b);
+    sp_stage_free(dead);
+    r = sp_test_redis_cmd(&ct_redis, "DEL sp:tenants:an");
+    if (r)
+        freeReplyObject(r);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD sp:{t:t1}:an:due"), 1);
+    T_EQ_INT(is_member("t1"), 0);
+    /* The replay, by the instance that registered t1 before. */
+    at_feed(&t, &a2, 1);
+    T_EQ_INT(is_member("t1"), 1);
+    t.clock += 5000;
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).claimed, 2);
+    at_close(&t);
+}
+
 /* A tenant with a job left half-dropped by an instance that died (moved
  * to the registry's limbo, never settled) is settled by the next poll of
  * any instance: back in the registry, its job claimed; an idle one in
@@ -1543,6 +1592,48 @@ static void test_limbo_settled(void)
     at_close(&t);
 }
 
+
+/* The same when the analyze stage schedules (correlate not before it in
+ * the chain): an instance's schedule gave the dropped tenant its only job
+ * and it died before its SADD; the other instance's replay of the batch
+ * finds that version scheduled already, and must still add the tenant. */
+static void test_replay_registers_tenant_stage(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", NULL};
+    T_OK(at_open(&t, sets));
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    at_feed(&t, &a1, 1);
+    t.clock += 5000;
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).published, 1);
+    T_OK(at_member_until(t.an, "t1", false, 5000));
+    struct ct_alert a2 = {.id = "a2", .ents = "host:h1", .t = 1};
+    struct sp_batch *b = sp_batch_new(1);
+    ct_add(b, &a2);
+    T_EQ_INT(sp_stage_process(t.corr, b), SP_OK);
+    struct sp_stage *dead = at_an_new(&t);
+    T_OK(dead != NULL);
+    redisReply *r = sp_test_redis_cmd(&ct_redis, "SET sp:tenants:an broken");
+    if (r)
+        freeReplyObject(r);
+    if (dead)
+        T_OK(sp_stage_process(dead, b) != SP_OK);
+    sp_stage_free(dead);
+    r = sp_test_redis_cmd(&ct_redis, "DEL sp:tenants:an");
+    if (r)
+        freeReplyObject(r);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD sp:{t:t1}:an:due"), 1);
+    /* The replay, by the instance that registered t1 before. */
+    T_EQ_INT(sp_stage_process(t.an, b), SP_OK);
+    sp_batch_free(b);
+    T_EQ_INT(is_member("t1"), 1);
+    t.clock += 5000;
+    T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).claimed, 2);
+    at_close(&t);
+}
 /* Runs `socpilot analyze` with argv, then (log) logs the secret, fd 2
  * captured (new string), fd 1 discarded. */
 static char *cmd_stderr(char **argv, bool log, int *rc)
@@ -1750,6 +1841,8 @@ int main(void)
     RUN(test_retry_keeps_tenant);
     RUN(test_lease_keeps_tenant);
     RUN(test_limbo_settled);
+    RUN(test_replay_registers_tenant);
+    RUN(test_replay_registers_tenant_stage);
     RUN(test_pool_shutdown_busy);
     if (fake_up)
         fake_openai_stop(&fake);

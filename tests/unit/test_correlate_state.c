@@ -1454,6 +1454,54 @@ static void test_tenant_limbo(void)
     ct_close(&t);
 }
 
+static bool asm_dropped(struct ct *t)
+{
+    SP_UNUSED(t);
+    return sp_test_redis_int(&ct_redis, NULL,
+                             "SISMEMBER sp:tenants:asm t1") == 0;
+}
+
+/* An instance stored the first row of a new assembly of a tenant the poll
+ * had dropped (asmdue empty) and died before adding the tenant again
+ * after the reply.  The row is replayed by another instance that cached
+ * the tenant's registration before the drop: the row is one already
+ * stored (no flag), yet the tenant must be added again, else the alert is
+ * never emitted, nor any later one (no row finds asmdue empty again). */
+static void test_defender_replay_registers(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=20ms",
+                          "correlate.defender.poll=10ms",
+                          "correlate.defender.max_wait=0", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert r1 = A(.id = "defender-streaming:rp1",
+                           .part = SP_PART_EVIDENCE, .ents = "host:rp1",
+                           .t = 0, .source = "defender-streaming");
+    T_EQ_INT(ct_run(&t, &r1, 1, NULL), SP_OK);
+    T_OK(ct_tick_until(&t, one_alert, 3000));
+    T_OK(ct_tick_until(&t, due_empty, 3000));
+    T_OK(ct_tick_until(&t, asm_dropped, 3000));
+    /* The instance that dies: its registrations fail, its script runs. */
+    struct ct x;
+    T_OK(ct_stage(&x, NULL, sets));
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "SET sp:tenants:asm broken"),
+             -1);
+    struct ct_alert r2 = A(.id = "defender-streaming:rp2",
+                           .part = SP_PART_EVIDENCE, .ents = "host:rp2",
+                           .t = 0, .source = "defender-streaming");
+    T_OK(ct_run(&x, &r2, 1, NULL) != SP_OK);
+    ct_close(&x);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "DEL sp:tenants:asm"), 1);
+    T_EQ_INT(zcard(&ct_redis, "sp:{t:t1}:asmdue"), 1);
+    /* The replay, by the instance that registered t1 before. */
+    T_EQ_INT(ct_run(&t, &r2, 1, NULL), SP_OK);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "SISMEMBER sp:tenants:asm t1"), 1);
+    T_OK(ct_tick_until(&t, two_alerts, 3000));
+    ct_close(&t);
+}
+
 /* The bytes of an assembly stored without sz (by a version before it, so
  * for as long as correlate.retention keeps such hashes) are counted when
  * its next row comes: they were taken for 0, so max_bytes let as many
@@ -1578,6 +1626,7 @@ int main(void)
     T_RUN(test_defender_resent_row);
     T_RUN(test_defender_poll_bytes);
     T_RUN(test_tenant_limbo);
+    T_RUN(test_defender_replay_registers);
     T_RUN(test_defender_bytes_without_sz);
     T_RUN(test_defender_resent_info);
     T_RUN(test_defender_scripts_kept);
