@@ -254,7 +254,7 @@ static enum sp_err check_forced(const struct sp_config *cfg,
                 e = conf_apply_map(conf, cfg, role_map, err);
             if (!e &&
                 rd_kafka_conf_get(conf, name, got, &n) == RD_KAFKA_CONF_OK &&
-                strcmp(got, norm) != 0)
+                (n != nn || strcmp(got, norm) != 0))
                 e = sp_error_set(err, SP_ERR_CONFIG, "kafka.client/%s: %s=%s "
                                  "is not allowed: socpilot sets %s=%s (%s)",
                                  role_map, name, got, name, want,
@@ -271,6 +271,13 @@ enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
                                   struct sp_error *err)
 {
     static const char *const roles[] = {"kafka.consumer", "kafka.producer"};
+    /* librdkafka takes an empty group.id for none: the subscription then
+     * fails at start-up ('Local: Unknown group'), and check_forced could
+     * not read the value back to compare. */
+    const char *group = sp_config_str(cfg, "kafka.group");
+    if (!group || !*group)
+        return sp_error_set(err, SP_ERR_CONFIG, "kafka.group: must not be "
+                            "empty (the consumer group every instance joins)");
     for (size_t i = 0; i < SP_ARRAY_SIZE(roles); i++) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         enum sp_err e = conf_apply_map(conf, cfg, "kafka.client", err);
@@ -278,8 +285,8 @@ enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
             e = conf_apply_map(conf, cfg, roles[i], err);
         rd_kafka_conf_destroy(conf);
         if (!e)
-            e = i == 0 ? check_forced(cfg, roles[i], consumer_forced,
-                                      sp_config_str(cfg, "kafka.group"), err)
+            e = i == 0 ? check_forced(cfg, roles[i], consumer_forced, group,
+                                      err)
                        : check_forced(cfg, roles[i], producer_forced, NULL,
                                       err);
         if (e)

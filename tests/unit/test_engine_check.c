@@ -150,6 +150,27 @@ static void test_forced_kafka_property(void)
     sp_config_free(cfg);
 }
 
+/* An empty kafka.group passed check-config and failed `run` ('subscribe:
+ * Local: Unknown group'); and since librdkafka reads an empty group.id
+ * back as unset, a kafka.consumer.group.id then passed the forced check
+ * and was silently dropped. */
+static void test_empty_kafka_group(void)
+{
+    static const char *const sets[][2] = {
+        {"kafka.group=", NULL},
+        {"kafka.group=", "kafka.consumer.group.id=other"},
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(sets); i++) {
+        struct sp_error err = {0};
+        struct sp_config *cfg = config_with(NULL, sets[i][0], sets[i][1]);
+        if (!cfg)
+            return;
+        T_EQ_INT(sp_engine_check(cfg, &err), SP_ERR_CONFIG);
+        T_CONTAINS(err.msg, "kafka.group");
+        sp_config_free(cfg);
+    }
+}
+
 int main(void)
 {
     t_prog = "test_engine_check";
@@ -157,5 +178,6 @@ int main(void)
     T_RUN(test_unknown_stage);
     T_RUN(test_bad_kafka_property);
     T_RUN(test_forced_kafka_property);
+    T_RUN(test_empty_kafka_group);
     return t_done();
 }
