@@ -267,6 +267,52 @@ static enum sp_err check_forced(const struct sp_config *cfg,
     return e;
 }
 
+/*
+ * What the forced enable.idempotence=true makes librdkafka refuse when the
+ * producer is created (rd_kafka_new, so at `run`, not at check-config):
+ * max.in.flight above 5, retries below 1, when the operator set them.
+ * Each gets a value within its bound first, then the maps, and what
+ * librdkafka reads back (aliases included) must still be within it.
+ */
+static const struct {
+    const char *name, *start;
+    long long min, max;
+} idempotence_limits[] = {
+    {"max.in.flight", "5", 1, 5},
+    {"retries", "2147483647", 1, 2147483647LL},
+};
+
+static enum sp_err check_idempotence(const struct sp_config *cfg,
+                                     struct sp_error *err)
+{
+    enum sp_err e = SP_OK;
+    for (size_t i = 0; !e && i < SP_ARRAY_SIZE(idempotence_limits); i++) {
+        const char *name = idempotence_limits[i].name;
+        char got[32] = "", errstr[256];
+        size_t n = sizeof(got);
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        if (rd_kafka_conf_set(conf, name, idempotence_limits[i].start, errstr,
+                              sizeof(errstr)) == RD_KAFKA_CONF_OK) {
+            e = conf_apply_map(conf, cfg, "kafka.client", err);
+            if (!e)
+                e = conf_apply_map(conf, cfg, "kafka.producer", err);
+            long long v;
+            if (!e &&
+                rd_kafka_conf_get(conf, name, got, &n) == RD_KAFKA_CONF_OK &&
+                sscanf(got, "%lld", &v) == 1 &&
+                (v < idempotence_limits[i].min || v > idempotence_limits[i].max))
+                e = sp_error_set(err, SP_ERR_CONFIG, "kafka.client/"
+                                 "kafka.producer: %s=%s is not allowed: with "
+                                 "socpilot's enable.idempotence=true librdkafka "
+                                 "needs %lld..%lld", name, got,
+                                 idempotence_limits[i].min,
+                                 idempotence_limits[i].max);
+        }
+        rd_kafka_conf_destroy(conf);
+    }
+    return e;
+}
+
 enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
                                   struct sp_error *err)
 {
@@ -292,7 +338,7 @@ enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
         if (e)
             return e;
     }
-    return SP_OK;
+    return check_idempotence(cfg, err);
 }
 
 /*

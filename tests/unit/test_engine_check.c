@@ -171,6 +171,44 @@ static void test_empty_kafka_group(void)
     }
 }
 
+/* With socpilot's enable.idempotence=true librdkafka refuses to create a
+ * producer with max.in.flight above 5 or retries 0: check-config passed
+ * them and `run` failed at start-up.  Set within bounds, they pass. */
+static void test_idempotence_limits(void)
+{
+    static const struct {
+        const char *set, *want;
+    } bad[] = {
+        {"kafka.producer.max.in.flight=10", "max.in.flight=10 is not allowed"},
+        {"kafka.client.max.in.flight.requests.per.connection=6",
+         "max.in.flight=6 is not allowed"},
+        {"kafka.producer.retries=0", "retries=0 is not allowed"},
+        {"kafka.producer.message.send.max.retries=0",
+         "retries=0 is not allowed"},
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(bad); i++) {
+        struct sp_error err = {0};
+        struct sp_config *cfg = config_with(NULL, bad[i].set, NULL);
+        if (!cfg)
+            return;
+        T_EQ_INT(sp_engine_check(cfg, &err), SP_ERR_CONFIG);
+        T_CONTAINS(err.msg, bad[i].want);
+        sp_config_free(cfg);
+    }
+    static const char *const good[] = {
+        "kafka.producer.max.in.flight=5", "kafka.producer.retries=3",
+        "kafka.consumer.max.in.flight=100",
+    };
+    for (size_t i = 0; i < SP_ARRAY_SIZE(good); i++) {
+        struct sp_error err = {0};
+        struct sp_config *cfg = config_with(NULL, good[i], NULL);
+        if (!cfg)
+            return;
+        T_EQ_INT(sp_engine_check(cfg, &err), SP_OK);
+        sp_config_free(cfg);
+    }
+}
+
 int main(void)
 {
     t_prog = "test_engine_check";
@@ -179,5 +217,6 @@ int main(void)
     T_RUN(test_bad_kafka_property);
     T_RUN(test_forced_kafka_property);
     T_RUN(test_empty_kafka_group);
+    T_RUN(test_idempotence_limits);
     return t_done();
 }
