@@ -140,8 +140,44 @@ static void kafka_error_cb(rd_kafka_t *rk, int err, const char *reason,
     sp_log_warn_rl(&rl, 5000, KCOMP, "%s: %s", rd_kafka_err2name(err), reason);
 }
 
-/* Counts the brokers the consumer is connected to (state UP; the
- * internal pseudo-broker aside), from the statistics JSON. */
+/* Whether member key of b is the string want. */
+static bool str_is(const struct sp_json *b, const char *key, const char *want)
+{
+    const char *v = sp_json_str(b, key);
+    return v && strcmp(v, want) == 0;
+}
+
+/* The brokers the consumer is connected to (state UP) in the statistics'
+ * "brokers": the internal pseudo-broker aside, and a logical broker
+ * (librdkafka's "GroupCoordinator", a connection of its own to the
+ * coordinator) counted only when no other connection to its node is up,
+ * so one broker counts once (a consumer with no partition led there
+ * talks to the coordinator through the logical broker alone). */
+static int brokers_up(const struct sp_json *brokers)
+{
+    int up = 0;
+    sp_json_foreach(brokers, b) {
+        if (!str_is(b, "state", "UP") || str_is(b, "source", "internal"))
+            continue;
+        int64_t id, other;
+        if (str_is(b, "source", "logical") &&
+            sp_json_int(sp_json_get(b, "nodeid"), &id)) {
+            bool seen = false;
+            sp_json_foreach(brokers, o) {
+                if (!str_is(o, "source", "logical") && str_is(o, "state", "UP") &&
+                    sp_json_int(sp_json_get(o, "nodeid"), &other) && other == id)
+                    seen = true;
+            }
+            if (seen)
+                continue;
+        }
+        up++;
+    }
+    return up;
+}
+
+/* Counts the brokers the consumer is connected to (brokers_up), from the
+ * statistics JSON. */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
     struct sp_kafka *k = opaque;
@@ -152,15 +188,8 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
     struct sp_json_limits lim = {len + 1, 64, 100000000};
     struct sp_json_error jerr;
     const struct sp_json *root = sp_json_parse(&a, json, len, &lim, &jerr);
-    int up = 0;
     if (root) {
-        sp_json_foreach(sp_json_get(root, "brokers"), b) {
-            const char *state = sp_json_str(b, "state");
-            const char *source = sp_json_str(b, "source");
-            if (state && strcmp(state, "UP") == 0 &&
-                !(source && strcmp(source, "internal") == 0))
-                up++;
-        }
+        int up = brokers_up(sp_json_get(root, "brokers"));
         int64_t now = sp_now_ms();
         k->last_stats_ms = now;
         k->brokers_up = up;

@@ -652,6 +652,18 @@ static void test_brokers_down_not_ready(void)
     start_assigned(eng, &th, 1);
     char why[256];
     T_OK(wait_ready(eng, true, why, sizeof(why), 5000));
+    /* One broker: the group coordinator's logical broker (librdkafka's
+     * "GroupCoordinator", a second connection to it) is not another. */
+    struct sp_gauge *up = sp_metrics_gauge(sp_engine_metrics(eng),
+                                           "kafka_brokers_connected", NULL,
+                                           NULL);
+    int64_t until = sp_now_ms() + 1000;     /* five statistics */
+    double most = 0;
+    while (sp_now_ms() < until) {
+        most = SP_MAX(most, sp_gauge_get(up));
+        usleep(20000);
+    }
+    T_EQ_INT((int)most, 1);
     rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mock);
     T_EQ_INT(rd_kafka_mock_broker_set_down(mc, 1), 0);
     T_OK(wait_ready(eng, false, why, sizeof(why), 10000));
