@@ -107,9 +107,11 @@ struct sp_alert {
     const char *raw;
     size_t raw_len;
     struct sp_section *sections;      /* added by later stages, in order */
-    /* Filled by correlation. */
+    /* Filled by correlation.  incident_changed: this alert changed its
+     * incident (new, joined, updated), not a duplicate or stale replay. */
     const char *incident_id;
     int64_t incident_version;
+    bool incident_changed;
 };
 
 /* Limits the normalizers enforce (from config, see decode stage). */

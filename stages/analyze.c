@@ -885,6 +885,7 @@ struct sched {
     int64_t version;
     bool sent_job, sent_sadd;       /* in this round: its schedule, SADD */
     bool idle;                      /* SADD its tenant after the reply */
+    bool changed;                   /* an alert of it changed it */
 };
 
 /* An alert's script analyses, kept with its incident (an_scripts_key)
@@ -1161,6 +1162,7 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
                     break;
             if (d < k) {
                 s[d].version = SP_MAX(s[d].version, alert->incident_version);
+                s[d].changed |= alert->incident_changed;
                 continue;
             }
             corr_prefix(ctx->key_prefix, tenant, s[k].prefix,
@@ -1168,6 +1170,7 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
             s[k].id = alert->incident_id;
             s[k].tenant = tenant;
             s[k].version = alert->incident_version;
+            s[k].changed = alert->incident_changed;
             k++;
         }
     }
@@ -1188,10 +1191,14 @@ static enum sp_err analyze_process(struct sp_stage *st, struct sp_batch *batch)
         }
     }
     /* Scheduled by correlate's own script (see schedule_round): counted
-     * here, as the stage's schedule replies count its own. */
+     * here, as the stage's schedule replies count its own; the incidents
+     * a replay names (duplicates) were not scheduled again. */
     if (e == SP_OK && ctx->st->env && ctx->st->env->analysis_quiet_ms > 0) {
-        ctx->stats.scheduled += k;
-        sp_counter_add(ctx->c_scheduled, k);
+        size_t changed = 0;
+        for (size_t i = 0; i < k; i++)
+            changed += s[i].changed;
+        ctx->stats.scheduled += changed;
+        sp_counter_add(ctx->c_scheduled, changed);
     }
     for (size_t i = 0; i < n_sc; i++)
         free(sc[i].json);

@@ -426,7 +426,8 @@ static enum sp_err take_result(struct corr_ctx *ctx, struct corr_item *item,
     else if (strcmp(how, "after_closed") == 0)
         sp_counter_inc(ctx->c_how_after_closed);
     enum sp_err err = SP_OK;
-    if (r == CORR_R_DUP || r == CORR_R_STALE) {
+    item->changed = r != CORR_R_DUP && r != CORR_R_STALE;
+    if (!item->changed) {
         /* A replay: publish again only what never got acknowledged. */
         *replay = true;
         if (e[3]->integer == 1)
@@ -873,6 +874,7 @@ enum sp_err corr_run(struct corr_ctx *ctx, struct corr_item *items, size_t n)
         items[i].asm_register = false;
         items[i].out_register = false;
         items[i].an_register = false;
+        items[i].changed = false;
     }
     for (size_t start = 0; start < n; start += ctx->pipeline_max) {
         size_t len = SP_MIN(ctx->pipeline_max, n - start);
@@ -966,6 +968,7 @@ static void commit(struct sp_stage *st, struct sp_batch *batch)
                 continue;
             alert->incident_id = sp_arena_strdup(&msg->arena, item->inc);
             alert->incident_version = item->version;
+            alert->incident_changed = item->changed;
             msg->alerts[out++] = alert;
         }
         msg->n_alerts = out;

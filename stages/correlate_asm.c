@@ -603,6 +603,7 @@ static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
         }
         item->alert->incident_id = item->inc;
         item->alert->incident_version = item->version;
+        item->alert->incident_changed = item->changed;
         if (corr_out_alert(ctx, out, item->alert) == SP_OK &&
             corr_out_expect_asm(out, item->prefix, item->alert->id,
                                 revs[i]) == SP_OK)

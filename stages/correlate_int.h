@@ -117,6 +117,7 @@ struct corr_item {
     bool out_register;               /* its call set the tenant's seen anew */
     bool an_register;                /* its call gave the tenant its only
                                         analysis job (<prefix>:tenants:an) */
+    bool changed;                    /* it changed its incident (no replay) */
 };
 
 /* An incident to publish (deduplicated per process call / tick). */

@@ -1634,6 +1634,30 @@ static void test_replay_registers_tenant_stage(void)
     T_EQ_INT(at_stats(t.an).claimed, 2);
     at_close(&t);
 }
+
+/* In the usual chain correlate's script schedules, and the stage counts
+ * what it scheduled: the changes, not a replay's duplicates (which
+ * schedule nothing; they were counted again). */
+static void test_scheduled_by_correlate(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=30s", "analyze.max_delay=60s", NULL};
+    T_OK(at_open(&t, sets));
+    t.env.analysis_quiet_ms = 30000;        /* as engine.c sets it */
+    t.env.analysis_max_delay_ms = 60000;
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1", .t = 0};
+    struct ct_alert a2 = {.id = "a2", .ents = "host:h1", .t = 10};
+    at_feed(&t, &a1, 1);
+    T_EQ_INT(at_stats(t.an).scheduled, 1);
+    at_feed(&t, &a2, 1);
+    T_EQ_INT(at_stats(t.an).scheduled, 2);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD sp:{t:t1}:an:due"), 1);
+    struct ct_alert both[] = {a1, a2};
+    at_feed(&t, both, 2);                   /* replayed: duplicates */
+    T_EQ_INT(at_stats(t.an).scheduled, 2);
+    at_close(&t);
+}
 /* Runs `socpilot analyze` with argv, then (log) logs the secret, fd 2
  * captured (new string), fd 1 discarded. */
 static char *cmd_stderr(char **argv, bool log, int *rc)
@@ -1843,6 +1867,7 @@ int main(void)
     RUN(test_limbo_settled);
     RUN(test_replay_registers_tenant);
     RUN(test_replay_registers_tenant_stage);
+    RUN(test_scheduled_by_correlate);
     RUN(test_pool_shutdown_busy);
     if (fake_up)
         fake_openai_stop(&fake);
