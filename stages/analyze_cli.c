@@ -17,7 +17,9 @@
 #include "engine.h"
 #include "log.h"
 
+#include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -201,6 +203,19 @@ static int estimate(const struct sp_config *cfg, double alerts,
     return 0;
 }
 
+/* A rate per day: a finite number, not negative, and nothing after it
+ * (atof took "abc" for 0, and printed nan or inf into the JSON). */
+static bool parse_rate(const char *s, double *out)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(v) || v < 0)
+        return false;
+    *out = v;
+    return true;
+}
+
 static int analyze_cmd(int argc, char **argv, const struct sp_cli_common *co)
 {
     static const struct option longs[] = {
@@ -216,6 +231,7 @@ static int analyze_cmd(int argc, char **argv, const struct sp_cli_common *co)
     bool dry = false, est = false;
     const char *tenant = NULL, *policy = NULL;
     double alerts = 10000, incidents = 500;
+    const char *bad_rate = NULL, *bad_arg = NULL;
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "nt:h", longs, NULL)) != -1) {
@@ -223,8 +239,18 @@ static int analyze_cmd(int argc, char **argv, const struct sp_cli_common *co)
         case 'n': dry = true; break;
         case 't': tenant = optarg; break;
         case 'E': est = true; break;
-        case 'A': alerts = atof(optarg); break;
-        case 'I': incidents = atof(optarg); break;
+        case 'A':
+            if (!parse_rate(optarg, &alerts)) {
+                bad_rate = "--alerts-per-day";
+                bad_arg = optarg;
+            }
+            break;
+        case 'I':
+            if (!parse_rate(optarg, &incidents)) {
+                bad_rate = "--incidents-per-day";
+                bad_arg = optarg;
+            }
+            break;
         case 'P': policy = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -236,8 +262,11 @@ static int analyze_cmd(int argc, char **argv, const struct sp_cli_common *co)
     else if ((!est && optind != argc - 1) || (est && optind != argc))
         bad = est ? "--estimate takes no INCIDENT_ID"
                   : "one INCIDENT_ID at a time";
-    else if (alerts < 0 || incidents < 0)
-        bad = "--alerts-per-day and --incidents-per-day must not be negative";
+    if (bad_rate && !bad) {
+        fprintf(stderr, "socpilot analyze: %s %s: expected a number, 0 or "
+                "more\n%s", bad_rate, bad_arg, usage);
+        return 2;
+    }
     if (bad) {
         fprintf(stderr, "socpilot analyze: %s\n%s", bad, usage);
         return 2;

@@ -32,6 +32,14 @@ check "replay without --topic says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "topic
 check "analyze without INCIDENT_ID says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "INCIDENT_ID missing" "$tmp/a"'
 "$sp" analyze --estimate inc-1 >"$tmp/a" 2>&1; rc=$?
 check "analyze --estimate with an id says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "takes no INCIDENT_ID" "$tmp/a"'
+# A rate that is not a number was taken for 0 (abc), or printed as nan/inf
+# in the JSON (not JSON).
+for v in abc 12x nan inf 1e400 -1; do
+    "$sp" analyze --estimate --alerts-per-day "$v" >"$tmp/a" 2>&1; rc=$?
+    check "analyze --estimate --alerts-per-day $v says so (rc=$rc)" '[ $rc -eq 2 ] && grep -q "alerts-per-day" "$tmp/a" && ! grep -q "^{" "$tmp/a"'
+done
+"$sp" analyze --estimate --incidents-per-day 250.5 >"$tmp/a" 2>&1; rc=$?
+check "analyze --estimate --incidents-per-day 250.5 (rc=$rc)" '[ $rc -eq 0 ] && grep -q "\"incidents_per_day\":250" "$tmp/a"'
 
 # The documented example config is generated from the key tables.
 "$sp" check-config --example >"$tmp/example.yaml" 2>"$tmp/err"
