@@ -69,6 +69,16 @@ static int secret_cb(const char *name, const char *value, void *ud)
     return 0;
 }
 
+void sp_cli_log_setup(const struct sp_config *cfg)
+{
+    enum sp_log_level lvl = SP_LOG_INFO;
+    enum sp_log_format fmt = SP_LOG_TEXT;
+    sp_log_level_parse(sp_config_str(cfg, "log.level"), &lvl);
+    sp_log_format_parse(sp_config_str(cfg, "log.format"), &fmt);
+    sp_log_setup(lvl, fmt, stderr);
+    sp_cli_mask_secrets(cfg);
+}
+
 void sp_cli_mask_secrets(const struct sp_config *cfg)
 {
     sp_config_each_secret(cfg, secret_cb, NULL);
@@ -104,12 +114,7 @@ struct sp_config *sp_cli_config(const struct sp_cli_common *co,
         }
         goto fail;
     }
-    enum sp_log_level lvl = SP_LOG_INFO;
-    enum sp_log_format fmt = SP_LOG_TEXT;
-    sp_log_level_parse(sp_config_str(cfg, "log.level"), &lvl);
-    sp_log_format_parse(sp_config_str(cfg, "log.format"), &fmt);
-    sp_log_setup(lvl, fmt, stderr);
-    sp_cli_mask_secrets(cfg);
+    sp_cli_log_setup(cfg);
     return cfg;
 fail:
     fprintf(stderr, "config error: %s\n", err.msg);

@@ -31,6 +31,11 @@ int sp_cli_parse_common(int argc, char **argv, struct sp_cli_common *co);
  * them in every line from now on. */
 void sp_cli_mask_secrets(const struct sp_config *cfg);
 
+/* Sets the logger up from cfg's log.level and log.format (to stderr) and
+ * masks cfg's secrets: what every command does once its config is
+ * valid. */
+void sp_cli_log_setup(const struct sp_config *cfg);
+
 /* Declares all keys, loads the file (if any), applies -s, validates.
  * Prints the error (naming key and line) and returns NULL on failure;
  * new config otherwise.  Also sets up logging from log.* and registers

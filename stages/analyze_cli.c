@@ -75,14 +75,7 @@ static struct sp_config *load_config(const struct sp_cli_common *co)
         fprintf(stderr, "socpilot analyze: %s\n", err.msg);
         goto fail;
     }
-    /* Logging as `socpilot run` sets it up: level, format, secrets never
-     * logged. */
-    enum sp_log_level lvl = SP_LOG_INFO;
-    enum sp_log_format fmt = SP_LOG_TEXT;
-    sp_log_level_parse(sp_config_str(cfg, "log.level"), &lvl);
-    sp_log_format_parse(sp_config_str(cfg, "log.format"), &fmt);
-    sp_log_setup(lvl, fmt, stderr);
-    sp_cli_mask_secrets(cfg);
+    sp_cli_log_setup(cfg);          /* as `socpilot run`: secrets masked */
     return cfg;
 fail:
     sp_config_free(cfg);

@@ -113,6 +113,20 @@ static void at_close(struct at *t)
     sp_config_free(t->cfg);
 }
 
+/* at_open for the usual chain: correlate's script schedules the jobs
+ * (env as engine.c sets it), the stage only registers tenants and claims.
+ * extra: one more setting, or NULL. */
+static bool at_open_chain(struct at *t, const char *extra)
+{
+    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false", extra,
+                          NULL};
+    if (!at_open(t, sets))
+        return false;
+    t->env.analysis_quiet_ms = 1000;
+    t->env.analysis_max_delay_ms = 300000;
+    return true;
+}
+
 /* correlate then analyze on one batch, as the engine would. */
 static void at_feed(struct at *t, const struct ct_alert *alerts, size_t n)
 {
@@ -1172,10 +1186,7 @@ static void test_schedule_false(void)
 {
     NEED_REDIS();
     struct at t;
-    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false", NULL};
-    T_OK(at_open(&t, sets));
-    t.env.analysis_quiet_ms = 1000;             /* as engine.c sets it */
-    t.env.analysis_max_delay_ms = 300000;
+    T_OK(at_open_chain(&t, NULL));
     struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
     at_feed(&t, &a1, 1);
     /* Scheduled by correlate's script, counted by the stage (it stayed at
@@ -1199,11 +1210,7 @@ static void test_assembled_alert_sides(void)
 {
     NEED_REDIS();
     struct at t;
-    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false",
-                          "correlate.defender.settle=20ms", NULL};
-    T_OK(at_open(&t, sets));
-    t.env.analysis_quiet_ms = 1000;             /* as engine.c sets it */
-    t.env.analysis_max_delay_ms = 300000;
+    T_OK(at_open_chain(&t, "correlate.defender.settle=20ms"));
     const char *id = "defender-streaming:as1";
     struct ct_alert rows[] = {
         {.id = id, .part = SP_PART_INFO, .title = "Encoded PowerShell",
@@ -1247,10 +1254,7 @@ static void test_registration_retried(void)
 {
     NEED_REDIS();
     struct at t;
-    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false", NULL};
-    T_OK(at_open(&t, sets));
-    t.env.analysis_quiet_ms = 1000;
-    t.env.analysis_max_delay_ms = 300000;
+    T_OK(at_open_chain(&t, NULL));
     /* Broken between the stages: correlate registered the tenant (before
      * its script) and remembers it; the analyze stage's SADD fails. */
     struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
@@ -1528,10 +1532,7 @@ static void test_replay_registers_tenant(void)
 {
     NEED_REDIS();
     struct at t;
-    const char *sets[] = {"analyze.quiet=1s", "analyze.schedule=false", NULL};
-    T_OK(at_open(&t, sets));
-    t.env.analysis_quiet_ms = 1000;
-    t.env.analysis_max_delay_ms = 300000;
+    T_OK(at_open_chain(&t, NULL));
     struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
     at_feed(&t, &a1, 1);
     t.clock += 5000;
