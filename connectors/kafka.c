@@ -232,67 +232,83 @@ static enum sp_err conf_apply_map(rd_kafka_conf_t *conf,
     return ca.rc;
 }
 
-/*
- * What socpilot sets itself, whatever the kafka.* maps say: the settings
- * its delivery semantics depend on, and group.id (kafka.group).  A map
- * that sets one of them to something else is refused rather than
- * silently overridden: the operator meant something by it.
- */
-static const char *const consumer_forced[][2] = {
-    {"enable.auto.offset.store", "false"},
-    {"enable.partition.eof", "false"},
-    {NULL, NULL}};
-static const char *const producer_forced[][2] = {
-    {"enable.idempotence", "true"},
-    {"acks", "all"},
-    {NULL, NULL}};
-
-static const char *forced_why(const char *name)
+/* The user's maps onto conf: kafka.client, then the role's. */
+static enum sp_err conf_apply_maps(rd_kafka_conf_t *conf,
+                                   const struct sp_config *cfg,
+                                   const char *role_map, struct sp_error *err)
 {
-    if (strcmp(name, "enable.auto.offset.store") == 0)
-        return "only offsets of acknowledged batches may be committed";
-    if (strcmp(name, "enable.partition.eof") == 0)
-        return "the engine does not handle end-of-partition events";
-    if (strcmp(name, "group.id") == 0)
-        return "set kafka.group instead";
-    return "outputs must survive a broker failure, in order, without "
-           "duplicates";
+    enum sp_err e = conf_apply_map(conf, cfg, "kafka.client", err);
+    return e ? e : conf_apply_map(conf, cfg, role_map, err);
 }
 
-/* Refuses a forced property the maps set to another value: the conf gets
- * the forced value first, then the maps, and what librdkafka reads back
- * must still be it (so aliases such as request.required.acks count, and
- * spellings such as -1 for all do not). */
-static enum sp_err check_forced(const struct sp_config *cfg,
-                                const char *role_map,
-                                const char *const (*forced)[2],
-                                const char *group, struct sp_error *err)
+/*
+ * What the maps make of property name: a conf gets start, then the maps,
+ * and *got is what librdkafka reads back (so aliases such as
+ * request.required.acks count, and spellings such as -1 for all read as
+ * start does: *norm is start read back).  SP_ERR_CONFIG (err set) when a
+ * map does not apply.  *got is left empty when there is nothing to
+ * compare (the property cannot be read, or start is too long to), and
+ * says so when only the maps' value is too long for it.
+ */
+static enum sp_err conf_read_back(const struct sp_config *cfg,
+                                  const char *role_map, const char *name,
+                                  const char *start, char (*norm)[256],
+                                  char (*got)[256], struct sp_error *err)
 {
+    (*norm)[0] = (*got)[0] = '\0';
+    char errstr[256];
+    size_t nn = sizeof(*norm), n = sizeof(*got);
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     enum sp_err e = SP_OK;
-    for (size_t i = 0; !e && (forced[i][0] || group); i++) {
-        const char *name = forced[i][0] ? forced[i][0] : "group.id";
-        const char *want = forced[i][0] ? forced[i][1] : group;
-        char got[256] = "", norm[256] = "", errstr[256];
-        size_t n = sizeof(got), nn = sizeof(norm);
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(conf, name, want, errstr, sizeof(errstr)) ==
-                RD_KAFKA_CONF_OK &&
-            rd_kafka_conf_get(conf, name, norm, &nn) == RD_KAFKA_CONF_OK) {
-            e = conf_apply_map(conf, cfg, "kafka.client", err);
-            if (!e)
-                e = conf_apply_map(conf, cfg, role_map, err);
-            if (!e &&
-                rd_kafka_conf_get(conf, name, got, &n) == RD_KAFKA_CONF_OK &&
-                (n != nn || strcmp(got, norm) != 0))
-                e = sp_error_set(err, SP_ERR_CONFIG, "kafka.client/%s: %s=%s "
-                                 "is not allowed: socpilot sets %s=%s (%s)",
-                                 role_map, name, got, name, want,
-                                 forced_why(name));
-        }
-        rd_kafka_conf_destroy(conf);
-        if (!forced[i][0])
-            break;                  /* group.id was the last */
+    if (rd_kafka_conf_set(conf, name, start, errstr, sizeof(errstr)) ==
+            RD_KAFKA_CONF_OK &&
+        rd_kafka_conf_get(conf, name, *norm, &nn) == RD_KAFKA_CONF_OK &&
+        nn <= sizeof(*norm) &&
+        !(e = conf_apply_maps(conf, cfg, role_map, err))) {
+        if (rd_kafka_conf_get(conf, name, *got, &n) != RD_KAFKA_CONF_OK)
+            (*got)[0] = '\0';
+        else if (n > sizeof(*got))
+            snprintf(*got, sizeof(*got), "(%zu bytes)", n - 1);
     }
+    rd_kafka_conf_destroy(conf);
+    return e;
+}
+
+/*
+ * What socpilot sets itself, whatever the kafka.* maps say: the settings
+ * its delivery semantics depend on (and group.id, from kafka.group).  A
+ * map that sets one of them to something else is refused rather than
+ * silently overridden: the operator meant something by it.
+ */
+struct forced {
+    const char *name, *value, *why;
+};
+
+static const struct forced consumer_forced[] = {
+    {"enable.auto.offset.store", "false",
+     "only offsets of acknowledged batches may be committed"},
+    {"enable.partition.eof", "false",
+     "the engine does not handle end-of-partition events"},
+    {NULL, NULL, NULL}};
+static const struct forced producer_forced[] = {
+    {"enable.idempotence", "true",
+     "outputs must survive a broker failure, in order, without duplicates"},
+    {"acks", "all",
+     "outputs must survive a broker failure, in order, without duplicates"},
+    {NULL, NULL, NULL}};
+
+/* Refuses f when the maps set it to another value. */
+static enum sp_err check_forced(const struct sp_config *cfg,
+                                const char *role_map, const struct forced *f,
+                                struct sp_error *err)
+{
+    char norm[256], got[256];
+    enum sp_err e = conf_read_back(cfg, role_map, f->name, f->value, &norm,
+                                   &got, err);
+    if (!e && got[0] && strcmp(got, norm) != 0)
+        e = sp_error_set(err, SP_ERR_CONFIG, "kafka.client/%s: %s=%s is not "
+                         "allowed: socpilot sets %s=%s (%s)", role_map,
+                         f->name, got, f->name, f->value, f->why);
     return e;
 }
 
@@ -300,8 +316,8 @@ static enum sp_err check_forced(const struct sp_config *cfg,
  * What the forced enable.idempotence=true makes librdkafka refuse when the
  * producer is created (rd_kafka_new, so at `run`, not at check-config):
  * max.in.flight above 5, retries below 1, when the operator set them.
- * Each gets a value within its bound first, then the maps, and what
- * librdkafka reads back (aliases included) must still be within it.
+ * Each starts within its bound, and what the maps make of it must still
+ * be within it.
  */
 static const struct {
     const char *name, *start;
@@ -317,27 +333,18 @@ static enum sp_err check_idempotence(const struct sp_config *cfg,
     enum sp_err e = SP_OK;
     for (size_t i = 0; !e && i < SP_ARRAY_SIZE(idempotence_limits); i++) {
         const char *name = idempotence_limits[i].name;
-        char got[32] = "", errstr[256];
-        size_t n = sizeof(got);
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        if (rd_kafka_conf_set(conf, name, idempotence_limits[i].start, errstr,
-                              sizeof(errstr)) == RD_KAFKA_CONF_OK) {
-            e = conf_apply_map(conf, cfg, "kafka.client", err);
-            if (!e)
-                e = conf_apply_map(conf, cfg, "kafka.producer", err);
-            long long v;
-            if (!e &&
-                rd_kafka_conf_get(conf, name, got, &n) == RD_KAFKA_CONF_OK &&
-                sscanf(got, "%lld", &v) == 1 &&
-                (v < idempotence_limits[i].min || v > idempotence_limits[i].max))
-                e = sp_error_set(err, SP_ERR_CONFIG, "kafka.client/"
-                                 "kafka.producer: %s=%s is not allowed: with "
-                                 "socpilot's enable.idempotence=true librdkafka "
-                                 "needs %lld..%lld", name, got,
-                                 idempotence_limits[i].min,
-                                 idempotence_limits[i].max);
-        }
-        rd_kafka_conf_destroy(conf);
+        char norm[256], got[256];
+        long long v;
+        e = conf_read_back(cfg, "kafka.producer", name,
+                           idempotence_limits[i].start, &norm, &got, err);
+        if (!e && sscanf(got, "%lld", &v) == 1 &&
+            (v < idempotence_limits[i].min || v > idempotence_limits[i].max))
+            e = sp_error_set(err, SP_ERR_CONFIG, "kafka.client/"
+                             "kafka.producer: %s=%s is not allowed: with "
+                             "socpilot's enable.idempotence=true librdkafka "
+                             "needs %lld..%lld", name, got,
+                             idempotence_limits[i].min,
+                             idempotence_limits[i].max);
     }
     return e;
 }
@@ -345,29 +352,31 @@ static enum sp_err check_idempotence(const struct sp_config *cfg,
 enum sp_err sp_kafka_check_config(const struct sp_config *cfg,
                                   struct sp_error *err)
 {
-    static const char *const roles[] = {"kafka.consumer", "kafka.producer"};
     /* librdkafka takes an empty group.id for none: the subscription then
-     * fails at start-up ('Local: Unknown group'), and check_forced could
-     * not read the value back to compare. */
+     * fails at start-up ('Local: Unknown group'), and a group.id set in a
+     * map could not be told from it. */
     const char *group = sp_config_str(cfg, "kafka.group");
     if (!group || !*group)
         return sp_error_set(err, SP_ERR_CONFIG, "kafka.group: must not be "
                             "empty (the consumer group every instance joins)");
+    static const struct {
+        const char *map;
+        const struct forced *forced;
+    } roles[] = {{"kafka.consumer", consumer_forced},
+                 {"kafka.producer", producer_forced}};
     for (size_t i = 0; i < SP_ARRAY_SIZE(roles); i++) {
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        enum sp_err e = conf_apply_map(conf, cfg, "kafka.client", err);
-        if (!e)
-            e = conf_apply_map(conf, cfg, roles[i], err);
+        enum sp_err e = conf_apply_maps(conf, cfg, roles[i].map, err);
         rd_kafka_conf_destroy(conf);
-        if (!e)
-            e = i == 0 ? check_forced(cfg, roles[i], consumer_forced, group,
-                                      err)
-                       : check_forced(cfg, roles[i], producer_forced, NULL,
-                                      err);
+        for (const struct forced *f = roles[i].forced; !e && f->name; f++)
+            e = check_forced(cfg, roles[i].map, f, err);
         if (e)
             return e;
     }
-    return check_idempotence(cfg, err);
+    const struct forced group_id = {"group.id", group,
+                                    "set kafka.group instead"};
+    enum sp_err e = check_forced(cfg, "kafka.consumer", &group_id, err);
+    return e ? e : check_idempotence(cfg, err);
 }
 
 /*
@@ -379,7 +388,7 @@ static rd_kafka_conf_t *build_conf(const struct sp_kafka *k,
                                    const struct sp_config *cfg,
                                    const char *const (*defaults)[2],
                                    const char *role_map,
-                                   const char *const (*forced)[2],
+                                   const struct forced *forced,
                                    struct sp_error *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -390,11 +399,10 @@ static rd_kafka_conf_t *build_conf(const struct sp_kafka *k,
     for (size_t i = 0; defaults[i][0]; i++)
         if (sp_kafka_conf_set(conf, defaults[i][0], defaults[i][1], err))
             goto fail;
-    if (conf_apply_map(conf, cfg, "kafka.client", err) ||
-        conf_apply_map(conf, cfg, role_map, err))
+    if (conf_apply_maps(conf, cfg, role_map, err))
         goto fail;
-    for (size_t i = 0; forced[i][0]; i++)
-        if (sp_kafka_conf_set(conf, forced[i][0], forced[i][1], err))
+    for (const struct forced *f = forced; f->name; f++)
+        if (sp_kafka_conf_set(conf, f->name, f->value, err))
             goto fail;
     rd_kafka_conf_set_log_cb(conf, kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, kafka_error_cb);
