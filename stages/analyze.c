@@ -619,54 +619,35 @@ static const char *const an_work_keys[] = {"an:due", "an:lease"};
  * so that it holds the tenants with work, not every tenant that ever had
  * an incident; a schedule that finds its tenant idle adds it again.  Each
  * poll first settles tenants a walk left half-dropped (its process died:
- * corr_tenants_limbo). */
+ * corr_tenants_step). */
 static enum sp_err claim(struct an_ctx *ctx, int64_t now)
 {
-    enum sp_err e = corr_tenants_limbo(ctx->redis, ctx->key_prefix,
-                                       ctx->tenants_key, an_work_keys,
-                                       SP_ARRAY_SIZE(an_work_keys));
-    if (e)
-        return e;
-    redisReply *scan = NULL;
-    const char *sm[] = {"SSCAN", ctx->tenants_key, ctx->scan_cursor, "COUNT",
-                        AN_CLAIM_TENANTS_S};
-    size_t sml[] = {5, strlen(ctx->tenants_key), strlen(ctx->scan_cursor), 5,
-                    strlen(sm[4])};
-    e = sp_redis_call(ctx->redis, &scan, 5, sm, sml);
-    if (e || scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 ||
-        scan->element[1]->type != REDIS_REPLY_ARRAY) {
-        if (scan)
-            freeReplyObject(scan);
-        return e == SP_ERR_RETRY ? e : SP_OK;
-    }
-    snprintf(ctx->scan_cursor, sizeof(ctx->scan_cursor), "%.*s",
-             (int)SP_MIN(scan->element[0]->len, sizeof(ctx->scan_cursor) - 1),
-             scan->element[0]->str);
-    ctx->stats.claim_rounds++;
-    const redisReply *tenants = scan->element[1];
-    size_t nt = tenants->elements;
-    struct corr_tenant *tn = calloc(nt ? nt : 1, sizeof(*tn));
-    bool *idle = calloc(nt ? nt : 1, sizeof(*idle));
-    if (!tn || !idle) {
+    struct corr_tenant *tn = NULL;
+    size_t nt = 0;
+    enum sp_err e = corr_tenants_step(ctx->redis, ctx->key_prefix,
+                                      ctx->tenants_key, an_work_keys,
+                                      SP_ARRAY_SIZE(an_work_keys),
+                                      ctx->scan_cursor,
+                                      sizeof(ctx->scan_cursor),
+                                      AN_CLAIM_TENANTS_S, SIZE_MAX, &tn, &nt);
+    bool *idle = e ? NULL : calloc(nt ? nt : 1, sizeof(*idle));
+    if (!e && !idle)
+        e = SP_ERR_NOMEM;
+    if (e) {
         free(tn);
-        free(idle);
-        freeReplyObject(scan);
-        return SP_ERR_NOMEM;
+        return e == SP_ERR_RETRY || e == SP_ERR_NOMEM ? e : SP_OK;
     }
+    ctx->stats.claim_rounds++;
     char nowS[24], lease[24], lim[24], att[24], dead[24];
     snprintf(nowS, sizeof(nowS), "%lld", (long long)now);
     snprintf(lease, sizeof(lease), "%lld", (long long)ctx->lease_ms);
     snprintf(att, sizeof(att), "%lld", (long long)ctx->max_attempts);
     snprintf(dead, sizeof(dead), "%lld", (long long)ctx->dead_max);
     for (size_t t = 0; t < nt && !e; t++) {
-        const redisReply *name = tenants->element[t];
-        if (name->type != REDIS_REPLY_STRING || name->len > CORR_TENANT_MAX)
+        if (!tn[t].tenant[0])
             continue;
         int64_t room = ctx->concurrency - (int64_t)ctx->n_jobs;
         snprintf(lim, sizeof(lim), "%lld", (long long)SP_MAX(room, 0));
-        snprintf(tn[t].tenant, sizeof(tn[t].tenant), "%s", name->str);
-        corr_prefix(ctx->key_prefix, name->str, tn[t].prefix,
-                    sizeof(tn[t].prefix));
         const char *prefix = tn[t].prefix;
         redisReply *rep = NULL;
         const char *args[] = {prefix, nowS, lease, lim, att, ctx->owner, dead};
@@ -741,7 +722,6 @@ static enum sp_err claim(struct an_ctx *ctx, int64_t now)
                                 SP_ARRAY_SIZE(an_work_keys), tn, idle, nt);
     free(tn);
     free(idle);
-    freeReplyObject(scan);
     return e;
 }
 

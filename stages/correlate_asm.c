@@ -648,11 +648,6 @@ static void queue_ack(struct corr_ctx *ctx, const char *prefix,
     acks->n++;
 }
 
-static void asm_setkey(const struct corr_ctx *ctx, char *out, size_t n)
-{
-    snprintf(out, n, "%s:tenants:asm", ctx->key_prefix);
-}
-
 /* What keeps a tenant in <prefix>:tenants:asm: assemblies to poll. */
 static const char *const asm_keys[] = {"asmdue"};
 
@@ -801,36 +796,17 @@ static enum sp_err take_tenant(struct corr_ctx *ctx, struct sp_arena *a,
 enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
 {
     char setkey[80];
-    asm_setkey(ctx, setkey, sizeof(setkey));
-    enum sp_err e = corr_tenants_limbo(ctx->redis, ctx->key_prefix, setkey,
-                                       asm_keys, 1);
-    if (e)
-        return e;
-    const char *argv[] = {"SSCAN", setkey, ctx->asm_cursor, "COUNT",
-                          ASM_SCAN_COUNT};
-    size_t lens[] = {5, strlen(setkey), strlen(ctx->asm_cursor), 5,
-                     strlen(ASM_SCAN_COUNT)};
-    redisReply *scan = NULL;
-    e = sp_redis_call(ctx->redis, &scan, 5, argv, lens);
-    if (e) {
-        freeReplyObject(scan);
+    corr_set_key(ctx->key_prefix, CORR_SET_ASM, setkey, sizeof(setkey));
+    struct corr_tenant *takes = NULL;
+    size_t nt = 0;
+    enum sp_err e = corr_tenants_step(ctx->redis, ctx->key_prefix, setkey,
+                                      asm_keys, 1, ctx->asm_cursor,
+                                      sizeof(ctx->asm_cursor), ASM_SCAN_COUNT,
+                                      ASM_TENANTS_MAX, &takes, &nt);
+    if (e || nt == 0) {
+        free(takes);
         return e;
     }
-    if (scan->type != REDIS_REPLY_ARRAY || scan->elements != 2 ||
-        scan->element[0]->type != REDIS_REPLY_STRING ||
-        scan->element[1]->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(scan);
-        return SP_ERR_REMOTE;
-    }
-    snprintf(ctx->asm_cursor, sizeof(ctx->asm_cursor), "%.*s",
-             (int)SP_MIN(scan->element[0]->len, 30), scan->element[0]->str);
-    const redisReply *tenants = scan->element[1];
-    size_t nt = SP_MIN(tenants->elements, (size_t)ASM_TENANTS_MAX);
-    if (nt == 0) {
-        freeReplyObject(scan);
-        return SP_OK;
-    }
-    struct corr_tenant *takes = calloc(nt, sizeof(*takes));
     redisReply **reps = calloc(nt, sizeof(*reps));
     bool *idle = calloc(nt, sizeof(*idle));
     bool *sel = calloc(nt, sizeof(*sel));
@@ -839,7 +815,7 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
     struct corr_item *items = NULL;
     int64_t *revs = NULL;
     size_t n = 0, cap = 0;
-    if (!takes || !reps || !idle || !sel) {
+    if (!reps || !idle || !sel) {
         e = SP_ERR_NOMEM;
         goto out;
     }
@@ -849,15 +825,8 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
     snprintf(limit, sizeof(limit), "%zu", ctx->asm_batch);
     snprintf(share, sizeof(share), "%zu", SP_MAX(ctx->asm_poll_bytes / nt,
                                                  (size_t)1));
-    for (size_t i = 0; i < nt; i++) {
-        const redisReply *t = tenants->element[i];
-        if (t->type != REDIS_REPLY_STRING)
-            continue;
-        snprintf(takes[i].tenant, sizeof(takes[i].tenant), "%s", t->str);
-        corr_prefix(ctx->key_prefix, t->str, takes[i].prefix,
-                    sizeof(takes[i].prefix));
-        sel[i] = true;
-    }
+    for (size_t i = 0; i < nt; i++)
+        sel[i] = takes[i].tenant[0] != '\0';
     bool full = false;
     e = take_round(ctx, takes, sel, reps, idle, nt, now, lease, limit, share,
                    "0");
@@ -894,7 +863,6 @@ enum sp_err corr_asm_tick(struct corr_ctx *ctx, int64_t wall_ms)
 out:
     for (size_t i = 0; i < nt && reps; i++)
         freeReplyObject(reps[i]);
-    freeReplyObject(scan);
     free(takes);
     free(reps);
     free(idle);

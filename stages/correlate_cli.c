@@ -266,7 +266,7 @@ static int cmd_show(struct inc_cli *c, const char *id, bool explain)
 static enum sp_err register_tenant(struct inc_cli *c, const char *tenant)
 {
     char setkey[80];
-    snprintf(setkey, sizeof(setkey), "%s:tenants", c->key_prefix);
+    corr_set_key(c->key_prefix, CORR_SET_OUT, setkey, sizeof(setkey));
     const char *argv[] = {"SADD", setkey, tenant};
     size_t lens[] = {4, strlen(setkey), strlen(tenant)};
     redisReply *rep = NULL;

@@ -421,13 +421,17 @@ enum sp_err corr_tenants_forget(struct sp_redis *redis, const char *setkey,
                                 const char *const *keys, size_t n_keys,
                                 const struct corr_tenant *tn, bool *sel,
                                 size_t nt);
-/* Settles up to 100 tenants a forget left in setkey's limbo (its process
- * died or lost Redis half-way): back to the set with work, else out.
- * key_prefix: correlate.key_prefix (the tenants' P).  Each walk of setkey
- * calls it first. */
-enum sp_err corr_tenants_limbo(struct sp_redis *redis, const char *key_prefix,
-                               const char *setkey, const char *const *keys,
-                               size_t n_keys);
+/* One step of a walk of setkey (outbox recovery, the Defender poll, the
+ * analyze stage's claim): up to 100 tenants a dead walker left in limbo
+ * settled first (back to the set with work, else out), then one SSCAN step from cursor (advanced in
+ * place; COUNT hint count), at most max tenants.  *tnp: a new array
+ * (free()) of *np tenants with their prefixes; a name no tenant can have
+ * is left empty, to be skipped (and so never dropped). */
+enum sp_err corr_tenants_step(struct sp_redis *redis, const char *key_prefix,
+                              const char *setkey, const char *const *keys,
+                              size_t n_keys, char *cursor, size_t cursor_n,
+                              const char *count, size_t max,
+                              struct corr_tenant **tnp, size_t *np);
 /* Adds the tenants of rows that made their asmdue non-empty to
  * <prefix>:tenants:asm again, those of calls that set their seen anew to
  * <prefix>:tenants, and those of calls that gave them their only

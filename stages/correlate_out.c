@@ -590,46 +590,32 @@ static const char *const tenant_keys[] = {"out", "ix", "seen"};
 enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
 {
     char setkey[80];
-    snprintf(setkey, sizeof(setkey), "%s:tenants", ctx->key_prefix);
-    enum sp_err e = corr_tenants_limbo(ctx->redis, ctx->key_prefix, setkey,
-                                       tenant_keys, SP_ARRAY_SIZE(tenant_keys));
-    if (e)
-        return e;
-    const char *argv[] = {"SSCAN", setkey, ctx->scan_cursor, "COUNT", "100"};
-    size_t lens[] = {5, strlen(setkey), strlen(ctx->scan_cursor), 5, 3};
-    redisReply *rep = NULL;
-    e = sp_redis_call(ctx->redis, &rep, 5, argv, lens);
+    corr_set_key(ctx->key_prefix, CORR_SET_OUT, setkey, sizeof(setkey));
+    struct corr_tenant *tn = NULL;
+    size_t nt = 0;
+    enum sp_err e = corr_tenants_step(ctx->redis, ctx->key_prefix, setkey,
+                                      tenant_keys, SP_ARRAY_SIZE(tenant_keys),
+                                      ctx->scan_cursor,
+                                      sizeof(ctx->scan_cursor), "100", 1000,
+                                      &tn, &nt);
+    bool *idle = e ? NULL : calloc(nt ? nt : 1, sizeof(*idle));
+    if (!e && !idle)
+        e = SP_ERR_NOMEM;
     if (e) {
-        freeReplyObject(rep);
-        return e;
-    }
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
-        rep->element[1]->type != REDIS_REPLY_ARRAY) {
-        freeReplyObject(rep);
-        return SP_ERR_REMOTE;
-    }
-    snprintf(ctx->scan_cursor, sizeof(ctx->scan_cursor), "%.*s",
-             (int)SP_MIN(rep->element[0]->len, 30), rep->element[0]->str);
-    const redisReply *tenants = rep->element[1];
-    size_t nt = SP_MIN(tenants->elements, (size_t)1000);
-    struct corr_tenant *tn = calloc(nt ? nt : 1, sizeof(*tn));
-    bool *idle = calloc(nt ? nt : 1, sizeof(*idle));
-    if (!tn || !idle) {
         free(tn);
-        free(idle);
-        freeReplyObject(rep);
-        return SP_ERR_NOMEM;
+        return e;
     }
     char max[24], limit[24], now[24], ittl[24];
     snprintf(max, sizeof(max), "(%lld", (long long)(wall_ms - ctx->outbox_grace_ms));
     snprintf(now, sizeof(now), "%lld", (long long)wall_ms);
     snprintf(ittl, sizeof(ittl), "%lld", (long long)ctx->index_ttl_ms);
     snprintf(limit, sizeof(limit), "%zu", ctx->outbox_batch);
+    size_t sent = 0;
     for (size_t i = 0; i < nt && !e; i++) {
-        const char *tenant = tenants->element[i]->str;
-        char *prefix = tn[i].prefix, key[CORR_PREFIX_MAX + 8];
-        snprintf(tn[i].tenant, sizeof(tn[i].tenant), "%s", tenant);
-        corr_prefix(ctx->key_prefix, tenant, prefix, sizeof(tn[i].prefix));
+        if (!tn[i].tenant[0])
+            continue;
+        const char *prefix = tn[i].prefix;
+        char key[CORR_PREFIX_MAX + 8];
         snprintf(key, sizeof(key), "%sout", prefix);
         const char *zargv[] = {"ZRANGEBYSCORE", key, "-inf", max, "LIMIT",
                                "0", limit};
@@ -658,11 +644,14 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
         if (!e)
             e = sp_redis_append(ctx->redis, 1 + SP_ARRAY_SIZE(tenant_keys),
                                 xargv, xlens);
+        sent = i + 1;           /* replies owed up to here (three each) */
     }
     ctx->n_changed = 0;
     bool noscript = false;
     /* Every reply is read (owed replies would answer later commands). */
-    for (size_t i = 0; i < nt; i++) {
+    for (size_t i = 0; i < sent; i++) {
+        if (!tn[i].tenant[0])
+            continue;
         redisReply *z, *sw, *x;
         enum sp_err rd;
         if ((rd = sp_redis_read(ctx->redis, &z))) {
@@ -683,17 +672,13 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
         if (sp_redis_reply_err(sw) == SP_ERR_NOTFOUND)
             noscript = true;
         freeReplyObject(sw);
-        /* A name that did not fit is never dropped (nor one whose SREM
-         * would miss it). */
-        idle[i] = x->type == REDIS_REPLY_INTEGER && x->integer == 0 &&
-                  tenants->element[i]->len < sizeof(tn[i].tenant);
+        idle[i] = x->type == REDIS_REPLY_INTEGER && x->integer == 0;
         freeReplyObject(x);
         if (!e && z->type == REDIS_REPLY_ARRAY) {
-            const char *tenant = tenants->element[i]->str;
             for (size_t j = 0; j < z->elements && !e; j++)
                 if (z->element[j]->type == REDIS_REPLY_STRING &&
                     z->element[j]->len < 80)
-                    e = corr_changed_add(ctx, tn[i].prefix, tenant,
+                    e = corr_changed_add(ctx, tn[i].prefix, tn[i].tenant,
                                          z->element[j]->str);
         }
         freeReplyObject(z);
@@ -703,7 +688,6 @@ enum sp_err corr_out_recover(struct corr_ctx *ctx, int64_t wall_ms)
     if (!e)
         e = corr_tenants_forget(ctx->redis, setkey, tenant_keys,
                                 SP_ARRAY_SIZE(tenant_keys), tn, idle, nt);
-    freeReplyObject(rep);
     free(tn);
     free(idle);
     if (e || ctx->n_changed == 0)

@@ -19,7 +19,7 @@
  * (run_chunk); here are the walk's drop, its limbo, and the registration
  * again after the scripts.
  *
- * Engine thread (corr_tenants_forget and corr_tenants_limbo: the thread
+ * Engine thread (corr_tenants_forget and corr_tenants_step: the thread
  * that owns the connection they are given).
  */
 #include "correlate_int.h"
@@ -150,7 +150,7 @@ static enum sp_err limbo_settle(struct sp_redis *redis, const char *setkey,
  * scheduled, and say so, and the replay adds the tenant again after its
  * reply too.  A process that dies, or loses its connection, in the
  * middle of a drop leaves the tenant in limbo, and the
- * next walk of any instance settles it (corr_tenants_limbo).  Two walkers
+ * next walk of any instance settles it (corr_tenants_step).  Two walkers
  * settling one tenant at once are safe the same way: whichever sees no
  * work drops it, and work that comes after that look comes with its SADD.
  */
@@ -177,7 +177,10 @@ enum sp_err corr_tenants_forget(struct sp_redis *redis, const char *setkey,
 
 #define LIMBO_STEP "100"
 
-enum sp_err corr_tenants_limbo(struct sp_redis *redis, const char *key_prefix,
+/* Settles up to LIMBO_STEP tenants a forget left in setkey's limbo (its
+ * process died or lost Redis half-way): back to the set with work, else
+ * out. */
+static enum sp_err limbo_sweep(struct sp_redis *redis, const char *key_prefix,
                                const char *setkey, const char *const *keys,
                                size_t n_keys)
 {
@@ -260,4 +263,53 @@ enum sp_err corr_tenants_register(struct corr_ctx *ctx,
     if (e)
         memset(ctx->tenant_cache, 0, sizeof(ctx->tenant_cache));
     return e;
+}
+
+enum sp_err corr_tenants_step(struct sp_redis *redis, const char *key_prefix,
+                              const char *setkey, const char *const *keys,
+                              size_t n_keys, char *cursor, size_t cursor_n,
+                              const char *count, size_t max,
+                              struct corr_tenant **tnp, size_t *np)
+{
+    *tnp = NULL;
+    *np = 0;
+    enum sp_err e = limbo_sweep(redis, key_prefix, setkey, keys, n_keys);
+    if (e)
+        return e;
+    const char *argv[] = {"SSCAN", setkey, cursor, "COUNT", count};
+    size_t lens[] = {5, strlen(setkey), strlen(cursor), 5, strlen(count)};
+    redisReply *rep = NULL;
+    if ((e = sp_redis_call(redis, &rep, 5, argv, lens))) {
+        freeReplyObject(rep);
+        return e;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(rep);
+        return SP_ERR_REMOTE;
+    }
+    snprintf(cursor, cursor_n, "%.*s",
+             (int)SP_MIN(rep->element[0]->len, cursor_n - 1),
+             rep->element[0]->str);
+    const redisReply *names = rep->element[1];
+    size_t nt = SP_MIN(names->elements, max);
+    struct corr_tenant *tn = nt ? calloc(nt, sizeof(*tn)) : NULL;
+    if (nt && !tn) {
+        freeReplyObject(rep);
+        return SP_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        const redisReply *t = names->element[i];
+        /* A name no tenant can have is skipped, so never dropped. */
+        if (t->type != REDIS_REPLY_STRING || t->len > CORR_TENANT_MAX)
+            continue;
+        memcpy(tn[i].tenant, t->str, t->len);
+        corr_prefix(key_prefix, tn[i].tenant, tn[i].prefix,
+                    sizeof(tn[i].prefix));
+    }
+    freeReplyObject(rep);
+    *tnp = tn;
+    *np = nt;
+    return SP_OK;
 }
