@@ -691,6 +691,10 @@ static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
         return;
     if (rkm->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
         sp_counter_add(k->c_delivered, 1);
+        if (batch->on_landed && rkm->offset >= 0)
+            batch->on_landed(batch, batch->ud, rd_kafka_topic_name(rkm->rkt),
+                             rkm->key, rkm->key_len, rkm->partition,
+                             rkm->offset);
         sp_batch_ack(batch, true);
         return;
     }

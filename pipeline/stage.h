@@ -109,6 +109,16 @@ struct sp_batch {
      * on the engine thread and the batch is freed right after it.
      */
     void (*on_done)(struct sp_batch *batch, void *ud);
+    /*
+     * Optional, detached batches: where each output landed, told by the
+     * sink as it acknowledges that output (before its ack), so that a
+     * stage can see in which order its outputs and other instances' ones
+     * ended up on a partition.  Not called for an output that failed or
+     * went to the DLQ in its place, nor by a sink that cannot tell.
+     */
+    void (*on_landed)(struct sp_batch *batch, void *ud, const char *topic,
+                      const void *key, size_t klen, int32_t partition,
+                      int64_t offset);
     void *ud;
     bool sealed;
     bool abandoned;                 /* a stage gave up: never stored */

@@ -99,6 +99,10 @@ struct an_pub {
     struct an_acks *acks;
     char *prefix, *id;
     char hash[AN_HASH_MAX];
+    int64_t version;
+    int32_t part;                   /* where it landed (off -1: unknown) */
+    int64_t off;
+    const char *topic;              /* the incidents topic */
     bool failed, ok;
     struct an_pub *next;
 };
@@ -132,7 +136,7 @@ struct an_ctx {
 
     struct sp_redis *redis;
     struct sp_redis_script s_schedule, s_claim, s_release, s_store, s_done,
-        s_renew;
+        s_renew, s_landed;
     struct an_pool *pool;
     struct an_acks *acks;
     struct an_job *jobs;
@@ -145,7 +149,7 @@ struct an_ctx {
     struct sp_analyze_stats stats;
     struct sp_counter *c_scheduled, *c_cache_hits, *c_llm, *c_template,
         *c_published, *c_failures, *c_dead, *c_takeovers, *c_reused,
-        *c_llm_retries, *c_llm_gave_up;
+        *c_llm_retries, *c_llm_gave_up, *c_out_of_order;
     struct sp_hist *h_job;
 };
 
@@ -195,6 +199,21 @@ static void on_published(struct sp_batch *batch, void *ud)
         acks->tail = pub;
     }
     acks_unref(acks);
+}
+
+/* Where the snapshot landed, for the correlate stage's ack script (see
+ * correlate_out.c): an analysis is a version of the incident too. */
+static void on_landed(struct sp_batch *batch, void *ud, const char *topic,
+                      const void *key, size_t klen, int32_t partition,
+                      int64_t offset)
+{
+    struct an_pub *pub = ud;
+    SP_UNUSED(batch);
+    if (strcmp(topic, pub->topic) == 0 && strlen(pub->id) == klen &&
+        memcmp(pub->id, key, klen) == 0) {
+        pub->part = partition;
+        pub->off = offset;
+    }
 }
 
 static struct an_job *job_find(struct an_ctx *ctx, const char *prefix,
@@ -348,9 +367,13 @@ static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
         return SP_ERR_NOMEM;
     }
     memcpy(pub->hash, job->hash, sizeof(pub->hash));
+    pub->version = snap->version;
+    pub->off = -1;
+    pub->topic = env->topic_incidents;
     pub->acks = ctx->acks;
     ctx->acks->refs++;
     batch->on_done = on_published;
+    batch->on_landed = on_landed;
     batch->ud = pub;
     char ver[24];
     snprintf(ver, sizeof(ver), "%lld", (long long)snap->version);
@@ -574,6 +597,29 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
     return e;
 }
 
+/* Tells the correlate stage's ack script where a published snapshot
+ * landed: it queues the incident again when a newer version landed
+ * before it (and removes the incident from correlate's outbox when this
+ * version covers its last change). */
+static enum sp_err landed(struct an_ctx *ctx, const struct an_pub *a)
+{
+    char ver[24], part[16], off[24];
+    snprintf(ver, sizeof(ver), "%lld", (long long)a->version);
+    snprintf(part, sizeof(part), "%ld", (long)a->part);
+    snprintf(off, sizeof(off), "%lld", (long long)a->off);
+    const char *args[] = {a->prefix, a->id, ver, part, off};
+    redisReply *rep = NULL;
+    enum sp_err e = script(ctx, &ctx->s_landed, a->prefix, "out", args, 5,
+                           &rep);
+    if (e == SP_OK && rep && rep->type == REDIS_REPLY_ARRAY &&
+        rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_INTEGER &&
+        rep->element[1]->integer > 0)
+        sp_counter_add(ctx->c_out_of_order, (uint64_t)rep->element[1]->integer);
+    if (rep)
+        freeReplyObject(rep);
+    return e;
+}
+
 static enum sp_err apply_acks(struct an_ctx *ctx)
 {
     struct an_acks *acks = ctx->acks;
@@ -581,6 +627,8 @@ static enum sp_err apply_acks(struct an_ctx *ctx)
     while (acks->head) {
         struct an_pub *a = acks->head;
         struct an_job *job = job_find(ctx, a->prefix, a->id);
+        if (a->ok && a->off >= 0 && (e = landed(ctx, a)) == SP_ERR_RETRY)
+            break;
         if (a->ok) {
             e = job_done(ctx, a->prefix, a->id, a->hash);
             if (e != SP_ERR_RETRY) {
@@ -808,6 +856,7 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
         {&ctx->s_store, "analyze_store", an_lua_store},
         {&ctx->s_done, "analyze_done", an_lua_done},
         {&ctx->s_renew, "analyze_renew", an_lua_renew},
+        {&ctx->s_landed, "ack", corr_lua_ack},
     };
     for (size_t i = 0; i < SP_ARRAY_SIZE(scripts); i++) {
         scripts[i].s->name = scripts[i].name;
@@ -831,6 +880,11 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
         ctx->c_template = sp_metrics_counter(m, "analyze_fallbacks_total",
             "Jobs that ended with the template (LLM off, failing, over "
             "budget), retries that found the LLM still away included", lab);
+        ctx->c_out_of_order = sp_metrics_counter(
+            m, "incident_snapshots_out_of_order_total",
+            "Incident snapshots that landed after a newer version of the "
+            "incident (several instances); the latest is published again",
+            lab);
         ctx->c_published = sp_metrics_counter(m, "analyze_published_total",
             "Snapshots republished with their analysis", lab);
         ctx->c_failures = sp_metrics_counter(m, "analyze_failures_total",

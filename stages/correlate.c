@@ -189,7 +189,12 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         "Incident snapshots produced", l);
     ctx->c_recovered = sp_metrics_counter(
         m, "correlate_outbox_recovered_total",
-        "Snapshots republished from the outbox (lost ack or crash)", l);
+        "Snapshots republished from the outbox (lost ack, crash, or landed "
+        "out of order)", l);
+    ctx->c_out_of_order = sp_metrics_counter(
+        m, "incident_snapshots_out_of_order_total",
+        "Incident snapshots that landed after a newer version of the "
+        "incident (several instances); the latest is published again", l);
     ctx->c_assembled = sp_metrics_counter(
         m, "correlate_defender_assembled_total",
         "Defender alerts assembled from AlertInfo/AlertEvidence rows", l);

@@ -640,6 +640,8 @@ static void queue_ack(struct corr_ctx *ctx, const char *prefix,
     a->prefix = strdup(prefix);
     a->id = strdup(alert_id);
     a->num = rev;
+    a->part = -1;
+    a->off = -1;
     if (!a->prefix || !a->id) {
         free(a->prefix);
         free(a->id);

@@ -91,6 +91,8 @@ struct corr_ack {
     char *prefix;                    /* malloc'd P */
     char *id;                        /* incident id or alert id */
     int64_t num;                     /* version or assembly revision */
+    int32_t part;                    /* 'o': where the snapshot landed, */
+    int64_t off;                     /* or -1 when the sink cannot tell */
 };
 
 /* One alert to correlate (or one Defender row to store). */
@@ -194,6 +196,7 @@ struct corr_ctx {
         *c_how_continuation, *c_how_after_closed;
     struct sp_counter *c_merges, *c_merge_skips, *c_noisy_auto,
         *c_noisy_stop, *c_noisy_detected, *c_published, *c_recovered,
+        *c_out_of_order,
         *c_assembled, *c_published_alerts, *c_asm_dropped, *c_round_trips,
         *c_redis_errors, *c_publish_errors;
     struct sp_gauge *g_redis_up;

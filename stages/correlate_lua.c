@@ -1041,19 +1041,42 @@ const char corr_lua_sweep[] =
 "return #dead\n";
 
 /*
- * ack: KEYS[1] = P.."out"; ARGV = P, then (incident, published version)
- * pairs.  Removes an incident from the outbox unless it changed again
- * after that version.  Returns how many were removed.
+ * ack: KEYS[1] = P.."out"; ARGV = P, then (incident, published version,
+ * partition, offset) records, offset -1 when the sink could not tell.
+ * Removes an incident from the outbox unless it changed again after that
+ * version.  With an offset it also keeps where the incident's snapshots
+ * land, in the incident's hash: lp, lo, lv the partition, offset and
+ * version of the last one on the topic, lm the highest version landed.
+ * When the last one is older than lm (two instances' snapshots landed out
+ * of order), the incident is queued again at once (score 0) instead, and
+ * recovery publishes its latest version after it.  Offsets stay strings
+ * (a Lua number would print large ones in exponent form).  Returns {how
+ * many were removed, how many were queued again}.
  */
 const char corr_lua_ack[] =
-"local n = 0\n"
-"for i = 2, #ARGV - 1, 2 do\n"
-"  local v = redis.call('HGET', ARGV[1] .. 'i:' .. ARGV[i], 'v')\n"
-"  if not v or tonumber(v) <= tonumber(ARGV[i + 1]) then\n"
-"    n = n + redis.call('ZREM', KEYS[1], ARGV[i])\n"
+"local P, n, late = ARGV[1], 0, 0\n"
+"for i = 2, #ARGV - 3, 4 do\n"
+"  local id, pv, off = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]\n"
+"  local k = P .. 'i:' .. id\n"
+"  local h = redis.call('HMGET', k, 'v', 'lp', 'lo', 'lv', 'lm')\n"
+"  local again = false\n"
+"  if h[1] and tonumber(off) and tonumber(off) >= 0 then\n"
+"    local lp, lo, lv, lm = ARGV[i + 2], off, ARGV[i + 1], ARGV[i + 1]\n"
+"    if h[2] == lp and tonumber(h[3]) and tonumber(h[4]) and tonumber(h[5]) then\n"
+"      if tonumber(h[5]) > pv then lm = h[5] end\n"
+"      if tonumber(h[3]) > tonumber(off) then lo, lv = h[3], h[4] end\n"
+"    end\n"
+"    redis.call('HSET', k, 'lp', lp, 'lo', lo, 'lv', lv, 'lm', lm)\n"
+"    again = tonumber(lv) < tonumber(lm)\n"
+"  end\n"
+"  if again then\n"
+"    redis.call('ZADD', KEYS[1], 0, id)\n"
+"    late = late + 1\n"
+"  elseif not h[1] or tonumber(h[1]) <= pv then\n"
+"    n = n + redis.call('ZREM', KEYS[1], id)\n"
 "  end\n"
 "end\n"
-"return n\n";
+"return {n, late}\n";
 
 /*
  * status: KEYS[1] = P.."i:"..id; ARGV = P, id, closed|active, wall ms,

@@ -36,6 +36,8 @@ struct corr_out {
     struct corr_ack *pend;           /* acks this batch earns */
     size_t n, cap;
     size_t produced;
+    size_t landed;                   /* where out_landed looks first */
+    const char *topic;               /* the incidents topic (env's) */
     bool abandoned;
 };
 
@@ -92,6 +94,8 @@ static enum sp_err ack_push(struct corr_ack **items, size_t *n, size_t *cap,
     a->prefix = strdup(prefix);
     a->id = strdup(id);
     a->num = num;
+    a->part = -1;
+    a->off = -1;
     if (!a->prefix || !a->id) {
         ack_free(a);
         return SP_ERR_NOMEM;
@@ -136,6 +140,36 @@ static void out_done(struct sp_batch *batch, void *ud)
     out_free(out);
 }
 
+/*
+ * Where a snapshot landed goes with its ack: the ack script keeps, per
+ * incident, the offset and version of the last snapshot on the partition,
+ * and queues the incident again when that one is older than a version
+ * already published (two instances' snapshots landing out of order), so
+ * that the topic's last record of every incident is its latest version.
+ * Outputs land mostly in the order they were produced: the search starts
+ * where the last one was found.
+ */
+static void out_landed(struct sp_batch *batch, void *ud, const char *topic,
+                       const void *key, size_t klen, int32_t partition,
+                       int64_t offset)
+{
+    struct corr_out *out = ud;
+    SP_UNUSED(batch);
+    if (strcmp(topic, out->topic) != 0)
+        return;
+    for (size_t k = 0; k < out->n; k++) {
+        size_t i = (out->landed + k) % out->n;
+        struct corr_ack *a = &out->pend[i];
+        if (a->kind == 'o' && a->off < 0 && strlen(a->id) == klen &&
+            memcmp(a->id, key, klen) == 0) {
+            a->part = partition;
+            a->off = offset;
+            out->landed = i + 1;
+            return;
+        }
+    }
+}
+
 struct corr_out *corr_out_new(struct corr_ctx *ctx)
 {
     struct corr_out *out = calloc(1, sizeof(*out));
@@ -149,7 +183,9 @@ struct corr_out *corr_out_new(struct corr_ctx *ctx)
     out->acks = ctx->acks;
     ctx->acks->refs++;
     out->batch->on_done = out_done;
+    out->batch->on_landed = out_landed;
     out->batch->ud = out;
+    out->topic = ctx->st->env->topic_incidents;
     return out;
 }
 
@@ -468,7 +504,7 @@ enum sp_err corr_out_alert(struct corr_ctx *ctx, struct corr_out *out,
 /* ---- acks ---------------------------------------------------------------- */
 
 /* Outbox acks of one tenant go out as one `ack` call of up to this many
- * (incident, version) pairs. */
+ * (incident, version, partition, offset) records. */
 #define ACKS_PER_CALL 256
 
 enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
@@ -480,17 +516,19 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
     char wall[24], settle[24];
     snprintf(wall, sizeof(wall), "%lld", (long long)(sp_wall_us() / 1000));
     snprintf(settle, sizeof(settle), "%lld", (long long)ctx->settle_ms);
-    /* argv of the largest ack call: 3 slots for EVALSHA, key, P, pairs. */
-    enum { ARGC_MAX = 5 + 2 * ACKS_PER_CALL };
+    /* argv of the largest ack call: 3 slots for EVALSHA, key, P, records. */
+    enum { ARGC_MAX = 5 + 4 * ACKS_PER_CALL };
     const char **argv = malloc(ARGC_MAX * sizeof(*argv));
     size_t *lens = malloc(ARGC_MAX * sizeof(*lens));
-    char (*nums)[24] = malloc(ACKS_PER_CALL * sizeof(*nums));
+    char (*nums)[3][24] = malloc(ACKS_PER_CALL * sizeof(*nums));
     bool *sent = calloc(n, sizeof(*sent));
-    if (!argv || !lens || !nums || !sent) {
+    char *kinds = malloc(n);        /* of each call appended */
+    if (!argv || !lens || !nums || !sent || !kinds) {
         free(argv);
         free(lens);
         free(nums);
         free(sent);
+        free(kinds);
         return SP_ERR_NOMEM;
     }
     enum sp_err e = SP_OK;
@@ -518,11 +556,19 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
                     strcmp(b->prefix, a->prefix) != 0)
                     continue;
                 sent[j] = true;
-                snprintf(nums[k], sizeof(nums[k]), "%lld", (long long)b->num);
+                snprintf(nums[k][0], sizeof(nums[k][0]), "%lld",
+                         (long long)b->num);
+                snprintf(nums[k][1], sizeof(nums[k][1]), "%ld",
+                         (long)b->part);
+                snprintf(nums[k][2], sizeof(nums[k][2]), "%lld",
+                         (long long)b->off);
                 argv[argc] = b->id;
                 lens[argc++] = strlen(b->id);
-                argv[argc] = nums[k];
-                lens[argc++] = strlen(nums[k++]);
+                for (int f = 0; f < 3; f++) {
+                    argv[argc] = nums[k][f];
+                    lens[argc++] = strlen(nums[k][f]);
+                }
+                k++;
             }
             e = sp_redis_append_evalsha(ctx->redis, &ctx->s_ack, 1, argc,
                                         argv, lens);
@@ -538,7 +584,7 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
                                         av, al);
         }
         if (!e)
-            calls++;
+            kinds[calls++] = a->kind;
     }
     free(argv);
     free(lens);
@@ -550,15 +596,23 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
     for (size_t i = 0; i < calls; i++) {
         redisReply *rep;
         enum sp_err re2 = sp_redis_read(ctx->redis, &rep);
-        if (re2)
+        if (re2) {
+            free(kinds);
             return re2;             /* connection gone: the queue stays */
+        }
         enum sp_err re = sp_redis_reply_err(rep);
+        if (kinds[i] == 'o' && rep->type == REDIS_REPLY_ARRAY &&
+            rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_INTEGER &&
+            rep->element[1]->integer > 0)
+            sp_counter_add(ctx->c_out_of_order,
+                           (uint64_t)rep->element[1]->integer);
         freeReplyObject(rep);
         if (re == SP_ERR_NOTFOUND)
             noscript = true;
         else if (re && !bad)
             bad = re;
     }
+    free(kinds);
     if (e)
         return e;
     if (noscript)

@@ -9,6 +9,10 @@
  *     original bytes and key, and its source partition/offset;
  *   - the group's committed offsets cover every input message.
  * Outputs are also written to build/e2e_alerts.jsonl for the schema check.
+ * Then correlation through the same broker and a real redis-server: two
+ * engines of one group change the same incidents at once, and the last
+ * record of every incident on the (32-partition) incidents topic is its
+ * latest version, where Redis says it landed.
  *
  * E2E_MESSAGES overrides the message count.
  */
@@ -22,7 +26,9 @@
 #include "kafka.h"
 #include "kit.h"
 #include "log.h"
+#include "metrics.h"
 #include "t.h"
+#include "tests/tools/redis_test.h"
 
 #define IN_TOPIC "e2e.input"
 #define PARTS 32
@@ -296,6 +302,257 @@ static void test_pipeline_end_to_end(void)
     printf("e2e: committed offsets cover all %zu input messages\n", n_msgs);
 }
 
+/* ---- incidents through Kafka and Redis ----------------------------------- */
+
+#define INC_IN "e2e.inc.input"
+#define INC_OUT "e2e.incidents"
+#define INC_PARTS 4
+#define INC_MSGS 1500
+
+struct landed {
+    int32_t partition;
+    int64_t offset;         /* of the last record of the key */
+    long long version;      /* its version */
+    long long top;          /* the highest version of the key */
+    int records;
+};
+
+static struct sp_engine *inc_engine(int port, struct sp_config **cfgp)
+{
+    char b[256], r[64];
+    snprintf(b, sizeof(b), "kafka.brokers=%s", brokers);
+    snprintf(r, sizeof(r), "redis.port=%d", port);
+    const char *sets[] = {
+        b, r, "kafka.group=e2e-inc", "topics.input=" INC_IN,
+        "topics.alerts=e2e.inc.alerts", "topics.dlq=e2e.inc.dlq",
+        "topics.incidents=" INC_OUT, "redis.host=127.0.0.1",
+        "pipeline.stages=decode,correlate,publish", "http.enabled=false",
+        "log.level=error", "pipeline.batch_size=50",
+        "correlate.outbox.interval=200ms", "correlate.window=7d",
+    };
+    struct sp_cli_common co = {0};
+    struct sp_config *cfg = sp_cli_config(&co, sets, SP_ARRAY_SIZE(sets));
+    if (!cfg)
+        return NULL;
+    struct sp_error err = {0};
+    struct sp_engine *eng = sp_engine_new(cfg, &err);
+    if (!eng) {
+        fprintf(stderr, "engine: %s\n", err.msg);
+        sp_config_free(cfg);
+        return NULL;
+    }
+    *cfgp = cfg;
+    return eng;
+}
+
+/* Entries left in the tenants' outboxes (-1 when Redis does not answer). */
+static long long outbox_left(struct sp_test_redis *r)
+{
+    redisReply *k = sp_test_redis_cmd(r, "KEYS sp:*:out");
+    if (!k || k->type != REDIS_REPLY_ARRAY) {
+        if (k)
+            freeReplyObject(k);
+        return -1;
+    }
+    long long n = 0;
+    for (size_t i = 0; i < k->elements; i++)
+        n += sp_test_redis_int(r, NULL, "ZCARD %s", k->element[i]->str);
+    freeReplyObject(k);
+    return n;
+}
+
+/* Every record of the incidents topic, by key. */
+static size_t read_incidents(struct kit_table *t)
+{
+    const char *topics[] = {INC_OUT};
+    rd_kafka_t *rd = kit_reader(brokers, topics, 1);
+    size_t n = 0;
+    int64_t quiet = sp_now_ms() + 3000;
+    while (sp_now_ms() < quiet) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rd, 50);
+        if (!m)
+            continue;
+        if (!m->err && m->key) {
+            char v[32];
+            long long version = kit_header(m, "version", v, sizeof(v))
+                                    ? atoll(v) : -1;
+            struct kit_entry *e = kit_table_get(t, m->key, m->key_len, true);
+            struct landed *l = e ? (struct landed *)e->value : NULL;
+            if (e && !l) {
+                l = calloc(1, sizeof(*l));
+                l->offset = -1;
+                e->value = (char *)l;
+            }
+            if (l) {
+                l->records++;
+                l->top = SP_MAX(l->top, version);
+                if (m->offset > l->offset) {
+                    l->offset = m->offset;
+                    l->partition = m->partition;
+                    l->version = version;
+                }
+            }
+            n++;
+            quiet = sp_now_ms() + 1500;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    rd_kafka_consumer_close(rd);
+    rd_kafka_destroy(rd);
+    return n;
+}
+
+/*
+ * Two engines of one group correlate the same stream (two partitions
+ * each; alerts of one incident arrive on all four) against one Redis.
+ * Once they are done and their outboxes empty, every incident's last
+ * record on the topic carries its latest version (what a compacted topic
+ * keeps), and Redis knows where it landed: the delivery reports' offsets
+ * reach the outbox acks.
+ */
+static void test_incidents_through_kafka(void)
+{
+    struct sp_test_redis srv = {0};
+    int rc = sp_test_redis_start(&srv);
+    if (rc <= 0) {
+        T_SKIP(rc == 0 ? "redis-server is not installed"
+                       : "redis-server would not start");
+        return;
+    }
+    T_OK(sp_mock_topic(mock, INC_IN, INC_PARTS) == SP_OK);
+    struct kit_producer kp;
+    T_OK(kit_producer_open(&kp, brokers, INC_MSGS) == 0);
+    struct gen_opts o;
+    gen_opts_default(&o);
+    o.seed = 7;
+    o.hosts = 12;               /* few hosts: incidents change often */
+    o.bad_per_100 = 0;
+    struct gen_item it;
+    memset(&it, 0, sizeof(it));
+    sp_buf_init(&it.buf, 0);
+    for (size_t i = 0; i < INC_MSGS; i++) {
+        gen_make(&it, i, &o);
+        char key[32];
+        snprintf(key, sizeof(key), "m%zu", i);
+        T_OK(kit_produce(&kp, INC_IN, (int)(i % INC_PARTS), key, it.buf.data,
+                         it.buf.len) == 0);
+        rd_kafka_poll(kp.rk, 0);
+    }
+    rd_kafka_flush(kp.rk, 60000);
+    T_EQ_INT(kp.acked, INC_MSGS);
+    kit_producer_close(&kp);
+    sp_buf_fini(&it.buf);
+
+    struct sp_config *cfg[2] = {NULL, NULL};
+    struct sp_engine *eng[2] = {NULL, NULL};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        eng[i] = inc_engine(srv.port, &cfg[i]);
+        T_OK(eng[i] != NULL);
+        if (!eng[i])
+            goto out;
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, engine_thread, eng[i]);
+    /* Done: every input committed and the outboxes empty, for a while. */
+    int64_t deadline = sp_now_ms() + 120000, calm = 0;
+    while (sp_now_ms() < deadline) {
+        long lag = 0;
+        int behind = kit_committed_lag(brokers, "e2e-inc", INC_IN, INC_PARTS,
+                                       &lag);
+        if (behind == 0 && lag == 0 && outbox_left(&srv) == 0) {
+            if (!calm)
+                calm = sp_now_ms();
+            else if (sp_now_ms() - calm > 1500)
+                break;
+        } else {
+            calm = 0;
+        }
+        usleep(200000);
+    }
+    T_OK(calm != 0);
+    uint64_t late = 0, again = 0;
+    for (int i = 0; i < 2; i++) {
+        struct sp_metrics *m = sp_engine_metrics(eng[i]);
+        late += sp_counter_get(sp_metrics_counter(
+            m, "incident_snapshots_out_of_order_total", NULL,
+            "stage=\"correlate.0\""));
+        again += sp_counter_get(sp_metrics_counter(
+            m, "correlate_outbox_recovered_total", NULL,
+            "stage=\"correlate.0\""));
+    }
+    for (int i = 0; i < 2; i++) {
+        sp_engine_stop(eng[i]);
+        void *rcp;
+        pthread_join(th[i], &rcp);
+        T_EQ_INT(*(enum sp_err *)rcp, SP_OK);
+        free(rcp);
+    }
+    T_EQ_INT(outbox_left(&srv), 0);
+
+    struct kit_table inc;
+    kit_table_init(&inc, 4096);
+    size_t records = read_incidents(&inc);
+    size_t keys = 0, stale = 0, nowhere = 0, changed = 0;
+    for (size_t i = 0; i < inc.cap; i++) {
+        struct kit_entry *e = &inc.e[i];
+        if (!e->key)
+            continue;
+        struct landed *l = (struct landed *)e->value;
+        keys++;
+        changed += l->top > 1;
+        /* The incident's hash, whatever its tenant. */
+        char pattern[160];
+        snprintf(pattern, sizeof(pattern), "sp:*:i:%s", e->key);
+        redisReply *k = sp_test_redis_cmd(&srv, "KEYS %s", pattern);
+        long long v = -1, lp = -1, lo = -1, lv = -1;
+        if (k && k->type == REDIS_REPLY_ARRAY && k->elements == 1) {
+            redisReply *f = sp_test_redis_cmd(&srv, "HMGET %s v lp lo lv",
+                                              k->element[0]->str);
+            if (f && f->type == REDIS_REPLY_ARRAY && f->elements == 4) {
+                long long *dst[] = {&v, &lp, &lo, &lv};
+                for (int j = 0; j < 4; j++)
+                    if (f->element[j]->type == REDIS_REPLY_STRING)
+                        *dst[j] = atoll(f->element[j]->str);
+            }
+            if (f)
+                freeReplyObject(f);
+        }
+        if (k)
+            freeReplyObject(k);
+        if (l->version != l->top || l->version != v) {
+            if (stale++ < 5)
+                T_FAILF("incident %s: last record v%lld of %d, highest v%lld, "
+                        "Redis v%lld", e->key, l->version, l->records, l->top,
+                        v);
+        }
+        if (lp != l->partition || lo != l->offset || lv != l->version) {
+            if (nowhere++ < 5)
+                T_FAILF("incident %s: landed at %d/%lld v%lld, Redis says "
+                        "%lld/%lld v%lld", e->key, (int)l->partition,
+                        (long long)l->offset, l->version, lp, lo, lv);
+        }
+        free(l);
+        e->value = NULL;
+    }
+    printf("e2e: %zu incident records, %zu incidents (%zu changed after "
+           "their first version); %llu landed after a newer version, %llu "
+           "republished\n", records, keys, changed, (unsigned long long)late,
+           (unsigned long long)again);
+    T_OK(keys > 0);
+    T_OK(changed > 0);
+    T_EQ_INT(stale, 0);
+    T_EQ_INT(nowhere, 0);
+    kit_table_free(&inc);
+out:
+    for (int i = 0; i < 2; i++) {
+        if (eng[i])
+            sp_engine_free(eng[i]);
+        sp_config_free(cfg[i]);
+    }
+    sp_test_redis_stop(&srv);
+}
+
 int main(void)
 {
     t_prog = "e2e";
@@ -313,6 +570,7 @@ int main(void)
     }
     brokers = sp_mock_bootstraps(mock);
     T_RUN(test_pipeline_end_to_end);
+    T_RUN(test_incidents_through_kafka);
     free(where);
     sp_mock_stop(mock);
     return t_done();

@@ -342,9 +342,13 @@ static inline int sp_test_cluster_add_replica(struct sp_test_cluster *c, int m,
 struct sp_test_out {
     char *topic, *key, *value, *version;
     size_t vlen;
+    int64_t offset;                 /* where it landed; -1 while held */
+    struct sp_batch *held;          /* SP_TEST_HOLD: not acknowledged yet */
 };
 
-enum sp_test_ack { SP_TEST_ACK_OK, SP_TEST_ACK_FAIL, SP_TEST_REFUSE };
+/* SP_TEST_HOLD keeps outputs unacknowledged until sp_test_sink_land(). */
+enum sp_test_ack { SP_TEST_ACK_OK, SP_TEST_ACK_FAIL, SP_TEST_REFUSE,
+                   SP_TEST_HOLD };
 
 struct sp_test_sink {
     struct sp_sink sink;            /* first: &ts->sink is what stages get */
@@ -353,6 +357,23 @@ struct sp_test_sink {
     size_t n, cap;
     enum sp_test_ack mode;
 };
+
+/* Offsets of one partition shared by every memory sink of the program, so
+ * that two stages' outputs (two instances) land in one order, the order
+ * they are acknowledged in. */
+static int64_t sp_test_sink_offset;
+
+static inline void sp_test_sink_ack(struct sp_test_out *o,
+                                    struct sp_batch *batch, bool ok)
+{
+    if (ok) {
+        o->offset = sp_test_sink_offset++;
+        if (batch->on_landed)
+            batch->on_landed(batch, batch->ud, o->topic, o->key,
+                             strlen(o->key), 0, o->offset);
+    }
+    sp_batch_ack(batch, ok);
+}
 
 static inline char *sp_test_strndup(const void *p, size_t n)
 {
@@ -392,13 +413,45 @@ static inline enum sp_err sp_test_sink_produce(struct sp_sink *sink,
     o->value = sp_test_strndup(val, vlen);
     o->vlen = vlen;
     o->version = NULL;
+    o->offset = -1;
+    o->held = NULL;
     for (size_t i = 0; i < n_hdrs; i++)
         if (strcmp(hdrs[i].name, "version") == 0)
             o->version = sp_test_strndup(hdrs[i].value, hdrs[i].len);
-    pthread_mutex_unlock(&ts->mu);
     batch->pending++;
-    sp_batch_ack(batch, ts->mode == SP_TEST_ACK_OK);
+    if (ts->mode == SP_TEST_HOLD) {
+        o->held = batch;
+        pthread_mutex_unlock(&ts->mu);
+        return SP_OK;
+    }
+    struct sp_test_out copy = *o;   /* outs may move once unlocked */
+    size_t idx = ts->n - 1;
+    pthread_mutex_unlock(&ts->mu);
+    sp_test_sink_ack(&copy, batch, ts->mode == SP_TEST_ACK_OK);
+    pthread_mutex_lock(&ts->mu);
+    ts->outs[idx].offset = copy.offset;
+    pthread_mutex_unlock(&ts->mu);
     return SP_OK;
+}
+
+/* Acknowledges held output i (its index among the sink's outputs): it
+ * lands at the next offset.  False when i is not held. */
+static inline bool sp_test_sink_land(struct sp_test_sink *ts, size_t i)
+{
+    pthread_mutex_lock(&ts->mu);
+    if (i >= ts->n || !ts->outs[i].held) {
+        pthread_mutex_unlock(&ts->mu);
+        return false;
+    }
+    struct sp_batch *batch = ts->outs[i].held;
+    ts->outs[i].held = NULL;
+    struct sp_test_out copy = ts->outs[i];
+    pthread_mutex_unlock(&ts->mu);
+    sp_test_sink_ack(&copy, batch, true);
+    pthread_mutex_lock(&ts->mu);
+    ts->outs[i].offset = copy.offset;
+    pthread_mutex_unlock(&ts->mu);
+    return true;
 }
 
 static inline void sp_test_sink_init(struct sp_test_sink *ts)

@@ -1824,6 +1824,126 @@ static void test_template_publish_failed_reuse(void)
     at_close(&t);
 }
 
+/* ---- where analyses land --------------------------------------------------- */
+
+static double at_metric(struct at *t, const char *series)
+{
+    struct sp_buf b;
+    sp_buf_init(&b, (size_t)8 << 20);
+    sp_metrics_render(t->m, &b);
+    double v = 0;
+    char pat[512];
+    snprintf(pat, sizeof(pat), "\n%s ", series);
+    const char *p = b.data ? strstr(b.data, pat) : NULL;
+    if (p)
+        v = atof(p + strlen(pat));
+    sp_buf_fini(&b);
+    return v;
+}
+
+/* Index of the held output of id carrying an analysis (or not), or -1. */
+static long held_output(struct at *t, const char *id, bool analysis)
+{
+    long at = -1;
+    pthread_mutex_lock(&t->sink.mu);
+    for (size_t i = 0; i < t->sink.n; i++) {
+        struct sp_test_out *o = &t->sink.outs[i];
+        if (o->held && strcmp(o->key, id) == 0 &&
+            (strstr(o->value, "\"analysis\":null") == NULL) == analysis)
+            at = (long)i;
+    }
+    pthread_mutex_unlock(&t->sink.mu);
+    return at;
+}
+
+/* The version of id's record with the highest offset, and the highest
+ * version of id landed. */
+static long long landed_last(struct at *t, const char *id, long long *top)
+{
+    long long v = 0;
+    int64_t best = -1;
+    *top = 0;
+    pthread_mutex_lock(&t->sink.mu);
+    for (size_t i = 0; i < t->sink.n; i++) {
+        struct sp_test_out *o = &t->sink.outs[i];
+        if (strcmp(o->topic, "incidents") != 0 || strcmp(o->key, id) != 0 ||
+            o->offset < 0 || !o->version)
+            continue;
+        *top = SP_MAX(*top, atoll(o->version));
+        if (o->offset > best) {
+            best = o->offset;
+            v = atoll(o->version);
+        }
+    }
+    pthread_mutex_unlock(&t->sink.mu);
+    return v;
+}
+
+/*
+ * The analysis (a newer version of the incident, published by the
+ * analyze stage) lands before the correlate stage's snapshot of the
+ * version before it, as with two instances.  Whichever stage acknowledges
+ * first, the incident is queued again and correlate's recovery publishes
+ * its latest version last.
+ */
+static void test_analysis_landed_first(void)
+{
+    NEED_REDIS();
+    for (int c = 0; c < 2; c++) {
+        struct at t;
+        const char *sets[] = {"analyze.quiet=1s", "analyze.max_delay=60s",
+                              "correlate.outbox.grace=1h",
+                              "correlate.outbox.interval=100ms", NULL};
+        T_OK(at_open(&t, sets));
+        t.sink.mode = SP_TEST_HOLD;
+        struct ct_alert a1 = {.id = "a1", .ents = "host:h1", .t = 0};
+        struct sp_batch *b = sp_batch_new(1);
+        struct sp_alert *al = ct_add(b, &a1);
+        T_EQ_INT(sp_stage_process(t.corr, b), SP_OK);
+        T_EQ_INT(sp_stage_process(t.an, b), SP_OK);
+        char id[80];
+        snprintf(id, sizeof(id), "%s", al->incident_id ? al->incident_id : "");
+        sp_batch_free(b);
+        /* Correlate's snapshot (deferred: a tick past the wait). */
+        t.corr->type->tick(t.corr, sp_now_ms() + 1000);
+        long corr_out = held_output(&t, id, false);
+        T_OK(corr_out >= 0);
+        /* The analysis, once the quiet period is over. */
+        t.clock += 2000;
+        long an_out = -1;
+        for (int64_t until = sp_now_ms() + 5000;
+             an_out < 0 && sp_now_ms() < until; sp_test_sleep_ms(5)) {
+            t.an->type->tick(t.an, sp_now_ms());
+            an_out = held_output(&t, id, true);
+        }
+        T_OK(an_out >= 0);
+        if (an_out < 0 || corr_out < 0) {
+            t.sink.mode = SP_TEST_ACK_OK;
+            at_close(&t);
+            return;
+        }
+        t.sink.mode = SP_TEST_ACK_OK;
+        T_OK(sp_test_sink_land(&t.sink, (size_t)an_out));
+        T_OK(sp_test_sink_land(&t.sink, (size_t)corr_out));
+        long long top, last = landed_last(&t, id, &top);
+        T_OK(last < top);
+        struct sp_stage *first = c == 0 ? t.an : t.corr,
+                        *second = c == 0 ? t.corr : t.an;
+        first->type->tick(first, sp_now_ms());
+        second->type->tick(second, sp_now_ms());
+        for (int64_t until = sp_now_ms() + 3000;
+             landed_last(&t, id, &top) < top && sp_now_ms() < until;
+             sp_test_sleep_ms(10))
+            t.corr->type->tick(t.corr, sp_now_ms());
+        last = landed_last(&t, id, &top);
+        T_EQ_INT(last, top);
+        T_EQ_INT(at_metric(&t, "socpilot_incident_snapshots_out_of_order_total{stage=\"correlate.0\"}") +
+                     at_metric(&t, "socpilot_incident_snapshots_out_of_order_total{stage=\"analyze.0\"}"),
+                 1);
+        at_close(&t);
+    }
+}
+
 int main(void)
 {
     t_prog = "test_analyze";
@@ -1854,6 +1974,7 @@ int main(void)
     RUN(test_stale_done_keeps_ah);
     RUN(test_stale_job_after_takeover);
     RUN(test_template_publish_failed_reuse);
+    RUN(test_analysis_landed_first);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
     RUN(test_assembled_alert_sides);
