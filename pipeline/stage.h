@@ -111,10 +111,12 @@ struct sp_batch {
     void (*on_done)(struct sp_batch *batch, void *ud);
     /*
      * Optional, detached batches: where each output landed, told by the
-     * sink as it acknowledges that output (before its ack), so that a
-     * stage can see in which order its outputs and other instances' ones
-     * ended up on a partition.  Not called for an output that failed or
-     * went to the DLQ in its place, nor by a sink that cannot tell.
+     * sink as it acknowledges that output (before its ack, possibly from
+     * inside produce()), so that a stage can see in which order its
+     * outputs and other instances' ones ended up on a partition.  Not
+     * called for an output that failed, nor by a sink that cannot tell; a
+     * DLQ copy made in an output's place is told with the DLQ topic
+     * (compare the topic).
      */
     void (*on_landed)(struct sp_batch *batch, void *ud, const char *topic,
                       const void *key, size_t klen, int32_t partition,

@@ -882,8 +882,8 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
             "budget), retries that found the LLM still away included", lab);
         ctx->c_out_of_order = sp_metrics_counter(
             m, "incident_snapshots_out_of_order_total",
-            "Incident snapshots that landed after a newer version of the "
-            "incident (several instances); the latest is published again",
+            "Acknowledgements that found an incident's last record older than "
+            "a version already landed (several instances); published again",
             lab);
         ctx->c_published = sp_metrics_counter(m, "analyze_published_total",
             "Snapshots republished with their analysis", lab);

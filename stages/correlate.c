@@ -193,8 +193,8 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         "out of order)", l);
     ctx->c_out_of_order = sp_metrics_counter(
         m, "incident_snapshots_out_of_order_total",
-        "Incident snapshots that landed after a newer version of the "
-        "incident (several instances); the latest is published again", l);
+        "Acknowledgements that found an incident's last record older than "
+        "a version already landed (several instances); published again", l);
     ctx->c_assembled = sp_metrics_counter(
         m, "correlate_defender_assembled_total",
         "Defender alerts assembled from AlertInfo/AlertEvidence rows", l);

@@ -17,7 +17,9 @@
  *                    fl flood label, nx successor (the continuation of a
  *                    full incident, the incident opened after it closed),
  *                    rule, ten tenant, cr/up created/updated (wall ms),
- *                    ex last TTL refresh
+ *                    ex last TTL refresh; lp/lo/lv where its last
+ *                    snapshot landed (partition, offset, version) and lm
+ *                    the highest version landed (written by `ack`)
  *   i:<inc>:al       hash alert id -> alert summary JSON (built in C)
  *   i:<inc>:sc, :ad  the analyze stage's side hashes (alert -> script
  *                    analyses, alert details); moved with the alerts on a
@@ -1049,8 +1051,11 @@ const char corr_lua_sweep[] =
  * version of the last one on the topic, lm the highest version landed.
  * When the last one is older than lm (two instances' snapshots landed out
  * of order), the incident is queued again at once (score 0) instead, and
- * recovery publishes its latest version after it.  Offsets stay strings
- * (a Lua number would print large ones in exponent form).  Returns {how
+ * recovery publishes its latest version after it.  Redis over its
+ * maxmemory refuses the HSET (the script's first write): the ack then only
+ * removes, as without an offset, since removing is what frees memory.
+ * Offsets stay strings (a Lua number would print large ones in exponent
+ * form).  Returns {how
  * many were removed, how many were queued again}.
  */
 const char corr_lua_ack[] =
@@ -1066,8 +1071,8 @@ const char corr_lua_ack[] =
 "      if tonumber(h[5]) > pv then lm = h[5] end\n"
 "      if tonumber(h[3]) > tonumber(off) then lo, lv = h[3], h[4] end\n"
 "    end\n"
-"    redis.call('HSET', k, 'lp', lp, 'lo', lo, 'lv', lv, 'lm', lm)\n"
-"    again = tonumber(lv) < tonumber(lm)\n"
+"    local w = redis.pcall('HSET', k, 'lp', lp, 'lo', lo, 'lv', lv, 'lm', lm)\n"
+"    again = type(w) == 'number' and tonumber(lv) < tonumber(lm)\n"
 "  end\n"
 "  if again then\n"
 "    redis.call('ZADD', KEYS[1], 0, id)\n"

@@ -119,10 +119,17 @@ static void out_done(struct sp_batch *batch, void *ud)
 {
     struct corr_out *out = ud;
     struct corr_acks *acks = out->acks;
-    if (!acks->dead && !out->abandoned && batch->failed == 0) {
+    /* All delivered: every ack is earned.  Otherwise only the snapshots
+     * known to have landed (the rest stay in the outbox): their ack also
+     * says where they landed, which an older version landing after them
+     * needs to be noticed. */
+    bool all = !out->abandoned && batch->failed == 0;
+    if (!acks->dead) {
         /* Move the earned acks to the stage's queue; the next tick sends
          * them.  A full queue drops them: recovery republishes. */
         for (size_t i = 0; i < out->n; i++) {
+            if (!all && (out->pend[i].kind != 'o' || out->pend[i].off < 0))
+                continue;
             if (acks->n >= CORR_ACKS_MAX)
                 break;
             if (acks->n == acks->cap) {
@@ -271,12 +278,18 @@ static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
         {"socpilot-schema", "incident/1", 10},
         {"socpilot-tenant", c->tenant, strlen(c->tenant)},
     };
+    /* The ack it earns first: a sink may acknowledge (and say where it
+     * landed) before produce() returns. */
+    if ((e = ack_push(&out->pend, &out->n, &out->cap, 'o', c->prefix, c->id,
+                      version)))
+        return e;
     if (produce(ctx, out, ctx->st->env->topic_incidents, c->id,
-                ctx->json.data, ctx->json.len, hdrs, SP_ARRAY_SIZE(hdrs)))
+                ctx->json.data, ctx->json.len, hdrs, SP_ARRAY_SIZE(hdrs))) {
+        ack_free(&out->pend[--out->n]);
         return SP_OK;               /* stays in the outbox */
+    }
     sp_counter_inc(ctx->c_published);
-    return ack_push(&out->pend, &out->n, &out->cap, 'o', c->prefix, c->id,
-                    version);
+    return SP_OK;
 }
 
 /* The memo's figures since they were last counted, into the metrics. */

@@ -53,10 +53,11 @@ again() {
 # the second one).
 again SP_TEST_REDIS_CLUSTER "against a Redis Cluster" test_correlate test_analyze
 # With snapshots deferred (the default, which test_analyze runs anyway; the
-# test_correlate unit run publishes them before process() returns, so a
-# test can look right after a batch): what is owed rides with the next
-# batch, and a tick publishes the rest when a test looks.
-again SP_TEST_SNAPSHOT_DEFER "snapshots deferred" test_correlate
+# test_correlate and test_correlate_state unit runs publish them before
+# process() returns, so a test can look right after a batch): what is owed
+# rides with the next batch, and a tick publishes the rest when a test
+# looks.
+again SP_TEST_SNAPSHOT_DEFER "snapshots deferred" test_correlate test_correlate_state
 
 for f in build/e2e_alerts.jsonl build/normalized_samples.jsonl; do
     if [ -s "$f" ]; then

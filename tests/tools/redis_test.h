@@ -358,19 +358,33 @@ struct sp_test_sink {
     enum sp_test_ack mode;
 };
 
-/* Offsets of one partition shared by every memory sink of the program, so
- * that two stages' outputs (two instances) land in one order, the order
- * they are acknowledged in. */
+/* Offsets of one partition shared by every memory sink of the program
+ * (one test source file), so that two stages' outputs (two instances) land
+ * in one order, the order they are acknowledged in. */
+static pthread_mutex_t sp_test_sink_offset_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t sp_test_sink_offset;
 
-static inline void sp_test_sink_ack(struct sp_test_out *o,
+/* Acknowledges output idx of ts for batch: when ok, it lands at the next
+ * offset first (on_landed).  Called without ts->mu held. */
+static inline void sp_test_sink_ack(struct sp_test_sink *ts, size_t idx,
                                     struct sp_batch *batch, bool ok)
 {
     if (ok) {
-        o->offset = sp_test_sink_offset++;
-        if (batch->on_landed)
-            batch->on_landed(batch, batch->ud, o->topic, o->key,
-                             strlen(o->key), 0, o->offset);
+        pthread_mutex_lock(&sp_test_sink_offset_mu);
+        int64_t off = sp_test_sink_offset++;
+        pthread_mutex_unlock(&sp_test_sink_offset_mu);
+        char *topic = NULL, *key = NULL;
+        pthread_mutex_lock(&ts->mu);
+        if (idx < ts->n) {
+            ts->outs[idx].offset = off;
+            topic = strdup(ts->outs[idx].topic);
+            key = strdup(ts->outs[idx].key);
+        }
+        pthread_mutex_unlock(&ts->mu);
+        if (batch->on_landed && topic && key)
+            batch->on_landed(batch, batch->ud, topic, key, strlen(key), 0, off);
+        free(topic);
+        free(key);
     }
     sp_batch_ack(batch, ok);
 }
@@ -394,9 +408,11 @@ static inline enum sp_err sp_test_sink_produce(struct sp_sink *sink,
                                                size_t n_hdrs)
 {
     struct sp_test_sink *ts = sink->ctx;
-    if (ts->mode == SP_TEST_REFUSE)
-        return SP_ERR_RETRY;
     pthread_mutex_lock(&ts->mu);
+    if (ts->mode == SP_TEST_REFUSE) {
+        pthread_mutex_unlock(&ts->mu);
+        return SP_ERR_RETRY;
+    }
     if (ts->n == ts->cap) {
         size_t cap = ts->cap ? ts->cap * 2 : 256;
         struct sp_test_out *o = realloc(ts->outs, cap * sizeof(*o));
@@ -419,18 +435,15 @@ static inline enum sp_err sp_test_sink_produce(struct sp_sink *sink,
         if (strcmp(hdrs[i].name, "version") == 0)
             o->version = sp_test_strndup(hdrs[i].value, hdrs[i].len);
     batch->pending++;
-    if (ts->mode == SP_TEST_HOLD) {
+    enum sp_test_ack mode = ts->mode;
+    if (mode == SP_TEST_HOLD) {
         o->held = batch;
         pthread_mutex_unlock(&ts->mu);
         return SP_OK;
     }
-    struct sp_test_out copy = *o;   /* outs may move once unlocked */
     size_t idx = ts->n - 1;
     pthread_mutex_unlock(&ts->mu);
-    sp_test_sink_ack(&copy, batch, ts->mode == SP_TEST_ACK_OK);
-    pthread_mutex_lock(&ts->mu);
-    ts->outs[idx].offset = copy.offset;
-    pthread_mutex_unlock(&ts->mu);
+    sp_test_sink_ack(ts, idx, batch, mode == SP_TEST_ACK_OK);
     return SP_OK;
 }
 
@@ -445,12 +458,8 @@ static inline bool sp_test_sink_land(struct sp_test_sink *ts, size_t i)
     }
     struct sp_batch *batch = ts->outs[i].held;
     ts->outs[i].held = NULL;
-    struct sp_test_out copy = ts->outs[i];
     pthread_mutex_unlock(&ts->mu);
-    sp_test_sink_ack(&copy, batch, true);
-    pthread_mutex_lock(&ts->mu);
-    ts->outs[i].offset = copy.offset;
-    pthread_mutex_unlock(&ts->mu);
+    sp_test_sink_ack(ts, i, batch, true);
     return true;
 }
 
