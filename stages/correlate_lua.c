@@ -17,9 +17,9 @@
  *                    fl flood label, nx successor (the continuation of a
  *                    full incident, the incident opened after it closed),
  *                    rule, ten tenant, cr/up created/updated (wall ms),
- *                    ex last TTL refresh; lp/lo/lv where its last
- *                    snapshot landed (partition, offset, version) and lm
- *                    the highest version landed (written by `ack`)
+ *                    ex last TTL refresh; ld "part:offset:version:highest"
+ *                    where its last snapshot landed and the highest
+ *                    version landed (written by `ack`)
  *   i:<inc>:al       hash alert id -> alert summary JSON (built in C)
  *   i:<inc>:sc, :ad  the analyze stage's side hashes (alert -> script
  *                    analyses, alert details); moved with the alerts on a
@@ -1047,8 +1047,9 @@ const char corr_lua_sweep[] =
  * partition, offset) records, offset -1 when the sink could not tell.
  * Removes an incident from the outbox unless it changed again after that
  * version.  With an offset it also keeps where the incident's snapshots
- * land, in the incident's hash: lp, lo, lv the partition, offset and
- * version of the last one on the topic, lm the highest version landed.
+ * land, in the incident's hash: field ld = "part:offset:version:highest",
+ * the partition, offset and version of the last one on the topic and the
+ * highest version landed (one field: the hash is mostly a listpack).
  * When the last one is older than lm (two instances' snapshots landed out
  * of order), the incident is queued again at once (score 0) instead, and
  * recovery publishes its latest version after it.  Redis over its
@@ -1061,17 +1062,19 @@ const char corr_lua_sweep[] =
 const char corr_lua_ack[] =
 "local P, n, late = ARGV[1], 0, 0\n"
 "for i = 2, #ARGV - 3, 4 do\n"
-"  local id, pv, off = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 3]\n"
+"  local id, pv, part, off = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]\n"
 "  local k = P .. 'i:' .. id\n"
-"  local h = redis.call('HMGET', k, 'v', 'lp', 'lo', 'lv', 'lm')\n"
+"  local h = redis.call('HMGET', k, 'v', 'ld')\n"
 "  local again = false\n"
 "  if h[1] and tonumber(off) and tonumber(off) >= 0 then\n"
-"    local lp, lo, lv, lm = ARGV[i + 2], off, ARGV[i + 1], ARGV[i + 1]\n"
-"    if h[2] == lp and tonumber(h[3]) and tonumber(h[4]) and tonumber(h[5]) then\n"
-"      if tonumber(h[5]) > pv then lm = h[5] end\n"
-"      if tonumber(h[3]) > tonumber(off) then lo, lv = h[3], h[4] end\n"
+"    local lo, lv, lm = off, ARGV[i + 1], ARGV[i + 1]\n"
+"    local hp, ho, hv, hm\n"
+"    if h[2] then hp, ho, hv, hm = string.match(h[2], '^(%d+):(%d+):(%d+):(%d+)$') end\n"
+"    if hp == part then\n"
+"      if tonumber(hm) > pv then lm = hm end\n"
+"      if tonumber(ho) > tonumber(off) then lo, lv = ho, hv end\n"
 "    end\n"
-"    local w = redis.pcall('HSET', k, 'lp', lp, 'lo', lo, 'lv', lv, 'lm', lm)\n"
+"    local w = redis.pcall('HSET', k, 'ld', part .. ':' .. lo .. ':' .. lv .. ':' .. lm)\n"
 "    again = type(w) == 'number' and tonumber(lv) < tonumber(lm)\n"
 "  end\n"
 "  if again then\n"

@@ -505,15 +505,16 @@ static void test_incidents_through_kafka(void)
         char pattern[160];
         snprintf(pattern, sizeof(pattern), "sp:*:i:%s", e->key);
         redisReply *k = sp_test_redis_cmd(&srv, "KEYS %s", pattern);
-        long long v = -1, lp = -1, lo = -1, lv = -1;
+        long long v = -1, lp = -1, lo = -1, lv = -1, lm = -1;
         if (k && k->type == REDIS_REPLY_ARRAY && k->elements == 1) {
-            redisReply *f = sp_test_redis_cmd(&srv, "HMGET %s v lp lo lv",
+            redisReply *f = sp_test_redis_cmd(&srv, "HMGET %s v ld",
                                               k->element[0]->str);
-            if (f && f->type == REDIS_REPLY_ARRAY && f->elements == 4) {
-                long long *dst[] = {&v, &lp, &lo, &lv};
-                for (int j = 0; j < 4; j++)
-                    if (f->element[j]->type == REDIS_REPLY_STRING)
-                        *dst[j] = atoll(f->element[j]->str);
+            if (f && f->type == REDIS_REPLY_ARRAY && f->elements == 2) {
+                if (f->element[0]->type == REDIS_REPLY_STRING)
+                    v = atoll(f->element[0]->str);
+                if (f->element[1]->type == REDIS_REPLY_STRING)
+                    sscanf(f->element[1]->str, "%lld:%lld:%lld:%lld", &lp, &lo,
+                           &lv, &lm);
             }
             if (f)
                 freeReplyObject(f);
@@ -526,7 +527,8 @@ static void test_incidents_through_kafka(void)
                         "Redis v%lld", e->key, l->version, l->records, l->top,
                         v);
         }
-        if (lp != l->partition || lo != l->offset || lv != l->version) {
+        if (lp != l->partition || lo != l->offset || lv != l->version ||
+            lm != l->top) {
             if (nowhere++ < 5)
                 T_FAILF("incident %s: landed at %d/%lld v%lld, Redis says "
                         "%lld/%lld v%lld", e->key, (int)l->partition,

@@ -786,10 +786,8 @@ static void test_ack_script(void)
     T_OK(ack_one("5", "0", "10", &rm, &late));
     T_EQ_INT(rm, 1);
     T_EQ_INT(late, 0);
-    inc_field("lo", b, sizeof(b));
-    T_EQ_STR(b, "10");
-    inc_field("lm", b, sizeof(b));
-    T_EQ_STR(b, "5");
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "0:10:5:5");
     /* The same ack again: nothing to repair. */
     T_OK(ack_one("5", "0", "10", &rm, &late));
     T_EQ_INT(late, 0);
@@ -802,6 +800,8 @@ static void test_ack_script(void)
     T_OK(ack_one("5", "0", "21", &rm, &late));
     T_EQ_INT(rm, 0);
     T_EQ_INT(late, 1);
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "0:21:5:6");
     T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZSCORE sp:{t:t1}:out inc1"), 0);
     T_OK(ack_one("6", "0", "20", &rm, &late));
     T_EQ_INT(rm, 0);
@@ -810,29 +810,33 @@ static void test_ack_script(void)
     T_OK(ack_one("6", "0", "22", &rm, &late));
     T_EQ_INT(rm, 1);
     T_EQ_INT(late, 0);
-    inc_field("lv", b, sizeof(b));
-    T_EQ_STR(b, "6");
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "0:22:6:6");
     /* A new partition (the topic grew): its records are compared from
      * there on; an older version there is left to the outbox entry. */
     redis_do("ZADD sp:{t:t1}:out 100 inc1");
     T_OK(ack_one("4", "1", "3", &rm, &late));
     T_EQ_INT(rm, 0);
     T_EQ_INT(late, 0);
-    inc_field("lp", b, sizeof(b));
-    T_EQ_STR(b, "1");
-    inc_field("lm", b, sizeof(b));
-    T_EQ_STR(b, "4");
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "1:3:4:4");
     /* Offsets past 2^53 stay exactly as sent. */
     T_OK(ack_one("6", "1", "9007199254740993", &rm, &late));
     T_EQ_INT(rm, 1);
-    inc_field("lo", b, sizeof(b));
-    T_EQ_STR(b, "9007199254740993");
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "1:9007199254740993:6:6");
     /* No offset: removal only, the landing left as it was. */
     redis_do("ZADD sp:{t:t1}:out 100 inc1");
     T_OK(ack_one("6", "0", "-1", &rm, &late));
     T_EQ_INT(rm, 1);
-    inc_field("lp", b, sizeof(b));
-    T_EQ_STR(b, "1");
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "1:9007199254740993:6:6");
+    /* A landing record not of the script's making is started afresh. */
+    redis_do("HSET sp:{t:t1}:i:inc1 ld x:1");
+    T_OK(ack_one("6", "1", "40", &rm, &late));
+    T_EQ_INT(late, 0);
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "1:40:6:6");
     if (ct_cluster.n) {
         T_SKIP("maxmemory part: one server only");
         return;
@@ -841,13 +845,13 @@ static void test_ack_script(void)
     redis_do("ZADD sp:{t:t1}:out 100 inc1");
     redis_do("CONFIG SET maxmemory-policy noeviction");
     redis_do("CONFIG SET maxmemory 1");
-    bool ok = ack_one("6", "0", "30", &rm, &late);
+    bool ok = ack_one("6", "1", "50", &rm, &late);
     redis_do("CONFIG SET maxmemory 0");
     T_OK(ok);
     T_EQ_INT(rm, 1);
     T_EQ_INT(late, 0);
-    inc_field("lo", b, sizeof(b));
-    T_EQ_STR(b, "9007199254740993");
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "1:40:6:6");
 }
 
 /* ---- the tenants outbox recovery walks ------------------------------------ */
