@@ -60,6 +60,10 @@ const struct sp_cfg_key sp_engine_keys[] = {
      "this long (until then the loop just stops taking messages; pausing "
      "drops librdkafka's prefetched data, so brief stalls should not)", 0,
      NULL},
+    {"pipeline.ready_delivery_max", SP_CFG_DURATION, "60s", 0, 86400000,
+     "/readyz says not ready while the oldest batch has waited longer than "
+     "this for its outputs to be acknowledged (brokers refusing or not "
+     "answering the producer); 0: never", 0, NULL},
     {"pipeline.shutdown_timeout", SP_CFG_DURATION, "30s", 0, 3600000,
      "On SIGTERM/SIGINT: time to drain, flush and commit before exiting", 0,
      NULL},
@@ -123,6 +127,7 @@ struct sp_engine {
     int64_t revoke_timeout_ms;
     int64_t backoff_max_ms;
     int64_t pause_after_ms;
+    int64_t ready_delivery_max_ms;
     int64_t full_since_ms;              /* 0 = not at the in-flight limit */
     rd_kafka_message_t **rkms;
     rd_kafka_message_t **held;          /* taken while paused (see
@@ -208,6 +213,17 @@ static void update_readiness(struct sp_engine *eng)
     if (ok && eng->kafka &&
         !sp_kafka_reachable(eng->kafka, sp_now_ms(), reason, sizeof(reason)))
         ok = false;
+    /* The consumer may be fine while the producer's outputs are not
+     * acknowledged (a topic's leader gone, not enough replicas, a full
+     * producer queue): the oldest batch in flight shows it. */
+    int64_t waited_ms = eng->head ? (sp_now_us() - eng->head->started_us) / 1000
+                                  : 0;
+    if (ok && eng->ready_delivery_max_ms > 0 &&
+        waited_ms > eng->ready_delivery_max_ms) {
+        ok = false;
+        snprintf(reason, sizeof(reason), "kafka: the oldest batch's outputs "
+                 "unacknowledged for %llds", (long long)(waited_ms / 1000));
+    }
     if (ok && eng->stuck) {
         ok = false;
         snprintf(reason, sizeof(reason), "retrying a batch after a "
@@ -649,6 +665,7 @@ struct sp_engine *sp_engine_new(struct sp_config *cfg, struct sp_error *err)
     eng->revoke_timeout_ms = sp_config_int(cfg, "pipeline.revoke_timeout");
     eng->backoff_max_ms = sp_config_int(cfg, "pipeline.retry_backoff_max");
     eng->pause_after_ms = sp_config_int(cfg, "pipeline.pause_after");
+    eng->ready_delivery_max_ms = sp_config_int(cfg, "pipeline.ready_delivery_max");
     eng->rkms = calloc(eng->batch_size, sizeof(*eng->rkms));
     eng->held = calloc(eng->batch_size, sizeof(*eng->held));
     eng->metrics = sp_metrics_new("socpilot_");

@@ -17,7 +17,9 @@
  *   - while a batch waits to be retried (Redis down) the member still
  *     serves rebalances, so a new member gets partitions in seconds
  *     instead of waiting for max.poll.interval.ms;
- *   - a fatal error on the producer stops the engine.
+ *   - a fatal error on the producer stops the engine;
+ *   - /readyz says not ready while no broker is connected, or while the
+ *     producer's outputs go unacknowledged.
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -679,6 +681,78 @@ static void test_brokers_down_not_ready(void)
     sp_config_free(cfg);
 }
 
+/*
+ * The consumer is fine but the producer's outputs are not acknowledged
+ * (here the alerts topic's leader answers after 6 s): /readyz says not
+ * ready once the oldest batch has waited pipeline.ready_delivery_max, and
+ * ready again by itself when deliveries go through; nothing is lost.  It
+ * used to stay ready throughout.
+ */
+static void test_delivery_stall_not_ready(void)
+{
+    struct sp_error err = {0};
+    const char *topics[] = {"f8.in", "f8.in.dlq", "f8.in.alerts",
+                            "f.incidents"};
+    struct sp_mock *mk = sp_mock_start(2, topics, 4, 1, &err);
+    T_OK(mk != NULL);
+    if (!mk)
+        return;
+    rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
+    /* Input, group and DLQ on broker 1; the alerts topic on broker 2. */
+    rd_kafka_mock_partition_set_leader(mc, "f8.in", 0, 1);
+    rd_kafka_mock_partition_set_leader(mc, "f8.in.dlq", 0, 1);
+    rd_kafka_mock_partition_set_leader(mc, "f8.in.alerts", 0, 2);
+    rd_kafka_mock_coordinator_set(mc, "group", "f8", 1);
+    const char *saved = brokers;
+    brokers = sp_mock_bootstraps(mk);
+    const char *extra[] = {"pipeline.ready_delivery_max=1s",
+                           "kafka.producer.linger.ms=0"};
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for("f8.in", "f8", extra, 2, &cfg);
+    T_OK(eng != NULL);
+    if (eng) {
+        pthread_t th;
+        start_assigned(eng, &th, 1);
+        char why[256];
+        T_OK(wait_ready(eng, true, why, sizeof(why), 5000));
+        rd_kafka_mock_broker_set_rtt(mc, 2, 6000);
+        struct gen_opts o;
+        gen_opts_default(&o);
+        struct gen_item it;
+        memset(&it, 0, sizeof(it));
+        sp_buf_init(&it.buf, 0);
+        struct kit_producer kp;
+        T_OK(kit_producer_open(&kp, brokers, 0) == 0);
+        for (size_t i = 0, n = 0; n < 10 && i < 1000; i++) {
+            gen_make(&it, i, &o);
+            if (it.reason)
+                continue;
+            char k[32];
+            snprintf(k, sizeof(k), "m%zu", i);
+            kit_produce(&kp, "f8.in", 0, k, it.buf.data, it.buf.len);
+            n++;
+        }
+        kit_producer_close(&kp);
+        sp_buf_fini(&it.buf);
+        T_OK(wait_ready(eng, false, why, sizeof(why), 5000));
+        T_CONTAINS(why, "outputs unacknowledged");
+        rd_kafka_mock_broker_set_rtt(mc, 2, 0);
+        T_OK(wait_ready(eng, true, why, sizeof(why), 20000));
+        long lag = 1;
+        int64_t until = sp_now_ms() + 20000;
+        while (sp_now_ms() < until &&
+               (kit_committed_lag(brokers, "f8", "f8.in", 1, &lag) || lag))
+            usleep(200000);
+        T_EQ_INT(lag, 0);
+        sp_engine_stop(eng);
+        pthread_join(th, NULL);
+        sp_engine_free(eng);
+        sp_config_free(cfg);
+    }
+    brokers = saved;
+    sp_mock_stop(mk);
+}
+
 int main(void)
 {
     t_prog = "faults";
@@ -701,6 +775,7 @@ int main(void)
     T_RUN(test_rebalance_served_while_retrying);
     T_RUN(test_fatal_producer_error_stops);
     T_RUN(test_brokers_down_not_ready);
+    T_RUN(test_delivery_stall_not_ready);
     sp_mock_stop(mock);
     return t_done();
 }
