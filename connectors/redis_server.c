@@ -156,6 +156,52 @@ static bool spawn(struct sp_redis_server *rs)
     return false;
 }
 
+/* One command on a fresh connection to rs; true on a status reply. */
+static bool server_cmd(const struct sp_redis_server *rs, int argc,
+                       const char **argv)
+{
+    struct timeval tv = {2, 0};
+    redisContext *c = rs->unix_only
+                          ? redisConnectUnixWithTimeout(rs->sock, tv)
+                          : redisConnectWithTimeout("127.0.0.1", rs->port, tv);
+    if (!c)
+        return false;
+    bool ok = false;
+    if (!c->err) {
+        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+        ok = r && r->type == REDIS_REPLY_STATUS;
+        if (r)
+            freeReplyObject(r);
+    }
+    redisFree(c);
+    return ok;
+}
+
+enum sp_err sp_redis_server_require(struct sp_redis_server *rs,
+                                    const char *user, const char *password,
+                                    struct sp_error *err)
+{
+    if (!password || !password[0])
+        return SP_OK;
+    if (user && user[0] && strcmp(user, "default") != 0) {
+        char pass[1024];
+        if (snprintf(pass, sizeof(pass), ">%s", password) >= (int)sizeof(pass))
+            return sp_error_set(err, SP_ERR_CONFIG, "redis.password: too long");
+        const char *argv[] = {"ACL", "SETUSER", user, "on", pass, "~*", "&*",
+                              "+@all"};
+        bool ok = server_cmd(rs, 8, argv);
+        memset(pass, 0, sizeof(pass));
+        if (!ok)
+            return sp_error_set(err, SP_ERR_REMOTE, "embedded redis-server: "
+                                "cannot create ACL user %s", user);
+    }
+    const char *argv[] = {"CONFIG", "SET", "requirepass", password};
+    if (!server_cmd(rs, 4, argv))
+        return sp_error_set(err, SP_ERR_REMOTE, "embedded redis-server: "
+                            "cannot set its password");
+    return SP_OK;
+}
+
 enum sp_err sp_redis_server_start(struct sp_redis_server *rs, bool persist,
                                   struct sp_error *err)
 {

@@ -44,6 +44,13 @@ struct sp_redis_server {
     int n_extra;
 };
 
+/* Makes a started server ask for the given credentials (the default user's
+ * password, and user when not "default"), set over a connection rather
+ * than on its command line, where other local users could read them.
+ * Nothing to do without a password. */
+enum sp_err sp_redis_server_require(struct sp_redis_server *rs,
+                                    const char *user, const char *password,
+                                    struct sp_error *err);
 /* Finds redis-server on PATH (or $REDIS_SERVER). */
 bool sp_redis_server_find(char *out, size_t n);
 /* Starts a server on a free port (or on its unix socket when unix_only);

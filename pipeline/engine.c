@@ -95,7 +95,8 @@ const struct sp_cfg_key sp_engine_keys[] = {
     {"redis.embedded", SP_CFG_BOOL, "false", 0, 0,
      "Start a private redis-server (Debian package) on a unix socket in a "
      "private 0700 directory and use it, no persistence (the demo); "
-     "redis.host/port/unix_socket are then ignored",
+     "redis.host/port/unix_socket are then ignored, redis.user/password "
+     "are what it asks for",
      0, NULL},
 };
 const size_t sp_engine_n_keys = SP_ARRAY_SIZE(sp_engine_keys);
@@ -638,6 +639,13 @@ static enum sp_err start_embedded_redis(struct sp_engine *eng,
     eng->redis.die_with_parent = true;
     enum sp_err e = sp_redis_server_start(&eng->redis, false, err);
     if (e)
+        return e;
+    /* The credentials configured for Redis work against it as against
+     * any other (it used to run without, and AUTH was refused). */
+    if ((e = sp_redis_server_require(&eng->redis,
+                                     sp_config_str(eng->cfg, "redis.user"),
+                                     sp_config_str(eng->cfg, "redis.password"),
+                                     err)))
         return e;
     char sock[160];
     snprintf(sock, sizeof(sock), "redis.unix_socket=%s", eng->redis.sock);

@@ -32,6 +32,7 @@
 #include "kit.h"
 #include "log.h"
 #include "metrics.h"
+#include "redis_server.h"
 #include "t.h"
 
 static struct sp_mock *mock;
@@ -753,6 +754,46 @@ static void test_delivery_stall_not_ready(void)
     sp_mock_stop(mk);
 }
 
+/*
+ * redis.embedded with credentials configured: the private redis-server
+ * asks for them, so the same settings work as against any Redis (with the
+ * default user, and with an ACL user).  AUTH used to be refused, and the
+ * correlate stage never became ready.
+ */
+static void test_embedded_redis_credentials(void)
+{
+    static const char *const users[] = {"redis.user=default",
+                                        "redis.user=socpilot"};
+    char bin[512];
+    if (!sp_redis_server_find(bin, sizeof(bin))) {
+        T_SKIP("redis-server is not installed");
+        return;
+    }
+    for (size_t i = 0; i < SP_ARRAY_SIZE(users); i++) {
+        char in[16];
+        snprintf(in, sizeof(in), "f9%zu.in", i);
+        T_OK(sp_mock_topic(mock, in, 1) == SP_OK);
+        const char *extra[] = {"pipeline.stages=decode,correlate,publish",
+                               "redis.embedded=true",
+                               "redis.password=pw-for-the-test", users[i]};
+        struct sp_config *cfg = NULL;
+        struct sp_engine *eng = engine_for(in, in, extra, 4, &cfg);
+        T_OK(eng != NULL);
+        if (!eng)
+            return;
+        pthread_t th;
+        start_assigned(eng, &th, 1);
+        char why[256];
+        T_OK(wait_ready(eng, true, why, sizeof(why), 10000));
+        if (why[0])
+            fprintf(stderr, "  %s: %s\n", users[i], why);
+        sp_engine_stop(eng);
+        pthread_join(th, NULL);
+        sp_engine_free(eng);
+        sp_config_free(cfg);
+    }
+}
+
 int main(void)
 {
     t_prog = "faults";
@@ -776,6 +817,7 @@ int main(void)
     T_RUN(test_fatal_producer_error_stops);
     T_RUN(test_brokers_down_not_ready);
     T_RUN(test_delivery_stall_not_ready);
+    T_RUN(test_embedded_redis_credentials);
     sp_mock_stop(mock);
     return t_done();
 }
