@@ -17,6 +17,7 @@
  */
 #include "cli.h"
 #include "correlate_int.h"
+#include "log.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -557,6 +558,16 @@ int sp_cmd_incident(int argc, char **argv)
     co.sets = NULL;
     if (!c.cfg)
         return 1;
+    /* What a command prints is its answer: progress lines (connected to
+     * Redis) only when -s log.level asks for them, not from the level a
+     * shared config file sets for `socpilot run`. */
+    if (strcmp(sp_config_origin(c.cfg, "log.level", NULL), "-s") != 0) {
+        enum sp_log_format fmt = SP_LOG_TEXT;
+        sp_log_format_parse(sp_config_str(c.cfg, "log.format"), &fmt);
+        enum sp_log_level lvl = SP_LOG_INFO;
+        sp_log_level_parse(sp_config_str(c.cfg, "log.level"), &lvl);
+        sp_log_setup(lvl < SP_LOG_WARN ? lvl : SP_LOG_WARN, fmt, stderr);
+    }
     c.key_prefix = sp_config_str(c.cfg, "correlate.key_prefix");
     struct sp_redis_opts o;
     sp_redis_opts_from_config(c.cfg, &o);

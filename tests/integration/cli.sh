@@ -101,6 +101,12 @@ if command -v redis-server >/dev/null 2>&1; then
     check "incident show of an unknown id exits 1 naming it (rc=$rc)" '[ $rc -eq 1 ] && grep -q "inc-0123abcd: no such incident" "$tmp/i4"'
     "$sp" incident list -s redis.unix_socket="$tmp/redis.sock" >"$tmp/i5" 2>&1; rc=$?
     check "incident list of an empty Redis exits 0 (rc=$rc)" '[ $rc -eq 0 ] && grep -q "^ID  *STATUS" "$tmp/i5"'
+    # Its output is the answer: no progress lines from the config's
+    # log.level, unless -s log.level asks for them.
+    "$sp" incident list -s redis.unix_socket="$tmp/redis.sock" 2>"$tmp/i6" >/dev/null
+    check "incident list logs nothing at the default level" '[ ! -s "$tmp/i6" ]'
+    "$sp" incident list -s redis.unix_socket="$tmp/redis.sock" -s log.level=debug 2>"$tmp/i7" >/dev/null
+    check "incident list -s log.level=debug logs" 'grep -q "level=" "$tmp/i7"'
     kill "$rpid" 2>/dev/null; wait "$rpid" 2>/dev/null; rpid=
 fi
 
