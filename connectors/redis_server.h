@@ -45,9 +45,9 @@ struct sp_redis_server {
 };
 
 /* Makes a started server ask for the given credentials (the default user's
- * password, and user when not "default"), set over a connection rather
- * than on its command line, where other local users could read them.
- * Nothing to do without a password. */
+ * password, and user when not "default": nopass without a password), set
+ * over a connection rather than on its command line, where other local
+ * users could read them.  Nothing to do without either. */
 enum sp_err sp_redis_server_require(struct sp_redis_server *rs,
                                     const char *user, const char *password,
                                     struct sp_error *err);

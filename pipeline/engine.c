@@ -217,7 +217,7 @@ static void update_readiness(struct sp_engine *eng)
     /* The consumer may be fine while the producer's outputs are not
      * acknowledged (a topic's leader gone, not enough replicas, a full
      * producer queue): the oldest batch in flight shows it. */
-    int64_t waited_ms = eng->head ? (sp_now_us() - eng->head->started_us) / 1000
+    int64_t waited_ms = eng->head ? (sp_now_us() - eng->head->inflight_us) / 1000
                                   : 0;
     if (ok && eng->ready_delivery_max_ms > 0 &&
         waited_ms > eng->ready_delivery_max_ms) {
@@ -335,6 +335,7 @@ static void complete_batches(struct sp_engine *eng)
 static void inflight_push(struct sp_engine *eng, struct sp_batch *batch)
 {
     batch->next = NULL;
+    batch->inflight_us = sp_now_us();
     if (eng->tail)
         eng->tail->next = batch;
     else

@@ -98,6 +98,7 @@ struct sp_batch {
     int64_t pending;                /* outputs not yet acknowledged */
     int64_t failed;                 /* outputs that could not be delivered */
     int64_t started_us;
+    int64_t inflight_us;            /* when it began waiting for its outputs */
     uint64_t seq;
     struct sp_batch *next;          /* engine's in-flight FIFO */
     /*

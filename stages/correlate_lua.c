@@ -1053,31 +1053,40 @@ const char corr_lua_sweep[] =
  * When the last one is older than lm (two instances' snapshots landed out
  * of order), the incident is queued again at once (score 0) instead, and
  * recovery publishes its latest version after it.  Redis over its
- * maxmemory refuses the HSET (the script's first write): the ack then only
- * removes, as without an offset, since removing is what frees memory.
- * Offsets stay strings (a Lua number would print large ones in exponent
- * form).  Returns {how
+ * maxmemory refuses the HSET (the script's first write, so ZADD too): the
+ * ack then removes as without an offset (removing is what frees memory),
+ * except an entry whose ack finds the last record older, left for
+ * recovery after the grace period.  Offsets stay strings and are compared
+ * as such (decimal, no leading zeros; a Lua number is exact only up to
+ * 2^53 and prints large ones in exponent form).  Returns {how
  * many were removed, how many were queued again}.
  */
 const char corr_lua_ack[] =
 "local P, n, late = ARGV[1], 0, 0\n"
+"local function later(a, b)\n"
+"  if #a ~= #b then return #a > #b end\n"
+"  return a > b\n"
+"end\n"
 "for i = 2, #ARGV - 3, 4 do\n"
 "  local id, pv, part, off = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]\n"
 "  local k = P .. 'i:' .. id\n"
 "  local h = redis.call('HMGET', k, 'v', 'ld')\n"
 "  local again = false\n"
-"  if h[1] and tonumber(off) and tonumber(off) >= 0 then\n"
+"  local kept = false\n"
+"  if h[1] and string.find(off, '^%d+$') then\n"
 "    local lo, lv, lm = off, ARGV[i + 1], ARGV[i + 1]\n"
 "    local hp, ho, hv, hm\n"
 "    if h[2] then hp, ho, hv, hm = string.match(h[2], '^(%d+):(%d+):(%d+):(%d+)$') end\n"
 "    if hp == part then\n"
 "      if tonumber(hm) > pv then lm = hm end\n"
-"      if tonumber(ho) > tonumber(off) then lo, lv = ho, hv end\n"
+"      if later(ho, off) then lo, lv = ho, hv end\n"
 "    end\n"
 "    local w = redis.pcall('HSET', k, 'ld', part .. ':' .. lo .. ':' .. lv .. ':' .. lm)\n"
-"    again = type(w) == 'number' and tonumber(lv) < tonumber(lm)\n"
+"    again = tonumber(lv) < tonumber(lm)\n"
+"    kept = again and type(w) ~= 'number'\n"
 "  end\n"
-"  if again then\n"
+"  if kept then\n"
+"  elseif again then\n"
 "    redis.call('ZADD', KEYS[1], 0, id)\n"
 "    late = late + 1\n"
 "  elseif not h[1] or tonumber(h[1]) <= pv then\n"

@@ -447,6 +447,22 @@ static inline enum sp_err sp_test_sink_produce(struct sp_sink *sink,
     return SP_OK;
 }
 
+/* Fails held output i, as a delivery that gave up.  False when i is not
+ * held. */
+static inline bool sp_test_sink_fail(struct sp_test_sink *ts, size_t i)
+{
+    pthread_mutex_lock(&ts->mu);
+    if (i >= ts->n || !ts->outs[i].held) {
+        pthread_mutex_unlock(&ts->mu);
+        return false;
+    }
+    struct sp_batch *batch = ts->outs[i].held;
+    ts->outs[i].held = NULL;
+    pthread_mutex_unlock(&ts->mu);
+    sp_batch_ack(batch, false);
+    return true;
+}
+
 /* Acknowledges held output i (its index among the sink's outputs): it
  * lands at the next offset.  False when i is not held. */
 static inline bool sp_test_sink_land(struct sp_test_sink *ts, size_t i)
