@@ -75,6 +75,8 @@ struct sp_kafka {
     bool shut;
     int assigned;
     bool cooperative;
+    bool ever_assigned;              /* a rebalance gave it partitions */
+    bool keep_consumer;              /* never destroyed (see join_settle) */
     struct sp_counter *c_produced, *c_delivered, *c_redelivered,
         *c_delivery_failed, *c_dlq_publish_failed, *c_consumed,
         *c_consume_errors, *c_rebalances, *c_redo;
@@ -800,6 +802,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     k->cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     sp_counter_add(k->c_rebalances, 1);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        k->ever_assigned = true;
         sp_log_info(KCOMP, "assigned %d partition(s) (%s)", parts->cnt,
                     k->cooperative ? "cooperative" : "eager");
         rd_kafka_error_t *e = NULL;
@@ -1023,6 +1026,58 @@ fail:
     return NULL;
 }
 
+/*
+ * librdkafka before 2.3.0 aborts (an assertion in the cooperative-sticky
+ * assignor, librdkafka issue 4312) when a consumer is closed after its
+ * group chose the assignor and before the first assignment: a socpilot
+ * stopped while joining its group (a rolling restart, a SIGTERM right
+ * after start) died of SIGABRT.  Such a consumer is given the time to get
+ * that assignment first (its messages, never processed, are not stored:
+ * they are replayed); if none comes, it is left open, the process being
+ * about to exit, rather than closed into the abort.
+ */
+#define JOIN_SETTLE_MAX_MS 10000
+
+static bool join_settle_needed(struct sp_kafka *k)
+{
+    if (!k->consumer || k->ever_assigned || rd_kafka_version() >= 0x020300ff)
+        return false;
+    /* Without a member id it never got as far as a JoinGroup answer (the
+     * brokers unreachable, say): nothing chosen, closing is safe. */
+    char *mid = rd_kafka_memberid(k->consumer);
+    bool joining = mid && mid[0];
+    if (mid)
+        rd_kafka_mem_free(k->consumer, mid);
+    if (!joining)
+        return false;
+    char v[256];
+    size_t n = sizeof(v);
+    if (rd_kafka_conf_get(rd_kafka_conf(k->consumer),
+                          "partition.assignment.strategy", v, &n) !=
+        RD_KAFKA_CONF_OK)
+        return true;
+    return strstr(v, "cooperative-sticky") != NULL;
+}
+
+static void join_settle(struct sp_kafka *k, int timeout_ms)
+{
+    if (!join_settle_needed(k))
+        return;
+    int64_t until = sp_now_ms() + SP_MIN(timeout_ms, JOIN_SETTLE_MAX_MS);
+    rd_kafka_message_t *msgs[64];
+    while (!k->ever_assigned && k->cq && sp_now_ms() < until) {
+        ssize_t n = rd_kafka_consume_batch_queue(k->cq, 100, msgs, 64);
+        for (ssize_t i = 0; i < n; i++)
+            rd_kafka_message_destroy(msgs[i]);
+    }
+    if (!k->ever_assigned) {
+        k->keep_consumer = true;
+        sp_log_warn(KCOMP, "the consumer got no partitions while joining its "
+                    "group; left open (librdkafka %s would abort closing it "
+                    "now)", rd_kafka_version_str());
+    }
+}
+
 void sp_kafka_shutdown(struct sp_kafka *k, int timeout_ms)
 {
     if (!k || k->shut)
@@ -1036,8 +1091,11 @@ void sp_kafka_shutdown(struct sp_kafka *k, int timeout_ms)
         rd_kafka_poll(k->producer, 0);
         redo_abandon(k, true);      /* kept by the purge's reports */
     }
-    if (k->consumer)
-        rd_kafka_consumer_close(k->consumer);
+    if (k->consumer) {
+        join_settle(k, SP_MAX(timeout_ms, 5000));
+        if (!k->keep_consumer)
+            rd_kafka_consumer_close(k->consumer);
+    }
 }
 
 void sp_kafka_close(struct sp_kafka *k)
@@ -1046,7 +1104,7 @@ void sp_kafka_close(struct sp_kafka *k)
         return;
     sp_kafka_shutdown(k, 2000);
     redo_abandon(k, false);         /* kept by reports during the close */
-    if (k->consumer) {
+    if (k->consumer && !k->keep_consumer) {
         if (k->cq)
             rd_kafka_queue_destroy(k->cq);
         rd_kafka_destroy(k->consumer);

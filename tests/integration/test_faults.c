@@ -19,7 +19,9 @@
  *     instead of waiting for max.poll.interval.ms;
  *   - a fatal error on the producer stops the engine;
  *   - /readyz says not ready while no broker is connected, or while the
- *     producer's outputs go unacknowledged.
+ *     producer's outputs go unacknowledged;
+ *   - stopped while joining its group, it exits cleanly (librdkafka before
+ *     2.3.0 could abort).
  */
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -812,6 +814,45 @@ static void test_embedded_redis_credentials(void)
     }
 }
 
+/*
+ * Stopped while joining its group (a SIGTERM right after start, a rolling
+ * restart): librdkafka before 2.3.0 aborted closing a cooperative-sticky
+ * consumer between the group's choice of assignor (JoinGroup) and its
+ * first assignment (SyncGroup).  Here SyncGroup is refused six times
+ * (REBALANCE_IN_PROGRESS: the consumer joins again), and the engine is
+ * stopped in the middle of it, after the mock's 3 s initial rebalance
+ * delay: it used to die of SIGABRT (taking this program with it); now it
+ * waits for its assignment, then closes.
+ */
+static void test_stop_while_joining(void)
+{
+    const char *in = "f10.in";
+    T_OK(sp_mock_topic(mock, in, 2) == SP_OK);
+    rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mock);
+    const int16_t sync_group = 14;      /* the SyncGroup API key */
+    rd_kafka_mock_push_request_errors(
+        mc, sync_group, 6, RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS,
+        RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS);
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for(in, "f10", NULL, 0, &cfg);
+    T_OK(eng != NULL);
+    if (!eng)
+        return;
+    pthread_t th;
+    pthread_create(&th, NULL, run_engine, eng);
+    usleep(3500 * 1000);
+    int64_t t0 = sp_now_ms();
+    sp_engine_stop(eng);
+    pthread_join(th, NULL);
+    sp_engine_free(eng);
+    sp_config_free(cfg);
+    T_OK(sp_now_ms() - t0 < 15000);
+}
+
 int main(void)
 {
     t_prog = "faults";
@@ -836,6 +877,7 @@ int main(void)
     T_RUN(test_brokers_down_not_ready);
     T_RUN(test_delivery_stall_not_ready);
     T_RUN(test_embedded_redis_credentials);
+    T_RUN(test_stop_while_joining);
     sp_mock_stop(mock);
     return t_done();
 }
