@@ -1032,11 +1032,13 @@ fail:
  * group chose the assignor and before the first assignment: a socpilot
  * stopped while joining its group (a rolling restart, a SIGTERM right
  * after start) died of SIGABRT.  Such a consumer is given the time to get
- * that assignment first (its messages, never processed, are not stored:
- * they are replayed); if none comes, it is left open, the process being
- * about to exit, rather than closed into the abort.
+ * that assignment first, briefly (its messages, never processed, are not
+ * stored: they are replayed); if none comes, it is left open, the process
+ * being about to exit, rather than closed into the abort (the group then
+ * drops the member after session.timeout.ms).  Nothing polls it again, and
+ * its log callback does not use the freed opaque.
  */
-#define JOIN_SETTLE_MAX_MS 10000
+#define JOIN_SETTLE_MAX_MS 2000
 
 static bool join_settle_needed(struct sp_kafka *k)
 {
@@ -1092,7 +1094,7 @@ void sp_kafka_shutdown(struct sp_kafka *k, int timeout_ms)
         redo_abandon(k, true);      /* kept by the purge's reports */
     }
     if (k->consumer) {
-        join_settle(k, SP_MAX(timeout_ms, 5000));
+        join_settle(k, JOIN_SETTLE_MAX_MS);
         if (!k->keep_consumer)
             rd_kafka_consumer_close(k->consumer);
     }
