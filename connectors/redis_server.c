@@ -62,23 +62,36 @@ int sp_free_port(void)
     return port;
 }
 
-static bool answers_ping(const struct sp_redis_server *rs)
+/* One command on a fresh connection to rs (its unix socket or its port):
+ * its reply type, or -1 when it could not be sent or read. */
+static int server_call(const struct sp_redis_server *rs, int secs, int argc,
+                       const char **argv)
 {
-    struct timeval tv = {1, 0};
+    struct timeval tv = {secs, 0};
     redisContext *c = rs->unix_only
                           ? redisConnectUnixWithTimeout(rs->sock, tv)
                           : redisConnectWithTimeout("127.0.0.1", rs->port, tv);
     if (!c)
-        return false;
-    bool ok = false;
+        return -1;
+    int type = -1;
     if (!c->err) {
-        redisReply *r = redisCommand(c, "PING");
-        ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
-        if (r)
+        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+        if (r) {
+            type = r->type;
             freeReplyObject(r);
+        }
     }
     redisFree(c);
-    return ok;
+    return type;
+}
+
+/* Up: PING answered, an error included (NOAUTH once it asks for a
+ * password). */
+static bool answers_ping(const struct sp_redis_server *rs)
+{
+    const char *argv[] = {"PING"};
+    int type = server_call(rs, 1, 1, argv);
+    return type == REDIS_REPLY_STATUS || type == REDIS_REPLY_ERROR;
 }
 
 static void sleep_ms(int ms)
@@ -160,21 +173,7 @@ static bool spawn(struct sp_redis_server *rs)
 static bool server_cmd(const struct sp_redis_server *rs, int argc,
                        const char **argv)
 {
-    struct timeval tv = {2, 0};
-    redisContext *c = rs->unix_only
-                          ? redisConnectUnixWithTimeout(rs->sock, tv)
-                          : redisConnectWithTimeout("127.0.0.1", rs->port, tv);
-    if (!c)
-        return false;
-    bool ok = false;
-    if (!c->err) {
-        redisReply *r = redisCommandArgv(c, argc, argv, NULL);
-        ok = r && r->type == REDIS_REPLY_STATUS;
-        if (r)
-            freeReplyObject(r);
-    }
-    redisFree(c);
-    return ok;
+    return server_call(rs, 2, argc, argv) == REDIS_REPLY_STATUS;
 }
 
 enum sp_err sp_redis_server_require(struct sp_redis_server *rs,

@@ -611,10 +611,8 @@ static enum sp_err landed(struct an_ctx *ctx, const struct an_pub *a)
     redisReply *rep = NULL;
     enum sp_err e = script(ctx, &ctx->s_landed, a->prefix, "out", args, 5,
                            &rep);
-    if (e == SP_OK && rep && rep->type == REDIS_REPLY_ARRAY &&
-        rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_INTEGER &&
-        rep->element[1]->integer > 0)
-        sp_counter_add(ctx->c_out_of_order, (uint64_t)rep->element[1]->integer);
+    if (e == SP_OK)
+        sp_counter_add(ctx->c_out_of_order, corr_ack_late(rep));
     if (rep)
         freeReplyObject(rep);
     return e;

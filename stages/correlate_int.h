@@ -262,6 +262,10 @@ extern const char corr_lua_correlate[];
 #define CORR_REG_SEEN 1                 /* seen was gone: <prefix>:tenants */
 #define CORR_REG_AN 2                   /* first analysis job: :tenants:an */
 extern const char corr_lua_ack[];
+/* From an `ack` reply ({removed, queued again}): how many acks found an
+ * incident's last record older than a version already landed (0 for any
+ * other reply).  Correlate's and analyze's acks count them alike. */
+uint64_t corr_ack_late(const redisReply *rep);
 extern const char corr_lua_sweep[];
 extern const char corr_lua_status[];
 extern const char corr_lua_asm_add[];

@@ -516,6 +516,15 @@ enum sp_err corr_out_alert(struct corr_ctx *ctx, struct corr_out *out,
 
 /* ---- acks ---------------------------------------------------------------- */
 
+uint64_t corr_ack_late(const redisReply *rep)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->integer < 0)
+        return 0;
+    return (uint64_t)rep->element[1]->integer;
+}
+
 /* Outbox acks of one tenant go out as one `ack` call of up to this many
  * (incident, version, partition, offset) records. */
 #define ACKS_PER_CALL 256
@@ -614,11 +623,8 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
             return re2;             /* connection gone: the queue stays */
         }
         enum sp_err re = sp_redis_reply_err(rep);
-        if (kinds[i] == 'o' && rep->type == REDIS_REPLY_ARRAY &&
-            rep->elements == 2 && rep->element[1]->type == REDIS_REPLY_INTEGER &&
-            rep->element[1]->integer > 0)
-            sp_counter_add(ctx->c_out_of_order,
-                           (uint64_t)rep->element[1]->integer);
+        if (kinds[i] == 'o')
+            sp_counter_add(ctx->c_out_of_order, corr_ack_late(rep));
         freeReplyObject(rep);
         if (re == SP_ERR_NOTFOUND)
             noscript = true;

@@ -447,9 +447,11 @@ static inline enum sp_err sp_test_sink_produce(struct sp_sink *sink,
     return SP_OK;
 }
 
-/* Fails held output i, as a delivery that gave up.  False when i is not
- * held. */
-static inline bool sp_test_sink_fail(struct sp_test_sink *ts, size_t i)
+/* Settles held output i (its index among the sink's outputs): ok, it
+ * lands at the next offset; else it fails, as a delivery that gave up.
+ * False when i is not held. */
+static inline bool sp_test_sink_settle(struct sp_test_sink *ts, size_t i,
+                                       bool ok)
 {
     pthread_mutex_lock(&ts->mu);
     if (i >= ts->n || !ts->outs[i].held) {
@@ -459,24 +461,18 @@ static inline bool sp_test_sink_fail(struct sp_test_sink *ts, size_t i)
     struct sp_batch *batch = ts->outs[i].held;
     ts->outs[i].held = NULL;
     pthread_mutex_unlock(&ts->mu);
-    sp_batch_ack(batch, false);
+    sp_test_sink_ack(ts, i, batch, ok);
     return true;
 }
 
-/* Acknowledges held output i (its index among the sink's outputs): it
- * lands at the next offset.  False when i is not held. */
 static inline bool sp_test_sink_land(struct sp_test_sink *ts, size_t i)
 {
-    pthread_mutex_lock(&ts->mu);
-    if (i >= ts->n || !ts->outs[i].held) {
-        pthread_mutex_unlock(&ts->mu);
-        return false;
-    }
-    struct sp_batch *batch = ts->outs[i].held;
-    ts->outs[i].held = NULL;
-    pthread_mutex_unlock(&ts->mu);
-    sp_test_sink_ack(ts, i, batch, true);
-    return true;
+    return sp_test_sink_settle(ts, i, true);
+}
+
+static inline bool sp_test_sink_fail(struct sp_test_sink *ts, size_t i)
+{
+    return sp_test_sink_settle(ts, i, false);
 }
 
 static inline void sp_test_sink_init(struct sp_test_sink *ts)
