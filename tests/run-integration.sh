@@ -51,7 +51,8 @@ again() {
 }
 # Against a Redis Cluster of two masters (the default tenant's slot is on
 # the second one).
-again SP_TEST_REDIS_CLUSTER "against a Redis Cluster" test_correlate test_analyze
+again SP_TEST_REDIS_CLUSTER "against a Redis Cluster" test_correlate test_correlate_state \
+    test_analyze
 # With snapshots deferred (the default, which test_analyze runs anyway; the
 # test_correlate and test_correlate_state unit runs publish them before
 # process() returns, so a test can look right after a batch): what is owed

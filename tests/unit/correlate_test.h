@@ -71,16 +71,60 @@ static inline redisReply *ct_keys(const char *pattern)
     return all;
 }
 
-/* A command without keys (SCRIPT FLUSH...) on every master. */
-static inline void ct_on_every_master(const char *cmd)
+/* cmd (words separated by single spaces, no quoting) on master m of the
+ * program's server; the reply (caller frees) or NULL.  Split here, not
+ * given to hiredis as one "%s" (which would be one argument). */
+static inline redisReply *ct_master_cmd(int m, const char *cmd)
 {
+    char buf[256];
+    const char *argv[16];
+    int argc = 0;
+    if (snprintf(buf, sizeof(buf), "%s", cmd) >= (int)sizeof(buf))
+        return NULL;
+    for (char *save = NULL, *w = strtok_r(buf, " ", &save); w && argc < 16;
+         w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    redisContext *c = sp_test_redis_connect(ct_cluster.n ? &ct_cluster.node[m]
+                                                         : &ct_redis);
+    if (!c)
+        return NULL;
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    redisFree(c);
+    return r;
+}
+
+/* A command without keys (SCRIPT FLUSH...) on every master; false when
+ * one did not answer or answered an error. */
+static inline bool ct_on_every_master(const char *cmd)
+{
+    bool ok = true;
     int masters = ct_cluster.n ? ct_cluster.n : 1;
     for (int m = 0; m < masters; m++) {
-        redisReply *r = sp_test_redis_cmd(ct_cluster.n ? &ct_cluster.node[m]
-                                                       : &ct_redis, "%s", cmd);
+        redisReply *r = ct_master_cmd(m, cmd);
+        if (!r || r->type == REDIS_REPLY_ERROR)
+            ok = false;
         if (r)
             freeReplyObject(r);
     }
+    return ok;
+}
+
+/* The same, for a command answering an integer: the sum of the masters'
+ * replies, or -1 when one is not an integer. */
+static inline long long ct_every_master_int(const char *cmd)
+{
+    long long sum = 0;
+    int masters = ct_cluster.n ? ct_cluster.n : 1;
+    for (int m = 0; m < masters; m++) {
+        redisReply *r = ct_master_cmd(m, cmd);
+        if (!r || r->type != REDIS_REPLY_INTEGER)
+            sum = -1;
+        else if (sum >= 0)
+            sum += r->integer;
+        if (r)
+            freeReplyObject(r);
+    }
+    return sum;
 }
 
 /* The first key matching pattern on the program's server (any master);

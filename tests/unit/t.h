@@ -9,6 +9,8 @@
  * on (so one run shows every failure).  t_done() prints
  * "<prog>: N passed, N failed" and returns the exit status.
  * T_SKIP(msg) marks the current test skipped with a reason.
+ * T_TIME=1 in the environment prints how long each test took (to find
+ * what makes a suite slow).
  */
 #ifndef SP_T_H
 #define SP_T_H
@@ -16,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int t_pass, t_fail, t_skip, t_cur_failed, t_cur_skipped;
 static const char *t_prog = "test";
@@ -64,11 +67,21 @@ static const char *t_prog = "test";
         return;                                                             \
     } while (0)
 
+static inline double t_clock_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 #define T_RUN(fn)                                                           \
     do {                                                                    \
         t_cur_failed = 0;                                                   \
         t_cur_skipped = 0;                                                  \
+        double t_t0_ = t_clock_s();                                         \
         fn();                                                               \
+        if (getenv("T_TIME"))                                               \
+            fprintf(stderr, "  time %s: %.2f s\n", #fn, t_clock_s() - t_t0_); \
         if (t_cur_failed) {                                                 \
             t_fail++;                                                       \
             fprintf(stderr, "not ok - %s\n", #fn);                          \

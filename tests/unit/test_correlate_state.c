@@ -308,10 +308,8 @@ static void test_deferred_snapshots(void)
     int retries = 0;
     for (int b = 0; b < NB; b++) {
         if (b % 3 == 1) {
-            redisReply *k = sp_test_redis_cmd(t.redis, "CLIENT KILL TYPE normal");
-            T_OK(k && k->type == REDIS_REPLY_INTEGER && k->integer >= 1);
-            if (k)
-                freeReplyObject(k);
+            /* every master: in a cluster, the tenant's is not the first */
+            T_OK(ct_every_master_int("CLIENT KILL TYPE normal") >= 1);
         }
         struct sp_batch *bt = sp_batch_new(BS);
         for (int j = b * BS; j < (b + 1) * BS; j++)
@@ -353,11 +351,9 @@ static void test_deferred_read_refused(void)
     const char *sets[] = {"correlate.snapshot_defer=true", "redis.user=nomulti",
                           "redis.password=pw", "correlate.outbox.grace=1h",
                           NULL};
-    redisReply *r = sp_test_redis_cmd(&ct_redis, "ACL SETUSER nomulti reset on "
-                                      ">pw ~* &* +@all -multi");
-    T_OK(r && r->type == REDIS_REPLY_STATUS);
-    if (r)
-        freeReplyObject(r);
+    /* The user on every master (in a cluster, the tenant's slot is on
+     * the second). */
+    T_OK(ct_on_every_master("ACL SETUSER nomulti reset on >pw ~* &* +@all -multi"));
     struct ct t;
     T_OK(ct_open(&t, sets));
     t.manual = true;
@@ -373,9 +369,7 @@ static void test_deferred_read_refused(void)
     /* Both changes wait in the outbox; with MULTI allowed again, recovery
      * (any instance, after the grace period) publishes them. */
     T_EQ_INT(zcard(t.redis, "sp:{t:t1}:out"), 2);
-    r = sp_test_redis_cmd(&ct_redis, "ACL SETUSER nomulti +multi");
-    if (r)
-        freeReplyObject(r);
+    T_OK(ct_on_every_master("ACL SETUSER nomulti +multi"));
     ct_close(&t);
     const char *later[] = {"correlate.outbox.grace=0", NULL};
     T_OK(ct_stage(&t, NULL, later));
@@ -390,9 +384,7 @@ static void test_deferred_read_refused(void)
         json_decref(inc);
     }
     ct_close(&t);
-    r = sp_test_redis_cmd(&ct_redis, "ACL DELUSER nomulti");
-    if (r)
-        freeReplyObject(r);
+    T_OK(ct_on_every_master("ACL DELUSER nomulti"));
 }
 
 /* More than one call for a tenant in one pipeline (over 128 alerts): when
@@ -1223,6 +1215,8 @@ static void test_redis_killed_midstream_deferred(void)
 static void test_cluster_master_killed_midstream(void)
 {
     SKIP_WITHOUT_REDIS();
+    if (ct_defer() || ct_cluster.n)
+        T_SKIP("runs both modes on its own cluster (plain run only)");
     /* Both ways of publishing snapshots, each on a fresh cluster. */
     for (int defer = 0; defer < 2; defer++) {
         static struct sp_test_cluster cl;
@@ -1284,6 +1278,8 @@ static enum sp_err run_until_done(struct ct *t, const struct ct_alert *in,
 static void test_cluster_failover_endpoint_lost(void)
 {
     SKIP_WITHOUT_REDIS();
+    if (ct_cluster.n)
+        T_SKIP("starts its own cluster (plain and deferred runs)");
     static struct sp_test_cluster cl;
     const char *opts[] = {"--cluster-node-timeout", "1000"};
     int rc = sp_test_cluster_start_opts(&cl, 2, false, opts, 2);
