@@ -108,11 +108,18 @@ static inline redisReply *sp_test_redis_vcmd(const struct sp_test_redis *tr,
         }
     }
     va_end(again);
+    if (r && r->type == REDIS_REPLY_ERROR && getenv("T_REDIS_ERR"))
+        fprintf(stderr, "  REDIS-ERR [%s]: %s\n", fmt, r->str);
+    if (!r && getenv("T_REDIS_ERR"))
+        fprintf(stderr, "  REDIS-NULL [%s]\n", fmt);
     return r;
 }
 
 /* Runs one command on a fresh connection; returns the reply (caller
- * frees) or NULL.  A MOVED reply (a cluster node) is followed once. */
+ * frees) or NULL.  A MOVED reply (a cluster node) is followed once.
+ * hiredis splits the format at spaces: a value with a space goes in as
+ * %s.  T_REDIS_ERR=1 prints every error reply (a set-up command that
+ * silently failed makes a test that cannot fail). */
 static inline redisReply *sp_test_redis_cmd(const struct sp_test_redis *tr,
                                             const char *fmt, ...)
 {

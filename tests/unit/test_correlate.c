@@ -1194,9 +1194,12 @@ static void test_index_sweep(void)
     T_OK(ct_open(&t, NULL));
     struct ct_res r;
     T_EQ_INT(ct_one(&t, &A(.id = "live", .ents = "host:h1", .t = 0), &r), SP_OK);
-    redisReply *x = sp_test_redis_cmd(&ct_redis, "HSET sp:{t:t1}:ix e:host:old "
+    /* The value has a space: one argument (%s), not two. */
+    redisReply *x = sp_test_redis_cmd(&ct_redis, "HSET sp:{t:t1}:ix e:host:old %s",
                                       "1000|inc-0000000000000000 1000");
+    T_OK(x && x->type == REDIS_REPLY_INTEGER && x->integer == 1);
     freeReplyObject(x);
+    T_OK(!stale_field_gone(&t));
     T_OK(ct_tick_until(&t, stale_field_gone, 3000));
     x = sp_test_redis_cmd(&ct_redis, "HEXISTS sp:{t:t1}:ix e:host:h1");
     T_OK(x && x->integer == 1);
