@@ -200,10 +200,19 @@ static long fake_openai_http(const struct fake_openai *f, const char *path,
     return status;
 }
 
-/* POST /_control with a JSON command; true on 200. */
+/* POST /_control with a JSON command; true on 200.  A refusal (a key or
+ * mode the fake does not know) is printed with the fake's reason: callers
+ * check the result, so a fault a test never injected fails it. */
 static bool fake_openai_control(const struct fake_openai *f, const char *json)
 {
-    return fake_openai_http(f, "/_control", json, NULL) == 200;
+    struct sp_buf b;
+    sp_buf_init(&b, 1 << 16);
+    long st = fake_openai_http(f, "/_control", json, &b);
+    if (st != 200)
+        fprintf(stderr, "  fake_openai: control %s refused (%ld): %.*s\n", json,
+                st, (int)(b.len < 300 ? b.len : 300), b.data ? b.data : "");
+    sp_buf_fini(&b);
+    return st == 200;
 }
 
 /* An integer member of GET /_stats ("requests", "max_inflight"); -1 on

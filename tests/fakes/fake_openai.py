@@ -20,7 +20,8 @@ Faults are scripted per test: POST /_control with a JSON object
 where MODE is a string ("ok", "429", "500", "503", "hang",
 "malformed_body", "malformed_content", "schema_violation", "ungrounded",
 "injection_obeyed", "refusal") or an object {"mode": ..., "retry_after":
-"1", "retry_after_ms": N, "content": "...", "status": N, "headers": {...}}.
+"1", "retry_after_ms": N, "content": "...", "status": N, "headers": {...},
+"seconds": N (hang)}; unknown keys or modes are refused (400).
 Queued modes are used one request at a time, then the default applies.
 GET /_stats returns {"requests": N, "by_mode": {...}, "max_inflight": N},
 where requests counts every API request, refused ones included.
@@ -67,6 +68,48 @@ GOOD_ANSWER = {
         "business_impact": "",
     },
 }
+
+
+MODES = {"ok", "429", "500", "503", "status", "hang", "malformed_body",
+         "malformed_content", "schema_violation", "ungrounded",
+         "injection_obeyed", "refusal"}
+SPEC_KEYS = {"mode", "retry_after", "retry_after_ms", "content", "status",
+             "headers", "seconds"}
+CONTROL_KEYS = {"reset", "default", "queue", "latency_ms", "content",
+                "response_format_supported"}
+
+
+def spec_error(spec):
+    """Why a MODE (string or object) is not one this fake knows, or None."""
+    if isinstance(spec, str):
+        return None if spec in MODES else "unknown mode %r" % spec
+    if not isinstance(spec, dict):
+        return "a mode is a string or an object"
+    extra = set(spec) - SPEC_KEYS
+    if extra:
+        return "unknown mode keys %s" % sorted(extra)
+    return spec_error(spec.get("mode", "ok"))
+
+
+def control_error(cmd):
+    """Why a /_control object is not understood, or None."""
+    if not isinstance(cmd, dict):
+        return "not an object"
+    extra = set(cmd) - CONTROL_KEYS
+    if extra:
+        return "unknown keys %s" % sorted(extra)
+    specs = []
+    if "default" in cmd:
+        specs.append(cmd["default"])
+    if "queue" in cmd:
+        if not isinstance(cmd["queue"], list):
+            return "queue is a list"
+        specs.extend(cmd["queue"])
+    for spec in specs:
+        why = spec_error(spec)
+        if why:
+            return why
+    return None
 
 
 def answer_for(mode):
@@ -206,6 +249,11 @@ class Handler(BaseHTTPRequestHandler):
             cmd = json.loads(body or b"{}")
         except ValueError:
             self.error(400, "bad control JSON", "invalid_request_error")
+            return
+        why = control_error(cmd)
+        if why:
+            # A test's typo must not pass for a fault it never injected.
+            self.error(400, "bad control: " + why, "invalid_request_error")
             return
         with st.lock:
             if cmd.get("reset"):
@@ -440,7 +488,8 @@ def main():
     ap.add_argument("--deployment", default="",
                     help="accepted Azure deployment (empty = any)")
     ap.add_argument("--record", default="", help="JSONL file of requests")
-    ap.add_argument("--fault", default="", help="fault mode at start")
+    ap.add_argument("--fault", default="", choices=[""] + sorted(MODES),
+                    help="fault mode at start")
     ap.add_argument("--fault-count", type=int, default=0,
                     help="requests the fault applies to (0 = all)")
     ap.add_argument("--latency-ms", type=int, default=0)

@@ -1192,9 +1192,9 @@ static struct sp_llm *client(int rpm)
 static struct sp_json *run_fake(const char *control, struct sp_arena *a,
                                 struct sp_buf *text, unsigned *flags)
 {
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     if (control)
-        fake_openai_control(&fake, control);
+        T_OK(fake_openai_control(&fake, control));
     struct sp_llm *c = client(0);
     struct sp_analysis_opts o;
     opts(&o);
@@ -1330,7 +1330,7 @@ static void test_fake_injection_and_grounding(void)
 static void test_fake_budget_fallback(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     struct sp_llm *c = client(1);
     struct sp_analysis_opts o;
     opts(&o);

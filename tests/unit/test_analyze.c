@@ -409,7 +409,7 @@ static void test_llm_and_failing_llm(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     struct at t;
     fake_sets("analyze.quiet=1s");
     T_OK(at_open(&t, llm_sets));
@@ -436,7 +436,7 @@ static void test_llm_and_failing_llm(void)
     }
     json_decref(arr);
     /* The LLM failing (500s): the template, with the reason. */
-    fake_openai_control(&fake, "{\"default\":\"500\"}");
+    T_OK(fake_openai_control(&fake, "{\"default\":\"500\"}"));
     struct ct_alert b = {.id = "d1", .ents = "host:h9"};
     at_feed(&t, &b, 1);
     t.clock += 1001;
@@ -455,7 +455,7 @@ static void test_llm_and_failing_llm(void)
     }
     T_OK(found);
     json_decref(arr);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     at_close(&t);
 }
 
@@ -484,7 +484,7 @@ static void test_llm_retry_after_outage(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}"));
     struct at t;
     fake_sets("analyze.quiet=1s");
     llm_sets[7] = "analyze.llm_retry=60s";
@@ -540,7 +540,7 @@ static void test_llm_retry_after_outage(void)
     T_EQ_INT(due_at(id), t.clock + 120000);
 
     /* The LLM is back: its analysis replaces the template. */
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     t.clock += 120000;
     T_OK(at_settle(&t, t.an, 10000));
     s = at_stats(t.an);
@@ -565,7 +565,7 @@ static void test_llm_retry_after_outage(void)
     T_EQ_INT(at_stats(t.an).published, 2);
 
     /* Away for longer than the retries: the template becomes final. */
-    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}"));
     struct ct_alert a2 = {.id = "r2", .ents = "host:h2"};
     at_feed(&t, &a2, 1);
     t.clock += 1001;
@@ -587,8 +587,8 @@ static void test_llm_retry_after_outage(void)
     freeReplyObject(r);
 
     /* A refused request is no outage: the template is final at once. */
-    fake_openai_control(&fake, "{\"reset\":true,\"default\":"
-                               "{\"mode\":\"status\",\"status\":400}}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"default\":"
+                               "{\"mode\":\"status\",\"status\":400}}"));
     struct ct_alert a3 = {.id = "r3", .ents = "host:h3"};
     at_feed(&t, &a3, 1);
     t.clock += 1001;
@@ -599,7 +599,7 @@ static void test_llm_retry_after_outage(void)
     r = sp_test_redis_cmd(&ct_redis, "ZCARD sp:{t:t1}:an:due");
     T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
     freeReplyObject(r);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     at_close(&t);
 }
 
@@ -629,7 +629,7 @@ static void test_prompt_injection(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"injection_obeyed\"}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"default\":\"injection_obeyed\"}"));
     unlink(fake.record);
     struct at t;
     fake_sets("analyze.quiet=1s");
@@ -680,7 +680,7 @@ static void test_prompt_injection(void)
     json_decref(arr);
     sp_arena_fini(&a);
     sp_buf_fini(&rec);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     at_close(&t);
 }
 
@@ -692,7 +692,7 @@ static void test_cost(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     struct at t;
     fake_sets("analyze.concurrency=200");
     llm_sets[7] = "analyze.quiet=40s";
@@ -761,7 +761,7 @@ static bool at_claimed_slowly(struct at *t, const char *id, int latency_ms)
     char ctl[64];
     snprintf(ctl, sizeof(ctl), "{\"reset\":true,\"latency_ms\":%d}",
              latency_ms);
-    fake_openai_control(&fake, ctl);
+    T_OK(fake_openai_control(&fake, ctl));
     fake_sets("analyze.lease=60s");
     if (!at_open(t, llm_sets))
         return false;
@@ -802,7 +802,7 @@ static void test_own_lease_expired(void)
     redisReply *r = sp_test_redis_cmd(&ct_redis, "ZCARD sp:{t:t1}:an:lease");
     T_OK(r && r->type == REDIS_REPLY_INTEGER && r->integer == 0);
     freeReplyObject(r);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     at_close(&t);
 }
 
@@ -825,7 +825,7 @@ static void test_own_lease_expired_change(void)
     /* the second content was analysed and published too */
     T_EQ_INT(s.published, 2);
     T_EQ_INT(fake_openai_stat(&fake, "requests"), 2);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     at_close(&t);
 }
 
@@ -901,7 +901,7 @@ static void test_crash_restart(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":150}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":150}"));
     struct at t;
     fake_sets("analyze.concurrency=20");
     T_OK(at_open(&t, llm_sets));
@@ -955,7 +955,7 @@ static void test_crash_restart(void)
             fake_openai_stat(&fake, "requests"));
     json_decref(by);
     json_decref(arr);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     at_close(&t);
 }
 
@@ -983,7 +983,7 @@ static void test_pool_shutdown_busy(void)
         sp_analysis_prompts_free(prompts);
         return;
     }
-    fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":30}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":30}"));
     char base[160];
     snprintf(base, sizeof(base), "%s/v1", fake.base);
     struct sp_llm_opts lo;
@@ -1038,7 +1038,7 @@ static void test_pool_shutdown_busy(void)
     T_OK(worst < 1000);
     fprintf(stderr, "  pool shutdown: %u rounds, slowest free %lld ms\n",
             rounds, (long long)worst);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     sp_analysis_prompts_free(prompts);
     free(inc);
 }
@@ -1461,7 +1461,7 @@ static void test_retry_keeps_tenant(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}"));
     struct at t;
     fake_sets("analyze.quiet=1s");
     llm_sets[7] = "analyze.llm_retry=60s";
@@ -1479,7 +1479,7 @@ static void test_retry_keeps_tenant(void)
     T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:an:lease"),
              0);
     T_OK(at_stays(t.an, "t1", 10));
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     t.clock += 60000;
     T_OK(at_settle(&t, t.an, 10000));
     s = at_stats(t.an);
@@ -1733,9 +1733,9 @@ static void test_stale_job_after_takeover(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"ok\","
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"default\":\"ok\","
                                "\"queue\":[{\"mode\":\"hang\",\"seconds\":10},"
-                               "\"ok\"]}");
+                               "\"ok\"]}"));
     struct at t;
     fake_sets("analyze.lease=60s");
     llm_sets[7] = "llm.timeout=5s";    /* A's call outlives B's whole job */
@@ -1784,7 +1784,7 @@ static void test_stale_job_after_takeover(void)
     T_OK(r && r->type == REDIS_REPLY_STRING && r->str[0] != 'T');
     freeReplyObject(r);
     sp_stage_free(b);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     at_close(&t);
 }
 
@@ -1796,7 +1796,7 @@ static void test_template_publish_failed_reuse(void)
 {
     NEED_REDIS();
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"default\":\"500\"}"));
     struct at t;
     fake_sets("analyze.quiet=1s");
     llm_sets[7] = "llm.max_retries=0";
@@ -1820,7 +1820,7 @@ static void test_template_publish_failed_reuse(void)
     T_EQ_INT(s.reused, 1);
     T_EQ_INT(s.llm_retries, 1);
     T_EQ_INT(fake_openai_stat(&fake, "requests"), 1);
-    fake_openai_control(&fake, "{\"reset\":true}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true}"));
     at_close(&t);
 }
 

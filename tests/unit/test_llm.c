@@ -392,9 +392,9 @@ static void test_success_usage(void)
 static void test_429_retry_after(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"429\",\"retry_after\":"
+    T_OK(fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"429\",\"retry_after\":"
                                "\"1\"},{\"mode\":\"429\",\"retry_after\":"
-                               "\"1\"}]}");
+                               "\"1\"}]}"));
     struct sp_llm_opts o;
     opts_for_fake(&o);
     struct sp_error err;
@@ -416,8 +416,8 @@ static void test_429_retry_after(void)
     T_EQ_INT(fake_openai_stat(&fake, "requests"), 3);
 
     /* No Retry-After, but "remaining 0, reset in 700ms". */
-    fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"429\",\"headers\":"
-                               "{\"x-ratelimit-reset-requests\":\"700ms\"}}]}");
+    T_OK(fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"429\",\"headers\":"
+                               "{\"x-ratelimit-reset-requests\":\"700ms\"}}]}"));
     struct outcome out2 = {0};
     t0 = sp_now_ms();
     T_EQ_INT(sp_llm_submit(c, &r, on_done, &out2), SP_OK);
@@ -429,8 +429,8 @@ static void test_429_retry_after(void)
     sp_llm_free(c);
     o.retry_after_max_ms = 500;
     c = sp_llm_new(&o, NULL, &err);
-    fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"429\",\"retry_after\":"
-                               "\"30\"}]}");
+    T_OK(fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"429\",\"retry_after\":"
+                               "\"30\"}]}"));
     struct outcome out3 = {0};
     t0 = sp_now_ms();
     T_EQ_INT(sp_llm_submit(c, &r, on_done, &out3), SP_OK);
@@ -446,7 +446,7 @@ static void test_429_retry_after(void)
 static void test_500_then_success(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"queue\":[\"500\",\"503\"]}");
+    T_OK(fake_openai_control(&fake, "{\"queue\":[\"500\",\"503\"]}"));
     struct sp_llm_opts o;
     opts_for_fake(&o);
     struct sp_error err;
@@ -460,7 +460,7 @@ static void test_500_then_success(void)
     T_EQ_INT(sp_llm_breaker_state(c), SP_LLM_BREAKER_CLOSED);
 
     /* Retries exhausted: the last error is reported. */
-    fake_openai_control(&fake, "{\"default\":\"500\"}");
+    T_OK(fake_openai_control(&fake, "{\"default\":\"500\"}"));
     o.max_retries = 1;
     sp_llm_free(c);
     c = sp_llm_new(&o, NULL, &err);
@@ -477,7 +477,7 @@ static void test_500_then_success(void)
 static void test_hang_timeout(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"default\":{\"mode\":\"hang\",\"seconds\":5}}");
+    T_OK(fake_openai_control(&fake, "{\"default\":{\"mode\":\"hang\",\"seconds\":5}}"));
     struct sp_llm_opts o;
     opts_for_fake(&o);
     o.timeout_ms = 300;
@@ -497,7 +497,7 @@ static void test_hang_timeout(void)
 static void test_malformed_body(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"queue\":[\"malformed_body\"]}");
+    T_OK(fake_openai_control(&fake, "{\"queue\":[\"malformed_body\"]}"));
     struct sp_llm_opts o;
     opts_for_fake(&o);
     struct sp_error err;
@@ -510,7 +510,7 @@ static void test_malformed_body(void)
     T_EQ_INT(out.fail, SP_LLM_FAIL_RESPONSE);
     T_EQ_INT(out.attempts, 1);
 
-    fake_openai_control(&fake, "{\"queue\":[\"refusal\"]}");
+    T_OK(fake_openai_control(&fake, "{\"queue\":[\"refusal\"]}"));
     struct outcome out2 = {0};
     T_EQ_INT(sp_llm_submit(c, &r, on_done, &out2), SP_OK);
     run_until(c, &out2.done, 1, 5000);
@@ -684,7 +684,7 @@ static void test_budget(void)
 static void test_breaker(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"default\":\"500\"}");
+    T_OK(fake_openai_control(&fake, "{\"default\":\"500\"}"));
     struct sp_llm_opts o;
     opts_for_fake(&o);
     o.max_retries = 0;
@@ -718,7 +718,7 @@ static void test_breaker(void)
     T_EQ_INT(sp_llm_breaker_state(c), SP_LLM_BREAKER_OPEN);
 
     /* The service recovers: the next probe closes the breaker. */
-    fake_openai_control(&fake, "{\"default\":\"ok\"}");
+    T_OK(fake_openai_control(&fake, "{\"default\":\"ok\"}"));
     deadline = sp_now_ms() + 3000;
     while (sp_llm_breaker_state(c) != SP_LLM_BREAKER_HALF_OPEN &&
            sp_now_ms() < deadline)
@@ -734,7 +734,7 @@ static void test_breaker(void)
 static void test_concurrency(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"latency_ms\":300}");
+    T_OK(fake_openai_control(&fake, "{\"latency_ms\":300}"));
     struct sp_llm_opts o;
     opts_for_fake(&o);
     o.max_concurrency = 32;
@@ -761,7 +761,7 @@ static void test_concurrency(void)
     sp_llm_free(c);
 
     /* With max_concurrency 2 the server never sees more than 2. */
-    fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":50}");
+    T_OK(fake_openai_control(&fake, "{\"reset\":true,\"latency_ms\":50}"));
     o.max_concurrency = 2;
     c = sp_llm_new(&o, NULL, &err);
     memset(out, 0, sizeof(out));
@@ -779,7 +779,7 @@ static void test_concurrency(void)
 static void test_rf_autodetect(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"response_format_supported\":false}");
+    T_OK(fake_openai_control(&fake, "{\"response_format_supported\":false}"));
     struct sp_llm_opts o;
     opts_for_fake(&o);
     struct sp_error err;
@@ -815,7 +815,7 @@ static void test_rf_autodetect(void)
 static void test_cancel_on_free(void)
 {
     NEED_FAKE();
-    fake_openai_control(&fake, "{\"default\":{\"mode\":\"hang\",\"seconds\":3}}");
+    T_OK(fake_openai_control(&fake, "{\"default\":{\"mode\":\"hang\",\"seconds\":3}}"));
     struct sp_llm_opts o;
     opts_for_fake(&o);
     struct sp_error err;
