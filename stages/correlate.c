@@ -195,6 +195,11 @@ static void metrics_init(struct corr_ctx *ctx, struct sp_stage *st)
         m, "incident_snapshots_out_of_order_total",
         "Acknowledgements that found an incident's last record older than "
         "a version already landed (several instances); published again", l);
+    /* The analyze stage counts what passes it; assembled Defender alerts
+     * do not, so their schedules are counted here, under this label. */
+    ctx->c_an_scheduled = sp_metrics_counter(
+        m, "analyze_scheduled_total",
+        "Incident changes scheduled for analysis", l);
     ctx->c_assembled = sp_metrics_counter(
         m, "correlate_defender_assembled_total",
         "Defender alerts assembled from AlertInfo/AlertEvidence rows", l);

@@ -575,6 +575,29 @@ static enum sp_err write_sides(struct corr_ctx *ctx,
     return SP_OK;
 }
 
+/* Incidents the assembled alerts changed, each once: the correlate
+ * script scheduled their analysis (when it is on), which the analyze
+ * stage, which these alerts do not pass, cannot count. */
+static size_t scheduled(const struct corr_ctx *ctx,
+                        const struct corr_item *items, size_t n)
+{
+    if (!ctx->st->env || ctx->st->env->analysis_quiet_ms <= 0)
+        return 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct corr_item *it = &items[i];
+        if (it->err || !it->done || !it->changed || !it->inc[0])
+            continue;
+        size_t j = 0;
+        while (j < i && !(items[j].changed && !items[j].err && items[j].done &&
+                          strcmp(items[j].inc, it->inc) == 0 &&
+                          strcmp(items[j].prefix, it->prefix) == 0))
+            j++;
+        k += j == i;
+    }
+    return k;
+}
+
 static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
                         const int64_t *revs, size_t n)
 {
@@ -586,6 +609,7 @@ static enum sp_err emit(struct corr_ctx *ctx, struct corr_item *items,
     e = corr_run(ctx, items, n);
     if (e)
         return e;
+    sp_counter_add(ctx->c_an_scheduled, scheduled(ctx, items, n));
     if ((e = write_sides(ctx, items, n)))
         return e;
     struct corr_out *out = corr_out_new(ctx);

@@ -196,7 +196,7 @@ struct corr_ctx {
         *c_how_continuation, *c_how_after_closed;
     struct sp_counter *c_merges, *c_merge_skips, *c_noisy_auto,
         *c_noisy_stop, *c_noisy_detected, *c_published, *c_recovered,
-        *c_out_of_order,
+        *c_out_of_order, *c_an_scheduled,
         *c_assembled, *c_published_alerts, *c_asm_dropped, *c_round_trips,
         *c_redis_errors, *c_publish_errors;
     struct sp_gauge *g_redis_up;

@@ -1203,6 +1203,8 @@ static void test_schedule_false(void)
     at_close(&t);
 }
 
+static double at_metric(struct at *t, const char *series);
+
 /* A Defender alert correlate assembles does not pass the analyze stage:
  * correlate writes its side sections (script analyses, details) itself,
  * so the incident's analysis sees them.  They used to be missing. */
@@ -1244,6 +1246,10 @@ static void test_assembled_alert_sides(void)
     T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HEXISTS sp:{t:t1}:i:%s:sc %s",
                                inc, id), 1);
     T_OK(sp_test_redis_int(&ct_redis, NULL, "TTL sp:{t:t1}:i:%s:sc", inc) > 0);
+    /* Its analysis was scheduled, and counted (by correlate: the alert
+     * never passed the analyze stage). */
+    T_EQ_INT(at_metric(&t, "socpilot_analyze_scheduled_total{stage=\"correlate.0\"}"), 1);
+    T_EQ_INT(at_metric(&t, "socpilot_analyze_scheduled_total{stage=\"analyze.0\"}"), 0);
     at_close(&t);
 }
 
