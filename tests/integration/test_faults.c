@@ -417,9 +417,9 @@ static void test_timed_out_outputs_kept(void)
         return;
     rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
     /* Input and group on broker 1, the DLQ on broker 2, made slow. */
-    rd_kafka_mock_partition_set_leader(mc, "f7.in", 0, 1);
-    rd_kafka_mock_partition_set_leader(mc, "f7.in.dlq", 0, 2);
-    rd_kafka_mock_coordinator_set(mc, "group", "f7", 1);
+    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f7.in", 0, 1), 0);
+    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f7.in.dlq", 0, 2), 0);
+    T_EQ_INT(rd_kafka_mock_coordinator_set(mc, "group", "f7", 1), 0);
     const char *saved = brokers;
     brokers = sp_mock_bootstraps(mk);
     size_t n_in = 40;
@@ -436,14 +436,14 @@ static void test_timed_out_outputs_kept(void)
     struct sp_engine *eng = engine_for("f7.in", "f7", extra, 4, &cfg);
     T_OK(eng != NULL);
     if (eng) {
-        rd_kafka_mock_broker_set_rtt(mc, 2, 1500);
+        T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 1500), 0);
         pthread_t th;
         pthread_create(&th, NULL, run_engine, eng);
         int64_t until = sp_now_ms() + 30000;
         while (metric(eng, "socpilot_kafka_redo_kept_total") < 1 &&
                sp_now_ms() < until)
             usleep(50000);
-        rd_kafka_mock_broker_set_rtt(mc, 2, 0);
+        T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 0), 0);
         long lag = 1;
         until = sp_now_ms() + 30000;
         while (sp_now_ms() < until &&
@@ -711,10 +711,10 @@ static void test_delivery_stall_not_ready(void)
         return;
     rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
     /* Input, group and DLQ on broker 1; the alerts topic on broker 2. */
-    rd_kafka_mock_partition_set_leader(mc, "f8.in", 0, 1);
-    rd_kafka_mock_partition_set_leader(mc, "f8.in.dlq", 0, 1);
-    rd_kafka_mock_partition_set_leader(mc, "f8.in.alerts", 0, 2);
-    rd_kafka_mock_coordinator_set(mc, "group", "f8", 1);
+    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f8.in", 0, 1), 0);
+    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f8.in.dlq", 0, 1), 0);
+    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f8.in.alerts", 0, 2), 0);
+    T_EQ_INT(rd_kafka_mock_coordinator_set(mc, "group", "f8", 1), 0);
     const char *saved = brokers;
     brokers = sp_mock_bootstraps(mk);
     const char *extra[] = {"pipeline.ready_delivery_max=1s",
@@ -727,7 +727,7 @@ static void test_delivery_stall_not_ready(void)
         start_assigned(eng, &th, 1);
         char why[256];
         T_OK(wait_ready(eng, true, why, sizeof(why), 5000));
-        rd_kafka_mock_broker_set_rtt(mc, 2, 3000);
+        T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 3000), 0);
         struct gen_opts o;
         gen_opts_default(&o);
         struct gen_item it;
@@ -748,7 +748,7 @@ static void test_delivery_stall_not_ready(void)
         sp_buf_fini(&it.buf);
         T_OK(wait_ready(eng, false, why, sizeof(why), 5000));
         T_CONTAINS(why, "outputs unacknowledged");
-        rd_kafka_mock_broker_set_rtt(mc, 2, 0);
+        T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 0), 0);
         T_OK(wait_ready(eng, true, why, sizeof(why), 20000));
         long lag = 1;
         int64_t until = sp_now_ms() + 20000;
