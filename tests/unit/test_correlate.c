@@ -166,6 +166,16 @@ static void test_window_expiry(void)
     /* Within the window of the new incident again. */
     T_EQ_INT(ct_one(&t, &A(.id = "w4", .ents = "host:h1", .t = 60 * 3600), &r4), SP_OK);
     T_EQ_STR(r4.inc, r3.inc);
+    /* The window's end belongs to it: only an entity seen again *after*
+     * the window starts a new incident (exactly 24h apart still joins; a
+     * second more does not). */
+    struct ct_res e1, e2, l1, l2;
+    T_EQ_INT(ct_one(&t, &A(.id = "e1", .ents = "host:h2", .t = 0), &e1), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "e2", .ents = "host:h2", .t = 24 * 3600), &e2), SP_OK);
+    T_EQ_STR(e2.inc, e1.inc);
+    T_EQ_INT(ct_one(&t, &A(.id = "l1", .ents = "host:h3", .t = 0), &l1), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "l2", .ents = "host:h3", .t = 24 * 3600 + 1), &l2), SP_OK);
+    T_OK(strcmp(l2.inc, l1.inc) != 0);
     ct_close(&t);
 }
 
