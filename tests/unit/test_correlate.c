@@ -159,8 +159,15 @@ static void test_window_expiry(void)
     T_OK(ct_open(&t, sets));
     struct ct_res r1, r2, r3, r4;
     T_EQ_INT(ct_one(&t, &A(.id = "w1", .ents = "host:h1", .t = 0), &r1), SP_OK);
+    /* Status: new when opened, active once a second alert joins. */
+    json_t *s = ct_latest(&t, r1.inc);
+    T_EQ_STR(ct_jstr(s, "status"), "new");
+    json_decref(s);
     T_EQ_INT(ct_one(&t, &A(.id = "w2", .ents = "host:h1", .t = 23 * 3600), &r2), SP_OK);
     T_EQ_STR(r2.inc, r1.inc);
+    s = ct_latest(&t, r1.inc);
+    T_EQ_STR(ct_jstr(s, "status"), "active");
+    json_decref(s);
     T_EQ_INT(ct_one(&t, &A(.id = "w3", .ents = "host:h1", .t = 48 * 3600 + 1), &r3), SP_OK);
     T_OK(strcmp(r3.inc, r1.inc) != 0);
     /* Within the window of the new incident again. */
