@@ -130,6 +130,19 @@ static void test_bridge_merge(void)
     T_EQ_INT(json_array_size(json_object_get(gone, "alerts")), 0);
     T_EQ_INT(ct_jint(gone, "version"), 2);
     json_decref(gone);
+    /* b's dedupe record ("hash\tincident\tupdated\tresolved") follows
+     * it to the survivor: the merged incident is never refreshed again, so
+     * a record still naming it would lose b's incident once that expires
+     * (an update of b would then be taken for a new alert). */
+    redisReply *rec = sp_test_redis_cmd(&ct_redis, "GET sp:{t:t1}:a:b");
+    T_OK(rec && rec->type == REDIS_REPLY_STRING);
+    if (rec && rec->type == REDIS_REPLY_STRING) {
+        const char *tab = strchr(rec->str, '\t');
+        size_t n = strlen(ra.inc);
+        T_OK(tab && strncmp(tab + 1, ra.inc, n) == 0 && tab[1 + n] == '\t');
+    }
+    if (rec)
+        freeReplyObject(rec);
     json_t *inc = ct_latest(&t, ra.inc);
     T_EQ_INT(ct_jint(inc, "alerts_total"), 3);
     T_OK(list_has(json_object_get(json_object_get(inc, "links"), "merged"), rb.inc));
