@@ -568,6 +568,31 @@ static void test_cap(void)
     T_OK(list_has(json_object_get(why_of(x, "z"), "merge_skipped"), rb[2].inc));
     json_decref(x);
     T_EQ_INT(ct_metric(&t, "socpilot_correlate_merges_skipped_total{stage=\"correlate.0\"}"), 1);
+    /* The bound is exact.  1 + 1 alerts and the bridge make 3: merged.
+     * 1 + 2 and the bridge would make 4, one past the cap: not merged. */
+    struct ct_alert eq[] = {
+        A(.id = "e1", .ents = "host:h3", .t = 200),
+        A(.id = "f1", .ents = "account:u3", .t = 201),
+        A(.id = "g", .ents = "host:h3 account:u3", .t = 202),
+        A(.id = "p1", .ents = "host:h4", .t = 300),
+        A(.id = "q1", .ents = "account:u4", .t = 301),
+        A(.id = "q2", .ents = "account:u4", .t = 302),
+        A(.id = "w", .ents = "host:h4 account:u4", .t = 303),
+    };
+    struct ct_res re[7];
+    T_EQ_INT(ct_run(&t, eq, 7, re), SP_OK);
+    T_EQ_STR(re[2].inc, re[0].inc);
+    json_t *g = ct_latest(&t, re[0].inc);
+    T_EQ_INT(ct_jint(g, "alerts_total"), 3);
+    T_OK(list_has(json_object_get(json_object_get(g, "links"), "merged"), re[1].inc));
+    json_decref(g);
+    T_EQ_STR(re[6].inc, re[3].inc);
+    T_OK(strcmp(re[4].inc, re[3].inc) != 0);
+    json_t *p = ct_latest(&t, re[3].inc);
+    T_EQ_INT(ct_jint(p, "alerts_total"), 2);
+    T_OK(list_has(json_object_get(why_of(p, "w"), "merge_skipped"), re[4].inc));
+    json_decref(p);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_merges_skipped_total{stage=\"correlate.0\"}"), 2);
     ct_close(&t);
 }
 
