@@ -396,6 +396,38 @@ static void test_flood(void)
     ct_close(&t);
 }
 
+/* "More than X within Y": alerts before the window do not count, and
+ * exactly X within it is no flood.  3 alerts, then 15 minutes later 6 more
+ * (threshold 5, window 10m): the counter holds 8 when the 5th of the second
+ * wave comes, but only 5 of them are in its window, so that one still
+ * correlates normally; the 6th is the first overflow alert. */
+static void test_flood_threshold_in_window(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, flood_sets));
+    struct ct_res r[9];
+    char id[16], ents[32];
+    for (int i = 0; i < 9; i++) {
+        snprintf(id, sizeof(id), "v%d", i);
+        snprintf(ents, sizeof(ents), "host:vbox%d", i);
+        int64_t at = i < 3 ? i : 900 + i;
+        T_EQ_INT(ct_one(&t, &A(.id = id, .ents = ents, .t = at,
+                               .detector = "Spray4"), &r[i]), SP_OK);
+    }
+    for (int i = 0; i < 8; i++) {
+        json_t *inc = ct_latest(&t, r[i].inc);
+        T_OK(json_is_null(json_object_get(inc, "flood")));
+        T_EQ_INT(ct_jint(inc, "alerts_total"), 1);
+        json_decref(inc);
+    }
+    json_t *inc = ct_latest(&t, r[8].inc);
+    T_EQ_STR(ct_jstr(json_object_get(inc, "flood"), "key"), "Spray4");
+    json_decref(inc);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"flood\"}"), 1);
+    ct_close(&t);
+}
+
 /* A flood counter written before its running total existed (buckets, no
  * 'all') still counts every bucket. */
 static void test_flood_counter_without_total(void)
@@ -1986,6 +2018,7 @@ int main(void)
     T_RUN(test_mode_all);
     T_RUN(test_rules_selected);
     T_RUN(test_flood);
+    T_RUN(test_flood_threshold_in_window);
     T_RUN(test_flood_counter_without_total);
     T_RUN(test_closed_incident);
     T_RUN(test_close_on_resolved);
