@@ -388,6 +388,13 @@ static void test_flood(void)
     freeReplyObject(h);
     long long ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL %s", fk);
     T_OK(ttl > 0 && ttl <= 3 * 600000);
+    /* The pointer to the current overflow incident lives one flood window:
+     * a flood later on opens an overflow incident of its own (and the key
+     * does not stay behind forever). */
+    char fo[128];
+    T_OK(ct_first_key("sp:{t:t1}:fo:*", fo, sizeof(fo)));
+    ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL %s", fo);
+    T_OK(ttl > 0 && ttl <= 600000);
     /* After the window, the detector correlates normally again. */
     struct ct_res late;
     T_EQ_INT(ct_one(&t, &A(.id = "f99", .ents = "host:fbox1", .t = 3600,
