@@ -821,6 +821,34 @@ static void test_provider_grouping(void)
     ct_close(&t);
 }
 
+/* Provider grouping keeps the closed-incident guard: an alert of a
+ * provider incident whose socpilot incident was closed opens a new
+ * incident linked to the closed one, and the next alert of that provider
+ * incident joins the new one. */
+static void test_provider_closed_incident(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r1, r2, r3;
+    T_EQ_INT(ct_one(&t, &A(.id = "p1", .pid = "77", .ents = "host:h1", .t = 0), &r1), SP_OK);
+    char out[4096];
+    const char *close_args[] = {"close", r1.inc};
+    T_EQ_INT(ct_cli(ct_redis.port, close_args, 2, out, sizeof(out)), 0);
+    T_EQ_INT(ct_one(&t, &A(.id = "p2", .pid = "77", .ents = "host:h9", .t = 60), &r2), SP_OK);
+    T_OK(strcmp(r2.inc, r1.inc) != 0);
+    json_t *inc = ct_latest(&t, r2.inc);
+    T_EQ_STR(ct_jstr(json_object_get(inc, "links"), "previous"), r1.inc);
+    T_EQ_STR(ct_jstr(why_of(inc, "p2"), "how"), "after_closed");
+    json_decref(inc);
+    inc = ct_latest(&t, r1.inc);
+    T_EQ_INT(ct_jint(inc, "alerts_total"), 1);
+    json_decref(inc);
+    T_EQ_INT(ct_one(&t, &A(.id = "p3", .pid = "77", .ents = "host:h8", .t = 120), &r3), SP_OK);
+    T_EQ_STR(r3.inc, r2.inc);
+    ct_close(&t);
+}
+
 /* With an analyze stage behind it, correlate schedules each changed
  * incident's analysis job inside the same script that changes it:
  * first-pending mark and due time (quiet period after the change). */
@@ -2035,6 +2063,7 @@ int main(void)
     T_RUN(test_new_id_after_expiry);
     T_RUN(test_merge_moves_side_hashes);
     T_RUN(test_provider_grouping);
+    T_RUN(test_provider_closed_incident);
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
     T_RUN(test_call_error_isolated);
