@@ -849,6 +849,35 @@ static void test_provider_closed_incident(void)
     ct_close(&t);
 }
 
+/* Provider grouping keeps the alert cap: at max_alerts the next alert of
+ * the provider incident opens a continuation of the full incident, and
+ * the one after it joins that continuation. */
+static void test_provider_cap(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.max_alerts=2", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[] = {
+        A(.id = "p1", .pid = "77", .ents = "host:h1", .t = 0),
+        A(.id = "p2", .pid = "77", .ents = "host:h2", .t = 1),
+        A(.id = "p3", .pid = "77", .ents = "host:h3", .t = 2),
+        A(.id = "p4", .pid = "77", .ents = "host:h4", .t = 3),
+    };
+    struct ct_res r[4];
+    T_EQ_INT(ct_run(&t, in, 4, r), SP_OK);
+    T_EQ_STR(r[1].inc, r[0].inc);
+    T_OK(strcmp(r[2].inc, r[0].inc) != 0);
+    T_EQ_STR(r[3].inc, r[2].inc);
+    json_t *full = ct_latest(&t, r[0].inc), *cont = ct_latest(&t, r[2].inc);
+    T_EQ_INT(ct_jint(full, "alerts_total"), 2);
+    T_EQ_STR(ct_jstr(json_object_get(cont, "links"), "continued_from"), r[0].inc);
+    T_EQ_STR(ct_jstr(why_of(cont, "p3"), "how"), "continuation");
+    json_decref(full);
+    json_decref(cont);
+    ct_close(&t);
+}
+
 /* With an analyze stage behind it, correlate schedules each changed
  * incident's analysis job inside the same script that changes it:
  * first-pending mark and due time (quiet period after the change). */
@@ -2064,6 +2093,7 @@ int main(void)
     T_RUN(test_merge_moves_side_hashes);
     T_RUN(test_provider_grouping);
     T_RUN(test_provider_closed_incident);
+    T_RUN(test_provider_cap);
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
     T_RUN(test_call_error_isolated);
