@@ -772,6 +772,31 @@ static void test_merge_moves_side_hashes(void)
     ct_close(&t);
 }
 
+/* Retention: every key a first alert writes expires.  The incident, its
+ * alerts and decisions, and the alert's dedupe record within
+ * correlate.retention (30d); the tenant's entity index within its TTL
+ * (twice the longest window plus an hour: 49 h here). */
+static void test_retention_ttls(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &A(.id = "x1", .ents = "host:h1", .t = 0), &r), SP_OK);
+    const long long ret = 30LL * 86400000;
+    const char *sfx[] = {"", ":al", ":why"};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(sfx); i++) {
+        long long ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL sp:{t:t1}:i:%s%s",
+                                          r.inc, sfx[i]);
+        T_OK(ttl > ret - 60000 && ttl <= ret);
+    }
+    long long ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL sp:{t:t1}:a:x1");
+    T_OK(ttl > ret - 60000 && ttl <= ret);
+    ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL sp:{t:t1}:ix");
+    T_OK(ttl > 0 && ttl <= 49LL * 3600000);
+    ct_close(&t);
+}
+
 /* An alert that comes back changed after its incident expired opens a new
  * incident under a new id: the old id again at version 1 would look like a
  * replay to consumers that keep (id, version). */
@@ -2090,6 +2115,7 @@ int main(void)
     T_RUN(test_tenants);
     T_RUN(test_duplicates_updates);
     T_RUN(test_new_id_after_expiry);
+    T_RUN(test_retention_ttls);
     T_RUN(test_merge_moves_side_hashes);
     T_RUN(test_provider_grouping);
     T_RUN(test_provider_closed_incident);
