@@ -2095,6 +2095,35 @@ static void test_cli_close_of_auto_closed_not_pinned(void)
     ct_close(&t);
 }
 
+/* `socpilot incident reopen` of an incident its alerts closed pins it
+ * open: a later update of its (still resolved) alert does not close it
+ * again behind the analyst's back. */
+static void test_cli_reopen_pinned(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res a;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0,
+                           .status = "resolved", .updated = 60), NULL), SP_OK);
+    json_t *inc = ct_latest(&t, a.inc);
+    T_EQ_STR(ct_jstr(inc, "status"), "closed");
+    json_decref(inc);
+    char out[4096];
+    const char *reopen_args[] = {"reopen", a.inc};
+    T_EQ_INT(ct_cli(ct_redis.port, reopen_args, 2, out, sizeof(out)), 0);
+    /* The alert changes again at the provider, still resolved. */
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0,
+                           .status = "resolved", .updated = 120,
+                           .sev = SP_SEV_HIGH), NULL), SP_OK);
+    inc = ct_latest(&t, a.inc);
+    T_EQ_INT(ct_jint(inc, "version"), 4);      /* new, resolved, reopen, update */
+    T_EQ_STR(ct_jstr(inc, "status"), "active");
+    json_decref(inc);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate";
@@ -2146,5 +2175,6 @@ int main(void)
     T_RUN(test_cli_status_refreshes_expiry);
     T_RUN(test_cli_status_refreshes_alert_records);
     T_RUN(test_cli_close_of_auto_closed_not_pinned);
+    T_RUN(test_cli_reopen_pinned);
     return t_done();
 }
