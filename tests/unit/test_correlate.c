@@ -635,6 +635,28 @@ static void test_cap(void)
     ct_close(&t);
 }
 
+/* correlate.max_why bounds the decisions kept per incident: the newest
+ * max_why stay (10, the least allowed; 12 alerts in one incident). */
+static void test_max_why(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.max_why=10", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res r;
+    char id[16];
+    for (int i = 0; i < 12; i++) {
+        snprintf(id, sizeof(id), "y%d", i);
+        T_EQ_INT(ct_one(&t, &A(.id = id, .ents = "host:h1", .t = i), &r), SP_OK);
+    }
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "LLEN sp:{t:t1}:i:%s:why", r.inc), 10);
+    redisReply *last = sp_test_redis_cmd(&ct_redis, "LINDEX sp:{t:t1}:i:%s:why -1", r.inc);
+    T_OK(last && last->type == REDIS_REPLY_STRING && strstr(last->str, "\"y11\""));
+    if (last)
+        freeReplyObject(last);
+    ct_close(&t);
+}
+
 /* Same alert ids, hosts and IPs in two tenants never meet. */
 static void test_tenants(void)
 {
@@ -2141,6 +2163,7 @@ int main(void)
     T_RUN(test_closed_incident);
     T_RUN(test_close_on_resolved);
     T_RUN(test_cap);
+    T_RUN(test_max_why);
     T_RUN(test_tenants);
     T_RUN(test_duplicates_updates);
     T_RUN(test_new_id_after_expiry);
