@@ -331,6 +331,29 @@ static void test_rules_selected(void)
     sp_config_free(cfg);
 }
 
+/* Mode selected compares the rule's fields: with fields=title, alerts of
+ * the rule on the same host group only when their titles are equal (the
+ * rule above uses fields=detector, always equal within a detector rule). */
+static void test_rules_selected_fields(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {
+        "correlate.rules.detector:Spray=mode=selected types=host fields=title",
+        NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[] = {
+        A(.id = "t1", .detector = "Spray", .title = "Spray A", .ents = "host:h1", .t = 0),
+        A(.id = "t2", .detector = "Spray", .title = "Spray B", .ents = "host:h1", .t = 1),
+        A(.id = "t3", .detector = "Spray", .title = "Spray A", .ents = "host:h1", .t = 2),
+    };
+    struct ct_res r[3];
+    T_EQ_INT(ct_run(&t, in, 3, r), SP_OK);
+    T_OK(strcmp(r[1].inc, r[0].inc) != 0);      /* other title */
+    T_EQ_STR(r[2].inc, r[0].inc);               /* same title, same host */
+    ct_close(&t);
+}
+
 /* Flood control at 5 per 10 minutes. */
 static const char *const flood_sets[] = {"correlate.flood.enabled=true",
                                          "correlate.flood.threshold=5",
@@ -2157,6 +2180,7 @@ int main(void)
     T_RUN(test_noisy_auto);
     T_RUN(test_mode_all);
     T_RUN(test_rules_selected);
+    T_RUN(test_rules_selected_fields);
     T_RUN(test_flood);
     T_RUN(test_flood_threshold_in_window);
     T_RUN(test_flood_counter_without_total);
