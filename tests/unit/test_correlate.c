@@ -723,6 +723,26 @@ static void test_tenants(void)
             T_OK(strncmp(k, "sp:{t:we%7Dird%3A%7Bt%3Acontoso%7D}:", 36) == 0);
     }
     freeReplyObject(keys);
+    /* Tenants longer than the key keeps whole (128 bytes), equal but for
+     * their last byte, stay apart too (a hash of the whole tenant follows
+     * the part kept). */
+    char ta[201], tb[201];
+    memset(ta, 'x', 200);
+    ta[200] = '\0';
+    memcpy(tb, ta, sizeof(tb));
+    ta[199] = 'a';
+    tb[199] = 'b';
+    struct ct_alert lt[] = {
+        A(.id = "l1", .tenant = ta, .ents = "host:ws1", .t = 10),
+        A(.id = "l2", .tenant = tb, .ents = "host:ws1", .t = 11),
+    };
+    struct ct_res rl[2];
+    T_EQ_INT(ct_run(&t, lt, 2, rl), SP_OK);
+    T_OK(strcmp(rl[0].inc, rl[1].inc) != 0);
+    json_t *lb = ct_latest(&t, rl[1].inc);
+    T_EQ_INT(ct_jint(lb, "alerts_total"), 1);
+    T_EQ_STR(ct_jstr(lb, "tenant"), tb);
+    json_decref(lb);
     ct_close(&t);
 }
 
