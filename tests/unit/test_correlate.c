@@ -134,6 +134,19 @@ static void test_bridge_merge(void)
     T_EQ_INT(json_array_size(json_object_get(gone, "alerts")), 0);
     T_EQ_INT(ct_jint(gone, "version"), 2);
     json_decref(gone);
+    /* b's dedupe record ("hash\tincident\tupdated\tresolved") follows
+     * it to the survivor: the merged incident is never refreshed again, so
+     * a record still naming it would lose b's incident once that expires
+     * (an update of b would then be taken for a new alert). */
+    redisReply *rec = sp_test_redis_cmd(&ct_redis, "GET sp:{t:t1}:a:b");
+    T_OK(rec && rec->type == REDIS_REPLY_STRING);
+    if (rec && rec->type == REDIS_REPLY_STRING) {
+        const char *tab = strchr(rec->str, '\t');
+        size_t n = strlen(ra.inc);
+        T_OK(tab && strncmp(tab + 1, ra.inc, n) == 0 && tab[1 + n] == '\t');
+    }
+    if (rec)
+        freeReplyObject(rec);
     json_t *inc = ct_latest(&t, ra.inc);
     T_EQ_INT(ct_jint(inc, "alerts_total"), 3);
     T_OK(list_has(json_object_get(json_object_get(inc, "links"), "merged"), rb.inc));
@@ -163,13 +176,30 @@ static void test_window_expiry(void)
     T_OK(ct_open(&t, sets));
     struct ct_res r1, r2, r3, r4;
     T_EQ_INT(ct_one(&t, &A(.id = "w1", .ents = "host:h1", .t = 0), &r1), SP_OK);
+    /* Status: new when opened, active once a second alert joins. */
+    json_t *s = ct_latest(&t, r1.inc);
+    T_EQ_STR(ct_jstr(s, "status"), "new");
+    json_decref(s);
     T_EQ_INT(ct_one(&t, &A(.id = "w2", .ents = "host:h1", .t = 23 * 3600), &r2), SP_OK);
     T_EQ_STR(r2.inc, r1.inc);
+    s = ct_latest(&t, r1.inc);
+    T_EQ_STR(ct_jstr(s, "status"), "active");
+    json_decref(s);
     T_EQ_INT(ct_one(&t, &A(.id = "w3", .ents = "host:h1", .t = 48 * 3600 + 1), &r3), SP_OK);
     T_OK(strcmp(r3.inc, r1.inc) != 0);
     /* Within the window of the new incident again. */
     T_EQ_INT(ct_one(&t, &A(.id = "w4", .ents = "host:h1", .t = 60 * 3600), &r4), SP_OK);
     T_EQ_STR(r4.inc, r3.inc);
+    /* The window's end belongs to it: only an entity seen again *after*
+     * the window starts a new incident (exactly 24h apart still joins; a
+     * second more does not). */
+    struct ct_res e1, e2, l1, l2;
+    T_EQ_INT(ct_one(&t, &A(.id = "e1", .ents = "host:h2", .t = 0), &e1), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "e2", .ents = "host:h2", .t = 24 * 3600), &e2), SP_OK);
+    T_EQ_STR(e2.inc, e1.inc);
+    T_EQ_INT(ct_one(&t, &A(.id = "l1", .ents = "host:h3", .t = 0), &l1), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "l2", .ents = "host:h3", .t = 24 * 3600 + 1), &l2), SP_OK);
+    T_OK(strcmp(l2.inc, l1.inc) != 0);
     ct_close(&t);
 }
 
@@ -305,6 +335,29 @@ static void test_rules_selected(void)
     sp_config_free(cfg);
 }
 
+/* Mode selected compares the rule's fields: with fields=title, alerts of
+ * the rule on the same host group only when their titles are equal (the
+ * rule above uses fields=detector, always equal within a detector rule). */
+static void test_rules_selected_fields(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {
+        "correlate.rules.detector:Spray=mode=selected types=host fields=title",
+        NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[] = {
+        A(.id = "t1", .detector = "Spray", .title = "Spray A", .ents = "host:h1", .t = 0),
+        A(.id = "t2", .detector = "Spray", .title = "Spray B", .ents = "host:h1", .t = 1),
+        A(.id = "t3", .detector = "Spray", .title = "Spray A", .ents = "host:h1", .t = 2),
+    };
+    struct ct_res r[3];
+    T_EQ_INT(ct_run(&t, in, 3, r), SP_OK);
+    T_OK(strcmp(r[1].inc, r[0].inc) != 0);      /* other title */
+    T_EQ_STR(r[2].inc, r[0].inc);               /* same title, same host */
+    ct_close(&t);
+}
+
 /* Flood control at 5 per 10 minutes. */
 static const char *const flood_sets[] = {"correlate.flood.enabled=true",
                                          "correlate.flood.threshold=5",
@@ -362,11 +415,50 @@ static void test_flood(void)
     freeReplyObject(h);
     long long ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL %s", fk);
     T_OK(ttl > 0 && ttl <= 3 * 600000);
+    /* The pointer to the current overflow incident lives one flood window:
+     * a flood later on opens an overflow incident of its own (and the key
+     * does not stay behind forever). */
+    char fo[128];
+    T_OK(ct_first_key("sp:{t:t1}:fo:*", fo, sizeof(fo)));
+    ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL %s", fo);
+    T_OK(ttl > 0 && ttl <= 600000);
     /* After the window, the detector correlates normally again. */
     struct ct_res late;
     T_EQ_INT(ct_one(&t, &A(.id = "f99", .ents = "host:fbox1", .t = 3600,
                            .detector = "PasswordSpray"), &late), SP_OK);
     T_EQ_STR(late.inc, r[1].inc);
+    ct_close(&t);
+}
+
+/* "More than X within Y": alerts before the window do not count, and
+ * exactly X within it is no flood.  3 alerts, then 15 minutes later 6 more
+ * (threshold 5, window 10m): the counter holds 8 when the 5th of the second
+ * wave comes, but only 5 of them are in its window, so that one still
+ * correlates normally; the 6th is the first overflow alert. */
+static void test_flood_threshold_in_window(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, flood_sets));
+    struct ct_res r[9];
+    char id[16], ents[32];
+    for (int i = 0; i < 9; i++) {
+        snprintf(id, sizeof(id), "v%d", i);
+        snprintf(ents, sizeof(ents), "host:vbox%d", i);
+        int64_t at = i < 3 ? i : 900 + i;
+        T_EQ_INT(ct_one(&t, &A(.id = id, .ents = ents, .t = at,
+                               .detector = "Spray4"), &r[i]), SP_OK);
+    }
+    for (int i = 0; i < 8; i++) {
+        json_t *inc = ct_latest(&t, r[i].inc);
+        T_OK(json_is_null(json_object_get(inc, "flood")));
+        T_EQ_INT(ct_jint(inc, "alerts_total"), 1);
+        json_decref(inc);
+    }
+    json_t *inc = ct_latest(&t, r[8].inc);
+    T_EQ_STR(ct_jstr(json_object_get(inc, "flood"), "key"), "Spray4");
+    json_decref(inc);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_alerts_total{stage=\"correlate.0\",result=\"flood\"}"), 1);
     ct_close(&t);
 }
 
@@ -542,6 +634,53 @@ static void test_cap(void)
     T_OK(list_has(json_object_get(why_of(x, "z"), "merge_skipped"), rb[2].inc));
     json_decref(x);
     T_EQ_INT(ct_metric(&t, "socpilot_correlate_merges_skipped_total{stage=\"correlate.0\"}"), 1);
+    /* The bound is exact.  1 + 1 alerts and the bridge make 3: merged.
+     * 1 + 2 and the bridge would make 4, one past the cap: not merged. */
+    struct ct_alert eq[] = {
+        A(.id = "e1", .ents = "host:h3", .t = 200),
+        A(.id = "f1", .ents = "account:u3", .t = 201),
+        A(.id = "g", .ents = "host:h3 account:u3", .t = 202),
+        A(.id = "p1", .ents = "host:h4", .t = 300),
+        A(.id = "q1", .ents = "account:u4", .t = 301),
+        A(.id = "q2", .ents = "account:u4", .t = 302),
+        A(.id = "w", .ents = "host:h4 account:u4", .t = 303),
+    };
+    struct ct_res re[7];
+    T_EQ_INT(ct_run(&t, eq, 7, re), SP_OK);
+    T_EQ_STR(re[2].inc, re[0].inc);
+    json_t *g = ct_latest(&t, re[0].inc);
+    T_EQ_INT(ct_jint(g, "alerts_total"), 3);
+    T_OK(list_has(json_object_get(json_object_get(g, "links"), "merged"), re[1].inc));
+    json_decref(g);
+    T_EQ_STR(re[6].inc, re[3].inc);
+    T_OK(strcmp(re[4].inc, re[3].inc) != 0);
+    json_t *p = ct_latest(&t, re[3].inc);
+    T_EQ_INT(ct_jint(p, "alerts_total"), 2);
+    T_OK(list_has(json_object_get(why_of(p, "w"), "merge_skipped"), re[4].inc));
+    json_decref(p);
+    T_EQ_INT(ct_metric(&t, "socpilot_correlate_merges_skipped_total{stage=\"correlate.0\"}"), 2);
+    ct_close(&t);
+}
+
+/* correlate.max_why bounds the decisions kept per incident: the newest
+ * max_why stay (10, the least allowed; 12 alerts in one incident). */
+static void test_max_why(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.max_why=10", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_res r;
+    char id[16];
+    for (int i = 0; i < 12; i++) {
+        snprintf(id, sizeof(id), "y%d", i);
+        T_EQ_INT(ct_one(&t, &A(.id = id, .ents = "host:h1", .t = i), &r), SP_OK);
+    }
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "LLEN sp:{t:t1}:i:%s:why", r.inc), 10);
+    redisReply *last = sp_test_redis_cmd(&ct_redis, "LINDEX sp:{t:t1}:i:%s:why -1", r.inc);
+    T_OK(last && last->type == REDIS_REPLY_STRING && strstr(last->str, "\"y11\""));
+    if (last)
+        freeReplyObject(last);
     ct_close(&t);
 }
 
@@ -592,6 +731,26 @@ static void test_tenants(void)
     }
     T_OK(odd > 0);              /* the odd tenant's keys were looked at */
     freeReplyObject(keys);
+    /* Tenants longer than the key keeps whole (128 bytes), equal but for
+     * their last byte, stay apart too (a hash of the whole tenant follows
+     * the part kept). */
+    char ta[201], tb[201];
+    memset(ta, 'x', 200);
+    ta[200] = '\0';
+    memcpy(tb, ta, sizeof(tb));
+    ta[199] = 'a';
+    tb[199] = 'b';
+    struct ct_alert lt[] = {
+        A(.id = "l1", .tenant = ta, .ents = "host:ws1", .t = 10),
+        A(.id = "l2", .tenant = tb, .ents = "host:ws1", .t = 11),
+    };
+    struct ct_res rl[2];
+    T_EQ_INT(ct_run(&t, lt, 2, rl), SP_OK);
+    T_OK(strcmp(rl[0].inc, rl[1].inc) != 0);
+    json_t *lb = ct_latest(&t, rl[1].inc);
+    T_EQ_INT(ct_jint(lb, "alerts_total"), 1);
+    T_EQ_STR(ct_jstr(lb, "tenant"), tb);
+    json_decref(lb);
     ct_close(&t);
 }
 
@@ -686,6 +845,31 @@ static void test_merge_moves_side_hashes(void)
     ct_close(&t);
 }
 
+/* Retention: every key a first alert writes expires.  The incident, its
+ * alerts and decisions, and the alert's dedupe record within
+ * correlate.retention (30d); the tenant's entity index within its TTL
+ * (twice the longest window plus an hour: 49 h here). */
+static void test_retention_ttls(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &A(.id = "x1", .ents = "host:h1", .t = 0), &r), SP_OK);
+    const long long ret = 30LL * 86400000;
+    const char *sfx[] = {"", ":al", ":why"};
+    for (size_t i = 0; i < SP_ARRAY_SIZE(sfx); i++) {
+        long long ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL sp:{t:t1}:i:%s%s",
+                                          r.inc, sfx[i]);
+        T_OK(ttl > ret - 60000 && ttl <= ret);
+    }
+    long long ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL sp:{t:t1}:a:x1");
+    T_OK(ttl > ret - 60000 && ttl <= ret);
+    ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL sp:{t:t1}:ix");
+    T_OK(ttl > 0 && ttl <= 49LL * 3600000);
+    ct_close(&t);
+}
+
 /* An alert that comes back changed after its incident expired opens a new
  * incident under a new id: the old id again at version 1 would look like a
  * replay to consumers that keep (id, version). */
@@ -732,6 +916,63 @@ static void test_provider_grouping(void)
     T_OK(list_has(json_object_get(inc, "provider_incident_ids"), "78"));
     json_decref(inc);
     T_EQ_INT(ct_live(&t), 2);
+    ct_close(&t);
+}
+
+/* Provider grouping keeps the closed-incident guard: an alert of a
+ * provider incident whose socpilot incident was closed opens a new
+ * incident linked to the closed one, and the next alert of that provider
+ * incident joins the new one. */
+static void test_provider_closed_incident(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res r1, r2, r3;
+    T_EQ_INT(ct_one(&t, &A(.id = "p1", .pid = "77", .ents = "host:h1", .t = 0), &r1), SP_OK);
+    char out[4096];
+    const char *close_args[] = {"close", r1.inc};
+    T_EQ_INT(ct_cli(ct_redis.port, close_args, 2, out, sizeof(out)), 0);
+    T_EQ_INT(ct_one(&t, &A(.id = "p2", .pid = "77", .ents = "host:h9", .t = 60), &r2), SP_OK);
+    T_OK(strcmp(r2.inc, r1.inc) != 0);
+    json_t *inc = ct_latest(&t, r2.inc);
+    T_EQ_STR(ct_jstr(json_object_get(inc, "links"), "previous"), r1.inc);
+    T_EQ_STR(ct_jstr(why_of(inc, "p2"), "how"), "after_closed");
+    json_decref(inc);
+    inc = ct_latest(&t, r1.inc);
+    T_EQ_INT(ct_jint(inc, "alerts_total"), 1);
+    json_decref(inc);
+    T_EQ_INT(ct_one(&t, &A(.id = "p3", .pid = "77", .ents = "host:h8", .t = 120), &r3), SP_OK);
+    T_EQ_STR(r3.inc, r2.inc);
+    ct_close(&t);
+}
+
+/* Provider grouping keeps the alert cap: at max_alerts the next alert of
+ * the provider incident opens a continuation of the full incident, and
+ * the one after it joins that continuation. */
+static void test_provider_cap(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.max_alerts=2", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    struct ct_alert in[] = {
+        A(.id = "p1", .pid = "77", .ents = "host:h1", .t = 0),
+        A(.id = "p2", .pid = "77", .ents = "host:h2", .t = 1),
+        A(.id = "p3", .pid = "77", .ents = "host:h3", .t = 2),
+        A(.id = "p4", .pid = "77", .ents = "host:h4", .t = 3),
+    };
+    struct ct_res r[4];
+    T_EQ_INT(ct_run(&t, in, 4, r), SP_OK);
+    T_EQ_STR(r[1].inc, r[0].inc);
+    T_OK(strcmp(r[2].inc, r[0].inc) != 0);
+    T_EQ_STR(r[3].inc, r[2].inc);
+    json_t *full = ct_latest(&t, r[0].inc), *cont = ct_latest(&t, r[2].inc);
+    T_EQ_INT(ct_jint(full, "alerts_total"), 2);
+    T_EQ_STR(ct_jstr(json_object_get(cont, "links"), "continued_from"), r[0].inc);
+    T_EQ_STR(ct_jstr(why_of(cont, "p3"), "how"), "continuation");
+    json_decref(full);
+    json_decref(cont);
     ct_close(&t);
 }
 
@@ -1927,6 +2168,35 @@ static void test_cli_close_of_auto_closed_not_pinned(void)
     ct_close(&t);
 }
 
+/* `socpilot incident reopen` of an incident its alerts closed pins it
+ * open: a later update of its (still resolved) alert does not close it
+ * again behind the analyst's back. */
+static void test_cli_reopen_pinned(void)
+{
+    SKIP_WITHOUT_REDIS();
+    struct ct t;
+    T_OK(ct_open(&t, NULL));
+    struct ct_res a;
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0), &a), SP_OK);
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0,
+                           .status = "resolved", .updated = 60), NULL), SP_OK);
+    json_t *inc = ct_latest(&t, a.inc);
+    T_EQ_STR(ct_jstr(inc, "status"), "closed");
+    json_decref(inc);
+    char out[4096];
+    const char *reopen_args[] = {"reopen", a.inc};
+    T_EQ_INT(ct_cli(ct_redis.port, reopen_args, 2, out, sizeof(out)), 0);
+    /* The alert changes again at the provider, still resolved. */
+    T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0,
+                           .status = "resolved", .updated = 120,
+                           .sev = SP_SEV_HIGH), NULL), SP_OK);
+    inc = ct_latest(&t, a.inc);
+    T_EQ_INT(ct_jint(inc, "version"), 4);      /* new, resolved, reopen, update */
+    T_EQ_STR(ct_jstr(inc, "status"), "active");
+    json_decref(inc);
+    ct_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_correlate";
@@ -1938,16 +2208,22 @@ int main(void)
     T_RUN(test_noisy_auto);
     T_RUN(test_mode_all);
     T_RUN(test_rules_selected);
+    T_RUN(test_rules_selected_fields);
     T_RUN(test_flood);
+    T_RUN(test_flood_threshold_in_window);
     T_RUN(test_flood_counter_without_total);
     T_RUN(test_closed_incident);
     T_RUN(test_close_on_resolved);
     T_RUN(test_cap);
+    T_RUN(test_max_why);
     T_RUN(test_tenants);
     T_RUN(test_duplicates_updates);
     T_RUN(test_new_id_after_expiry);
+    T_RUN(test_retention_ttls);
     T_RUN(test_merge_moves_side_hashes);
     T_RUN(test_provider_grouping);
+    T_RUN(test_provider_closed_incident);
+    T_RUN(test_provider_cap);
     T_RUN(test_schedules_analysis_atomically);
     T_RUN(test_round_trips);
     T_RUN(test_call_error_isolated);
@@ -1974,5 +2250,6 @@ int main(void)
     T_RUN(test_cli_status_refreshes_expiry);
     T_RUN(test_cli_status_refreshes_alert_records);
     T_RUN(test_cli_close_of_auto_closed_not_pinned);
+    T_RUN(test_cli_reopen_pinned);
     return t_done();
 }
