@@ -1913,7 +1913,7 @@ static void test_short_rule_prunes_shared_index(void)
                            .t = 3 * H), &b), SP_OK);
     T_EQ_INT(ct_one(&t, &A(.id = "c", .ents = "host:h1", .t = 4 * H), &c),
              SP_OK);
-    T_EQ_STR(c.inc, a.inc);                 /* main: c joins b only */
+    T_EQ_STR(c.inc, a.inc);                 /* (it used to join b only) */
     T_EQ_INT(ct_live(&t), 1);
     ct_close(&t);
 }
@@ -1958,7 +1958,7 @@ static void test_late_alert_clears_noisy(void)
                            .t = 10 * 60), &p), SP_OK);
     T_EQ_INT(ct_one(&t, &A(.id = "q", .ents = "ip:10.0.0.1 account:q",
                            .t = 11 * 60), &q), SP_OK);
-    T_OK(strcmp(q.inc, p.inc) != 0);        /* main: glued by the noisy IP */
+    T_OK(strcmp(q.inc, p.inc) != 0);        /* (it used to be glued by the noisy IP) */
     ct_close(&t);
 }
 
@@ -1978,13 +1978,13 @@ static void test_update_learns_provider_id(void)
     T_EQ_STR(a2.inc, a.inc);                /* an update, same incident */
     T_EQ_INT(ct_one(&t, &A(.id = "b", .ents = "host:h9", .t = 120,
                            .pid = "77"), &b), SP_OK);
-    T_EQ_STR(b.inc, a.inc);                 /* main: a new incident */
+    T_EQ_STR(b.inc, a.inc);                 /* (it used to open a new incident) */
     ct_close(&t);
 }
 
-/* Flood control runs before provider grouping: a provider incident with
- * more than threshold alerts of one detector is split, its later alerts
- * going to the overflow incident. */
+/* Provider grouping comes before flood control: a provider incident with
+ * more than threshold alerts of one detector is never split, all its
+ * alerts join it (none goes to an overflow incident). */
 static void test_flood_before_provider(void)
 {
     SKIP_WITHOUT_REDIS();
@@ -2002,7 +2002,7 @@ static void test_flood_before_provider(void)
                                .detector = "D"), &r[i]), SP_OK);
     }
     for (int i = 1; i < 5; i++)
-        T_EQ_STR(r[i].inc, r[0].inc);       /* main: f3, f4 overflow */
+        T_EQ_STR(r[i].inc, r[0].inc);       /* (f3, f4 used to overflow) */
     ct_close(&t);
 }
 
@@ -2141,10 +2141,10 @@ static void test_cli_status_refreshes_alert_records(void)
     ct_close(&t);
 }
 
-/* `socpilot incident close` on an incident its alerts closed changes
- * nothing (same status): the close is not pinned, so the analyst's close
- * is undone by the next alert update that reactivates an alert. */
-static void test_cli_close_of_auto_closed_not_pinned(void)
+/* `socpilot incident close` on an incident its alerts closed pins the
+ * close: an alert update that reactivates an alert at the provider
+ * leaves the incident closed (it used to reopen it). */
+static void test_cli_close_of_auto_closed_pins(void)
 {
     SKIP_WITHOUT_REDIS();
     struct ct t;
@@ -2163,7 +2163,7 @@ static void test_cli_close_of_auto_closed_not_pinned(void)
     T_EQ_INT(ct_one(&t, &A(.id = "a", .ents = "host:h1", .t = 0,
                            .status = "new", .updated = 120), &a3), SP_OK);
     inc = ct_latest(&t, a.inc);
-    T_EQ_STR(ct_jstr(inc, "status"), "closed");     /* main: active */
+    T_EQ_STR(ct_jstr(inc, "status"), "closed");     /* (it used to go active) */
     json_decref(inc);
     ct_close(&t);
 }
@@ -2249,7 +2249,7 @@ int main(void)
     T_RUN(test_title_tie_deterministic);
     T_RUN(test_cli_status_refreshes_expiry);
     T_RUN(test_cli_status_refreshes_alert_records);
-    T_RUN(test_cli_close_of_auto_closed_not_pinned);
+    T_RUN(test_cli_close_of_auto_closed_pins);
     T_RUN(test_cli_reopen_pinned);
     return t_done();
 }

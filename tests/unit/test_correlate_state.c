@@ -1346,6 +1346,36 @@ static void test_cluster_failover_endpoint_lost(void)
     sp_test_cluster_stop(&cl);
 }
 
+/* An assembly is due one settle delay after its first row: later rows of
+ * the same alert do not put it off (a steady trickle of evidence would
+ * otherwise keep the alert from ever being emitted). */
+static void test_defender_settle_from_first_row(void)
+{
+    SKIP_WITHOUT_REDIS();
+    const char *sets[] = {"correlate.defender.settle=10s", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    const char *id = "defender-streaming:sf1";
+    struct ct_alert rows[] = {
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "host:sf1", .t = 0,
+          .source = "defender-streaming"),
+        A(.id = id, .part = SP_PART_EVIDENCE, .ents = "host:sf2", .t = 1,
+          .source = "defender-streaming"),
+    };
+    struct timespec w0, w1;               /* the scripts get wall ms */
+    clock_gettime(CLOCK_REALTIME, &w0);
+    T_EQ_INT(ct_run(&t, &rows[0], 1, NULL), SP_OK);
+    clock_gettime(CLOCK_REALTIME, &w1);
+    long long due = sp_test_redis_int(&ct_redis, NULL, "ZSCORE sp:{t:t1}:asmdue %s", id);
+    T_OK(due >= w0.tv_sec * 1000LL + w0.tv_nsec / 1000000 + 10000 &&
+         due <= w1.tv_sec * 1000LL + w1.tv_nsec / 1000000 + 10000);
+    sp_test_sleep_ms(50);
+    T_EQ_INT(ct_run(&t, &rows[1], 1, NULL), SP_OK);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HLEN sp:{t:t1}:asm:%s", id) >= 2, 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZSCORE sp:{t:t1}:asmdue %s", id), due);
+    ct_close(&t);
+}
+
 /* ---- Defender AlertInfo / AlertEvidence ------------------------------------ */
 
 static size_t count_alerts(struct ct *t)
@@ -1944,6 +1974,7 @@ int main(void)
     T_RUN(test_cluster_master_killed_midstream);
     T_RUN(test_cluster_failover_endpoint_lost);
     T_RUN(test_defender_assembly);
+    T_RUN(test_defender_settle_from_first_row);
     T_RUN(test_defender_durable);
     T_RUN(test_defender_arena_exhausted);
     T_RUN(test_defender_resent_row);
