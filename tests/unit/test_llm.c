@@ -161,6 +161,11 @@ static void test_durations(void)
     const char *azure = "retry-after-ms: 1234\r\n";
     llm_hdrs_line(&h, azure, strlen(azure), now);
     T_EQ_INT(h.retry_after_ms, 1234);
+    /* The finer hint wins whatever the order: a Retry-After after it (the
+     * fake always sends it first) leaves it alone. */
+    const char *late = "Retry-After: 7\r\n";
+    llm_hdrs_line(&h, late, strlen(late), now);
+    T_EQ_INT(h.retry_after_ms, 1234);
     const char *status = "HTTP/1.1 200 OK\r\n";
     llm_hdrs_line(&h, status, strlen(status), now);
     T_EQ_INT(h.retry_after_ms, -1);
