@@ -188,6 +188,9 @@ static void test_backoff_bucket_breaker(void)
     T_OK(!llm_bucket_take(&b, 1, 0));
     T_EQ_INT(llm_bucket_wait_ms(&b, 1, 0), 1000);
     T_OK(llm_bucket_take(&b, 1, 1000));  /* refilled */
+    /* ... by one only: 60 a minute is one a second, not more. */
+    T_OK(!llm_bucket_take(&b, 1, 1000));
+    T_OK(!llm_bucket_take(&b, 1, 1999));
     llm_bucket_adjust(&b, -500, 1000);   /* debt is bounded */
     T_OK(b.level >= -60);
     struct llm_bucket unl;
