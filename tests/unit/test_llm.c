@@ -448,6 +448,9 @@ static void test_429_retry_after(void)
     T_EQ_INT(out3.retry_after_ms, 30000);
     T_OK(sp_now_ms() - t0 < 3000);
     T_OK(sp_llm_retry_in_ms(c) > 0);      /* the client holds off too */
+    /* ... but no longer than llm.retry_after_max: a server asking for 30 s
+     * (or a day) must not stop every call for that long. */
+    T_OK(sp_llm_retry_in_ms(c) <= 500);
     sp_llm_free(c);
 }
 
