@@ -485,6 +485,29 @@ static void test_500_then_success(void)
     sp_llm_free(c);
 }
 
+/* A 5xx answer with Retry-After: the call's retry waits as asked, not
+ * only the jittered backoff (<= 50 ms here).  Only 429 and 503 also hold
+ * the whole client, so for a 500 the call's own wait is all there is. */
+static void test_5xx_retry_after(void)
+{
+    NEED_FAKE();
+    T_OK(fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"500\","
+                               "\"headers\":{\"Retry-After\":\"1\"}}]}"));
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    struct outcome out = {0};
+    struct sp_llm_req r = req_default();
+    int64_t t0 = sp_now_ms();
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out), SP_OK);
+    run_until(c, &out.done, 1, 5000);
+    T_EQ_INT(out.err, SP_OK);
+    T_EQ_INT(out.attempts, 2);
+    T_OK(sp_now_ms() - t0 >= 1000);
+    sp_llm_free(c);
+}
+
 static void test_hang_timeout(void)
 {
     NEED_FAKE();
@@ -897,6 +920,7 @@ int main(void)
     T_RUN(test_success_usage);
     T_RUN(test_429_retry_after);
     T_RUN(test_500_then_success);
+    T_RUN(test_5xx_retry_after);
     T_RUN(test_hang_timeout);
     T_RUN(test_malformed_body);
     T_RUN(test_azure);
