@@ -454,6 +454,31 @@ static void test_429_retry_after(void)
     sp_llm_free(c);
 }
 
+/* A 429 with Retry-After: 2 holds the whole client for that long, not only
+ * the call that got it (which, with no retries left, ends at once).  The
+ * reset-requests hint that comes with it is 1 ms: only Retry-After can
+ * make the hold last. */
+static void test_429_holds_client(void)
+{
+    NEED_FAKE();
+    T_OK(fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"429\","
+                               "\"retry_after\":\"2\",\"headers\":"
+                               "{\"x-ratelimit-reset-requests\":\"1ms\"}}]}"));
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    o.max_retries = 0;
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    struct outcome out = {0};
+    struct sp_llm_req r = req_default();
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out), SP_OK);
+    run_until(c, &out.done, 1, 5000);
+    T_EQ_INT(out.err, SP_ERR_RETRY);
+    T_EQ_INT(out.retry_after_ms, 2000);
+    T_OK(sp_llm_retry_in_ms(c) > 1000);
+    sp_llm_free(c);
+}
+
 static void test_500_then_success(void)
 {
     NEED_FAKE();
@@ -919,6 +944,7 @@ int main(void)
     T_RUN(test_config);
     T_RUN(test_success_usage);
     T_RUN(test_429_retry_after);
+    T_RUN(test_429_holds_client);
     T_RUN(test_500_then_success);
     T_RUN(test_5xx_retry_after);
     T_RUN(test_hang_timeout);
