@@ -740,6 +740,32 @@ static void test_budget(void)
     sp_llm_free(c);
 }
 
+/* The token budget charges a call's estimate up front and settles it at
+ * the end: a failed call gives it all back.  Each call here is estimated
+ * at about 650 tokens of a 1,000 a minute budget, so a second call fits
+ * only after the first one's estimate came back. */
+static void test_budget_refunds(void)
+{
+    NEED_FAKE();
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    o.tokens_per_minute = 1000;
+    o.max_retries = 0;
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    struct outcome out[2] = {{0}};
+    struct sp_llm_req r = req_default();
+    r.max_tokens = 600;
+    T_OK(fake_openai_control(&fake, "{\"queue\":[\"500\"]}"));
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[0]), SP_OK);
+    run_until(c, &out[0].done, 1, 5000);
+    T_EQ_INT(out[0].err, SP_ERR_REMOTE);
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[1]), SP_OK);
+    run_until(c, &out[1].done, 1, 5000);
+    T_EQ_INT(out[1].err, SP_OK);
+    sp_llm_free(c);
+}
+
 static void test_breaker(void)
 {
     NEED_FAKE();
@@ -953,6 +979,7 @@ int main(void)
     T_RUN(test_wrong_key);
     T_RUN(test_key_at_cut);
     T_RUN(test_budget);
+    T_RUN(test_budget_refunds);
     T_RUN(test_breaker);
     T_RUN(test_concurrency);
     T_RUN(test_rf_autodetect);
