@@ -763,6 +763,12 @@ static void test_budget_refunds(void)
     T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[1]), SP_OK);
     run_until(c, &out[1].done, 1, 5000);
     T_EQ_INT(out[1].err, SP_OK);
+    /* A success is charged what `usage` reports (a few dozen tokens from
+     * the fake), the rest of its estimate comes back: a third call fits. */
+    struct outcome out3 = {0};
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out3), SP_OK);
+    run_until(c, &out3.done, 1, 5000);
+    T_EQ_INT(out3.err, SP_OK);
     sp_llm_free(c);
 }
 
