@@ -1040,6 +1040,14 @@ static void test_content_hash(void)
     sp_analysis_content_hash(parse(&a, v3), h3);
     T_EQ_STR(h1, h2);
     T_OK(strcmp(h1, h3) != 0);
+    /* An alert's title is shown to the model: a new title is new content
+     * (not bookkeeping), else the cache would keep the old analysis. */
+    const char *v4 = "{\"alerts\":[{\"title\":\"u\",\"id\":\"y\"},{\"severity\":"
+                     "\"high\",\"id\":\"x\",\"title\":\"t2\"}],\"entities\":"
+                     "[{\"type\":\"host\",\"key\":\"host:a\"}]}";
+    char h4[65];
+    sp_analysis_content_hash(parse(&a, v4), h4);
+    T_OK(strcmp(h3, h4) != 0);
     T_EQ_INT(sp_analysis_content_hash(parse(&a, "[1]"), h3), SP_ERR_INVALID);
     sp_arena_fini(&a);
 }
