@@ -484,6 +484,17 @@ static void test_impact(void)
     T_EQ_INT(sp_analysis_impact(parse(&a, small), &o, &i3), SP_OK);
     T_EQ_INT(i3.score, 10 + 3 + 4);
     T_EQ_STR(i3.level, "low");
+    /* One tactic named by three alerts, in three spellings, is one tactic:
+     * no breadth bonus (3 distinct tactics would add 3). */
+    const char *same = "{\"id\":\"i3\",\"alerts\":[{\"id\":\"a\",\"severity\":"
+                       "\"low\",\"tactics\":[\"Discovery\"]},{\"id\":\"b\","
+                       "\"severity\":\"low\",\"tactics\":[\"discovery\"]},"
+                       "{\"id\":\"c\",\"severity\":\"low\",\"tactics\":"
+                       "[\"TA0007\"]}],\"entities\":[{\"type\":\"host\","
+                       "\"key\":\"host:h1\",\"alerts\":[\"a\"]}]}";
+    struct sp_impact i4;
+    T_EQ_INT(sp_analysis_impact(parse(&a, same), &o, &i4), SP_OK);
+    T_EQ_INT(factor_points(&i4, "tactics"), 4);
     T_EQ_STR(sp_analysis_level(0), "low");
     T_EQ_STR(sp_analysis_level(25), "medium");
     T_EQ_STR(sp_analysis_level(50), "high");
