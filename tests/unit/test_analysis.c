@@ -495,6 +495,36 @@ static void test_impact(void)
     struct sp_impact i4;
     T_EQ_INT(sp_analysis_impact(parse(&a, same), &o, &i4), SP_OK);
     T_EQ_INT(factor_points(&i4, "tactics"), 4);
+    /* Everything at its maximum adds up to more than 100 (severity 30,
+     * hosts 15, identities 10, privileged 15, critical 15, tactics 15,
+     * volume 2 = 102): the score stays at 100. */
+    struct sp_buf big;
+    sp_buf_init(&big, 0);
+    static const char *const tacs[] = {"\"Impact\",\"Exfiltration\"",
+                                       "\"LateralMovement\"", "\"Collection\"",
+                                       "\"Discovery\"", ""};
+    sp_buf_puts(&big, "{\"id\":\"i4\",\"alerts\":[");
+    for (int i = 0; i < 5; i++)
+        sp_buf_printf(&big, "%s{\"id\":\"a%d\",\"severity\":\"high\","
+                      "\"tactics\":[%s]}", i ? "," : "", i, tacs[i]);
+    sp_buf_puts(&big, "],\"entities\":[");
+    for (int i = 0; i < 10; i++)
+        sp_buf_printf(&big, "%s{\"type\":\"host\",\"key\":\"host:h%d\","
+                      "\"alerts\":[\"a0\"],\"enrichment\":[{\"critical\":"
+                      "true}]}", i ? "," : "", i);
+    for (int i = 0; i < 4; i++)
+        sp_buf_printf(&big, ",{\"type\":\"account\",\"key\":\"account:u%d\","
+                      "\"alerts\":[\"a0\"],\"enrichment\":[{\"privileged\":"
+                      "true}]}", i);
+    sp_buf_puts(&big, "]}");
+    struct sp_impact i5;
+    T_EQ_INT(sp_analysis_impact(parse(&a, big.data), &o, &i5), SP_OK);
+    T_EQ_INT(factor_points(&i5, "tactics"), 15);
+    T_EQ_INT(factor_points(&i5, "privileged_identities"), 15);
+    T_EQ_INT(factor_points(&i5, "critical_assets"), 15);
+    T_EQ_INT(i5.score, 100);
+    T_EQ_STR(i5.level, "critical");
+    sp_buf_fini(&big);
     T_EQ_STR(sp_analysis_level(0), "low");
     T_EQ_STR(sp_analysis_level(25), "medium");
     T_EQ_STR(sp_analysis_level(50), "high");
