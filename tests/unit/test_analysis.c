@@ -342,6 +342,20 @@ static const char *answer_json(const char *assessment, const char *headline,
     return buf;
 }
 
+/* Copies src into out with its only occurrence of from replaced by to. */
+static const char *swap_once(const char *src, const char *from,
+                             const char *to, char *out, size_t n)
+{
+    const char *p = strstr(src, from);
+    if (!p || strstr(p + 1, from)) {
+        T_FAILF("\"%s\" not found once", from);
+        snprintf(out, n, "%s", src);
+        return out;
+    }
+    snprintf(out, n, "%.*s%s%s", (int)(p - src), src, to, p + strlen(from));
+    return out;
+}
+
 static struct sp_analysis_job *new_job(const struct sp_analysis_opts *o)
 {
     struct sp_error err;
@@ -814,6 +828,22 @@ static void test_job_flags(void)
     T_CONTAINS(text.data, "{\"value\":\"srv-ghost-99.contoso.com\",\"type\":"
                           "\"domain\",\"field\":");
     T_EQ_INT(sp_analysis_job_outcome(job)->ungrounded, 1);
+    sp_buf_fini(&text);
+    sp_analysis_job_free(job);
+
+    /* An invented IP given only as an indicator (summary.indicators is
+     * walked on its own path, not as free text). */
+    char ghost_ip[8192];
+    swap_once(good, "{\"type\":\"ip\",\"value\":\"198.51.100.23\"}",
+              "{\"type\":\"ip\",\"value\":\"203.0.113.77\"}", ghost_ip,
+              sizeof(ghost_ip));
+    job = new_job(&o);
+    const char *ans_ip[] = {ghost_ip};
+    drive(job, ans_ip, 1);
+    result_of(job, &a, &res, &text);
+    T_OK(has_flag(res, "ungrounded_entities"));
+    T_CONTAINS(text.data, "{\"value\":\"203.0.113.77\",\"type\":\"ip\","
+                          "\"field\":\"summary.indicators.value\"}");
     sp_buf_fini(&text);
     sp_analysis_job_free(job);
 
