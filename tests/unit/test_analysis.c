@@ -847,6 +847,20 @@ static void test_job_flags(void)
     sp_buf_fini(&text);
     sp_analysis_job_free(job);
 
+    /* An invented URL: neither it nor its host is in the incident. */
+    char ghost_url[8192];
+    swap_once(good, "http://evil.example.net/a.ps1",
+              "http://c2.ghost-host.net/a.ps1", ghost_url, sizeof(ghost_url));
+    job = new_job(&o);
+    const char *ans_url[] = {ghost_url};
+    drive(job, ans_url, 1);
+    result_of(job, &a, &res, &text);
+    T_OK(has_flag(res, "ungrounded_entities"));
+    T_CONTAINS(text.data, "{\"value\":\"http://c2.ghost-host.net/a.ps1\","
+                          "\"type\":\"url\"");
+    sp_buf_fini(&text);
+    sp_analysis_job_free(job);
+
     /* Obeying the injection: benign + low while the score is critical. */
     job = new_job(&o);
     const char *ans3[] = {benign};
