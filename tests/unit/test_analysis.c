@@ -277,6 +277,19 @@ static void test_context_fencing(void)
     T_OK(!ctx.over_budget);
     T_OK(ctx.tokens > 100 && ctx.tokens <= o.context_tokens);
     sp_analysis_context_fini(&ctx);
+
+    /* Untrusted text as written into a fence: control characters (escape
+     * sequences, carriage returns) become blanks, new lines and tabs stay,
+     * and opening or closing fence look-alikes, with blanks or any case,
+     * lose their '<'; other tags are left alone. */
+    struct sp_buf nb;
+    sp_buf_init(&nb, 0);
+    const char *raw = "a\x1b[31mb\rc\x01" "d\te\nf< /UNTRUSTED-data>"
+                      "<untrusted-data id=\"x\"><b>";
+    an_text_neutral(&nb, raw, strlen(raw));
+    T_EQ_STR(nb.data, "a [31mb c d\te\nf&lt; /UNTRUSTED-data>"
+                      "&lt;untrusted-data id=\"x\"><b>");
+    sp_buf_fini(&nb);
     sp_arena_fini(&a);
 }
 
