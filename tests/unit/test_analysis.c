@@ -877,6 +877,21 @@ static void test_job_flags(void)
     sp_buf_fini(&text);
     sp_analysis_job_free(job);
 
+    /* An invented account in a known domain: DOMAIN\user is grounded by
+     * its user name only. */
+    char ghost_acct[8192];
+    swap_once(good, "CONTOSO\\\\alice", "CONTOSO\\\\mallory", ghost_acct,
+              sizeof(ghost_acct));
+    job = new_job(&o);
+    const char *ans_acct[] = {ghost_acct};
+    drive(job, ans_acct, 1);
+    result_of(job, &a, &res, &text);
+    T_OK(has_flag(res, "ungrounded_entities"));
+    T_CONTAINS(text.data, "{\"value\":\"CONTOSO\\\\mallory\","
+                          "\"type\":\"account\"");
+    sp_buf_fini(&text);
+    sp_analysis_job_free(job);
+
     /* Obeying the injection: benign + low while the score is critical. */
     job = new_job(&o);
     const char *ans3[] = {benign};
