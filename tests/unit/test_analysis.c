@@ -892,6 +892,22 @@ static void test_job_flags(void)
     sp_buf_fini(&text);
     sp_analysis_job_free(job);
 
+    /* An invented domain whose first label is a known host: the short
+     * name grounds a host's FQDN, not any domain under another parent. */
+    char ghost_dom[8192];
+    swap_once(good, "Encoded PowerShell",
+              "Encoded PowerShell from ws-042.attacker-site.com", ghost_dom,
+              sizeof(ghost_dom));
+    job = new_job(&o);
+    const char *ans_dom[] = {ghost_dom};
+    drive(job, ans_dom, 1);
+    result_of(job, &a, &res, &text);
+    T_OK(has_flag(res, "ungrounded_entities"));
+    T_CONTAINS(text.data, "{\"value\":\"ws-042.attacker-site.com\","
+                          "\"type\":\"domain\"");
+    sp_buf_fini(&text);
+    sp_analysis_job_free(job);
+
     /* Obeying the injection: benign + low while the score is critical. */
     job = new_job(&o);
     const char *ans3[] = {benign};
