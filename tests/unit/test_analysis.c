@@ -769,6 +769,19 @@ static void test_validator(void)
     T_EQ_INT(sp_analysis_validate(parse(&a, big.data),
                                   parse(&a, "\"\xc3\xa9t\xc3\xa9\""), &errs),
              SP_OK);
+    /* Numeric bounds are inclusive, and one past them is refused. */
+    const struct sp_json *num = parse(&a, "{\"type\":\"integer\","
+                                          "\"minimum\":1,\"maximum\":10}");
+    sp_buf_reset(&errs);
+    T_EQ_INT(sp_analysis_validate(num, parse(&a, "10"), &errs), SP_OK);
+    T_EQ_INT(sp_analysis_validate(num, parse(&a, "1"), &errs), SP_OK);
+    T_EQ_INT(sp_analysis_validate(num, parse(&a, "11"), &errs),
+             SP_ERR_INVALID);
+    T_CONTAINS(errs.data, "above the maximum 10");
+    sp_buf_reset(&errs);
+    T_EQ_INT(sp_analysis_validate(num, parse(&a, "0"), &errs),
+             SP_ERR_INVALID);
+    T_CONTAINS(errs.data, "below the minimum 1");
     sp_buf_fini(&big);
     const char *wire = sp_analysis_prompts_wire_schema(prompts);
     T_OK(strstr(wire, "maxLength") == NULL);
