@@ -772,6 +772,35 @@ static void test_budget_refunds(void)
     sp_llm_free(c);
 }
 
+/* llm.max_queue bounds the calls submitted and not finished: with 2, two
+ * are taken and the third is refused at once, before any is sent. */
+static void test_queue_bound(void)
+{
+    NEED_FAKE();
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    o.max_queue = 2;
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    struct outcome out[3] = {{0}};
+    struct sp_llm_req r = req_default();
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[0]), SP_OK);
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[1]), SP_OK);
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[2]), SP_ERR_LIMIT);
+    int total = 0;
+    int64_t deadline = sp_now_ms() + 5000;
+    while (total < 2 && sp_now_ms() < deadline)
+        total += sp_llm_poll(c, 100);
+    T_EQ_INT(out[0].err, SP_OK);
+    T_EQ_INT(out[1].err, SP_OK);
+    T_EQ_INT(out[2].done, 0);
+    /* Once they are done there is room again. */
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[2]), SP_OK);
+    run_until(c, &out[2].done, 1, 5000);
+    T_EQ_INT(out[2].err, SP_OK);
+    sp_llm_free(c);
+}
+
 static void test_breaker(void)
 {
     NEED_FAKE();
@@ -986,6 +1015,7 @@ int main(void)
     T_RUN(test_key_at_cut);
     T_RUN(test_budget);
     T_RUN(test_budget_refunds);
+    T_RUN(test_queue_bound);
     T_RUN(test_breaker);
     T_RUN(test_concurrency);
     T_RUN(test_rf_autodetect);
