@@ -935,6 +935,21 @@ static void test_job_flags(void)
     sp_buf_fini(&text);
     sp_analysis_job_free(job);
 
+    /* The assessment says malicious, the headline says benign: still an
+     * untrusted conclusion (the headline is what people read). */
+    char benign_head[8192];
+    answer_json("malicious", "Benign activity, no action needed",
+                "ws-042.contoso.com", "critical", benign_head,
+                sizeof(benign_head));
+    job = new_job(&o);
+    const char *ans_head[] = {benign_head};
+    drive(job, ans_head, 1);
+    result_of(job, &a, &res, &text);
+    T_OK(has_flag(res, "untrusted_conclusion"));
+    T_OK(!has_flag(res, "impact_level_mismatch"));
+    sp_buf_fini(&text);
+    sp_analysis_job_free(job);
+
     /* Malformed, then valid: repaired. */
     job = new_job(&o);
     const char *ans4[] = {"{\"assessment\": \"malicious\", \"summ", good};
