@@ -950,6 +950,20 @@ static void test_job_flags(void)
     sp_buf_fini(&text);
     sp_analysis_job_free(job);
 
+    /* The level field agrees (critical) but the explanation claims another
+     * level: a mismatch all the same. */
+    char low_expl[8192];
+    swap_once(good, "Privileged account on a critical host.",
+              "Low impact: a test account.", low_expl, sizeof(low_expl));
+    job = new_job(&o);
+    const char *ans_expl[] = {low_expl};
+    drive(job, ans_expl, 1);
+    result_of(job, &a, &res, &text);
+    T_OK(has_flag(res, "impact_level_mismatch"));
+    T_OK(!has_flag(res, "untrusted_conclusion"));
+    sp_buf_fini(&text);
+    sp_analysis_job_free(job);
+
     /* Malformed, then valid: repaired. */
     job = new_job(&o);
     const char *ans4[] = {"{\"assessment\": \"malicious\", \"summ", good};
