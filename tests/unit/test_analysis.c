@@ -964,6 +964,19 @@ static void test_job_flags(void)
     sp_buf_fini(&text);
     sp_analysis_job_free(job);
 
+    /* Benign with the score below the high mark (80 < 101): the injection
+     * the alert text tried is reason enough to distrust it. */
+    struct sp_analysis_opts o_hi = o;
+    o_hi.high_score = 101;
+    job = new_job(&o_hi);
+    const char *ans_inj[] = {benign};
+    drive(job, ans_inj, 1);
+    result_of(job, &a, &res, &text);
+    T_OK(has_flag(res, "injection_attempt"));
+    T_OK(has_flag(res, "untrusted_conclusion"));
+    sp_buf_fini(&text);
+    sp_analysis_job_free(job);
+
     /* Malformed, then valid: repaired. */
     job = new_job(&o);
     const char *ans4[] = {"{\"assessment\": \"malicious\", \"summ", good};
