@@ -1203,6 +1203,43 @@ static void test_schedule_false(void)
     at_close(&t);
 }
 
+/* analysis.policy=min_severity: an incident below analysis.min_severity
+ * is claimed but not analysed (no analysis published, the job ends), one
+ * at it is analysed as usual.  Nothing else runs the stage with a policy
+ * other than `every`. */
+static void test_policy_min_severity(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analysis.policy=min_severity",
+                          "analysis.min_severity=high", NULL};
+    T_OK(at_open(&t, sets));
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};    /* medium */
+    at_feed(&t, &a1, 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 5000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 1);
+    T_EQ_INT(s.skipped_policy, 1);
+    T_EQ_INT(s.published, 0);
+    json_t *arr = analyses_of(&t, NULL);
+    T_EQ_INT(json_array_size(arr), 0);
+    json_decref(arr);
+
+    struct ct_alert a2 = {.id = "a2", .ents = "host:h2", .sev = SP_SEV_HIGH};
+    at_feed(&t, &a2, 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 5000));
+    s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 2);
+    T_EQ_INT(s.skipped_policy, 1);
+    T_EQ_INT(s.published, 1);
+    arr = analyses_of(&t, NULL);
+    T_EQ_INT(json_array_size(arr), 1);
+    json_decref(arr);
+    at_close(&t);
+}
+
 static double at_metric(struct at *t, const char *series);
 
 /* A Defender alert correlate assembles does not pass the analyze stage:
@@ -1983,6 +2020,7 @@ int main(void)
     RUN(test_analysis_landed_first);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
+    RUN(test_policy_min_severity);
     RUN(test_assembled_alert_sides);
     RUN(test_cli_secrets);
     RUN(test_registration_retried);
