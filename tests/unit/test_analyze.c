@@ -1406,6 +1406,59 @@ static void test_schedule_idle_flag(void)
     }
 }
 
+/* The release script (a failed job handed back): the job is due again at
+ * the retry time, or earlier when a change made it due sooner meanwhile
+ * (it must not wait out analyze.retry_delay then); only its owner can
+ * release it.  Called directly, on the tenant's keys. */
+static void test_release_keeps_sooner_due(void)
+{
+    NEED_REDIS();
+    ct_flush_all();
+    const char *P = "sp:{t:t1}:";
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD %san:lease 99999 inc-1", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "HSET %san:owner inc-1 me", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD %san:due 2000 inc-1", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD %san:lease 99999 inc-2", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "HSET %san:owner inc-2 me", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD %san:lease 99999 inc-3", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "HSET %san:owner inc-3 other", P), 1);
+    const char *incs[] = {"inc-1", "inc-2", "inc-3"};
+    const long long want[] = {1, 1, 0};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = sp_test_redis_cmd(&ct_redis,
+            "EVAL %s 1 %san:lease %s %s me 61000", an_lua_release, P, P,
+            incs[i]);
+        T_OK(r && r->type == REDIS_REPLY_INTEGER);
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            T_EQ_INT(r->integer, want[i]);
+        if (r)
+            freeReplyObject(r);
+    }
+    /* inc-1 keeps the sooner due time of its change, inc-2 is due at the
+     * retry time, inc-3 (another owner's) is still leased, not due. */
+    redisReply *r = sp_test_redis_cmd(&ct_redis,
+        "ZRANGE %san:due 0 -1 WITHSCORES", P);
+    T_OK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        T_EQ_STR(r->element[0]->str, "inc-1");
+        T_EQ_STR(r->element[1]->str, "2000");
+        T_EQ_STR(r->element[2]->str, "inc-2");
+        T_EQ_STR(r->element[3]->str, "61000");
+    }
+    if (r)
+        freeReplyObject(r);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD %san:lease", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HLEN %san:owner", P), 1);
+    ct_flush_all();
+}
+
 /* The claim's walk drops a tenant whose jobs are all done from the
  * registry, while a tenant with a job due later (its quiet period not
  * over) stays; with both gone, the polls run no claim at all. */
@@ -2025,6 +2078,7 @@ int main(void)
     RUN(test_cli_secrets);
     RUN(test_registration_retried);
     RUN(test_schedule_idle_flag);
+    RUN(test_release_keeps_sooner_due);
     RUN(test_idle_tenant_leaves);
     RUN(test_dropped_tenant_back_via_correlate);
     RUN(test_dropped_tenant_back_via_stage);
