@@ -1459,6 +1459,42 @@ static void test_release_keeps_sooner_due(void)
     ct_flush_all();
 }
 
+/* Dead letters are bounded: three jobs past max attempts (1, each claimed
+ * once already) with a list bound of 2 leave the two newest, and nothing
+ * leased.  The claim script called directly on the tenant's keys. */
+static void test_dead_letters_bounded(void)
+{
+    NEED_REDIS();
+    ct_flush_all();
+    const char *P = "sp:{t:t1}:";
+    const char *incs[] = {"d-1", "d-2", "d-3"};
+    for (int i = 0; i < 3; i++) {
+        T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZADD %san:due %d %s", P,
+                                   i, incs[i]), 1);
+        T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HSET %san:att %s 1", P,
+                                   incs[i]), 1);
+    }
+    /* ARGV: P, now, lease, limit, max attempts, owner, dead-letter bound. */
+    redisReply *r = sp_test_redis_cmd(&ct_redis,
+        "EVAL %s 1 %san:due %s 1000 60000 10 1 me 2", an_lua_claim, P, P);
+    T_OK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        T_EQ_INT(r->element[0]->elements, 0);       /* none claimed */
+        T_EQ_INT(r->element[1]->elements, 3);       /* all dead */
+    }
+    if (r)
+        freeReplyObject(r);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "LLEN %san:dead", P), 2);
+    r = sp_test_redis_cmd(&ct_redis, "LINDEX %san:dead 0", P);
+    T_OK(r && r->type == REDIS_REPLY_STRING);
+    if (r && r->type == REDIS_REPLY_STRING)
+        T_CONTAINS(r->str, "\"incident\":\"d-3\"");
+    if (r)
+        freeReplyObject(r);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS %san:lease", P), 0);
+    ct_flush_all();
+}
+
 /* The claim's walk drops a tenant whose jobs are all done from the
  * registry, while a tenant with a job due later (its quiet period not
  * over) stays; with both gone, the polls run no claim at all. */
@@ -2078,6 +2114,7 @@ int main(void)
     RUN(test_cli_secrets);
     RUN(test_registration_retried);
     RUN(test_schedule_idle_flag);
+    RUN(test_dead_letters_bounded);
     RUN(test_release_keeps_sooner_due);
     RUN(test_idle_tenant_leaves);
     RUN(test_dropped_tenant_back_via_correlate);
