@@ -2076,6 +2076,55 @@ static void test_analysis_landed_first(void)
     }
 }
 
+/* A job whose publish is outstanding (the sink holds it) keeps its lease:
+ * its instance renews it (every lease / 3) while the clock runs far past
+ * the first expiry, and another instance polling all along never takes
+ * it over.  The clock moves 20 ms per poll round of >= 10 ms, so a renewal
+ * every 100 ms (real) keeps ahead of a 300 ms lease. */
+static void test_lease_renewed_while_publishing(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.lease=300ms", NULL};
+    T_OK(at_open(&t, sets));
+    t.sink.mode = SP_TEST_HOLD;
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    struct sp_batch *b = sp_batch_new(1);
+    struct sp_alert *al = ct_add(b, &a1);
+    T_EQ_INT(sp_stage_process(t.corr, b), SP_OK);
+    T_EQ_INT(sp_stage_process(t.an, b), SP_OK);
+    char id[80];
+    snprintf(id, sizeof(id), "%s", al->incident_id ? al->incident_id : "");
+    sp_batch_free(b);
+    t.clock += 1001;
+    long out = -1;
+    for (int64_t until = sp_now_ms() + 5000;
+         out < 0 && sp_now_ms() < until; sp_test_sleep_ms(5)) {
+        t.an->type->tick(t.an, sp_now_ms());
+        out = held_output(&t, id, true);
+    }
+    T_OK(out >= 0);                 /* published, not acknowledged */
+    struct sp_stage *other = at_an_new(&t);
+    T_OK(other != NULL);
+    for (int i = 0; other && i < 100; i++) {
+        t.clock += 20;
+        other->type->tick(other, sp_now_ms());
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(10);
+    }
+    if (other) {
+        struct sp_analyze_stats s = at_stats(other);
+        T_EQ_INT(s.takeovers, 0);
+        T_EQ_INT(s.claimed, 0);
+        sp_stage_free(other);
+    }
+    /* Nor does the job go back to due for its own instance. */
+    T_EQ_INT(at_stats(t.an).reclaimed, 0);
+    T_EQ_INT(at_stats(t.an).lost_leases, 0);
+    t.sink.mode = SP_TEST_ACK_OK;
+    at_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_analyze";
@@ -2107,6 +2156,7 @@ int main(void)
     RUN(test_stale_job_after_takeover);
     RUN(test_template_publish_failed_reuse);
     RUN(test_analysis_landed_first);
+    RUN(test_lease_renewed_while_publishing);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
     RUN(test_policy_min_severity);
