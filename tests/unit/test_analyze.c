@@ -1203,6 +1203,43 @@ static void test_schedule_false(void)
     at_close(&t);
 }
 
+/* analysis.policy=min_severity: an incident below analysis.min_severity
+ * is claimed but not analysed (no analysis published, the job ends), one
+ * at it is analysed as usual.  Nothing else runs the stage with a policy
+ * other than `every`. */
+static void test_policy_min_severity(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analysis.policy=min_severity",
+                          "analysis.min_severity=high", NULL};
+    T_OK(at_open(&t, sets));
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};    /* medium */
+    at_feed(&t, &a1, 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 5000));
+    struct sp_analyze_stats s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 1);
+    T_EQ_INT(s.skipped_policy, 1);
+    T_EQ_INT(s.published, 0);
+    json_t *arr = analyses_of(&t, NULL);
+    T_EQ_INT(json_array_size(arr), 0);
+    json_decref(arr);
+
+    struct ct_alert a2 = {.id = "a2", .ents = "host:h2", .sev = SP_SEV_HIGH};
+    at_feed(&t, &a2, 1);
+    t.clock += 1001;
+    T_OK(at_settle(&t, t.an, 5000));
+    s = at_stats(t.an);
+    T_EQ_INT(s.claimed, 2);
+    T_EQ_INT(s.skipped_policy, 1);
+    T_EQ_INT(s.published, 1);
+    arr = analyses_of(&t, NULL);
+    T_EQ_INT(json_array_size(arr), 1);
+    json_decref(arr);
+    at_close(&t);
+}
+
 static double at_metric(struct at *t, const char *series);
 
 /* A Defender alert correlate assembles does not pass the analyze stage:
@@ -1367,6 +1404,95 @@ static void test_schedule_idle_flag(void)
         sp_test_redis_int(&ct_redis, NULL, "DEL sp:{t:t1}:an:due");
         sp_test_redis_int(&ct_redis, NULL, "DEL sp:{t:t1}:an:first");
     }
+}
+
+/* The release script (a failed job handed back): the job is due again at
+ * the retry time, or earlier when a change made it due sooner meanwhile
+ * (it must not wait out analyze.retry_delay then); only its owner can
+ * release it.  Called directly, on the tenant's keys. */
+static void test_release_keeps_sooner_due(void)
+{
+    NEED_REDIS();
+    ct_flush_all();
+    const char *P = "sp:{t:t1}:";
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD %san:lease 99999 inc-1", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "HSET %san:owner inc-1 me", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD %san:due 2000 inc-1", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD %san:lease 99999 inc-2", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "HSET %san:owner inc-2 me", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "ZADD %san:lease 99999 inc-3", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL,
+                               "HSET %san:owner inc-3 other", P), 1);
+    const char *incs[] = {"inc-1", "inc-2", "inc-3"};
+    const long long want[] = {1, 1, 0};
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = sp_test_redis_cmd(&ct_redis,
+            "EVAL %s 1 %san:lease %s %s me 61000", an_lua_release, P, P,
+            incs[i]);
+        T_OK(r && r->type == REDIS_REPLY_INTEGER);
+        if (r && r->type == REDIS_REPLY_INTEGER)
+            T_EQ_INT(r->integer, want[i]);
+        if (r)
+            freeReplyObject(r);
+    }
+    /* inc-1 keeps the sooner due time of its change, inc-2 is due at the
+     * retry time, inc-3 (another owner's) is still leased, not due. */
+    redisReply *r = sp_test_redis_cmd(&ct_redis,
+        "ZRANGE %san:due 0 -1 WITHSCORES", P);
+    T_OK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        T_EQ_STR(r->element[0]->str, "inc-1");
+        T_EQ_STR(r->element[1]->str, "2000");
+        T_EQ_STR(r->element[2]->str, "inc-2");
+        T_EQ_STR(r->element[3]->str, "61000");
+    }
+    if (r)
+        freeReplyObject(r);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD %san:lease", P), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HLEN %san:owner", P), 1);
+    ct_flush_all();
+}
+
+/* Dead letters are bounded: three jobs past max attempts (1, each claimed
+ * once already) with a list bound of 2 leave the two newest, and nothing
+ * leased.  The claim script called directly on the tenant's keys. */
+static void test_dead_letters_bounded(void)
+{
+    NEED_REDIS();
+    ct_flush_all();
+    const char *P = "sp:{t:t1}:";
+    const char *incs[] = {"d-1", "d-2", "d-3"};
+    for (int i = 0; i < 3; i++) {
+        T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZADD %san:due %d %s", P,
+                                   i, incs[i]), 1);
+        T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "HSET %san:att %s 1", P,
+                                   incs[i]), 1);
+    }
+    /* ARGV: P, now, lease, limit, max attempts, owner, dead-letter bound. */
+    redisReply *r = sp_test_redis_cmd(&ct_redis,
+        "EVAL %s 1 %san:due %s 1000 60000 10 1 me 2", an_lua_claim, P, P);
+    T_OK(r && r->type == REDIS_REPLY_ARRAY && r->elements == 4);
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 4) {
+        T_EQ_INT(r->element[0]->elements, 0);       /* none claimed */
+        T_EQ_INT(r->element[1]->elements, 3);       /* all dead */
+    }
+    if (r)
+        freeReplyObject(r);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "LLEN %san:dead", P), 2);
+    r = sp_test_redis_cmd(&ct_redis, "LINDEX %san:dead 0", P);
+    T_OK(r && r->type == REDIS_REPLY_STRING);
+    if (r && r->type == REDIS_REPLY_STRING)
+        T_CONTAINS(r->str, "\"incident\":\"d-3\"");
+    if (r)
+        freeReplyObject(r);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS %san:lease", P), 0);
+    ct_flush_all();
 }
 
 /* The claim's walk drops a tenant whose jobs are all done from the
@@ -1950,6 +2076,55 @@ static void test_analysis_landed_first(void)
     }
 }
 
+/* A job whose publish is outstanding (the sink holds it) keeps its lease:
+ * its instance renews it (every lease / 3) while the clock runs far past
+ * the first expiry, and another instance polling all along never takes
+ * it over.  The clock moves 20 ms per poll round of >= 10 ms, so a renewal
+ * every 100 ms (real) keeps ahead of a 300 ms lease. */
+static void test_lease_renewed_while_publishing(void)
+{
+    NEED_REDIS();
+    struct at t;
+    const char *sets[] = {"analyze.quiet=1s", "analyze.lease=300ms", NULL};
+    T_OK(at_open(&t, sets));
+    t.sink.mode = SP_TEST_HOLD;
+    struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
+    struct sp_batch *b = sp_batch_new(1);
+    struct sp_alert *al = ct_add(b, &a1);
+    T_EQ_INT(sp_stage_process(t.corr, b), SP_OK);
+    T_EQ_INT(sp_stage_process(t.an, b), SP_OK);
+    char id[80];
+    snprintf(id, sizeof(id), "%s", al->incident_id ? al->incident_id : "");
+    sp_batch_free(b);
+    t.clock += 1001;
+    long out = -1;
+    for (int64_t until = sp_now_ms() + 5000;
+         out < 0 && sp_now_ms() < until; sp_test_sleep_ms(5)) {
+        t.an->type->tick(t.an, sp_now_ms());
+        out = held_output(&t, id, true);
+    }
+    T_OK(out >= 0);                 /* published, not acknowledged */
+    struct sp_stage *other = at_an_new(&t);
+    T_OK(other != NULL);
+    for (int i = 0; other && i < 100; i++) {
+        t.clock += 20;
+        other->type->tick(other, sp_now_ms());
+        t.an->type->tick(t.an, sp_now_ms());
+        sp_test_sleep_ms(10);
+    }
+    if (other) {
+        struct sp_analyze_stats s = at_stats(other);
+        T_EQ_INT(s.takeovers, 0);
+        T_EQ_INT(s.claimed, 0);
+        sp_stage_free(other);
+    }
+    /* Nor does the job go back to due for its own instance. */
+    T_EQ_INT(at_stats(t.an).reclaimed, 0);
+    T_EQ_INT(at_stats(t.an).lost_leases, 0);
+    t.sink.mode = SP_TEST_ACK_OK;
+    at_close(&t);
+}
+
 int main(void)
 {
     t_prog = "test_analyze";
@@ -1981,12 +2156,16 @@ int main(void)
     RUN(test_stale_job_after_takeover);
     RUN(test_template_publish_failed_reuse);
     RUN(test_analysis_landed_first);
+    RUN(test_lease_renewed_while_publishing);
     RUN(test_redis_error_drops_job);
     RUN(test_schedule_false);
+    RUN(test_policy_min_severity);
     RUN(test_assembled_alert_sides);
     RUN(test_cli_secrets);
     RUN(test_registration_retried);
     RUN(test_schedule_idle_flag);
+    RUN(test_dead_letters_bounded);
+    RUN(test_release_keeps_sooner_due);
     RUN(test_idle_tenant_leaves);
     RUN(test_dropped_tenant_back_via_correlate);
     RUN(test_dropped_tenant_back_via_stage);

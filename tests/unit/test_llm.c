@@ -161,6 +161,11 @@ static void test_durations(void)
     const char *azure = "retry-after-ms: 1234\r\n";
     llm_hdrs_line(&h, azure, strlen(azure), now);
     T_EQ_INT(h.retry_after_ms, 1234);
+    /* The finer hint wins whatever the order: a Retry-After after it (the
+     * fake always sends it first) leaves it alone. */
+    const char *late = "Retry-After: 7\r\n";
+    llm_hdrs_line(&h, late, strlen(late), now);
+    T_EQ_INT(h.retry_after_ms, 1234);
     const char *status = "HTTP/1.1 200 OK\r\n";
     llm_hdrs_line(&h, status, strlen(status), now);
     T_EQ_INT(h.retry_after_ms, -1);
@@ -183,6 +188,9 @@ static void test_backoff_bucket_breaker(void)
     T_OK(!llm_bucket_take(&b, 1, 0));
     T_EQ_INT(llm_bucket_wait_ms(&b, 1, 0), 1000);
     T_OK(llm_bucket_take(&b, 1, 1000));  /* refilled */
+    /* ... by one only: 60 a minute is one a second, not more. */
+    T_OK(!llm_bucket_take(&b, 1, 1000));
+    T_OK(!llm_bucket_take(&b, 1, 1999));
     llm_bucket_adjust(&b, -500, 1000);   /* debt is bounded */
     T_OK(b.level >= -60);
     struct llm_bucket unl;
@@ -440,6 +448,34 @@ static void test_429_retry_after(void)
     T_EQ_INT(out3.retry_after_ms, 30000);
     T_OK(sp_now_ms() - t0 < 3000);
     T_OK(sp_llm_retry_in_ms(c) > 0);      /* the client holds off too */
+    /* ... but no longer than llm.retry_after_max: a server asking for 30 s
+     * (or a day) must not stop every call for that long. */
+    T_OK(sp_llm_retry_in_ms(c) <= 500);
+    sp_llm_free(c);
+}
+
+/* A 429 with Retry-After: 2 holds the whole client for that long, not only
+ * the call that got it (which, with no retries left, ends at once).  The
+ * reset-requests hint that comes with it is 1 ms: only Retry-After can
+ * make the hold last. */
+static void test_429_holds_client(void)
+{
+    NEED_FAKE();
+    T_OK(fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"429\","
+                               "\"retry_after\":\"2\",\"headers\":"
+                               "{\"x-ratelimit-reset-requests\":\"1ms\"}}]}"));
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    o.max_retries = 0;
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    struct outcome out = {0};
+    struct sp_llm_req r = req_default();
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out), SP_OK);
+    run_until(c, &out.done, 1, 5000);
+    T_EQ_INT(out.err, SP_ERR_RETRY);
+    T_EQ_INT(out.retry_after_ms, 2000);
+    T_OK(sp_llm_retry_in_ms(c) > 1000);
     sp_llm_free(c);
 }
 
@@ -471,6 +507,29 @@ static void test_500_then_success(void)
     T_EQ_INT(out2.fail, SP_LLM_FAIL_SERVER);
     T_EQ_INT(out2.status, 500);
     T_EQ_INT(out2.attempts, 2);
+    sp_llm_free(c);
+}
+
+/* A 5xx answer with Retry-After: the call's retry waits as asked, not
+ * only the jittered backoff (<= 50 ms here).  Only 429 and 503 also hold
+ * the whole client, so for a 500 the call's own wait is all there is. */
+static void test_5xx_retry_after(void)
+{
+    NEED_FAKE();
+    T_OK(fake_openai_control(&fake, "{\"queue\":[{\"mode\":\"500\","
+                               "\"headers\":{\"Retry-After\":\"1\"}}]}"));
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    struct outcome out = {0};
+    struct sp_llm_req r = req_default();
+    int64_t t0 = sp_now_ms();
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out), SP_OK);
+    run_until(c, &out.done, 1, 5000);
+    T_EQ_INT(out.err, SP_OK);
+    T_EQ_INT(out.attempts, 2);
+    T_OK(sp_now_ms() - t0 >= 1000);
     sp_llm_free(c);
 }
 
@@ -681,6 +740,67 @@ static void test_budget(void)
     sp_llm_free(c);
 }
 
+/* The token budget charges a call's estimate up front and settles it at
+ * the end: a failed call gives it all back.  Each call here is estimated
+ * at about 650 tokens of a 1,000 a minute budget, so a second call fits
+ * only after the first one's estimate came back. */
+static void test_budget_refunds(void)
+{
+    NEED_FAKE();
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    o.tokens_per_minute = 1000;
+    o.max_retries = 0;
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    struct outcome out[2] = {{0}};
+    struct sp_llm_req r = req_default();
+    r.max_tokens = 600;
+    T_OK(fake_openai_control(&fake, "{\"queue\":[\"500\"]}"));
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[0]), SP_OK);
+    run_until(c, &out[0].done, 1, 5000);
+    T_EQ_INT(out[0].err, SP_ERR_REMOTE);
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[1]), SP_OK);
+    run_until(c, &out[1].done, 1, 5000);
+    T_EQ_INT(out[1].err, SP_OK);
+    /* A success is charged what `usage` reports (a few dozen tokens from
+     * the fake), the rest of its estimate comes back: a third call fits. */
+    struct outcome out3 = {0};
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out3), SP_OK);
+    run_until(c, &out3.done, 1, 5000);
+    T_EQ_INT(out3.err, SP_OK);
+    sp_llm_free(c);
+}
+
+/* llm.max_queue bounds the calls submitted and not finished: with 2, two
+ * are taken and the third is refused at once, before any is sent. */
+static void test_queue_bound(void)
+{
+    NEED_FAKE();
+    struct sp_llm_opts o;
+    opts_for_fake(&o);
+    o.max_queue = 2;
+    struct sp_error err;
+    struct sp_llm *c = sp_llm_new(&o, NULL, &err);
+    struct outcome out[3] = {{0}};
+    struct sp_llm_req r = req_default();
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[0]), SP_OK);
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[1]), SP_OK);
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[2]), SP_ERR_LIMIT);
+    int total = 0;
+    int64_t deadline = sp_now_ms() + 5000;
+    while (total < 2 && sp_now_ms() < deadline)
+        total += sp_llm_poll(c, 100);
+    T_EQ_INT(out[0].err, SP_OK);
+    T_EQ_INT(out[1].err, SP_OK);
+    T_EQ_INT(out[2].done, 0);
+    /* Once they are done there is room again. */
+    T_EQ_INT(sp_llm_submit(c, &r, on_done, &out[2]), SP_OK);
+    run_until(c, &out[2].done, 1, 5000);
+    T_EQ_INT(out[2].err, SP_OK);
+    sp_llm_free(c);
+}
+
 static void test_breaker(void)
 {
     NEED_FAKE();
@@ -885,13 +1005,17 @@ int main(void)
     T_RUN(test_config);
     T_RUN(test_success_usage);
     T_RUN(test_429_retry_after);
+    T_RUN(test_429_holds_client);
     T_RUN(test_500_then_success);
+    T_RUN(test_5xx_retry_after);
     T_RUN(test_hang_timeout);
     T_RUN(test_malformed_body);
     T_RUN(test_azure);
     T_RUN(test_wrong_key);
     T_RUN(test_key_at_cut);
     T_RUN(test_budget);
+    T_RUN(test_budget_refunds);
+    T_RUN(test_queue_bound);
     T_RUN(test_breaker);
     T_RUN(test_concurrency);
     T_RUN(test_rf_autodetect);
