@@ -84,6 +84,19 @@ static void test_errors(void)
     T_EQ_STR(sp_json_errname(SP_JSON_E_TRUNCATED), "truncated");
 }
 
+/* Each limit is a maximum that is itself allowed: a document exactly at
+ * max_depth / max_bytes / max_nodes parses, one more is refused (the
+ * refusals are in test_errors).  An off-by-one that refuses the limit
+ * itself would reject valid alerts that test_errors alone lets through. */
+static void test_limits_inclusive(void)
+{
+    struct sp_json_limits lim = {.max_bytes = 1000, .max_depth = 4,
+                                 .max_nodes = 100};
+    struct sp_json_error err;
+    /* four levels of nesting with max_depth 4 */
+    T_OK(sp_json_parse(&A, "[[[[1]]]]", 9, &lim, &err) != NULL);
+}
+
 static void test_deep_nesting_is_bounded(void)
 {
     /* 100k open brackets: must fail cleanly, not blow the stack. */
@@ -323,6 +336,7 @@ int main(void)
     T_RUN(test_values);
     T_RUN(test_strings);
     T_RUN(test_errors);
+    T_RUN(test_limits_inclusive);
     T_RUN(test_deep_nesting_is_bounded);
     T_RUN(test_prefix);
     T_RUN(test_writer);
