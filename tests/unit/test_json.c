@@ -95,6 +95,9 @@ static void test_limits_inclusive(void)
     struct sp_json_error err;
     /* four levels of nesting with max_depth 4 */
     T_OK(sp_json_parse(&A, "[[[[1]]]]", 9, &lim, &err) != NULL);
+    /* a document of exactly max_bytes (16 bytes) */
+    lim.max_bytes = 16;
+    T_OK(sp_json_parse(&A, "[1,2,3,4,5,6,70]", 16, &lim, &err) != NULL);
 }
 
 static void test_deep_nesting_is_bounded(void)
