@@ -98,6 +98,10 @@ static void test_limits_inclusive(void)
     /* a document of exactly max_bytes (16 bytes) */
     lim.max_bytes = 16;
     T_OK(sp_json_parse(&A, "[1,2,3,4,5,6,70]", 16, &lim, &err) != NULL);
+    /* exactly max_nodes values: the array and its four elements */
+    lim.max_bytes = 1000;
+    lim.max_nodes = 5;
+    T_OK(sp_json_parse(&A, "[1,2,3,4]", 9, &lim, &err) != NULL);
 }
 
 static void test_deep_nesting_is_bounded(void)
