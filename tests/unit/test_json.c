@@ -71,6 +71,11 @@ static void test_errors(void)
     T_EQ_INT(code_of("\"\xff\""), SP_JSON_E_UTF8);
     T_EQ_INT(code_of("\"\xc0\xaf\""), SP_JSON_E_UTF8);        /* overlong */
     T_EQ_INT(code_of("\"\xed\xa0\x80\""), SP_JSON_E_UTF8);    /* surrogate */
+    /* Beyond U+10FFFF: F4 90.. is U+110000.  Lead byte F4 is allowed (it
+     * starts U+100000..U+10FFFF), so only the code point check refuses
+     * it; U+10FFFF itself is valid. */
+    T_EQ_INT(code_of("\"\xf4\x90\x80\x80\""), SP_JSON_E_UTF8);
+    T_EQ_INT(code_of("\"\xf4\x8f\xbf\xbf\""), SP_JSON_OK);
     struct sp_json_limits lim = {16, 4, 100};
     struct sp_json_error err;
     T_OK(!sp_json_parse(&A, "[[[[[1]]]]]", 11, &lim, &err));
