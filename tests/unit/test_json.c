@@ -76,6 +76,11 @@ static void test_errors(void)
      * it; U+10FFFF itself is valid. */
     T_EQ_INT(code_of("\"\xf4\x90\x80\x80\""), SP_JSON_E_UTF8);
     T_EQ_INT(code_of("\"\xf4\x8f\xbf\xbf\""), SP_JSON_OK);
+    /* Overlong three- and four-byte forms ("/" as E0 80 AF and F0 80 80
+     * AF): their lead bytes are legal, only the minimum value check
+     * refuses them (C0 AF above never reaches it). */
+    T_EQ_INT(code_of("\"\xe0\x80\xaf\""), SP_JSON_E_UTF8);
+    T_EQ_INT(code_of("\"\xf0\x80\x80\xaf\""), SP_JSON_E_UTF8);
     struct sp_json_limits lim = {16, 4, 100};
     struct sp_json_error err;
     T_OK(!sp_json_parse(&A, "[[[[[1]]]]]", 11, &lim, &err));
