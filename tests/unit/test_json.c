@@ -52,6 +52,11 @@ static void test_strings(void)
     /* lone surrogate becomes U+FFFD */
     v = parse("\"\\ud800z\"", NULL);
     T_EQ_STR(v->u.s, "\xef\xbf\xbdz");
+    /* A high surrogate followed by a \u escape that is not a low
+     * surrogate: U+FFFD, then the escape decoded on its own (not paired
+     * into a bogus code point). */
+    v = parse("\"\\ud800\\u0041\"", NULL);
+    T_EQ_STR(v ? v->u.s : NULL, "\xef\xbf\xbd" "A");
     T_EQ_INT(code_of("\"\\x\""), SP_JSON_E_SYNTAX);
     T_EQ_INT(code_of("\"a\tb\""), SP_JSON_E_SYNTAX);
 }
