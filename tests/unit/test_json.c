@@ -57,6 +57,10 @@ static void test_strings(void)
      * into a bogus code point). */
     v = parse("\"\\ud800\\u0041\"", NULL);
     T_EQ_STR(v ? v->u.s : NULL, "\xef\xbf\xbd" "A");
+    /* A lone low surrogate is U+FFFD too: encoded as is it would be
+     * ED B0 80, invalid UTF-8 in every alert written from it. */
+    v = parse("\"\\udc00x\"", NULL);
+    T_EQ_STR(v ? v->u.s : NULL, "\xef\xbf\xbdx");
     T_EQ_INT(code_of("\"\\x\""), SP_JSON_E_SYNTAX);
     T_EQ_INT(code_of("\"a\tb\""), SP_JSON_E_SYNTAX);
 }
