@@ -22,6 +22,9 @@ static void test_severity(void)
         {"Sev2", SP_SEV_MEDIUM},
         {"medium", SP_SEV_MEDIUM},
         {"Moderate", SP_SEV_MEDIUM},
+        /* documented in docs/alert-format.md (Azure Monitor's
+         * "Warning"); untested it could map anywhere */
+        {"Warning", SP_SEV_MEDIUM},
         {"2", SP_SEV_MEDIUM},
         {"low", SP_SEV_LOW},
         {" Low ", SP_SEV_LOW},
