@@ -15,6 +15,9 @@ static void test_status(void)
     T_EQ_STR(sp_nz_status("inProgress"), "in_progress");
     T_EQ_STR(sp_nz_status("In Progress"), "in_progress");
     T_EQ_STR(sp_nz_status("Active"), "in_progress");
+    /* documented spellings (docs/alert-format.md) not covered elsewhere */
+    T_EQ_STR(sp_nz_status("Acknowledged"), "in_progress");
+    T_EQ_STR(sp_nz_status("unassigned"), "new");
     T_EQ_STR(sp_nz_status("resolved"), "resolved");
     T_EQ_STR(sp_nz_status("Dismissed"), "resolved");
     T_EQ_STR(sp_nz_status("closed"), "resolved");
