@@ -224,6 +224,10 @@ static void test_sizes(void)
         { "10 MiB", true, 10485760 }, { "1.5MiB", false, 0 },
         { "10Q", false, 0 }, { "-5", false, 0 },
         { "99999999999TiB", false, 0 },
+        /* decimal units are powers of 1000, binary ones powers of 1024,
+         * at every scale (GB must not be read as GiB) */
+        { "2GB", true, 2000000000 }, { "1TB", true, 1000000000000 },
+        { "1TiB", true, (int64_t)1 << 40 },
     };
     check_values("engine.max_msg", w, SP_ARRAY_SIZE(w));
 }
