@@ -866,6 +866,30 @@ static void test_tenant_checked(void)
     run_free(&r);
 }
 
+/* Entities merge only when type AND key agree (docs/alert-format.md):
+ * a generic alert may give any key, and an account that was handed a
+ * host's key must stay an account of its own, not add its identifiers
+ * to the host. */
+static void test_merge_needs_same_type(void)
+{
+    struct run r;
+    run_str(&r,
+            "{\"id\":\"mt-1\",\"title\":\"t\",\"entities\":["
+            "{\"type\":\"host\",\"key\":\"host:x\",\"ids\":{\"hostname\":\"x\"}},"
+            "{\"type\":\"account\",\"key\":\"host:x\",\"ids\":{\"name\":\"x\"}}]}",
+            NULL);
+    struct sp_alert *a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(a != NULL);
+    if (a) {
+        T_EQ_INT(a->n_entities, 2);
+        T_EQ_INT(count_type(a, "host"), 1);
+        T_EQ_INT(count_type(a, "account"), 1);
+        const struct sp_entity *h = ent(a, "host:x");
+        T_EQ_INT(h ? h->n_ids : 0, 1);
+    }
+    run_free(&r);
+}
+
 static void test_generic_numeric_severity(void)
 {
     static const struct {
@@ -1256,6 +1280,7 @@ int main(void)
     T_RUN(test_defender_streaming);
     T_RUN(test_generic);
     T_RUN(test_generic_numeric_severity);
+    T_RUN(test_merge_needs_same_type);
     T_RUN(test_tenant_checked);
     T_RUN(test_key_canon);
     T_RUN(test_envelope_mixed);
