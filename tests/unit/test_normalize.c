@@ -890,6 +890,19 @@ static void test_merge_needs_same_type(void)
     run_free(&r);
 }
 
+/* A document with an "id" is a record even when it has a "records"
+ * member of its own (a generic alert may carry any field): only an object
+ * without an id is an Event Hubs envelope. */
+static void test_records_member_of_a_record(void)
+{
+    struct run r;
+    run_str(&r, "{\"id\":\"rm-1\",\"title\":\"t\",\"records\":[1]}", NULL);
+    T_EQ_INT(r.msg.n_rejects, 0);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    T_EQ_STR(r.msg.n_alerts ? r.msg.alerts[0]->id : NULL, "generic:rm-1");
+    run_free(&r);
+}
+
 static void test_generic_numeric_severity(void)
 {
     static const struct {
@@ -1281,6 +1294,7 @@ int main(void)
     T_RUN(test_generic);
     T_RUN(test_generic_numeric_severity);
     T_RUN(test_merge_needs_same_type);
+    T_RUN(test_records_member_of_a_record);
     T_RUN(test_tenant_checked);
     T_RUN(test_key_canon);
     T_RUN(test_envelope_mixed);
