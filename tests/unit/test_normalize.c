@@ -1106,6 +1106,22 @@ static void test_roundtrip(void)
     }
 }
 
+/* The raw of a single-document message is the document without the white
+ * space around it (a trailing newline of a JSON-lines producer is not
+ * part of the record); only rejects keep the payload byte for byte. */
+static void test_raw_trimmed(void)
+{
+    struct run r;
+    run_str(&r, "  {\"id\":\"rt\",\"title\":\"t\"}\r\n", NULL);
+    struct sp_alert *a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(a && a->raw != NULL);
+    if (a && a->raw) {
+        T_EQ_INT(a->raw_len, strlen("{\"id\":\"rt\",\"title\":\"t\"}"));
+        T_OK(strncmp(a->raw, "{\"id\":\"rt\"", 10) == 0);
+    }
+    run_free(&r);
+}
+
 static void test_no_raw(void)
 {
     struct sp_normalize_opts o;
@@ -1300,6 +1316,7 @@ int main(void)
     T_RUN(test_envelope_mixed);
     T_RUN(test_roundtrip);
     T_RUN(test_no_raw);
+    T_RUN(test_raw_trimmed);
     T_RUN(test_demo_samples);
     T_RUN(test_samples);
     T_RUN(test_schema);
