@@ -258,6 +258,15 @@ static void test_limits(void)
         T_EQ_STR(a->entities[0].key, "host:a.b");
     }
     run_free(&r);
+    /* max_bytes is the largest payload accepted, not the first refused:
+     * a message of exactly that size is decoded. */
+    sp_normalize_opts_default(&o);
+    const char *exact = "{\"id\":\"mb\",\"title\":\"t\"}";
+    o.jlim.max_bytes = strlen(exact);
+    run_str(&r, exact, &o);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    T_OK(!has_reject(&r.msg, "too_large"));
+    run_free(&r);
 }
 
 static void test_decode_stage(void)
