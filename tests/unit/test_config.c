@@ -796,6 +796,9 @@ static void test_dump_masks_secrets(void)
     T_OK(sp_config_secret_name("SSL.Key.Password"));
     T_OK(sp_config_secret_name("client_secret"));
     T_OK(!sp_config_secret_name("linger.ms"));
+    /* each word of the list counts on its own: "credential" is in no
+     * other name checked here */
+    T_OK(sp_config_secret_name("sasl.kerberos.credentials"));
     /* librdkafka redacts it (it may carry a client secret); so do we. */
     T_OK(sp_config_secret_name("sasl.oauthbearer.config"));
     T_OK(!sp_config_secret_name("sasl.oauthbearer.method"));
