@@ -243,6 +243,13 @@ static void test_validation(void)
     memset(long_name, 'n', sizeof(long_name) - 1);
     long_name[sizeof(long_name) - 1] = '\0';
     T_OK(sp_metrics_counter(m, long_name, "", NULL) == NULL);
+    /* SP_METRICS_NAME_MAX is the longest name accepted, prefix included
+     * ("socpilot_" + 191 bytes = 200), not the first refused */
+    char max_name[SP_METRICS_NAME_MAX + 1];
+    size_t plen = strlen("socpilot_");
+    memset(max_name, 'n', SP_METRICS_NAME_MAX - plen);
+    max_name[SP_METRICS_NAME_MAX - plen] = '\0';
+    T_OK(sp_metrics_counter(m, max_name, "", NULL) != NULL);
     sp_metrics_free(m);
 }
 
