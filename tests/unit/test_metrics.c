@@ -250,6 +250,18 @@ static void test_validation(void)
     memset(max_name, 'n', SP_METRICS_NAME_MAX - plen);
     max_name[SP_METRICS_NAME_MAX - plen] = '\0';
     T_OK(sp_metrics_counter(m, max_name, "", NULL) != NULL);
+    /* likewise a label list of exactly SP_METRICS_LABELS_MAX bytes:
+     * a="vvv...v" padded to the limit is accepted, one byte more is not */
+    char max_labels[SP_METRICS_LABELS_MAX + 2];
+    memset(max_labels, 'v', sizeof(max_labels));
+    memcpy(max_labels, "a=\"", 3);
+    max_labels[SP_METRICS_LABELS_MAX - 1] = '"';
+    max_labels[SP_METRICS_LABELS_MAX] = '\0';
+    T_OK(sp_metrics_counter(m, "lmax_total", "", max_labels) != NULL);
+    max_labels[SP_METRICS_LABELS_MAX - 1] = 'v';
+    max_labels[SP_METRICS_LABELS_MAX] = '"';
+    max_labels[SP_METRICS_LABELS_MAX + 1] = '\0';
+    T_OK(sp_metrics_counter(m, "lmax_total", "", max_labels) == NULL);
     sp_metrics_free(m);
 }
 
