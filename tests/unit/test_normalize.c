@@ -830,7 +830,9 @@ static void test_tenant_checked(void)
     char doc[512], long_tenant[200];
     memset(long_tenant, 'a', sizeof(long_tenant) - 1);
     long_tenant[sizeof(long_tenant) - 1] = '\0';
-    const char *bad[] = {long_tenant, "con\\u0001toso", "con\\ntoso"};
+    /* DEL (U+007F) is a control character too */
+    const char *bad[] = {long_tenant, "con\\u0001toso", "con\\ntoso",
+                         "con\\u007ftoso"};
     for (size_t i = 0; i < SP_ARRAY_SIZE(bad); i++) {
         snprintf(doc, sizeof(doc), "{\"id\":\"t%zu\",\"source\":\"x\","
                  "\"title\":\"t\",\"tenant\":\"%s\"}", i, bad[i]);
