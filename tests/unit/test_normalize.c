@@ -827,6 +827,14 @@ static void test_tenant_checked(void)
     if (r.msg.n_alerts)
         T_EQ_STR(r.msg.alerts[0]->tenant, "contoso");
     run_free(&r);
+    /* A tenant of blanks only names none: the default tenant, never an
+     * empty tenant string that correlation would key on. */
+    run_str(&r, "{\"id\":\"t-blank\",\"source\":\"x\",\"title\":\"t\","
+                "\"tenant\":\" \\t \"}", NULL);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    if (r.msg.n_alerts)
+        T_EQ_STR(r.msg.alerts[0]->tenant, "default");
+    run_free(&r);
     char doc[512], long_tenant[200];
     memset(long_tenant, 'a', sizeof(long_tenant) - 1);
     long_tenant[sizeof(long_tenant) - 1] = '\0';
