@@ -258,6 +258,19 @@ static void test_limits(void)
         T_EQ_STR(a->entities[0].key, "host:a.b");
     }
     run_free(&r);
+    /* An ASCII string one byte over max_string is cut to exactly
+     * max_string bytes (the case above backs off a split character, so
+     * it would not notice a limit one byte off); one of max_string bytes
+     * is kept whole. */
+    run_str(&r, "{\"id\":\"lim2\",\"title\":\"abcdefghijk\","
+                "\"description\":\"0123456789\"}", &o);
+    a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(a != NULL);
+    if (a) {
+        T_EQ_STR(a->title, "abcdefghij");
+        T_EQ_STR(a->description, "0123456789");
+    }
+    run_free(&r);
     /* max_bytes is the largest payload accepted, not the first refused:
      * a message of exactly that size is decoded. */
     sp_normalize_opts_default(&o);
