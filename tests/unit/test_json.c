@@ -296,6 +296,10 @@ static void test_time(void)
     T_OK(!sp_time_parse("2024-13-01T00:00:00Z", &us));
     T_OK(!sp_time_parse("yesterday", &us));
     T_OK(!sp_time_parse("2024-01-01T00:00:00Zjunk", &us));
+    /* zone offsets are at most 23:59 (RFC 3339 time-numoffset) */
+    T_OK(!sp_time_parse("2024-01-01T00:00:00+24:00", &us));
+    T_OK(!sp_time_parse("2024-01-01T00:00:00+01:60", &us));
+    T_OK(sp_time_parse("2024-01-01T23:59:00+23:59", &us));
     /* leap day, single digits, microseconds with leading zeros */
     T_OK(sp_time_parse("2024-02-29T01:02:03.000004Z", &us));
     T_EQ_INT(sp_time_format(us, out), 27);
