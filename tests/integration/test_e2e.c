@@ -155,7 +155,7 @@ static void test_pipeline_end_to_end(void)
     struct kit_table alerts, dlq;
     kit_table_init(&alerts, want.alerts + 16);
     kit_table_init(&dlq, want.rejects + 16);
-    size_t seen_alerts = 0, seen_dlq = 0;
+    size_t seen_alerts = 0, seen_dlq = 0, bad_dlq_hdrs = 0;
     FILE *out = fopen("build/e2e_alerts.jsonl", "w");
     int64_t deadline = sp_now_ms() + 180000;
     while ((seen_alerts < want.alerts || seen_dlq < want.rejects) &&
@@ -181,6 +181,33 @@ static void test_pipeline_end_to_end(void)
                     /* remember reason & source offset for the checks */
                     kit_header(m, "socpilot-source-offset", buf, sizeof(buf));
                     e->aux = atoll(buf);
+                    /* The other provenance headers: the DLQ record must
+                     * name the stage that refused it (the decode stage's
+                     * instance, "decode.0") and the input topic
+                     * and partition the message came from (the key m<i>
+                     * says which message; where[i] where it landed).  The
+                     * offset is checked with the rest below. */
+                    char stage[64] = "", topic[64] = "", part[16] = "";
+                    kit_header(m, "socpilot-error-stage", stage, sizeof(stage));
+                    kit_header(m, "socpilot-source-topic", topic, sizeof(topic));
+                    kit_header(m, "socpilot-source-partition", part, sizeof(part));
+                    size_t idx = n_msgs;
+                    char kbuf[32];
+                    snprintf(kbuf, sizeof(kbuf), "%.*s", (int)m->key_len,
+                             m->key ? (const char *)m->key : "");
+                    if (kbuf[0] == 'm' && kbuf[1])
+                        idx = (size_t)strtoull(kbuf + 1, NULL, 10);
+                    if (idx >= n_msgs || strncmp(stage, "decode", 6) != 0 ||
+                        strcmp(topic, IN_TOPIC) != 0 || part[0] == '\0' ||
+                        atoi(part) != where[idx].partition) {
+                        if (bad_dlq_hdrs++ < 5)
+                            T_FAILF("DLQ record %.*s: stage \"%s\", topic "
+                                    "\"%s\", partition \"%s\" (want decode.*, "
+                                    IN_TOPIC ", %d)", (int)m->key_len,
+                                    (const char *)m->key, stage, topic, part,
+                                    idx < n_msgs ? (int)where[idx].partition
+                                                 : -1);
+                    }
                     char *r = malloc(64);
                     kit_header(m, "socpilot-error-reason", r, 64);
                     char *tmp = e->value;

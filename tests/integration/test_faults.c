@@ -484,6 +484,70 @@ static void test_timed_out_outputs_kept(void)
     sp_mock_stop(mk);
 }
 
+/* While every in-flight slot waits for acknowledgements longer than
+ * pipeline.pause_after, consumption is paused (engine_paused 1), and
+ * resumed once the outputs are acknowledged (engine_paused back to 0,
+ * everything committed).  The DLQ broker is made slow so one batch stays
+ * in flight with max_inflight_batches=1. */
+static void test_paused_while_inflight_full(void)
+{
+    struct sp_error err = {0};
+    const char *topics[] = {"f9.in", "f9.in.dlq", "f9.in.alerts",
+                            "f.incidents"};
+    struct sp_mock *mk = sp_mock_start(2, topics, 4, 1, &err);
+    T_OK(mk != NULL);
+    if (!mk)
+        return;
+    rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
+    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f9.in", 0, 1), 0);
+    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f9.in.dlq", 0, 2), 0);
+    T_EQ_INT(rd_kafka_mock_coordinator_set(mc, "group", "f9", 1), 0);
+    const char *saved = brokers;
+    brokers = sp_mock_bootstraps(mk);
+    size_t n_in = 6;
+    for (size_t i = 0; i < n_in; i++) {
+        char key[16];
+        snprintf(key, sizeof(key), "m%zu", i);
+        produce("f9.in", key, strlen(key), "not json", 8);
+    }
+    const char *extra[] = {"pipeline.max_inflight_batches=1",
+                           "pipeline.batch_size=1",
+                           "pipeline.pause_after=100ms",
+                           "kafka.producer.linger.ms=0"};
+    struct sp_config *cfg = NULL;
+    struct sp_engine *eng = engine_for("f9.in", "f9", extra, 4, &cfg);
+    T_OK(eng != NULL);
+    if (eng) {
+        T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 2000), 0);
+        pthread_t th;
+        pthread_create(&th, NULL, run_engine, eng);
+        int64_t until = sp_now_ms() + 20000;
+        double paused = 0;
+        while ((paused = metric(eng, "socpilot_engine_paused")) < 1 &&
+               sp_now_ms() < until)
+            usleep(20000);
+        T_EQ_INT((int)paused, 1);
+        T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 0), 0);
+        long lag = 1;
+        until = sp_now_ms() + 30000;
+        while (sp_now_ms() < until &&
+               (kit_committed_lag(brokers, "f9", "f9.in", 1, &lag) || lag))
+            usleep(100000);
+        T_EQ_INT(lag, 0);
+        until = sp_now_ms() + 5000;
+        while ((paused = metric(eng, "socpilot_engine_paused")) != 0 &&
+               sp_now_ms() < until)
+            usleep(20000);
+        T_EQ_INT((int)paused, 0);
+        sp_engine_stop(eng);
+        pthread_join(th, NULL);
+        sp_engine_free(eng);
+        sp_config_free(cfg);
+    }
+    brokers = saved;
+    sp_mock_stop(mk);
+}
+
 struct member {
     rd_kafka_t *rk;
     int assigned;
@@ -878,6 +942,7 @@ int main(void)
     T_RUN(test_refused_dlq_copy_cut_again);
     T_RUN(test_nothing_committed_past_failed_batch);
     T_RUN(test_timed_out_outputs_kept);
+    T_RUN(test_paused_while_inflight_full);
     T_RUN(test_rebalance_served_while_retrying);
     T_RUN(test_fatal_producer_error_stops);
     T_RUN(test_brokers_down_not_ready);

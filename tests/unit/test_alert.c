@@ -22,6 +22,9 @@ static void test_severity(void)
         {"Sev2", SP_SEV_MEDIUM},
         {"medium", SP_SEV_MEDIUM},
         {"Moderate", SP_SEV_MEDIUM},
+        /* documented in docs/alert-format.md (Azure Monitor's
+         * "Warning"); untested it could map anywhere */
+        {"Warning", SP_SEV_MEDIUM},
         {"2", SP_SEV_MEDIUM},
         {"low", SP_SEV_LOW},
         {" Low ", SP_SEV_LOW},
@@ -30,6 +33,9 @@ static void test_severity(void)
         {"Informational", SP_SEV_INFORMATIONAL},
         {"info", SP_SEV_INFORMATIONAL},
         {"0", SP_SEV_INFORMATIONAL},
+        /* "Sev4", the lowest of the Sev scale, is informational (docs);
+         * the other Sev levels above would not notice it mapped to low */
+        {"Sev4", SP_SEV_INFORMATIONAL},
         {"unknownFutureValue", SP_SEV_UNKNOWN},
         {"", SP_SEV_UNKNOWN},
         {"9", SP_SEV_UNKNOWN},

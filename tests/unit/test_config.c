@@ -224,6 +224,10 @@ static void test_sizes(void)
         { "10 MiB", true, 10485760 }, { "1.5MiB", false, 0 },
         { "10Q", false, 0 }, { "-5", false, 0 },
         { "99999999999TiB", false, 0 },
+        /* decimal units are powers of 1000, binary ones powers of 1024,
+         * at every scale (GB must not be read as GiB) */
+        { "2GB", true, 2000000000 }, { "1TB", true, 1000000000000 },
+        { "1TiB", true, (int64_t)1 << 40 },
     };
     check_values("engine.max_msg", w, SP_ARRAY_SIZE(w));
 }
@@ -792,9 +796,36 @@ static void test_dump_masks_secrets(void)
     T_OK(sp_config_secret_name("SSL.Key.Password"));
     T_OK(sp_config_secret_name("client_secret"));
     T_OK(!sp_config_secret_name("linger.ms"));
+    /* each word of the list counts on its own: "credential" is in no
+     * other name checked here */
+    T_OK(sp_config_secret_name("sasl.kerberos.credentials"));
     /* librdkafka redacts it (it may carry a client secret); so do we. */
     T_OK(sp_config_secret_name("sasl.oauthbearer.config"));
     T_OK(!sp_config_secret_name("sasl.oauthbearer.method"));
+}
+
+/* A secret declared as a list: each non-empty item is handed to the
+ * logger's masking (sp_config_each_secret), like a secret string.  No
+ * key of this table is declared elsewhere, so this does not touch the
+ * other tests' dumps. */
+static void test_secret_list_items(void)
+{
+    static const struct sp_cfg_key keys[] = {
+        { "auth.api_keys", SP_CFG_LIST, NULL, 0, 0, "API keys.",
+          SP_CFG_SECRET, NULL },
+    };
+    struct sp_error err;
+    struct sp_config *cfg = sp_config_new();
+    T_OK(cfg != NULL);
+    if (!cfg)
+        return;
+    T_EQ_INT(sp_config_declare(cfg, keys, SP_ARRAY_SIZE(keys), &err), SP_OK);
+    T_EQ_INT(load_validate(cfg, "auth.api_keys: [k-one-1111, k-two-2222]\n",
+                           &err), SP_OK);
+    struct collect c = { "", 0, 0 };
+    T_EQ_INT(sp_config_each_secret(cfg, collect_cb, &c), 0);
+    T_EQ_STR(c.buf, "auth.api_keys=k-one-1111;auth.api_keys=k-two-2222;");
+    sp_config_free(cfg);
 }
 
 static void test_example_roundtrip(void)
@@ -1161,6 +1192,7 @@ int main(void)
     T_RUN(test_type_errors);
     T_RUN(test_duplicates);
     T_RUN(test_dump_masks_secrets);
+    T_RUN(test_secret_list_items);
     T_RUN(test_example_roundtrip);
     T_RUN(test_limits);
     T_RUN(test_yaml_errors);

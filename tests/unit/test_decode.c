@@ -15,6 +15,9 @@ static void test_status(void)
     T_EQ_STR(sp_nz_status("inProgress"), "in_progress");
     T_EQ_STR(sp_nz_status("In Progress"), "in_progress");
     T_EQ_STR(sp_nz_status("Active"), "in_progress");
+    /* documented spellings (docs/alert-format.md) not covered elsewhere */
+    T_EQ_STR(sp_nz_status("Acknowledged"), "in_progress");
+    T_EQ_STR(sp_nz_status("unassigned"), "new");
     T_EQ_STR(sp_nz_status("resolved"), "resolved");
     T_EQ_STR(sp_nz_status("Dismissed"), "resolved");
     T_EQ_STR(sp_nz_status("closed"), "resolved");
@@ -254,6 +257,28 @@ static void test_limits(void)
         T_EQ_INT(a->entities[0].n_ids, 3);
         T_EQ_STR(a->entities[0].key, "host:a.b");
     }
+    run_free(&r);
+    /* An ASCII string one byte over max_string is cut to exactly
+     * max_string bytes (the case above backs off a split character, so
+     * it would not notice a limit one byte off); one of max_string bytes
+     * is kept whole. */
+    run_str(&r, "{\"id\":\"lim2\",\"title\":\"abcdefghijk\","
+                "\"description\":\"0123456789\"}", &o);
+    a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(a != NULL);
+    if (a) {
+        T_EQ_STR(a->title, "abcdefghij");
+        T_EQ_STR(a->description, "0123456789");
+    }
+    run_free(&r);
+    /* max_bytes is the largest payload accepted, not the first refused:
+     * a message of exactly that size is decoded. */
+    sp_normalize_opts_default(&o);
+    const char *exact = "{\"id\":\"mb\",\"title\":\"t\"}";
+    o.jlim.max_bytes = strlen(exact);
+    run_str(&r, exact, &o);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    T_OK(!has_reject(&r.msg, "too_large"));
     run_free(&r);
 }
 

@@ -175,6 +175,27 @@ static void test_endpoints(void)
     sp_metrics_free(m);
 }
 
+/* A not-ready callback that gives no reason still answers a readable
+ * 503 body: "not ready: unspecified", never "not ready: " and nothing. */
+static void test_readyz_no_reason(void)
+{
+    struct sp_metrics *m = sp_metrics_new("socpilot_");
+    struct sp_error err;
+    sp_error_clear(&err);
+    atomic_store(&ready_flag, false);
+    struct sp_http *h = sp_http_start("127.0.0.1", 0, m, ready_cb, "", &err);
+    T_OK(h != NULL);
+    if (h) {
+        struct reply r;
+        T_OK(fetch(sp_http_port(h), "/readyz", NULL, &r));
+        T_EQ_INT(r.status, 503);
+        T_EQ_STR(r.body.data, "not ready: unspecified\n");
+        sp_buf_fini(&r.body);
+        sp_http_stop(h);
+    }
+    sp_metrics_free(m);
+}
+
 static void test_defaults(void)
 {
     /* No registry, no ready callback, default address. */
@@ -403,6 +424,7 @@ int main(void)
     sp_log_setup(SP_LOG_ERROR, SP_LOG_TEXT, NULL);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     T_RUN(test_endpoints);
+    T_RUN(test_readyz_no_reason);
     T_RUN(test_defaults);
     T_RUN(test_start_errors);
     T_RUN(test_ipv6);

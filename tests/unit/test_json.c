@@ -52,6 +52,15 @@ static void test_strings(void)
     /* lone surrogate becomes U+FFFD */
     v = parse("\"\\ud800z\"", NULL);
     T_EQ_STR(v->u.s, "\xef\xbf\xbdz");
+    /* A high surrogate followed by a \u escape that is not a low
+     * surrogate: U+FFFD, then the escape decoded on its own (not paired
+     * into a bogus code point). */
+    v = parse("\"\\ud800\\u0041\"", NULL);
+    T_EQ_STR(v ? v->u.s : NULL, "\xef\xbf\xbd" "A");
+    /* A lone low surrogate is U+FFFD too: encoded as is it would be
+     * ED B0 80, invalid UTF-8 in every alert written from it. */
+    v = parse("\"\\udc00x\"", NULL);
+    T_EQ_STR(v ? v->u.s : NULL, "\xef\xbf\xbdx");
     T_EQ_INT(code_of("\"\\x\""), SP_JSON_E_SYNTAX);
     T_EQ_INT(code_of("\"a\tb\""), SP_JSON_E_SYNTAX);
 }
@@ -71,6 +80,16 @@ static void test_errors(void)
     T_EQ_INT(code_of("\"\xff\""), SP_JSON_E_UTF8);
     T_EQ_INT(code_of("\"\xc0\xaf\""), SP_JSON_E_UTF8);        /* overlong */
     T_EQ_INT(code_of("\"\xed\xa0\x80\""), SP_JSON_E_UTF8);    /* surrogate */
+    /* Beyond U+10FFFF: F4 90.. is U+110000.  Lead byte F4 is allowed (it
+     * starts U+100000..U+10FFFF), so only the code point check refuses
+     * it; U+10FFFF itself is valid. */
+    T_EQ_INT(code_of("\"\xf4\x90\x80\x80\""), SP_JSON_E_UTF8);
+    T_EQ_INT(code_of("\"\xf4\x8f\xbf\xbf\""), SP_JSON_OK);
+    /* Overlong three- and four-byte forms ("/" as E0 80 AF and F0 80 80
+     * AF): their lead bytes are legal, only the minimum value check
+     * refuses them (C0 AF above never reaches it). */
+    T_EQ_INT(code_of("\"\xe0\x80\xaf\""), SP_JSON_E_UTF8);
+    T_EQ_INT(code_of("\"\xf0\x80\x80\xaf\""), SP_JSON_E_UTF8);
     struct sp_json_limits lim = {16, 4, 100};
     struct sp_json_error err;
     T_OK(!sp_json_parse(&A, "[[[[[1]]]]]", 11, &lim, &err));
@@ -82,6 +101,26 @@ static void test_errors(void)
     T_OK(!sp_json_parse(&A, "[1,2,3,4,5,6]", 13, &lim, &err));
     T_EQ_INT(err.code, SP_JSON_E_NODES);
     T_EQ_STR(sp_json_errname(SP_JSON_E_TRUNCATED), "truncated");
+}
+
+/* Each limit is a maximum that is itself allowed: a document exactly at
+ * max_depth / max_bytes / max_nodes parses, one more is refused (the
+ * refusals are in test_errors).  An off-by-one that refuses the limit
+ * itself would reject valid alerts that test_errors alone lets through. */
+static void test_limits_inclusive(void)
+{
+    struct sp_json_limits lim = {.max_bytes = 1000, .max_depth = 4,
+                                 .max_nodes = 100};
+    struct sp_json_error err;
+    /* four levels of nesting with max_depth 4 */
+    T_OK(sp_json_parse(&A, "[[[[1]]]]", 9, &lim, &err) != NULL);
+    /* a document of exactly max_bytes (16 bytes) */
+    lim.max_bytes = 16;
+    T_OK(sp_json_parse(&A, "[1,2,3,4,5,6,70]", 16, &lim, &err) != NULL);
+    /* exactly max_nodes values: the array and its four elements */
+    lim.max_bytes = 1000;
+    lim.max_nodes = 5;
+    T_OK(sp_json_parse(&A, "[1,2,3,4]", 9, &lim, &err) != NULL);
 }
 
 static void test_deep_nesting_is_bounded(void)
@@ -257,6 +296,10 @@ static void test_time(void)
     T_OK(!sp_time_parse("2024-13-01T00:00:00Z", &us));
     T_OK(!sp_time_parse("yesterday", &us));
     T_OK(!sp_time_parse("2024-01-01T00:00:00Zjunk", &us));
+    /* zone offsets are at most 23:59 (RFC 3339 time-numoffset) */
+    T_OK(!sp_time_parse("2024-01-01T00:00:00+24:00", &us));
+    T_OK(!sp_time_parse("2024-01-01T00:00:00+01:60", &us));
+    T_OK(sp_time_parse("2024-01-01T23:59:00+23:59", &us));
     /* leap day, single digits, microseconds with leading zeros */
     T_OK(sp_time_parse("2024-02-29T01:02:03.000004Z", &us));
     T_EQ_INT(sp_time_format(us, out), 27);
@@ -323,6 +366,7 @@ int main(void)
     T_RUN(test_values);
     T_RUN(test_strings);
     T_RUN(test_errors);
+    T_RUN(test_limits_inclusive);
     T_RUN(test_deep_nesting_is_bounded);
     T_RUN(test_prefix);
     T_RUN(test_writer);

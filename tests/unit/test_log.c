@@ -219,6 +219,14 @@ static void test_secrets(void)
     T_OK(strstr(cap_text(), "aaaaas3cr") == NULL);
     T_OK(strstr(cap_text(), "aaaaas\"") == NULL);
     T_CONTAINS(cap_text(), "aaaaa...[truncated, 4118 bytes]\"\n");
+    /* ... not even its first byte: cut one byte into the secret, the
+     * single "s" left at the end is dropped too. */
+    memset(big, 'a', SP_LOG_MSG_MAX - 1);
+    strcpy(big + SP_LOG_MSG_MAX - 1, "s3cr3t-token-value and more");
+    cap_start(SP_LOG_INFO, SP_LOG_TEXT);
+    sp_log_info("t", "%s", big);
+    T_OK(strstr(cap_text(), "aaaaas...") == NULL);
+    T_CONTAINS(cap_text(), "aaaaa...[truncated, 4122 bytes]\"\n");
 }
 
 static void test_truncation(void)

@@ -243,6 +243,25 @@ static void test_validation(void)
     memset(long_name, 'n', sizeof(long_name) - 1);
     long_name[sizeof(long_name) - 1] = '\0';
     T_OK(sp_metrics_counter(m, long_name, "", NULL) == NULL);
+    /* SP_METRICS_NAME_MAX is the longest name accepted, prefix included
+     * ("socpilot_" + 191 bytes = 200), not the first refused */
+    char max_name[SP_METRICS_NAME_MAX + 1];
+    size_t plen = strlen("socpilot_");
+    memset(max_name, 'n', SP_METRICS_NAME_MAX - plen);
+    max_name[SP_METRICS_NAME_MAX - plen] = '\0';
+    T_OK(sp_metrics_counter(m, max_name, "", NULL) != NULL);
+    /* likewise a label list of exactly SP_METRICS_LABELS_MAX bytes:
+     * a="vvv...v" padded to the limit is accepted, one byte more is not */
+    char max_labels[SP_METRICS_LABELS_MAX + 2];
+    memset(max_labels, 'v', sizeof(max_labels));
+    memcpy(max_labels, "a=\"", 3);
+    max_labels[SP_METRICS_LABELS_MAX - 1] = '"';
+    max_labels[SP_METRICS_LABELS_MAX] = '\0';
+    T_OK(sp_metrics_counter(m, "lmax_total", "", max_labels) != NULL);
+    max_labels[SP_METRICS_LABELS_MAX - 1] = 'v';
+    max_labels[SP_METRICS_LABELS_MAX] = '"';
+    max_labels[SP_METRICS_LABELS_MAX + 1] = '\0';
+    T_OK(sp_metrics_counter(m, "lmax_total", "", max_labels) == NULL);
     sp_metrics_free(m);
 }
 

@@ -827,10 +827,20 @@ static void test_tenant_checked(void)
     if (r.msg.n_alerts)
         T_EQ_STR(r.msg.alerts[0]->tenant, "contoso");
     run_free(&r);
+    /* A tenant of blanks only names none: the default tenant, never an
+     * empty tenant string that correlation would key on. */
+    run_str(&r, "{\"id\":\"t-blank\",\"source\":\"x\",\"title\":\"t\","
+                "\"tenant\":\" \\t \"}", NULL);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    if (r.msg.n_alerts)
+        T_EQ_STR(r.msg.alerts[0]->tenant, "default");
+    run_free(&r);
     char doc[512], long_tenant[200];
     memset(long_tenant, 'a', sizeof(long_tenant) - 1);
     long_tenant[sizeof(long_tenant) - 1] = '\0';
-    const char *bad[] = {long_tenant, "con\\u0001toso", "con\\ntoso"};
+    /* DEL (U+007F) is a control character too */
+    const char *bad[] = {long_tenant, "con\\u0001toso", "con\\ntoso",
+                         "con\\u007ftoso"};
     for (size_t i = 0; i < SP_ARRAY_SIZE(bad); i++) {
         snprintf(doc, sizeof(doc), "{\"id\":\"t%zu\",\"source\":\"x\","
                  "\"title\":\"t\",\"tenant\":\"%s\"}", i, bad[i]);
@@ -863,6 +873,43 @@ static void test_tenant_checked(void)
              "\"title\":\"t\",\"tenant\":\"%s\"}", long_tenant);
     run_str(&r, doc, NULL);
     T_EQ_INT(r.msg.n_alerts, 1);
+    run_free(&r);
+}
+
+/* Entities merge only when type AND key agree (docs/alert-format.md):
+ * a generic alert may give any key, and an account that was handed a
+ * host's key must stay an account of its own, not add its identifiers
+ * to the host. */
+static void test_merge_needs_same_type(void)
+{
+    struct run r;
+    run_str(&r,
+            "{\"id\":\"mt-1\",\"title\":\"t\",\"entities\":["
+            "{\"type\":\"host\",\"key\":\"host:x\",\"ids\":{\"hostname\":\"x\"}},"
+            "{\"type\":\"account\",\"key\":\"host:x\",\"ids\":{\"name\":\"x\"}}]}",
+            NULL);
+    struct sp_alert *a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(a != NULL);
+    if (a) {
+        T_EQ_INT(a->n_entities, 2);
+        T_EQ_INT(count_type(a, "host"), 1);
+        T_EQ_INT(count_type(a, "account"), 1);
+        const struct sp_entity *h = ent(a, "host:x");
+        T_EQ_INT(h ? h->n_ids : 0, 1);
+    }
+    run_free(&r);
+}
+
+/* A document with an "id" is a record even when it has a "records"
+ * member of its own (a generic alert may carry any field): only an object
+ * without an id is an Event Hubs envelope. */
+static void test_records_member_of_a_record(void)
+{
+    struct run r;
+    run_str(&r, "{\"id\":\"rm-1\",\"title\":\"t\",\"records\":[1]}", NULL);
+    T_EQ_INT(r.msg.n_rejects, 0);
+    T_EQ_INT(r.msg.n_alerts, 1);
+    T_EQ_STR(r.msg.n_alerts ? r.msg.alerts[0]->id : NULL, "generic:rm-1");
     run_free(&r);
 }
 
@@ -1069,6 +1116,22 @@ static void test_roundtrip(void)
     }
 }
 
+/* The raw of a single-document message is the document without the white
+ * space around it (a trailing newline of a JSON-lines producer is not
+ * part of the record); only rejects keep the payload byte for byte. */
+static void test_raw_trimmed(void)
+{
+    struct run r;
+    run_str(&r, "  {\"id\":\"rt\",\"title\":\"t\"}\r\n", NULL);
+    struct sp_alert *a = r.msg.n_alerts ? r.msg.alerts[0] : NULL;
+    T_OK(a && a->raw != NULL);
+    if (a && a->raw) {
+        T_EQ_INT(a->raw_len, strlen("{\"id\":\"rt\",\"title\":\"t\"}"));
+        T_OK(strncmp(a->raw, "{\"id\":\"rt\"", 10) == 0);
+    }
+    run_free(&r);
+}
+
 static void test_no_raw(void)
 {
     struct sp_normalize_opts o;
@@ -1256,11 +1319,14 @@ int main(void)
     T_RUN(test_defender_streaming);
     T_RUN(test_generic);
     T_RUN(test_generic_numeric_severity);
+    T_RUN(test_merge_needs_same_type);
+    T_RUN(test_records_member_of_a_record);
     T_RUN(test_tenant_checked);
     T_RUN(test_key_canon);
     T_RUN(test_envelope_mixed);
     T_RUN(test_roundtrip);
     T_RUN(test_no_raw);
+    T_RUN(test_raw_trimmed);
     T_RUN(test_demo_samples);
     T_RUN(test_samples);
     T_RUN(test_schema);
