@@ -105,6 +105,33 @@ static void produce(const char *topic, const char *key, size_t klen,
     T_EQ_INT(kp.acked, 1);
 }
 
+/* A cluster of its own, two brokers, for group g: topics g.in, g.in.dlq,
+ * g.in.alerts and f.incidents, everything (the group's coordinator too)
+ * led by broker 1 but the topic on2, led by broker 2 for the test to slow
+ * down.  brokers points at it until the caller sets it back to *saved. */
+static struct sp_mock *two_brokers(const char *g, const char *on2,
+                                   const char **saved)
+{
+    char in[64], dlq[64], alerts[64];
+    snprintf(in, sizeof(in), "%s.in", g);
+    snprintf(dlq, sizeof(dlq), "%s.in.dlq", g);
+    snprintf(alerts, sizeof(alerts), "%s.in.alerts", g);
+    const char *topics[] = {in, dlq, alerts, "f.incidents"};
+    struct sp_error err = {0};
+    struct sp_mock *mk = sp_mock_start(2, topics, 4, 1, &err);
+    T_OK(mk != NULL);
+    if (!mk)
+        return NULL;
+    rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
+    for (int i = 0; i < 3; i++)
+        T_EQ_INT(rd_kafka_mock_partition_set_leader(
+                     mc, topics[i], 0, strcmp(topics[i], on2) == 0 ? 2 : 1), 0);
+    T_EQ_INT(rd_kafka_mock_coordinator_set(mc, "group", g, 1), 0);
+    *saved = brokers;
+    brokers = sp_mock_bootstraps(mk);
+    return mk;
+}
+
 /* The DLQ records of `topic` (partition 0), read from the start. */
 static size_t read_dlq(const char *topic, rd_kafka_message_t **out, size_t max)
 {
@@ -408,20 +435,12 @@ static double metric(struct sp_engine *eng, const char *series)
  * once there is (never a wait inside a report); nothing is lost. */
 static void test_timed_out_outputs_kept(void)
 {
-    struct sp_error err = {0};
-    const char *topics[] = {"f7.in", "f7.in.dlq", "f7.in.alerts",
-                            "f.incidents"};
-    struct sp_mock *mk = sp_mock_start(2, topics, 4, 1, &err);
-    T_OK(mk != NULL);
+    /* The DLQ on broker 2, made slow. */
+    const char *saved;
+    struct sp_mock *mk = two_brokers("f7", "f7.in.dlq", &saved);
     if (!mk)
         return;
     rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
-    /* Input and group on broker 1, the DLQ on broker 2, made slow. */
-    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f7.in", 0, 1), 0);
-    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f7.in.dlq", 0, 2), 0);
-    T_EQ_INT(rd_kafka_mock_coordinator_set(mc, "group", "f7", 1), 0);
-    const char *saved = brokers;
-    brokers = sp_mock_bootstraps(mk);
     size_t n_in = 40;
     for (size_t i = 0; i < n_in; i++) {
         char key[16];
@@ -491,19 +510,11 @@ static void test_timed_out_outputs_kept(void)
  * in flight with max_inflight_batches=1. */
 static void test_paused_while_inflight_full(void)
 {
-    struct sp_error err = {0};
-    const char *topics[] = {"f9.in", "f9.in.dlq", "f9.in.alerts",
-                            "f.incidents"};
-    struct sp_mock *mk = sp_mock_start(2, topics, 4, 1, &err);
-    T_OK(mk != NULL);
+    const char *saved;
+    struct sp_mock *mk = two_brokers("f9", "f9.in.dlq", &saved);
     if (!mk)
         return;
     rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
-    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f9.in", 0, 1), 0);
-    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f9.in.dlq", 0, 2), 0);
-    T_EQ_INT(rd_kafka_mock_coordinator_set(mc, "group", "f9", 1), 0);
-    const char *saved = brokers;
-    brokers = sp_mock_bootstraps(mk);
     size_t n_in = 6;
     for (size_t i = 0; i < n_in; i++) {
         char key[16];
@@ -766,21 +777,12 @@ static void test_brokers_down_not_ready(void)
  */
 static void test_delivery_stall_not_ready(void)
 {
-    struct sp_error err = {0};
-    const char *topics[] = {"f8.in", "f8.in.dlq", "f8.in.alerts",
-                            "f.incidents"};
-    struct sp_mock *mk = sp_mock_start(2, topics, 4, 1, &err);
-    T_OK(mk != NULL);
+    /* The alerts topic on broker 2. */
+    const char *saved;
+    struct sp_mock *mk = two_brokers("f8", "f8.in.alerts", &saved);
     if (!mk)
         return;
     rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
-    /* Input, group and DLQ on broker 1; the alerts topic on broker 2. */
-    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f8.in", 0, 1), 0);
-    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f8.in.dlq", 0, 1), 0);
-    T_EQ_INT(rd_kafka_mock_partition_set_leader(mc, "f8.in.alerts", 0, 2), 0);
-    T_EQ_INT(rd_kafka_mock_coordinator_set(mc, "group", "f8", 1), 0);
-    const char *saved = brokers;
-    brokers = sp_mock_bootstraps(mk);
     const char *extra[] = {"pipeline.ready_delivery_max=1s",
                            "kafka.producer.linger.ms=0"};
     struct sp_config *cfg = NULL;
