@@ -105,6 +105,36 @@ static void produce(const char *topic, const char *key, size_t klen,
     T_EQ_INT(kp.acked, 1);
 }
 
+/* n messages that are not JSON (each goes to the DLQ), keyed m0, m1...,
+ * on topic, through one producer. */
+static void produce_junk(const char *topic, size_t n)
+{
+    struct kit_producer kp;
+    bool open = kit_producer_open(&kp, brokers, 0) == 0;
+    T_OK(open);
+    if (!open)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        char key[24];
+        snprintf(key, sizeof(key), "m%zu", i);
+        T_EQ_INT(kit_produce(&kp, topic, i, key, "not json", 8), 0);
+    }
+    kit_producer_close(&kp);
+    T_EQ_INT(kp.acked, n);
+}
+
+/* Waits up to ms for group to commit all of topic (one partition);
+ * returns the lag left (-1 when it could not be read). */
+static long wait_committed(const char *group, const char *topic, int ms)
+{
+    long lag = -1;
+    int64_t until = sp_now_ms() + ms;
+    while ((kit_committed_lag(brokers, group, topic, 1, &lag) || lag) &&
+           sp_now_ms() < until)
+        usleep(100000);
+    return lag;
+}
+
 /* A cluster of its own, two brokers, for group g: topics g.in, g.in.dlq,
  * g.in.alerts and f.incidents, everything (the group's coordinator too)
  * led by broker 1 but the topic on2, led by broker 2 for the test to slow
@@ -387,14 +417,7 @@ static void test_nothing_committed_past_failed_batch(void)
     T_OK(sp_mock_topic(mock, "f8.in.dlq", 1) == SP_OK);
     T_OK(sp_mock_topic(mock, "f8.in.alerts", 1) == SP_OK);
     size_t n_in = 100;
-    struct kit_producer kp;
-    T_OK(kit_producer_open(&kp, brokers, 0) == 0);
-    for (size_t i = 0; i < n_in; i++) {
-        char key[16];
-        snprintf(key, sizeof(key), "m%zu", i);
-        kit_produce(&kp, in, i, key, "not json", 8);
-    }
-    kit_producer_close(&kp);
+    produce_junk(in, n_in);
     const char *extra[] = {"pipeline.batch_size=1",
                            "pipeline.max_inflight_batches=64"};
     struct sp_config *cfg = NULL;
@@ -442,11 +465,7 @@ static void test_timed_out_outputs_kept(void)
         return;
     rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
     size_t n_in = 40;
-    for (size_t i = 0; i < n_in; i++) {
-        char key[16];
-        snprintf(key, sizeof(key), "m%zu", i);
-        produce("f7.in", key, strlen(key), "not json", 8);
-    }
+    produce_junk("f7.in", n_in);
     const char *extra[] = {"kafka.producer.queue.buffering.max.messages=4",
                            "kafka.producer.message.timeout.ms=500",
                            "kafka.producer.linger.ms=0",
@@ -463,11 +482,7 @@ static void test_timed_out_outputs_kept(void)
                sp_now_ms() < until)
             usleep(50000);
         T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 0), 0);
-        long lag = 1;
-        until = sp_now_ms() + 30000;
-        while (sp_now_ms() < until &&
-               (kit_committed_lag(brokers, "f7", "f7.in", 1, &lag) || lag))
-            usleep(200000);
+        long lag = wait_committed("f7", "f7.in", 30000);
         double kept = metric(eng, "socpilot_kafka_redo_kept_total");
         printf("faults: %.0f output(s) kept for a full producer queue after "
                "timing out\n", kept);
@@ -515,12 +530,7 @@ static void test_paused_while_inflight_full(void)
     if (!mk)
         return;
     rd_kafka_mock_cluster_t *mc = sp_mock_cluster(mk);
-    size_t n_in = 6;
-    for (size_t i = 0; i < n_in; i++) {
-        char key[16];
-        snprintf(key, sizeof(key), "m%zu", i);
-        produce("f9.in", key, strlen(key), "not json", 8);
-    }
+    produce_junk("f9.in", 6);
     const char *extra[] = {"pipeline.max_inflight_batches=1",
                            "pipeline.batch_size=1",
                            "pipeline.pause_after=100ms",
@@ -539,12 +549,7 @@ static void test_paused_while_inflight_full(void)
             usleep(20000);
         T_EQ_INT((int)paused, 1);
         T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 0), 0);
-        long lag = 1;
-        until = sp_now_ms() + 30000;
-        while (sp_now_ms() < until &&
-               (kit_committed_lag(brokers, "f9", "f9.in", 1, &lag) || lag))
-            usleep(100000);
-        T_EQ_INT(lag, 0);
+        T_EQ_INT(wait_committed("f9", "f9.in", 30000), 0);
         until = sp_now_ms() + 5000;
         while ((paused = metric(eng, "socpilot_engine_paused")) != 0 &&
                sp_now_ms() < until)
@@ -816,12 +821,7 @@ static void test_delivery_stall_not_ready(void)
         T_CONTAINS(why, "outputs unacknowledged");
         T_EQ_INT(rd_kafka_mock_broker_set_rtt(mc, 2, 0), 0);
         T_OK(wait_ready(eng, true, why, sizeof(why), 20000));
-        long lag = 1;
-        int64_t until = sp_now_ms() + 20000;
-        while (sp_now_ms() < until &&
-               (kit_committed_lag(brokers, "f8", "f8.in", 1, &lag) || lag))
-            usleep(200000);
-        T_EQ_INT(lag, 0);
+        T_EQ_INT(wait_committed("f8", "f8.in", 20000), 0);
         sp_engine_stop(eng);
         pthread_join(th, NULL);
         sp_engine_free(eng);

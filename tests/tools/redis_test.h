@@ -108,10 +108,8 @@ static inline redisReply *sp_test_redis_vcmd(const struct sp_test_redis *tr,
         }
     }
     va_end(again);
-    if (r && r->type == REDIS_REPLY_ERROR && getenv("T_REDIS_ERR"))
-        fprintf(stderr, "  REDIS-ERR [%s]: %s\n", fmt, r->str);
-    if (!r && getenv("T_REDIS_ERR"))
-        fprintf(stderr, "  REDIS-NULL [%s]\n", fmt);
+    if (getenv("T_REDIS_ERR") && (!r || r->type == REDIS_REPLY_ERROR))
+        fprintf(stderr, "  REDIS-ERR [%s]: %s\n", fmt, r ? r->str : "no reply");
     return r;
 }
 

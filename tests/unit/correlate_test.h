@@ -94,37 +94,25 @@ static inline redisReply *ct_master_cmd(int m, const char *cmd)
 }
 
 /* A command without keys (SCRIPT FLUSH...) on every master; false when
- * one did not answer or answered an error. */
-static inline bool ct_on_every_master(const char *cmd)
+ * one did not answer or answered an error.  With sum, the masters' replies
+ * are integers, added up there. */
+static inline bool ct_every_master(const char *cmd, long long *sum)
 {
     bool ok = true;
     int masters = ct_cluster.n ? ct_cluster.n : 1;
+    if (sum)
+        *sum = 0;
     for (int m = 0; m < masters; m++) {
         redisReply *r = ct_master_cmd(m, cmd);
-        if (!r || r->type == REDIS_REPLY_ERROR)
+        if (!r || r->type == REDIS_REPLY_ERROR ||
+            (sum && r->type != REDIS_REPLY_INTEGER))
             ok = false;
+        else if (sum)
+            *sum += r->integer;
         if (r)
             freeReplyObject(r);
     }
     return ok;
-}
-
-/* The same, for a command answering an integer: the sum of the masters'
- * replies, or -1 when one is not an integer. */
-static inline long long ct_every_master_int(const char *cmd)
-{
-    long long sum = 0;
-    int masters = ct_cluster.n ? ct_cluster.n : 1;
-    for (int m = 0; m < masters; m++) {
-        redisReply *r = ct_master_cmd(m, cmd);
-        if (!r || r->type != REDIS_REPLY_INTEGER)
-            sum = -1;
-        else if (sum >= 0)
-            sum += r->integer;
-        if (r)
-            freeReplyObject(r);
-    }
-    return sum;
 }
 
 /* The first key matching pattern on the program's server (any master);

@@ -1419,7 +1419,7 @@ static void test_noscript_reload(void)
     T_OK(ct_open(&t, NULL));
     struct ct_res r1, r2;
     T_EQ_INT(ct_one(&t, &A(.id = "ns1", .ents = "host:h1", .t = 0), &r1), SP_OK);
-    T_OK(ct_on_every_master("SCRIPT FLUSH"));
+    T_OK(ct_every_master("SCRIPT FLUSH", NULL));
     T_EQ_INT(ct_one(&t, &A(.id = "ns2", .ents = "host:h1", .t = 1), &r2), SP_OK);
     T_EQ_STR(r2.inc, r1.inc);
     ct_close(&t);

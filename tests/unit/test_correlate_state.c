@@ -309,7 +309,9 @@ static void test_deferred_snapshots(void)
     for (int b = 0; b < NB; b++) {
         if (b % 3 == 1) {
             /* every master: in a cluster, the tenant's is not the first */
-            T_OK(ct_every_master_int("CLIENT KILL TYPE normal") >= 1);
+            long long killed = 0;
+            T_OK(ct_every_master("CLIENT KILL TYPE normal", &killed) &&
+                 killed >= 1);
         }
         struct sp_batch *bt = sp_batch_new(BS);
         for (int j = b * BS; j < (b + 1) * BS; j++)
@@ -353,7 +355,8 @@ static void test_deferred_read_refused(void)
                           NULL};
     /* The user on every master (in a cluster, the tenant's slot is on
      * the second). */
-    T_OK(ct_on_every_master("ACL SETUSER nomulti reset on >pw ~* &* +@all -multi"));
+    T_OK(ct_every_master("ACL SETUSER nomulti reset on >pw ~* &* +@all -multi",
+                         NULL));
     struct ct t;
     T_OK(ct_open(&t, sets));
     t.manual = true;
@@ -369,7 +372,7 @@ static void test_deferred_read_refused(void)
     /* Both changes wait in the outbox; with MULTI allowed again, recovery
      * (any instance, after the grace period) publishes them. */
     T_EQ_INT(zcard(t.redis, "sp:{t:t1}:out"), 2);
-    T_OK(ct_on_every_master("ACL SETUSER nomulti +multi"));
+    T_OK(ct_every_master("ACL SETUSER nomulti +multi", NULL));
     ct_close(&t);
     const char *later[] = {"correlate.outbox.grace=0", NULL};
     T_OK(ct_stage(&t, NULL, later));
@@ -384,7 +387,7 @@ static void test_deferred_read_refused(void)
         json_decref(inc);
     }
     ct_close(&t);
-    T_OK(ct_on_every_master("ACL DELUSER nomulti"));
+    T_OK(ct_every_master("ACL DELUSER nomulti", NULL));
 }
 
 /* More than one call for a tenant in one pipeline (over 128 alerts): when
