@@ -102,6 +102,7 @@ struct an_pub {
     int64_t version;
     int32_t part;                   /* where it landed (off -1: unknown) */
     int64_t off;
+    char mark[CORR_MARK_MAX];       /* of the read it was made from */
     const char *topic;              /* the incidents topic */
     bool failed, ok;
     struct an_pub *next;
@@ -124,7 +125,7 @@ struct an_ctx {
     int64_t quiet_ms, max_delay_ms, lease_ms, poll_ms, retry_ms;
     int64_t llm_retry_ms, llm_retries;
     int64_t max_attempts, concurrency, dead_max, why_max;
-    int64_t retention_s;
+    int64_t retention_s, grace_ms;
     size_t snapshot_max;
     bool schedule;
     struct sp_llm_opts lo;
@@ -351,7 +352,7 @@ static void job_drop(struct an_ctx *ctx, struct an_job *job)
 
 /* Produces the snapshot (analysis included) in its own detached batch. */
 static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
-                           const struct an_snap *snap)
+                           const struct an_snap *snap, const char *mark)
 {
     struct sp_env *env = ctx->st->env;
     struct an_pub *pub = calloc(1, sizeof(*pub));
@@ -369,6 +370,7 @@ static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
     memcpy(pub->hash, job->hash, sizeof(pub->hash));
     pub->version = snap->version;
     pub->off = -1;
+    snprintf(pub->mark, sizeof(pub->mark), "%s", mark);
     pub->topic = env->topic_incidents;
     pub->acks = ctx->acks;
     ctx->acks->refs++;
@@ -392,6 +394,37 @@ static enum sp_err publish(struct an_ctx *ctx, struct an_job *job,
     return SP_OK;
 }
 
+static enum sp_err landed_at(struct an_ctx *ctx, const char *prefix,
+                             const char *id, int64_t version, long part,
+                             int64_t off, const char *mark);
+
+/* Reads the incident, its read marked as a publish in flight (see
+ * corr_snapshot_append), and publishes it.  Gone since: the job ends and
+ * the mark is taken back. */
+static enum sp_err read_publish(struct an_ctx *ctx, struct an_job *job)
+{
+    struct an_snap snap;
+    char mark[CORR_MARK_MAX] = "";
+    int64_t ttl = corr_mark_ttl(ctx->grace_ms);
+    if (ttl > 0)
+        corr_mark_new(mark);
+    enum sp_err e = an_read(ctx->redis, job->prefix, job->id, ctx->why_max,
+                            ctx->snapshot_max, ttl > 0 ? mark : NULL, ttl,
+                            &snap);
+    if (e == SP_OK)
+        e = publish(ctx, job, &snap, mark);
+    an_snap_fini(&snap);
+    if (e == SP_ERR_NOTFOUND) {
+        landed_at(ctx, job->prefix, job->id, 0, 0, -1, mark);
+        job_done(ctx, job->prefix, job->id, NULL);
+        job_remove(ctx, job);
+        return SP_OK;
+    }
+    if (e)
+        job_drop(ctx, job);     /* stored: the re-run republishes it */
+    return e;
+}
+
 /* ---- the job steps ------------------------------------------------------------ */
 
 /* A claimed incident: cache hit, republish, policy skip, or a worker.
@@ -400,7 +433,7 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
 {
     struct an_snap snap;
     enum sp_err e = an_read(ctx->redis, job->prefix, job->id, ctx->why_max,
-                            ctx->snapshot_max, &snap);
+                            ctx->snapshot_max, NULL, 0, &snap);
     if (e == SP_ERR_RETRY || e == SP_ERR_NOMEM) {
         an_snap_fini(&snap);
         job_drop(ctx, job);
@@ -455,11 +488,8 @@ static enum sp_err start_job(struct an_ctx *ctx, struct an_job *job)
         ctx->stats.reused++;
         sp_counter_inc(ctx->c_reused);
         snprintf(job->hash, sizeof(job->hash), "%s", snap.anc);
-        e = publish(ctx, job, &snap);
         an_snap_fini(&snap);
-        if (e)
-            job_drop(ctx, job);
-        return e;
+        return read_publish(ctx, job);
     }
     if (ctx->ao.policy != SP_ANALYSIS_EVERY) {
         struct sp_arena a;
@@ -581,36 +611,27 @@ static enum sp_err finish_job(struct an_ctx *ctx, struct an_work *w)
         job_remove(ctx, job);
         return SP_OK;
     }
-    struct an_snap snap;
-    e = an_read(ctx->redis, job->prefix, job->id, ctx->why_max,
-                ctx->snapshot_max, &snap);
-    if (e == SP_OK)
-        e = publish(ctx, job, &snap);
-    an_snap_fini(&snap);
-    if (e == SP_ERR_NOTFOUND) {
-        job_done(ctx, job->prefix, job->id, NULL);
-        job_remove(ctx, job);
-        return SP_OK;
-    }
-    if (e)
-        job_drop(ctx, job);     /* stored: the re-run republishes it */
-    return e;
+    return read_publish(ctx, job);
 }
 
 /* Tells the correlate stage's ack script where a published snapshot
- * landed: it queues the incident again when a newer version landed
- * before it (and removes the incident from correlate's outbox when this
- * version covers its last change). */
-static enum sp_err landed(struct an_ctx *ctx, const struct an_pub *a)
+ * landed (off -1: the sink could not say) and takes its mark back: it
+ * queues the incident again when a newer version landed before it, and
+ * removes the incident from correlate's outbox when this version covers
+ * its last change and no other publish of it is in flight. */
+static enum sp_err landed_at(struct an_ctx *ctx, const char *prefix,
+                             const char *id, int64_t version, long part,
+                             int64_t off, const char *mark)
 {
-    char ver[24], part[16], off[24];
-    snprintf(ver, sizeof(ver), "%lld", (long long)a->version);
-    snprintf(part, sizeof(part), "%ld", (long)a->part);
-    snprintf(off, sizeof(off), "%lld", (long long)a->off);
-    const char *args[] = {a->prefix, a->id, ver, part, off};
+    char now[24], grace[24], ver[24], pt[16], of[24];
+    snprintf(now, sizeof(now), "%lld", (long long)wall_now(ctx));
+    snprintf(grace, sizeof(grace), "%lld", (long long)ctx->grace_ms);
+    snprintf(ver, sizeof(ver), "%lld", (long long)version);
+    snprintf(pt, sizeof(pt), "%ld", part);
+    snprintf(of, sizeof(of), "%lld", (long long)off);
+    const char *args[] = {prefix, now, grace, id, ver, pt, of, mark};
     redisReply *rep = NULL;
-    enum sp_err e = script(ctx, &ctx->s_landed, a->prefix, "out", args, 5,
-                           &rep);
+    enum sp_err e = script(ctx, &ctx->s_landed, prefix, "out", args, 8, &rep);
     if (e == SP_OK)
         sp_counter_add(ctx->c_out_of_order, corr_ack_late(rep));
     if (rep)
@@ -625,7 +646,14 @@ static enum sp_err apply_acks(struct an_ctx *ctx)
     while (acks->head) {
         struct an_pub *a = acks->head;
         struct an_job *job = job_find(ctx, a->prefix, a->id);
-        if (a->ok && a->off >= 0 && (e = landed(ctx, a)) == SP_ERR_RETRY)
+        /* Landed: where, and its mark back.  Refused by the producer
+         * (never handed over, so it cannot land): its mark back only
+         * (version 0 removes nothing the topic still needs).  A delivery
+         * that failed keeps its mark: the record may have landed. */
+        if ((a->ok || a->failed) &&
+            (e = landed_at(ctx, a->prefix, a->id, a->ok ? a->version : 0,
+                           a->ok ? (long)a->part : 0, a->ok ? a->off : -1,
+                           a->mark)) == SP_ERR_RETRY)
             break;
         if (a->ok) {
             e = job_done(ctx, a->prefix, a->id, a->hash);
@@ -807,6 +835,7 @@ static enum sp_err analyze_init(struct sp_stage *st, struct sp_error *err)
     ctx->snapshot_max = (size_t)sp_config_int(cfg, "correlate.snapshot_max");
     ctx->why_max = sp_config_int(cfg, "correlate.snapshot_why");
     ctx->retention_s = sp_config_int(cfg, "correlate.retention") / 1000;
+    ctx->grace_ms = sp_config_int(cfg, "correlate.outbox.grace");
     ctx->quiet_ms = sp_config_int(cfg, "analyze.quiet");
     ctx->max_delay_ms = sp_config_int(cfg, "analyze.max_delay");
     ctx->lease_ms = sp_config_int(cfg, "analyze.lease");

@@ -310,7 +310,7 @@ static int analyze_cmd(int argc, char **argv, const struct sp_cli_common *co)
     enum sp_err e = an_read(r, prefix, id,
                             sp_config_int(cfg, "correlate.snapshot_why"),
                             (size_t)sp_config_int(cfg, "correlate.snapshot_max"),
-                            &snap);
+                            NULL, 0, &snap);
     if (e) {
         fprintf(stderr, "socpilot analyze: %s: %s\n", id,
                 e == SP_ERR_NOTFOUND ? "no such incident" : sp_strerror(e));

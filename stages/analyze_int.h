@@ -117,9 +117,13 @@ struct an_snap {
 
 /* Reads incident `id` (snapshot + analysis fields, one pipelined round)
  * and splices the stored analysis into the snapshot.  SP_ERR_NOTFOUND
- * when the incident is gone; SP_ERR_RETRY for connection failures. */
+ * when the incident is gone; SP_ERR_RETRY for connection failures.  A
+ * read whose snapshot is to be published marks it (mark not NULL: see
+ * corr_snapshot_append); its ack takes the mark back. */
 enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
-                    int64_t why_max, size_t snapshot_max, struct an_snap *out);
+                    int64_t why_max, size_t snapshot_max,
+                    const char *mark, int64_t mark_ttl_ms,
+                    struct an_snap *out);
 void an_snap_fini(struct an_snap *s);
 
 /* The side hashes the stage keeps per incident, under its tenant prefix

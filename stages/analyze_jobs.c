@@ -469,14 +469,17 @@ static void splice_scripts(struct sp_redis *r, const char *prefix,
 }
 
 enum sp_err an_read(struct sp_redis *r, const char *prefix, const char *id,
-                    int64_t why_max, size_t snapshot_max, struct an_snap *out)
+                    int64_t why_max, size_t snapshot_max,
+                    const char *mark, int64_t mark_ttl_ms,
+                    struct an_snap *out)
 {
     memset(out, 0, sizeof(*out));
-    enum sp_err e = corr_snapshot_append(r, prefix, id, why_max);
+    enum sp_err e = corr_snapshot_append(r, prefix, id, why_max, mark,
+                                         mark_ttl_ms);
     if (e)
         return e;
     redisReply *rep = NULL;
-    e = corr_snapshot_read(r, &rep);
+    e = corr_snapshot_read(r, mark != NULL, &rep);
     if (e == SP_ERR_RETRY || e == SP_ERR_NOMEM)
         return e;
     if (e)

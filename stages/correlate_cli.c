@@ -200,9 +200,9 @@ static redisReply *snapshot(struct inc_cli *c, const char *prefix,
                             const char *id)
 {
     redisReply *rep = NULL;
-    enum sp_err e = corr_snapshot_append(c->redis, prefix, id, -1);
+    enum sp_err e = corr_snapshot_append(c->redis, prefix, id, -1, NULL, 0);
     if (e == SP_OK)
-        e = corr_snapshot_read(c->redis, &rep);
+        e = corr_snapshot_read(c->redis, false, &rep);
     if (e) {
         fprintf(stderr, "socpilot incident: redis: %s\n", sp_strerror(e));
         freeReplyObject(rep);

@@ -20,6 +20,9 @@
  */
 #include "correlate_int.h"
 
+#include <sys/random.h>
+#include <unistd.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,7 +152,8 @@ static void mark_noisy(struct sp_arena *a, struct inc_entity **slots,
 /* ---- reading ------------------------------------------------------------ */
 
 enum sp_err corr_snapshot_append(struct sp_redis *r, const char *prefix,
-                                 const char *id, int64_t why_max)
+                                 const char *id, int64_t why_max,
+                                 const char *mark, int64_t mark_ttl_ms)
 {
     char meta[CORR_PREFIX_MAX + 100], al[CORR_PREFIX_MAX + 104],
         why[CORR_PREFIX_MAX + 104], from[24];
@@ -170,6 +174,21 @@ enum sp_err corr_snapshot_append(struct sp_redis *r, const char *prefix,
         lrl[2] = lrl[3] = 1;
     }
     enum sp_err e;
+    if (mark) {
+        /* Outside the transaction: a refused mark (Redis over its
+         * maxmemory) must not keep the snapshot from going out. */
+        char pub[CORR_PREFIX_MAX + 100], at[24], ttl[24];
+        snprintf(pub, sizeof(pub), "%spub:%s", prefix, id);
+        snprintf(at, sizeof(at), "%lld", (long long)(sp_wall_us() / 1000));
+        snprintf(ttl, sizeof(ttl), "%lld", (long long)mark_ttl_ms);
+        const char *za[] = {"ZADD", pub, at, mark},
+                   *px[] = {"PEXPIRE", pub, ttl};
+        size_t zal[] = {4, strlen(pub), strlen(at), strlen(mark)},
+               pxl[] = {7, strlen(pub), strlen(ttl)};
+        if ((e = sp_redis_append(r, 4, za, zal)) ||
+            (e = sp_redis_append(r, 3, px, pxl)))
+            return e;
+    }
     if ((e = sp_redis_append(r, 1, multi, ml)) ||
         (e = sp_redis_append(r, 2, hm, hml)) ||
         (e = sp_redis_append(r, 2, ha, hal)) ||
@@ -179,19 +198,46 @@ enum sp_err corr_snapshot_append(struct sp_redis *r, const char *prefix,
     return SP_OK;
 }
 
-enum sp_err corr_snapshot_read(struct sp_redis *r, redisReply **out)
+void corr_mark_new(char *out)
+{
+    /* This process's part drawn once (a restarted instance must not
+     * repeat an old one's marks), then a counter. */
+    static uint64_t base;
+    static uint64_t seq;
+    uint64_t b = __atomic_load_n(&base, __ATOMIC_ACQUIRE);
+    if (b == 0) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r) || r == 0)
+            r = (((uint64_t)getpid() << 32) ^ (uint64_t)sp_wall_us()) | 1;
+        uint64_t zero = 0;
+        if (!__atomic_compare_exchange_n(&base, &zero, r, false,
+                                         __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+            r = zero;
+        b = r;
+    }
+    uint64_t n = __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+    snprintf(out, CORR_MARK_MAX, "%016llx.%llx", (unsigned long long)b,
+             (unsigned long long)n);
+}
+
+enum sp_err corr_snapshot_read(struct sp_redis *r, bool marked,
+                               redisReply **out)
 {
     enum sp_err bad = SP_OK;
     *out = NULL;
-    for (int i = 0; i < CORR_SNAPSHOT_REPLIES; i++) {
+    int n = CORR_SNAPSHOT_REPLIES - (marked ? 0 : CORR_SNAPSHOT_MARKS);
+    for (int i = 0; i < n; i++) {
         redisReply *rep;
         enum sp_err e = sp_redis_read(r, &rep);
         if (e)
             return e;
-        enum sp_err re = sp_redis_reply_err(rep);
+        /* A mark refused is a repair missed, not a snapshot lost. */
+        enum sp_err re = marked && i < CORR_SNAPSHOT_MARKS
+                             ? SP_OK
+                             : sp_redis_reply_err(rep);
         if (re && !bad)
             bad = re;
-        if (i == CORR_SNAPSHOT_REPLIES - 1 && !bad)
+        if (i == n - 1 && !bad)
             *out = rep;
         else
             freeReplyObject(rep);

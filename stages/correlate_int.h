@@ -33,6 +33,8 @@
 #define CORR_MAX_TYPES        24
 #define CORR_MAX_STOPLIST     1024
 #define CORR_PREFIX_MAX       600     /* "<prefix>:{t:<tenant>}:" */
+#define CORR_MARK_MAX         40      /* a publish's mark: see
+                                         corr_snapshot_append */
 #define CORR_TENANT_MAX       128     /* tenant bytes before encoding */
 #define CORR_ALERT_ARGS       17      /* fixed ARGV of an alert's block */
 #define CORR_CALL_ARGS        12      /* ARGV every alert of a call shares */
@@ -93,6 +95,7 @@ struct corr_ack {
     int64_t num;                     /* version or assembly revision */
     int32_t part;                    /* 'o': where the snapshot landed, */
     int64_t off;                     /* or -1 when the sink cannot tell */
+    char mark[CORR_MARK_MAX];        /* 'o': the mark it takes back */
 };
 
 /* One alert to correlate (or one Defender row to store). */
@@ -127,6 +130,7 @@ struct corr_changed {
     char prefix[CORR_PREFIX_MAX];
     char id[80];
     char tenant[CORR_TENANT_MAX * 3 + 1];
+    char mark[CORR_MARK_MAX];        /* of its read, once appended */
 };
 
 struct corr_vcache;
@@ -351,14 +355,34 @@ const char *corr_find_error(int found);
 /* Reading an incident atomically: MULTI, HGETALL meta, HGETALL alerts,
  * LRANGE why (the last why_max entries; < 0 = all), EXEC.  Plain commands
  * in a transaction rather than a script: large replies then skip the
- * Lua conversion both ways. */
-#define CORR_SNAPSHOT_REPLIES 5
+ * Lua conversion both ways.
+ * A read whose snapshot is to be published first marks it (mark not
+ * NULL: ZADD P.."pub:"..id <wall ms> mark, the set kept mark_ttl_ms): a
+ * publish in flight, until its ack takes the mark back, so that an ack
+ * of a newer version keeps the outbox entry while an older version read
+ * before it may still land after it (see corr_lua_ack).  Marks are
+ * unique (corr_mark_new), so taking one back twice is harmless.
+ * CORR_SNAPSHOT_REPLIES counts the replies of a marked read; an unmarked
+ * one has CORR_SNAPSHOT_MARKS fewer. */
+#define CORR_SNAPSHOT_MARKS 2
+#define CORR_SNAPSHOT_REPLIES (5 + CORR_SNAPSHOT_MARKS)
 enum sp_err corr_snapshot_append(struct sp_redis *r, const char *prefix,
-                                 const char *id, int64_t why_max);
-/* Reads the CORR_SNAPSHOT_REPLIES replies; *out is the EXEC reply
- * {meta, alerts, why} (new reference).  Connection failures fail the
- * call; an error reply returns its mapped code (and *out NULL). */
-enum sp_err corr_snapshot_read(struct sp_redis *r, redisReply **out);
+                                 const char *id, int64_t why_max,
+                                 const char *mark, int64_t mark_ttl_ms);
+/* A new mark into out (CORR_MARK_MAX bytes); any thread. */
+void corr_mark_new(char *out);
+/* How long a mark is kept: twice the outbox grace, after which acks write
+ * marks off; 0 (no marks) when the grace is 0. */
+static inline int64_t corr_mark_ttl(int64_t grace_ms)
+{
+    return grace_ms > 0 ? SP_MAX(2 * grace_ms, (int64_t)1000) : 0;
+}
+/* Reads the replies of one corr_snapshot_append() (marked: with a mark
+ * there); *out is the EXEC reply {meta, alerts, why} (new reference).
+ * Connection failures fail the call; an error reply of the read returns
+ * its mapped code (and *out NULL); one of the mark is ignored. */
+enum sp_err corr_snapshot_read(struct sp_redis *r, bool marked,
+                               redisReply **out);
 
 /* What snapshots parsed and wrote, per distinct summary or decision:
  * max_bytes of it at most (0: none kept).  One thread at a time. */

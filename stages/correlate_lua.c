@@ -41,6 +41,10 @@
  *   noisy            hash entity -> wall ms it was found noisy (automatic)
  *   out              zset incident -> wall ms of its last unpublished
  *                    change: the outbox (removed by `ack` once published)
+ *   pub:<inc>        zset mark -> wall ms: the incident's snapshot
+ *                    publishes in flight, added by the read
+ *                    (corr_snapshot_append), removed by `ack`; PX twice
+ *                    the outbox grace from the last mark
  *   stop:<token>     string, PX 60 s: a pipeline one of whose correlate
  *                    calls failed (its later calls stand aside)
  *   asm:<alert>      hash of Defender rows (info, ev:<hash>), t0, rev, em,
@@ -1043,8 +1047,9 @@ const char corr_lua_sweep[] =
 "return #dead\n";
 
 /*
- * ack: KEYS[1] = P.."out"; ARGV = P, then (incident, published version,
- * partition, offset) records, offset -1 when the sink could not tell.
+ * ack: KEYS[1] = P.."out"; ARGV = P, wall ms, outbox grace ms, then
+ * (incident, published version, partition, offset, mark) records, offset
+ * -1 when the sink could not tell, mark "" when the read made none.
  * Removes an incident from the outbox unless it changed again after that
  * version.  With an offset it also keeps where the incident's snapshots
  * land, in the incident's hash: field ld = "part:offset:version:highest",
@@ -1058,21 +1063,37 @@ const char corr_lua_sweep[] =
  * except an entry whose ack finds the last record older, left for
  * recovery after the grace period.  Offsets stay strings and are compared
  * as such (decimal, no leading zeros; a Lua number is exact only up to
- * 2^53 and prints large ones in exponent form).  Returns {how
- * many were removed, how many were queued again}.
+ * 2^53 and prints large ones in exponent form).
+ * Each record takes its publish's mark back (P.."pub:"..incident, made by
+ * the read of the snapshot: corr_snapshot_append; marks are unique, so an
+ * ack applied twice takes nothing else).  While other marks of the
+ * incident are out, an older version read before this one may still land
+ * after it, and its ack would say so; if that instance dies first (or its
+ * delivery report says failed though the record landed), no ack ever
+ * comes: so the entry stays, due one grace period from now (not at once,
+ * nor again and again while the other instance's ack is on its way), and
+ * recovery then publishes the latest version again, last (should Redis
+ * over its maxmemory refuse that ZADD, it keeps its score).  Marks
+ * older than the grace are written off (their records landed long
+ * before, or never will).  An entry whose last record on the topic is its
+ * current version goes whatever the acked version, once no other mark is
+ * out.  Returns {how many were removed, how many were queued again}.
  */
 const char corr_lua_ack[] =
-"local P, n, late = ARGV[1], 0, 0\n"
+"local P, now, n, late = ARGV[1], tonumber(ARGV[2]), 0, 0\n"
+"local stale = now - tonumber(ARGV[3])\n"
 "local function later(a, b)\n"
 "  if #a ~= #b then return #a > #b end\n"
 "  return a > b\n"
 "end\n"
-"for i = 2, #ARGV - 3, 4 do\n"
-"  local id, pv, part, off = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3]\n"
+"for i = 4, #ARGV - 4, 5 do\n"
+"  local id, pv, part, off, mk = ARGV[i], tonumber(ARGV[i + 1]), ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]\n"
 "  local k = P .. 'i:' .. id\n"
 "  local h = redis.call('HMGET', k, 'v', 'ld')\n"
 "  local again = false\n"
 "  local kept = false\n"
+"  local lastv = nil\n"
+"  if h[2] then lastv = string.match(h[2], '^%d+:%d+:(%d+):%d+$') end\n"
 "  if h[1] and string.find(off, '^%d+$') then\n"
 "    local lo, lv, lm = off, ARGV[i + 1], ARGV[i + 1]\n"
 "    local hp, ho, hv, hm\n"
@@ -1084,12 +1105,24 @@ const char corr_lua_ack[] =
 "    local w = redis.pcall('HSET', k, 'ld', part .. ':' .. lo .. ':' .. lv .. ':' .. lm)\n"
 "    again = tonumber(lv) < tonumber(lm)\n"
 "    kept = again and type(w) ~= 'number'\n"
+"    if type(w) == 'number' then lastv = lv end\n"
+"  end\n"
+"  -- Other publishes of it in flight?  (After the HSET above, so that it\n"
+"  -- stays the first write; ZREM is never refused for memory.)\n"
+"  local wait = false\n"
+"  local pk = P .. 'pub:' .. id\n"
+"  if mk ~= '' then redis.call('ZREM', pk, mk) end\n"
+"  if h[1] and redis.call('EXISTS', pk) == 1 then\n"
+"    redis.call('ZREMRANGEBYSCORE', pk, '-inf', '(' .. string.format('%d', stale))\n"
+"    wait = redis.call('EXISTS', pk) == 1\n"
 "  end\n"
 "  if kept then\n"
 "  elseif again then\n"
 "    redis.call('ZADD', KEYS[1], 0, id)\n"
 "    late = late + 1\n"
-"  elseif not h[1] or tonumber(h[1]) <= pv then\n"
+"  elseif wait then\n"
+"    redis.pcall('ZADD', KEYS[1], 'XX', now, id)\n"
+"  elseif not h[1] or tonumber(h[1]) <= pv or lastv == h[1] then\n"
 "    n = n + redis.call('ZREM', KEYS[1], id)\n"
 "  end\n"
 "end\n"

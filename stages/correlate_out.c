@@ -77,7 +77,7 @@ void corr_acks_release(struct corr_acks *acks)
 
 static enum sp_err ack_push(struct corr_ack **items, size_t *n, size_t *cap,
                             char kind, const char *prefix, const char *id,
-                            int64_t num)
+                            int64_t num, const char *mark)
 {
     if (*n >= CORR_ACKS_MAX)
         return SP_ERR_LIMIT;
@@ -96,6 +96,7 @@ static enum sp_err ack_push(struct corr_ack **items, size_t *n, size_t *cap,
     a->num = num;
     a->part = -1;
     a->off = -1;
+    snprintf(a->mark, sizeof(a->mark), "%s", mark ? mark : "");
     if (!a->prefix || !a->id) {
         ack_free(a);
         return SP_ERR_NOMEM;
@@ -218,7 +219,8 @@ void corr_out_abandon(struct corr_ctx *ctx, struct corr_out *out)
 enum sp_err corr_out_expect_asm(struct corr_out *out, const char *prefix,
                                 const char *alert_id, int64_t rev)
 {
-    return ack_push(&out->pend, &out->n, &out->cap, 'a', prefix, alert_id, rev);
+    return ack_push(&out->pend, &out->n, &out->cap, 'a', prefix, alert_id, rev,
+                    NULL);
 }
 
 static enum sp_err produce(struct corr_ctx *ctx, struct corr_out *out,
@@ -243,6 +245,18 @@ static enum sp_err produce(struct corr_ctx *ctx, struct corr_out *out,
 
 /* ---- snapshots ------------------------------------------------------------- */
 
+/* Appends the read of c's snapshot, marked as a publish in flight (the
+ * mark kept in c for its ack; none when the outbox grace is 0). */
+static enum sp_err snapshot_append(struct corr_ctx *ctx, struct corr_changed *c)
+{
+    int64_t ttl = corr_mark_ttl(ctx->outbox_grace_ms);
+    c->mark[0] = '\0';
+    if (ttl > 0)
+        corr_mark_new(c->mark);
+    return corr_snapshot_append(ctx->redis, c->prefix, c->id, ctx->snapshot_why,
+                                ttl > 0 ? c->mark : NULL, ttl);
+}
+
 static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
                                     const struct corr_changed *c,
                                     const redisReply *rep)
@@ -257,7 +271,7 @@ static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
          * before its outbox entry goes (the ack removes it, the incident
          * being gone), or recovery would look for it at every interval. */
         e = ack_push(&ctx->acks->items, &ctx->acks->n, &ctx->acks->cap, 'o',
-                     c->prefix, c->id, 0);
+                     c->prefix, c->id, 0, c->mark);
         return e == SP_ERR_NOMEM ? e : SP_OK;
     }
     if (e) {
@@ -281,12 +295,17 @@ static enum sp_err publish_snapshot(struct corr_ctx *ctx, struct corr_out *out,
     /* The ack it earns first: a sink may acknowledge (and say where it
      * landed) before produce() returns. */
     if ((e = ack_push(&out->pend, &out->n, &out->cap, 'o', c->prefix, c->id,
-                      version)))
+                      version, c->mark)))
         return e;
     if (produce(ctx, out, ctx->st->env->topic_incidents, c->id,
                 ctx->json.data, ctx->json.len, hdrs, SP_ARRAY_SIZE(hdrs))) {
+        /* Stays in the outbox.  Never handed over, it cannot land: its
+         * mark is taken back (version 0 removes nothing the topic still
+         * needs), not left to hold up the next change's removal. */
         ack_free(&out->pend[--out->n]);
-        return SP_OK;               /* stays in the outbox */
+        e = ack_push(&ctx->acks->items, &ctx->acks->n, &ctx->acks->cap, 'o',
+                     c->prefix, c->id, 0, c->mark);
+        return e == SP_ERR_NOMEM ? e : SP_OK;
     }
     sp_counter_inc(ctx->c_published);
     return SP_OK;
@@ -320,15 +339,14 @@ enum sp_err corr_out_snapshots(struct corr_ctx *ctx, struct corr_out *out)
     for (size_t start = 0; start < ctx->n_changed && !e; start += chunk) {
         size_t len = SP_MIN(chunk, ctx->n_changed - start);
         for (size_t i = 0; i < len && !e; i++)
-            e = corr_snapshot_append(ctx->redis, ctx->changed[start + i].prefix,
-                                     ctx->changed[start + i].id,
-                                     ctx->snapshot_why);
+            e = snapshot_append(ctx, &ctx->changed[start + i]);
         /* Every reply first (the connection must end up idle, also when
          * one snapshot failed: owed replies would be read as the answers
          * to later commands), then publish. */
         bool gone = false;
         for (size_t i = 0; i < len && !gone; i++) {
-            enum sp_err re = corr_snapshot_read(ctx->redis, &reps[i]);
+            enum sp_err re = corr_snapshot_read(
+                ctx->redis, ctx->changed[start + i].mark[0] != '\0', &reps[i]);
             gone = re && !sp_redis_is_up(ctx->redis);
             if (re && !e)           /* LOADING, MOVED, OOM...: try again */
                 e = re == SP_ERR_NOMEM ? re : SP_ERR_RETRY;
@@ -403,8 +421,7 @@ bool corr_owed_send(struct corr_ctx *ctx)
         ctx->n_owed * CORR_SNAPSHOT_REPLIES > ctx->pipeline_max)
         return false;
     for (size_t i = 0; i < ctx->n_owed; i++)
-        if (corr_snapshot_append(ctx->redis, ctx->owed[i].prefix,
-                                 ctx->owed[i].id, ctx->snapshot_why)) {
+        if (snapshot_append(ctx, &ctx->owed[i])) {
             owed_abandon(ctx);
             return false;
         }
@@ -423,7 +440,8 @@ enum sp_err corr_owed_take(struct corr_ctx *ctx)
     /* Each reply as it comes: the rest are on their way meanwhile. */
     for (; i < n; i++) {
         redisReply *rep;
-        enum sp_err re = corr_snapshot_read(ctx->redis, &rep);
+        enum sp_err re = corr_snapshot_read(ctx->redis,
+                                            ctx->owed[i].mark[0] != '\0', &rep);
         if (re && !sp_redis_is_up(ctx->redis)) {
             e = re;                 /* the connection is gone */
             break;
@@ -467,9 +485,7 @@ enum sp_err corr_owed_publish(struct corr_ctx *ctx)
         /* One pipelined round per chunk of pipeline_max commands. */
         size_t len = SP_MIN(chunk, ctx->n_owed);
         for (size_t i = 0; i < len; i++) {
-            enum sp_err e = corr_snapshot_append(ctx->redis, ctx->owed[i].prefix,
-                                                 ctx->owed[i].id,
-                                                 ctx->snapshot_why);
+            enum sp_err e = snapshot_append(ctx, &ctx->owed[i]);
             if (e) {
                 owed_abandon(ctx);
                 return e;
@@ -526,7 +542,7 @@ uint64_t corr_ack_late(const redisReply *rep)
 }
 
 /* Outbox acks of one tenant go out as one `ack` call of up to this many
- * (incident, version, partition, offset) records. */
+ * (incident, version, partition, offset, mark) records. */
 #define ACKS_PER_CALL 256
 
 enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
@@ -535,11 +551,13 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
     if (!acks || acks->n == 0)
         return SP_OK;
     size_t n = SP_MIN(acks->n, ctx->pipeline_max);
-    char wall[24], settle[24];
+    char wall[24], settle[24], grace[24];
     snprintf(wall, sizeof(wall), "%lld", (long long)(sp_wall_us() / 1000));
+    snprintf(grace, sizeof(grace), "%lld", (long long)ctx->outbox_grace_ms);
     snprintf(settle, sizeof(settle), "%lld", (long long)ctx->settle_ms);
-    /* argv of the largest ack call: 3 slots for EVALSHA, key, P, records. */
-    enum { ARGC_MAX = 5 + 4 * ACKS_PER_CALL };
+    /* argv of the largest ack call: 3 slots for EVALSHA, key, P, wall ms,
+     * grace, records. */
+    enum { ARGC_MAX = 7 + 5 * ACKS_PER_CALL };
     const char **argv = malloc(ARGC_MAX * sizeof(*argv));
     size_t *lens = malloc(ARGC_MAX * sizeof(*lens));
     char (*nums)[3][24] = malloc(ACKS_PER_CALL * sizeof(*nums));
@@ -564,11 +582,15 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
         snprintf(key, sizeof(key), "%s%s", a->prefix,
                  a->kind == 'o' ? "out" : "asmdue");
         if (a->kind == 'o') {
-            int argc = 5;
+            int argc = 7;
             argv[3] = key;
             lens[3] = strlen(key);
             argv[4] = a->prefix;
             lens[4] = strlen(a->prefix);
+            argv[5] = wall;
+            lens[5] = strlen(wall);
+            argv[6] = grace;
+            lens[6] = strlen(grace);
             /* This tenant's acks among the n, in any order: an ack only
              * removes an incident that did not change after its version. */
             size_t k = 0;
@@ -590,6 +612,8 @@ enum sp_err corr_out_flush_acks(struct corr_ctx *ctx)
                     argv[argc] = nums[k][f];
                     lens[argc++] = strlen(nums[k][f]);
                 }
+                argv[argc] = b->mark;
+                lens[argc++] = strlen(b->mark);
                 k++;
             }
             e = sp_redis_append_evalsha(ctx->redis, &ctx->s_ack, 1, argc,

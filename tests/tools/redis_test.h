@@ -452,22 +452,28 @@ static inline enum sp_err sp_test_sink_produce(struct sp_sink *sink,
     return SP_OK;
 }
 
-/* Settles held output i (its index among the sink's outputs): ok, it
- * lands at the next offset; else it fails, as a delivery that gave up.
- * False when i is not held. */
+/* Held output i (its index among the sink's outputs) no longer held: its
+ * batch, or NULL when i is not held. */
+static inline struct sp_batch *sp_test_sink_take(struct sp_test_sink *ts,
+                                                 size_t i)
+{
+    pthread_mutex_lock(&ts->mu);
+    struct sp_batch *batch = i < ts->n ? ts->outs[i].held : NULL;
+    if (batch)
+        ts->outs[i].held = NULL;
+    pthread_mutex_unlock(&ts->mu);
+    return batch;
+}
+
+/* Settles held output i: ok, it lands at the next offset; else it fails,
+ * as a delivery that gave up.  False when i is not held. */
 static inline bool sp_test_sink_settle(struct sp_test_sink *ts, size_t i,
                                        bool ok)
 {
-    pthread_mutex_lock(&ts->mu);
-    if (i >= ts->n || !ts->outs[i].held) {
-        pthread_mutex_unlock(&ts->mu);
-        return false;
-    }
-    struct sp_batch *batch = ts->outs[i].held;
-    ts->outs[i].held = NULL;
-    pthread_mutex_unlock(&ts->mu);
-    sp_test_sink_ack(ts, i, batch, ok);
-    return true;
+    struct sp_batch *batch = sp_test_sink_take(ts, i);
+    if (batch)
+        sp_test_sink_ack(ts, i, batch, ok);
+    return batch != NULL;
 }
 
 static inline bool sp_test_sink_land(struct sp_test_sink *ts, size_t i)
@@ -478,6 +484,26 @@ static inline bool sp_test_sink_land(struct sp_test_sink *ts, size_t i)
 static inline bool sp_test_sink_fail(struct sp_test_sink *ts, size_t i)
 {
     return sp_test_sink_settle(ts, i, false);
+}
+
+/* Held output i lands (at the next offset) but its delivery report says
+ * it failed: a message the broker wrote though the producer timed out,
+ * or, to Redis, the same as an instance that died between its delivery
+ * report and its ack.  False when i is not held. */
+static inline bool sp_test_sink_land_unreported(struct sp_test_sink *ts,
+                                                size_t i)
+{
+    struct sp_batch *batch = sp_test_sink_take(ts, i);
+    if (!batch)
+        return false;
+    pthread_mutex_lock(&sp_test_sink_offset_mu);
+    int64_t off = sp_test_sink_offset++;
+    pthread_mutex_unlock(&sp_test_sink_offset_mu);
+    pthread_mutex_lock(&ts->mu);
+    ts->outs[i].offset = off;
+    pthread_mutex_unlock(&ts->mu);
+    sp_batch_ack(batch, false);
+    return true;
 }
 
 static inline void sp_test_sink_init(struct sp_test_sink *ts)

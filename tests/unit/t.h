@@ -74,8 +74,11 @@ static inline double t_clock_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* T_ONLY=word runs only the tests whose name contains word. */
 #define T_RUN(fn)                                                           \
     do {                                                                    \
+        if (getenv("T_ONLY") && !strstr(#fn, getenv("T_ONLY")))           \
+            break;                                                          \
         t_cur_failed = 0;                                                   \
         t_cur_skipped = 0;                                                  \
         double t_t0_ = t_clock_s();                                         \

@@ -127,15 +127,29 @@ static bool at_open_chain(struct at *t, const char *extra)
     return true;
 }
 
-/* correlate then analyze on one batch, as the engine would. */
-static void at_feed(struct at *t, const struct ct_alert *alerts, size_t n)
+/* correlate then analyze on one batch, as the engine would; the
+ * incident of the first alert into id (id_n bytes; may be NULL). */
+static void at_feed_id(struct at *t, const struct ct_alert *alerts, size_t n,
+                       char *id, size_t id_n)
 {
     struct sp_batch *b = sp_batch_new(n ? n : 1);
-    for (size_t i = 0; i < n; i++)
-        ct_add(b, &alerts[i]);
+    struct sp_alert *first = NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct sp_alert *al = ct_add(b, &alerts[i]);
+        if (i == 0)
+            first = al;
+    }
     T_EQ_INT(sp_stage_process(t->corr, b), SP_OK);
     T_EQ_INT(sp_stage_process(t->an, b), SP_OK);
+    if (id)
+        snprintf(id, id_n, "%s",
+                 first && first->incident_id ? first->incident_id : "");
     sp_batch_free(b);
+}
+
+static void at_feed(struct at *t, const struct ct_alert *alerts, size_t n)
+{
+    at_feed_id(t, alerts, n, NULL, 0);
 }
 
 static struct sp_analyze_stats at_stats(struct sp_stage *st)
@@ -384,7 +398,8 @@ static void test_dead_letter(void)
     const char *sets[] = {"analyze.quiet=1s", "analyze.max_attempts=2", NULL};
     T_OK(at_open(&t, sets));
     struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
-    at_feed(&t, &a1, 1);
+    char id[80];
+    at_feed_id(&t, &a1, 1, id, sizeof(id));
     t.sink.mode = SP_TEST_REFUSE;        /* every publish fails */
     t.clock += 1001;
     int64_t deadline = sp_now_ms() + 10000;
@@ -402,6 +417,10 @@ static void test_dead_letter(void)
         T_CONTAINS(r->element[0]->str, "max_attempts");
     freeReplyObject(r);
     T_EQ_INT(zcount_due(&t, "t1"), 0);
+    /* Refused outright, the publishes cannot land: their marks are back. */
+    T_OK(id[0] != '\0');
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:%s", id),
+             0);
     at_close(&t);
 }
 
@@ -1920,10 +1939,15 @@ static void test_stale_job_after_takeover(void)
     at_close(&t);
 }
 
+static long held_output(struct at *t, const char *id, bool analysis);
+
 /* A template stored while the LLM was away whose publish is refused is
  * published again as it is when the job is re-run (retry_delay), like any
  * unacknowledged analysis, instead of calling the LLM again long before
- * analyze.llm_retry; its acknowledgement then schedules the next try. */
+ * analyze.llm_retry; its acknowledgement then schedules the next try.
+ * The first publish is held and failed by hand once later ones are to
+ * succeed (failing every publish until the test saw one fail raced with
+ * the re-run: a second failure now and then). */
 static void test_template_publish_failed_reuse(void)
 {
     NEED_REDIS();
@@ -1935,19 +1959,23 @@ static void test_template_publish_failed_reuse(void)
     llm_sets[8] = "analyze.llm_retry=60s";
     llm_sets[9] = NULL;
     T_OK(at_open(&t, llm_sets));
-    t.sink.mode = SP_TEST_ACK_FAIL;
+    t.sink.mode = SP_TEST_HOLD;
     struct ct_alert a = {.id = "pf1", .ents = "host:pf1"};
-    at_feed(&t, &a, 1);
+    char id[80];
+    at_feed_id(&t, &a, 1, id, sizeof(id));
     t.clock += 1001;
-    int64_t deadline = sp_now_ms() + 5000;
-    while (at_stats(t.an).failures < 1 && sp_now_ms() < deadline) {
+    long held = -1;
+    for (int64_t deadline = sp_now_ms() + 5000;
+         held < 0 && sp_now_ms() < deadline; sp_test_sleep_ms(2)) {
         t.an->type->tick(t.an, sp_now_ms());
-        sp_test_sleep_ms(2);
+        held = held_output(&t, id, true);
     }
-    T_EQ_INT(at_stats(t.an).failures, 1);
+    T_OK(held >= 0);
     T_EQ_INT(fake_openai_stat(&fake, "requests"), 1);
     t.sink.mode = SP_TEST_ACK_OK;
+    T_OK(sp_test_sink_fail(&t.sink, (size_t)held));
     T_OK(at_settle(&t, t.an, 5000));
+    T_EQ_INT(at_stats(t.an).failures, 1);
     struct sp_analyze_stats s = at_stats(t.an);
     T_EQ_INT(s.reused, 1);
     T_EQ_INT(s.llm_retries, 1);
@@ -2029,13 +2057,8 @@ static void test_analysis_landed_first(void)
         T_OK(at_open(&t, sets));
         t.sink.mode = SP_TEST_HOLD;
         struct ct_alert a1 = {.id = "a1", .ents = "host:h1", .t = 0};
-        struct sp_batch *b = sp_batch_new(1);
-        struct sp_alert *al = ct_add(b, &a1);
-        T_EQ_INT(sp_stage_process(t.corr, b), SP_OK);
-        T_EQ_INT(sp_stage_process(t.an, b), SP_OK);
         char id[80];
-        snprintf(id, sizeof(id), "%s", al->incident_id ? al->incident_id : "");
-        sp_batch_free(b);
+        at_feed_id(&t, &a1, 1, id, sizeof(id));
         /* Correlate's snapshot (deferred: a tick past the wait). */
         t.corr->type->tick(t.corr, sp_now_ms() + 1000);
         long corr_out = held_output(&t, id, false);
@@ -2072,6 +2095,16 @@ static void test_analysis_landed_first(void)
         T_EQ_INT(at_metric(&t, "socpilot_incident_snapshots_out_of_order_total{stage=\"correlate.0\"}") +
                      at_metric(&t, "socpilot_incident_snapshots_out_of_order_total{stage=\"analyze.0\"}"),
                  1);
+        /* Every publish's mark taken back by its ack (the republished
+         * one's goes out with a later tick). */
+        for (int64_t until = sp_now_ms() + 3000;
+             sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:%s",
+                               id) != 0 &&
+             sp_now_ms() < until;
+             sp_test_sleep_ms(10))
+            t.corr->type->tick(t.corr, sp_now_ms());
+        T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:%s",
+                                   id), 0);
         at_close(&t);
     }
 }
@@ -2089,13 +2122,8 @@ static void test_lease_renewed_while_publishing(void)
     T_OK(at_open(&t, sets));
     t.sink.mode = SP_TEST_HOLD;
     struct ct_alert a1 = {.id = "a1", .ents = "host:h1"};
-    struct sp_batch *b = sp_batch_new(1);
-    struct sp_alert *al = ct_add(b, &a1);
-    T_EQ_INT(sp_stage_process(t.corr, b), SP_OK);
-    T_EQ_INT(sp_stage_process(t.an, b), SP_OK);
     char id[80];
-    snprintf(id, sizeof(id), "%s", al->incident_id ? al->incident_id : "");
-    sp_batch_free(b);
+    at_feed_id(&t, &a1, 1, id, sizeof(id));
     t.clock += 1001;
     long out = -1;
     for (int64_t until = sp_now_ms() + 5000;

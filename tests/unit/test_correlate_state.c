@@ -341,6 +341,8 @@ static void test_deferred_snapshots(void)
 }
 
 static long long zcard(struct sp_test_redis *r, const char *key);
+static bool outbox_empty(struct ct *t);
+static bool pub_marks_gone(struct ct *t);
 
 /* A snapshot read Redis refuses (here an ACL user without MULTI) is left
  * to the outbox, not owed for ever: the stage goes on, counts it, and
@@ -469,9 +471,14 @@ static void test_two_instances(void)
     char *want = ct_partition(&one);
     ct_close(&one);
 
+    /* The outbox grace is long: every entry must go by an ack, each
+     * publish's mark taken back by its own (none written off). */
+    static const char *const two_sets[] = {"correlate.window=7d",
+                                           "correlate.max_alerts=10000",
+                                           "correlate.outbox.grace=1h", NULL};
     struct ct a, b;
-    T_OK(ct_open(&a, big_sets));
-    T_OK(ct_stage(&b, NULL, big_sets));
+    T_OK(ct_open(&a, two_sets));
+    T_OK(ct_stage(&b, NULL, two_sets));
     b.env.sink = &a.sink.sink;      /* one output topic for both */
     struct half ha = {&a, &g, 0, 0}, hb = {&b, &g, 1, 0};
     pthread_t ta, tb;
@@ -480,11 +487,20 @@ static void test_two_instances(void)
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
     T_EQ_INT(ha.failures + hb.failures, 0);
+    ct_settle(&b);                  /* what b owes (a settles its own) */
     char *got = ct_partition(&a);
     T_OK(strcmp(want, got) == 0);
     if (strcmp(want, got) != 0)
         fprintf(stderr, "  one:  %.200s\n  two:  %.200s\n", want, got);
     all_held_once(&a, &g);
+    for (int64_t until = sp_now_ms() + 3000;
+         !(outbox_empty(&a) && pub_marks_gone(&a)) && sp_now_ms() < until;
+         sp_test_sleep_ms(10)) {
+        a.st->type->tick(a.st, sp_now_ms());
+        b.st->type->tick(b.st, sp_now_ms());
+    }
+    T_OK(outbox_empty(&a));
+    T_OK(pub_marks_gone(&a));
     free(want);
     free(got);
     ct_close(&b);
@@ -649,6 +665,34 @@ static size_t held_of(struct ct *t, const char *id)
 }
 
 /*
+ * Two instances a and b (one incidents topic, a's sink holding what both
+ * publish) change one incident: versions 1 (a) and 2 (b).  Fills in where
+ * their snapshots are held (*s1, *s2) and the incident's id.
+ */
+static void two_versions_held(struct ct *a, struct ct *b,
+                              const char *const *sets, size_t *s1, size_t *s2,
+                              char *id, size_t id_n)
+{
+    T_OK(ct_open(a, sets));
+    T_OK(ct_stage(b, NULL, sets));
+    b->env.sink = &a->sink.sink;
+    a->sink.mode = SP_TEST_HOLD;
+    struct ct_alert x1 = {.id = "x1", .ents = "host:h1", .t = 10};
+    struct ct_alert x2 = {.id = "x2", .ents = "host:h1 account:u1", .t = 20};
+    struct ct_res r1, r2;
+    T_EQ_INT(ct_one(a, &x1, &r1), SP_OK);
+    ct_settle(a);
+    *s1 = held_of(a, r1.inc);
+    T_EQ_INT(ct_one(b, &x2, &r2), SP_OK);
+    ct_settle(b);
+    T_OK(strcmp(r1.inc, r2.inc) == 0);
+    T_EQ_INT(r2.version, 2);
+    *s2 = held_of(a, r1.inc);
+    T_OK(*s1 != (size_t)-1 && *s2 != (size_t)-1 && *s1 != *s2);
+    snprintf(id, id_n, "%s", r1.inc);
+}
+
+/*
  * Two instances change one incident at the same moment (versions 1 and
  * 2) and their snapshots land out of order: version 1 after version 2.
  * The acks see it, whichever instance acknowledges first, and the
@@ -664,39 +708,34 @@ static void test_snapshots_land_out_of_order(void)
     for (int c = 0; c < 3; c++) {
         bool in_order = c == 2, b_acks_first = c == 1;
         struct ct a, b;
-        T_OK(ct_open(&a, sets));
-        T_OK(ct_stage(&b, NULL, sets));
-        b.env.sink = &a.sink.sink;      /* one incidents topic */
-        a.sink.mode = SP_TEST_HOLD;
-        struct ct_alert x1 = {.id = "x1", .ents = "host:h1", .t = 10};
-        struct ct_alert x2 = {.id = "x2", .ents = "host:h1 account:u1", .t = 20};
-        struct ct_res r1, r2;
-        T_EQ_INT(ct_one(&a, &x1, &r1), SP_OK);
-        ct_settle(&a);
-        size_t s1 = held_of(&a, r1.inc);
-        T_EQ_INT(ct_one(&b, &x2, &r2), SP_OK);
-        ct_settle(&b);
-        T_OK(strcmp(r1.inc, r2.inc) == 0);
-        T_EQ_INT(r2.version, 2);
-        size_t s2 = held_of(&a, r1.inc);
-        T_OK(s1 != (size_t)-1 && s2 != (size_t)-1 && s1 != s2);
+        char inc[80];
+        size_t s1, s2;
+        two_versions_held(&a, &b, sets, &s1, &s2, inc, sizeof(inc));
         a.sink.mode = SP_TEST_ACK_OK;
         T_OK(sp_test_sink_land(&a.sink, in_order ? s1 : s2));
         T_OK(sp_test_sink_land(&a.sink, in_order ? s2 : s1));
-        snprintf(landed_id, sizeof(landed_id), "%s", r1.inc);
+        snprintf(landed_id, sizeof(landed_id), "%s", inc);
         int n;
-        T_EQ_INT(last_landed(&a, r1.inc, &n), in_order ? 2 : 1);
+        T_EQ_INT(last_landed(&a, inc, &n), in_order ? 2 : 1);
         /* The acks go out with each instance's next tick. */
         struct ct *first = b_acks_first ? &b : &a,
                   *second = b_acks_first ? &a : &b;
         first->st->type->tick(first->st, sp_now_ms());
         second->st->type->tick(second->st, sp_now_ms());
-        T_OK(ct_tick_until(&a, latest_landed_last, 3000));
+        /* Both instances tick: each acknowledges what it published
+         * (recovery may have run on both). */
+        for (int64_t until = sp_now_ms() + 3000;
+             !latest_landed_last(&a) && sp_now_ms() < until;
+             sp_test_sleep_ms(10)) {
+            a.st->type->tick(a.st, sp_now_ms());
+            b.st->type->tick(b.st, sp_now_ms());
+        }
+        T_OK(latest_landed_last(&a));
         double recovered =
             ct_metric(&a, "socpilot_correlate_outbox_recovered_total{stage=\"correlate.0\"}") +
             ct_metric(&b, "socpilot_correlate_outbox_recovered_total{stage=\"correlate.0\"}");
         int settled;
-        last_landed(&a, r1.inc, &settled);
+        last_landed(&a, inc, &settled);
         /* Both instances' recovery may publish it (each saw it due):
          * published again at least once out of order, never in order,
          * and no more once the latest is last. */
@@ -710,23 +749,119 @@ static void test_snapshots_land_out_of_order(void)
             a.st->type->tick(a.st, sp_now_ms());
             b.st->type->tick(b.st, sp_now_ms());
         }
-        T_EQ_INT(last_landed(&a, r1.inc, &n), 2);
+        T_EQ_INT(last_landed(&a, inc, &n), 2);
         T_EQ_INT(n, settled);
         ct_close(&b);
         ct_close(&a);
     }
 }
 
+/* No publish of any incident on t's incidents topic still marked in
+ * flight (true when nothing landed there: look at the key then). */
+static bool pub_marks_gone(struct ct *t)
+{
+    char (*ids)[80] = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&t->sink.mu);
+    ids = calloc(t->sink.n + 1, sizeof(*ids));
+    for (size_t i = 0; ids && i < t->sink.n; i++)
+        if (strcmp(t->sink.outs[i].topic, "incidents") == 0)
+            snprintf(ids[n++], sizeof(ids[0]), "%s", t->sink.outs[i].key);
+    pthread_mutex_unlock(&t->sink.mu);
+    long long out = ids ? 0 : 1;
+    for (size_t i = 0; i < n && out == 0; i++)
+        out += sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:%s",
+                                 ids[i]);
+    free(ids);
+    return out == 0;
+}
+
+/*
+ * The ack that would repair an out-of-order landing never comes: a's
+ * version 1 lands after b's version 2, but a's delivery report says it
+ * failed (the producer timed out after the broker wrote it; to Redis the
+ * same as a dying between its delivery report and its ack).  b's ack of
+ * version 2 finds a's publish still marked and keeps the outbox entry
+ * (before the marks it removed it, and version 1 stayed last for good);
+ * once the entry has waited the grace period, recovery publishes version
+ * 2 again, last, and writes a's mark off.
+ */
+static void test_unacked_landing_repaired(void)
+{
+    SKIP_WITHOUT_REDIS();
+    static const char *const sets[] = {"correlate.outbox.grace=800ms", NULL};
+    struct ct a, b;
+    char inc[80];
+    size_t s1, s2;
+    two_versions_held(&a, &b, sets, &s1, &s2, inc, sizeof(inc));
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD sp:{t:t1}:pub:%s",
+                               inc), 2);
+    /* Marks live twice the grace from the last one. */
+    long long ttl = sp_test_redis_int(&ct_redis, NULL, "PTTL sp:{t:t1}:pub:%s",
+                                      inc);
+    T_OK(ttl > 1000 && ttl <= 1600);
+    a.sink.mode = SP_TEST_ACK_OK;
+    T_OK(sp_test_sink_land(&a.sink, s2));
+    b.st->type->tick(b.st, sp_now_ms());
+    T_OK(sp_test_sink_land_unreported(&a.sink, s1));
+    a.st->type->tick(a.st, sp_now_ms());
+    int n;
+    T_EQ_INT(last_landed(&a, inc, &n), 1);
+    T_OK(!outbox_empty(&a));
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD sp:{t:t1}:pub:%s",
+                               inc), 1);
+    snprintf(landed_id, sizeof(landed_id), "%s", inc);
+    T_OK(ct_tick_until(&a, latest_landed_last, 5000));
+    T_OK(pub_marks_gone(&a));
+    T_OK(ct_metric(&a, "socpilot_correlate_outbox_recovered_total{stage=\"correlate.0\"}") >= 1);
+    int settled;
+    last_landed(&a, inc, &settled);
+    for (int i = 0; i < 3; i++) {
+        sp_test_sleep_ms(120);
+        a.st->type->tick(a.st, sp_now_ms());
+    }
+    T_EQ_INT(last_landed(&a, inc, &n), 2);
+    T_EQ_INT(n, settled);
+    ct_close(&b);
+    ct_close(&a);
+}
+
+/* A snapshot the producer refused outright (never handed over) cannot
+ * land: its mark is taken back at once, and its outbox entry stays for
+ * recovery. */
+static void test_refused_publish_unmarked(void)
+{
+    SKIP_WITHOUT_REDIS();
+    static const char *const sets[] = {"correlate.outbox.grace=1h", NULL};
+    struct ct t;
+    T_OK(ct_open(&t, sets));
+    t.sink.mode = SP_TEST_REFUSE;
+    struct ct_res r;
+    T_EQ_INT(ct_one(&t, &A(.id = "rf1", .ents = "host:rf1"), &r), SP_OK);
+    ct_settle(&t);
+    t.st->type->tick(t.st, sp_now_ms());
+    T_EQ_INT(sp_test_sink_count(&t.sink, "incidents"), 0);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:%s",
+                               r.inc), 0);
+    T_OK(!outbox_empty(&t));
+    ct_close(&t);
+}
+
 extern const char corr_lua_ack[];
+
+/* The ack script's clock and grace: marks made before 50 are older than
+ * the grace; an entry kept for marks out is due again at 1050. */
+static long long ack_now = 1050, ack_grace = 1000;
 
 /* One record through the ack script on incident inc1 of tenant t1:
  * *removed and *late from its reply; false on an error reply. */
-static bool ack_one(const char *ver, const char *part, const char *off,
-                    long long *removed, long long *late)
+static bool ack_marked(const char *ver, const char *part, const char *off,
+                       const char *mark, long long *removed, long long *late)
 {
     redisReply *r = sp_test_redis_cmd(&ct_redis, "EVAL %s 1 sp:{t:t1}:out "
-                                      "sp:{t:t1}: inc1 %s %s %s", corr_lua_ack,
-                                      ver, part, off);
+                                      "sp:{t:t1}: %lld %lld inc1 %s %s %s %s",
+                                      corr_lua_ack, ack_now, ack_grace, ver,
+                                      part, off, mark);
     bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2;
     if (ok) {
         *removed = r->element[0]->integer;
@@ -737,6 +872,13 @@ static bool ack_one(const char *ver, const char *part, const char *off,
     if (r)
         freeReplyObject(r);
     return ok;
+}
+
+/* The same without a mark of its own (a read that made none). */
+static bool ack_one(const char *ver, const char *part, const char *off,
+                    long long *removed, long long *late)
+{
+    return ack_marked(ver, part, off, "", removed, late);
 }
 
 /* Field f of inc1's hash as a string ("" when absent). */
@@ -769,12 +911,15 @@ static void test_ack_script(void)
     ct_flush_all();
     long long rm, late;
     char b[64];
-    /* Expired: removed from the outbox, no hash made. */
+    /* Expired: removed from the outbox, no hash made, its publish marks
+     * gone. */
     redis_do("ZADD sp:{t:t1}:out 100 inc1");
-    T_OK(ack_one("3", "0", "7", &rm, &late));
+    redis_do("ZADD sp:{t:t1}:pub:inc1 100 m0");
+    T_OK(ack_marked("3", "0", "7", "m0", &rm, &late));
     T_EQ_INT(rm, 1);
     T_EQ_INT(late, 0);
     T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:i:inc1"), 0);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:inc1"), 0);
     /* In order. */
     redis_do("HSET sp:{t:t1}:i:inc1 v 5");
     redis_do("ZADD sp:{t:t1}:out 100 inc1");
@@ -832,6 +977,39 @@ static void test_ack_script(void)
     T_EQ_INT(late, 0);
     inc_field("ld", b, sizeof(b));
     T_EQ_STR(b, "1:40:6:6");
+    /* Two publishes in flight (marked a, b): the ack of the newer one (7,
+     * b) keeps the entry, as the older one (6) may land after it, also
+     * when applied twice (a resent call: marks are unique).  It landed
+     * before: its ack finds version 7 last and removes the entry. */
+    redis_do("HSET sp:{t:t1}:i:inc1 v 7");
+    redis_do("ZADD sp:{t:t1}:out 100 inc1");
+    redis_do("ZADD sp:{t:t1}:pub:inc1 100 ma 100 mb");
+    for (int i = 0; i < 2; i++) {
+        T_OK(ack_marked("7", "1", "41", "mb", &rm, &late));
+        T_EQ_INT(rm, 0);
+        T_EQ_INT(late, 0);
+        T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD sp:{t:t1}:pub:inc1"), 1);
+        /* due one grace period from now, not at once */
+        T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZSCORE sp:{t:t1}:out inc1"), 1050);
+    }
+    T_OK(ack_marked("6", "1", "39", "ma", &rm, &late));
+    T_EQ_INT(rm, 1);
+    T_EQ_INT(late, 0);
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "1:41:7:7");
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:inc1"), 0);
+    /* A mark made before "stale" (older than the grace) is written off;
+     * the entry's own score does not count (0: queued again at once). */
+    redis_do("ZADD sp:{t:t1}:out 0 inc1");
+    redis_do("ZADD sp:{t:t1}:pub:inc1 100 ma 10 mold");
+    T_OK(ack_marked("7", "1", "42", "mc", &rm, &late));
+    T_EQ_INT(rm, 0);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD sp:{t:t1}:pub:inc1"), 1);
+    redis_do("ZADD sp:{t:t1}:pub:inc1 10 ma");
+    T_OK(ack_marked("7", "1", "43", "", &rm, &late));
+    T_EQ_INT(rm, 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:inc1"), 0);
+    redis_do("HSET sp:{t:t1}:i:inc1 v 6");
     if (ct_cluster.n) {
         T_SKIP("maxmemory part: one server only");
         return;
@@ -859,6 +1037,29 @@ static void test_ack_script(void)
     T_OK(ok);
     T_EQ_INT(rm, 1);
     T_EQ_INT(late, 0);
+    inc_field("ld", b, sizeof(b));
+    T_EQ_STR(b, "1:40:6:6");
+    /* The same with its mark, and with another mark out: the mark is
+     * taken back (ZREM is never refused for memory), the landing not
+     * written; another mark out keeps the entry, due one grace later
+     * (Redis lets a script that has written write on). */
+    redis_do("ZADD sp:{t:t1}:out 100 inc1");
+    redis_do("ZADD sp:{t:t1}:pub:inc1 100 mz");
+    redis_do("CONFIG SET maxmemory 1");
+    ok = ack_marked("6", "1", "51", "mz", &rm, &late);
+    redis_do("CONFIG SET maxmemory 0");
+    T_OK(ok);
+    T_EQ_INT(rm, 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "EXISTS sp:{t:t1}:pub:inc1"), 0);
+    redis_do("ZADD sp:{t:t1}:out 100 inc1");
+    redis_do("ZADD sp:{t:t1}:pub:inc1 100 mz 100 mo");
+    redis_do("CONFIG SET maxmemory 1");
+    ok = ack_marked("6", "1", "52", "mz", &rm, &late);
+    redis_do("CONFIG SET maxmemory 0");
+    T_OK(ok);
+    T_EQ_INT(rm, 0);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZCARD sp:{t:t1}:pub:inc1"), 1);
+    T_EQ_INT(sp_test_redis_int(&ct_redis, NULL, "ZSCORE sp:{t:t1}:out inc1"), 1050);
     inc_field("ld", b, sizeof(b));
     T_EQ_STR(b, "1:40:6:6");
 }
@@ -1968,6 +2169,8 @@ int main(void)
     T_RUN(test_replay_republishes);
     T_RUN(test_outbox_recovery);
     T_RUN(test_snapshots_land_out_of_order);
+    T_RUN(test_unacked_landing_repaired);
+    T_RUN(test_refused_publish_unmarked);
     T_RUN(test_ack_script);
     T_RUN(test_landing_recorded);
     T_RUN(test_idle_tenants_forgotten);
