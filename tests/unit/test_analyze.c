@@ -1941,6 +1941,19 @@ static void test_stale_job_after_takeover(void)
 
 static long held_output(struct at *t, const char *id, bool analysis);
 
+/* Ticks the analyze stage (up to 5 s) until the analysis of id is
+ * published and held by the sink; its index among the outputs, or -1. */
+static long held_analysis(struct at *t, const char *id)
+{
+    long at = -1;
+    for (int64_t until = sp_now_ms() + 5000;
+         at < 0 && sp_now_ms() < until; sp_test_sleep_ms(2)) {
+        t->an->type->tick(t->an, sp_now_ms());
+        at = held_output(t, id, true);
+    }
+    return at;
+}
+
 /* A template stored while the LLM was away whose publish is refused is
  * published again as it is when the job is re-run (retry_delay), like any
  * unacknowledged analysis, instead of calling the LLM again long before
@@ -1964,12 +1977,7 @@ static void test_template_publish_failed_reuse(void)
     char id[80];
     at_feed_id(&t, &a, 1, id, sizeof(id));
     t.clock += 1001;
-    long held = -1;
-    for (int64_t deadline = sp_now_ms() + 5000;
-         held < 0 && sp_now_ms() < deadline; sp_test_sleep_ms(2)) {
-        t.an->type->tick(t.an, sp_now_ms());
-        held = held_output(&t, id, true);
-    }
+    long held = held_analysis(&t, id);
     T_OK(held >= 0);
     T_EQ_INT(fake_openai_stat(&fake, "requests"), 1);
     t.sink.mode = SP_TEST_ACK_OK;
@@ -2065,12 +2073,7 @@ static void test_analysis_landed_first(void)
         T_OK(corr_out >= 0);
         /* The analysis, once the quiet period is over. */
         t.clock += 2000;
-        long an_out = -1;
-        for (int64_t until = sp_now_ms() + 5000;
-             an_out < 0 && sp_now_ms() < until; sp_test_sleep_ms(5)) {
-            t.an->type->tick(t.an, sp_now_ms());
-            an_out = held_output(&t, id, true);
-        }
+        long an_out = held_analysis(&t, id);
         T_OK(an_out >= 0);
         if (an_out < 0 || corr_out < 0) {
             t.sink.mode = SP_TEST_ACK_OK;
@@ -2125,12 +2128,7 @@ static void test_lease_renewed_while_publishing(void)
     char id[80];
     at_feed_id(&t, &a1, 1, id, sizeof(id));
     t.clock += 1001;
-    long out = -1;
-    for (int64_t until = sp_now_ms() + 5000;
-         out < 0 && sp_now_ms() < until; sp_test_sleep_ms(5)) {
-        t.an->type->tick(t.an, sp_now_ms());
-        out = held_output(&t, id, true);
-    }
+    long out = held_analysis(&t, id);
     T_OK(out >= 0);                 /* published, not acknowledged */
     struct sp_stage *other = at_an_new(&t);
     T_OK(other != NULL);
